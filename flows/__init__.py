@@ -1,0 +1,1 @@
+"""Prefect flows (imported as ``seqflow.flows``): they only wire tasks together."""

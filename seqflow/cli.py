@@ -1,0 +1,128 @@
+"""The ``seqflow`` command.
+
+Everything with side effects (reading ``mlflow.env``, logging setup, Prefect settings) happens inside
+:func:`main`, never at import time. Heavy libraries (TensorFlow, Prefect, MLflow) are imported only by the
+subcommand that needs them, so ``seqflow --help`` answers at once.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from typing import Sequence
+
+from seqflow import __version__
+from seqflow.config import PROFILES, PipelineConfig, get_profile, parse_assignments, with_overrides
+from seqflow.errors import SeqflowError
+from seqflow.settings import TrackingSettings, load_settings
+
+logger = logging.getLogger("seqflow")
+
+# Libraries that log at INFO about their own internals; a pipeline log should show seqflow's steps.
+NOISY_LOGGERS = ("great_expectations", "absl", "tensorflow", "h5py", "matplotlib", "alembic", "urllib3", "httpx", "httpcore")
+
+
+def _add_config_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--profile", choices=sorted(PROFILES), help="named settings (default: SEQFLOW_PROFILE or quick)")
+    parser.add_argument("--source", help="data source: embedded | tfds:imdb_reviews | aclimdb:PATH | csv:PATH | parquet:PATH")
+    parser.add_argument("--seed", type=int, help="the one random seed for splits, initialisation and shuffling")
+    parser.add_argument(
+        "--set",
+        dest="assignments",
+        action="append",
+        default=[],
+        metavar="SECTION.FIELD=VALUE",
+        help="override one setting, e.g. --set tokenisation.max_length=300 (repeatable)",
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="seqflow",
+        description="Train, check, track and promote Keras sequence models with Prefect, Great Expectations and MLflow.",
+    )
+    parser.add_argument("--version", action="version", version=f"seqflow {__version__}")
+    parser.add_argument("--env-file", help="dotenv file with MLflow settings (default: ./mlflow.env if present)")
+    parser.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    validate = commands.add_parser(
+        "validate", help="download, check the raw-data contract, tokenise and check the tokenised contract"
+    )
+    _add_config_options(validate)
+
+    profiles = commands.add_parser("profiles", help="list the named profiles and their settings")
+    profiles.add_argument("name", nargs="?", help="show one profile in full")
+    return parser
+
+
+def resolve_config(args: argparse.Namespace, settings: TrackingSettings) -> PipelineConfig:
+    """Profile, then SEQFLOW_* settings from mlflow.env / the environment, then the CLI (later wins)."""
+    config = get_profile(args.profile or settings.default_profile)
+    overrides: dict[str, object] = dict(settings.config_overrides)
+    if args.source:
+        overrides["data.source"] = args.source
+    if args.seed is not None:
+        overrides["seed"] = args.seed
+    overrides.update(parse_assignments(args.assignments))
+    return with_overrides(config, overrides)
+
+
+def configure_runtime(log_level: str) -> None:
+    """Logging and library settings for a CLI process; called once from :func:`main`."""
+    logging.basicConfig(level=log_level, format="%(asctime)s %(levelname)-7s %(name)s: %(message)s", datefmt="%H:%M:%S")
+    # TensorFlow's C++ start-up chatter (CPU feature notes) is not useful in a pipeline log.
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    # Anonymous usage reporting cannot reach its server offline and only adds delay.
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
+    from seqflow.logs import quiet_libraries
+
+    quiet_libraries(NOISY_LOGGERS)
+
+
+def _cmd_validate(args: argparse.Namespace, settings: TrackingSettings) -> int:
+    config = resolve_config(args, settings)
+    from seqflow.flows.validate import validate_flow
+
+    summary = validate_flow(config)
+    print(summary.render())
+    return 0
+
+
+def _cmd_profiles(args: argparse.Namespace, settings: TrackingSettings) -> int:
+    if args.name:
+        for key, value in get_profile(args.name).to_flat_dict().items():
+            print(f"{key:40} {value}")
+        return 0
+    for name, profile in PROFILES.items():
+        tok, train = profile.tokenisation, profile.training
+        print(
+            f"{name:26} vocab {tok.vocab_size:>6}  len {tok.max_length:>4} {tok.padding:<4}  "
+            f"epochs {train.epochs:>2}  archs {','.join(train.architectures)}"
+        )
+    return 0
+
+
+_COMMANDS = {"validate": _cmd_validate, "profiles": _cmd_profiles}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    configure_runtime(args.log_level)
+    try:
+        settings = load_settings(args.env_file)
+        return _COMMANDS[args.command](args, settings)
+    except SeqflowError as error:
+        # Expected failures (bad input, failed contract) are one clear message, not a traceback.
+        print(f"seqflow: error: {error}", file=sys.stderr)
+        return error.exit_code
+    except KeyboardInterrupt:
+        print("seqflow: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,291 @@
+"""Run the data contracts in ``data_contracts/`` with Great Expectations and report the outcome plainly.
+
+Each run validates one frame per split, saves the GX validation results as JSON and builds GX Data Docs
+(HTML) in the report folder, so the flow can log both to MLflow. A failure becomes one
+:class:`~seqflow.errors.ContractViolation` naming the contract, split, expectation, counts and examples.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from seqflow.config import ContractConfig, TokenisationConfig
+from seqflow.datasets import SPLITS, SplitFiles, read_split
+from seqflow.errors import ContractViolation
+from seqflow.tokenise import TokenisedData, load_arrays
+
+logger = logging.getLogger(__name__)
+
+# Characters of a failing review shown in an error message.
+EXAMPLE_CHARS = 60
+
+
+@dataclass(frozen=True)
+class ExpectationOutcome:
+    split: str
+    expectation: str
+    column: str | None
+    success: bool
+    unexpected_count: int | None
+    element_count: int | None
+    observed_value: Any
+    examples: list[Any]
+    kwargs: dict[str, Any]
+    exception: str | None = None
+
+    def describe(self) -> str:
+        """One line: what was expected, how many rows broke it, and a few examples."""
+        shown_kwargs = {k: v for k, v in self.kwargs.items() if k not in ("batch_id", "column")}
+        column = f"column {self.column!r}: " if self.column else ""
+        text = f"split {self.split!r}, {column}{self.expectation}({_short(shown_kwargs)})"
+        if self.exception:
+            return f"{text} could not be evaluated: {self.exception}"
+        if self.unexpected_count is not None:
+            share = f" ({self.unexpected_count / self.element_count:.2%})" if self.element_count else ""
+            text += f": {self.unexpected_count} of {self.element_count} rows fail{share}"
+        if self.observed_value is not None:
+            text += f"; observed {self.observed_value!r}"
+        if self.examples:
+            text += f"; e.g. {self.examples}"
+        return text
+
+
+@dataclass(frozen=True)
+class ContractReport:
+    """The outcome of one contract over all splits, and where its files are."""
+
+    contract: str
+    success: bool
+    report_dir: Path
+    results_path: Path
+    data_docs_index_path: Path | None
+    evaluated: int
+    failed: list[ExpectationOutcome] = field(default_factory=list)
+
+    def summary_line(self) -> str:
+        status = "passed" if self.success else f"FAILED ({len(self.failed)} expectation(s))"
+        return f"{self.contract}: {self.evaluated} expectations over {len(SPLITS)} splits {status}"
+
+    def failure_message(self) -> str:
+        lines = [f"data contract {self.contract!r} failed; nothing was trained:"]
+        lines += [f"  - {outcome.describe()}" for outcome in self.failed]
+        lines.append(f"  full results: {self.results_path}")
+        if self.data_docs_index_path:
+            lines.append(f"  data docs: {self.data_docs_index_path}")
+        return "\n".join(lines)
+
+
+def _short(value: Any, limit: int = EXAMPLE_CHARS) -> str:
+    text = value if isinstance(value, str) else repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _plain(value: Any) -> Any:
+    """NumPy scalars to Python values, so messages read ``0.5`` and not ``np.float64(0.5)``."""
+    if isinstance(value, np.generic):
+        return value.item()
+    return value
+
+
+def _gx_context(data_docs_dir: Path):  # noqa: ANN202 - GX context classes are not public API
+    # GX reports usage statistics and draws progress bars unless told not to; neither belongs in a pipeline log.
+    os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
+    import great_expectations as gx
+    from great_expectations.data_context.types.base import ProgressBarsConfig
+
+    context = gx.get_context(mode="ephemeral")
+    context.variables.progress_bars = ProgressBarsConfig(globally=False, metric_calculations=False)
+    context.add_data_docs_site(
+        site_name="seqflow",
+        site_config={
+            "class_name": "SiteBuilder",
+            "store_backend": {"class_name": "TupleFilesystemStoreBackend", "base_directory": str(Path(data_docs_dir).resolve())},
+            "site_index_builder": {"class_name": "DefaultSiteIndexBuilder"},
+        },
+    )
+    return context
+
+
+def run_contract(
+    contract: str,
+    frames: dict[str, pd.DataFrame],
+    suites: dict[str, Any],
+    report_dir: Path,
+    examples_in_message: int,
+) -> ContractReport:
+    """Validate ``frames[split]`` against ``suites[split]`` for every split; save JSON results and Data Docs."""
+    import great_expectations as gx
+
+    report_dir = Path(report_dir)
+    if report_dir.exists():
+        # A rerun replaces the previous report instead of mixing old and new Data Docs pages.
+        shutil.rmtree(report_dir)
+    data_docs_dir = report_dir / "data_docs"
+    data_docs_dir.mkdir(parents=True)
+    context = _gx_context(data_docs_dir)
+    data_source = context.data_sources.add_pandas(contract)
+
+    outcomes: list[ExpectationOutcome] = []
+    raw_results: dict[str, Any] = {}
+    for split in SPLITS:
+        batch_definition = data_source.add_dataframe_asset(name=split).add_batch_definition_whole_dataframe(split)
+        suite = context.suites.add(suites[split])
+        validation = context.validation_definitions.add(
+            gx.ValidationDefinition(name=f"{contract}.{split}", data=batch_definition, suite=suite)
+        )
+        checkpoint = context.checkpoints.add(
+            gx.Checkpoint(
+                name=f"{contract}.{split}",
+                validation_definitions=[validation],
+                actions=[gx.checkpoint.UpdateDataDocsAction(name="data_docs", site_names=["seqflow"])],
+                result_format={"result_format": "SUMMARY", "partial_unexpected_count": examples_in_message},
+            )
+        )
+        checkpoint_result = checkpoint.run(batch_parameters={"dataframe": frames[split]})
+        for validation_result in checkpoint_result.run_results.values():
+            raw_results[split] = validation_result.to_json_dict()
+            outcomes.extend(_outcomes(split, validation_result, examples_in_message))
+
+    results_path = report_dir / f"{contract}_results.json"
+    results_path.write_text(json.dumps(raw_results, indent=2, default=str))
+    index = data_docs_dir / "index.html"
+    failed = [outcome for outcome in outcomes if not outcome.success]
+    report = ContractReport(
+        contract=contract,
+        success=not failed,
+        report_dir=report_dir,
+        results_path=results_path,
+        data_docs_index_path=index if index.is_file() else None,
+        evaluated=len(outcomes),
+        failed=failed,
+    )
+    logger.info(report.summary_line())
+    return report
+
+
+def _outcomes(split: str, validation_result: Any, examples_in_message: int) -> list[ExpectationOutcome]:
+    outcomes = []
+    for result in validation_result.results:
+        config = result.expectation_config
+        details = result.result or {}
+        exception = None
+        info = result.exception_info or {}
+        if info.get("raised_exception"):
+            exception = _short(str(info.get("exception_message", "")).strip().splitlines()[0] if info.get("exception_message") else "error", 200)
+        examples = [_short(_plain(value)) if isinstance(value, str) else _plain(value)
+                    for value in (details.get("partial_unexpected_list") or [])[:examples_in_message]]
+        outcomes.append(
+            ExpectationOutcome(
+                split=split,
+                expectation=config.type,
+                column=config.kwargs.get("column"),
+                success=bool(result.success),
+                unexpected_count=details.get("unexpected_count"),
+                element_count=details.get("element_count"),
+                observed_value=_plain(details.get("observed_value")),
+                examples=examples,
+                kwargs=dict(config.kwargs),
+                exception=exception,
+            )
+        )
+    return outcomes
+
+
+def raise_on_failure(report: ContractReport) -> ContractReport:
+    """Return ``report`` when it passed; otherwise raise one readable :class:`ContractViolation`."""
+    if not report.success:
+        raise ContractViolation(report.failure_message(), report_path=str(report.results_path))
+    return report
+
+
+# --- the two contracts -----------------------------------------------------------------------------------
+
+
+def raw_contract_frames(split_files: SplitFiles) -> dict[str, pd.DataFrame]:
+    """The splits as validated by the raw contract; the test frame gains ``also_in_train``."""
+    frames = {split: read_split(split_files, split) for split in SPLITS}
+    train_texts = set(frames["train"]["text"].dropna())
+    test = frames["test"].copy()
+    test["also_in_train"] = test["text"].isin(train_texts)
+    frames["test"] = test
+    return frames
+
+
+def validate_raw_splits(split_files: SplitFiles, contracts: ContractConfig) -> ContractReport:
+    """Run the raw-review contract on every split of ``split_files``."""
+    from seqflow.data_contracts.raw_reviews import SUITE_NAME, build_raw_reviews_suite
+
+    return run_contract(
+        SUITE_NAME,
+        raw_contract_frames(split_files),
+        {split: build_raw_reviews_suite(contracts, split) for split in SPLITS},
+        split_files.dataset_dir / "contracts" / SUITE_NAME,
+        contracts.examples_in_message,
+    )
+
+
+def summarise_padded_rows(ids: np.ndarray, labels: np.ndarray, padding: str) -> pd.DataFrame:
+    """One row per padded sequence with the columns the tokenised contract checks."""
+    from seqflow.models.text import OOV_ID, PADDING_ID
+
+    ids = np.asarray(ids)
+    if ids.ndim != 2:
+        ids = ids.reshape(len(ids), -1)
+    is_pad = ids == PADDING_ID
+    real = ~is_pad
+    if padding == "post":
+        # Everything from the first padding id on must be padding.
+        after_first_pad = np.cumsum(is_pad, axis=1) > 0
+        wrong_side = (real & after_first_pad).sum(axis=1)
+    else:
+        # Everything from the first real id on must be real.
+        after_first_real = np.cumsum(real, axis=1) > 0
+        wrong_side = (is_pad & after_first_real).sum(axis=1)
+    real_counts = real.sum(axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        oov_fraction = np.where(real_counts > 0, (ids == OOV_ID).sum(axis=1) / np.maximum(real_counts, 1), np.nan)
+    summary = pd.DataFrame(
+        {
+            "row_length": np.full(len(ids), ids.shape[1], dtype=np.int64),
+            "min_id": ids.min(axis=1) if ids.shape[1] else np.zeros(len(ids), np.int64),
+            "max_id": ids.max(axis=1) if ids.shape[1] else np.zeros(len(ids), np.int64),
+            "ids_on_wrong_side": wrong_side,
+            "oov_fraction": oov_fraction,
+            "all_padding": real_counts == 0,
+        }
+    )
+    # Labels join only when counts agree; otherwise the row-count expectation reports the mismatch.
+    summary["label"] = np.asarray(labels) if len(labels) == len(ids) else np.nan
+    return summary
+
+
+def validate_tokenised_arrays(
+    tokenised: TokenisedData,
+    tokenisation: TokenisationConfig,
+    contracts: ContractConfig,
+    arrays: dict[str, np.ndarray] | None = None,
+) -> ContractReport:
+    """Run the tokenised contract on the padded arrays (loaded from ``tokenised`` unless given)."""
+    from seqflow.data_contracts.tokenised_reviews import SUITE_NAME, build_tokenised_reviews_suite
+
+    arrays = load_arrays(tokenised) if arrays is None else arrays
+    frames = {
+        split: summarise_padded_rows(arrays[f"x_{split}"], arrays[f"y_{split}"], tokenisation.padding)
+        for split in SPLITS
+    }
+    suites = {
+        split: build_tokenised_reviews_suite(tokenisation, contracts, split, len(arrays[f"y_{split}"]))
+        for split in SPLITS
+    }
+    return run_contract(
+        SUITE_NAME, frames, suites, tokenised.tokenised_dir / "contracts" / SUITE_NAME, contracts.examples_in_message
+    )

