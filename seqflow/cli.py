@@ -14,7 +14,7 @@ import sys
 from typing import Sequence
 
 from seqflow import __version__
-from seqflow.config import PROFILES, PipelineConfig, get_profile, parse_assignments, with_overrides
+from seqflow.config import ALL_ARCHITECTURES, PROFILES, PipelineConfig, get_profile, parse_assignments, with_overrides
 from seqflow.errors import SeqflowError
 from seqflow.settings import TrackingSettings, load_settings
 
@@ -53,6 +53,21 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_config_options(validate)
 
+    run = commands.add_parser("run", help="validate data, train every architecture, evaluate, register and promote")
+    _add_config_options(run)
+    run.add_argument(
+        "--arch",
+        dest="architectures",
+        action="append",
+        choices=list(ALL_ARCHITECTURES),
+        help="train only this architecture (repeatable; default: the profile's list)",
+    )
+
+    predict = commands.add_parser("predict", help="score raw reviews with the champion (or --model-uri)")
+    predict.add_argument("texts", nargs="+", metavar="TEXT", help="review text(s) to score")
+    predict.add_argument("--model-uri", help="MLflow model URI (default: models:/<registered name>@champion)")
+    predict.add_argument("--json", action="store_true", help="print a JSON list of {text, probability, label}")
+
     profiles = commands.add_parser("profiles", help="list the named profiles and their settings")
     profiles.add_argument("name", nargs="?", help="show one profile in full")
     return parser
@@ -66,20 +81,26 @@ def resolve_config(args: argparse.Namespace, settings: TrackingSettings) -> Pipe
         overrides["data.source"] = args.source
     if args.seed is not None:
         overrides["seed"] = args.seed
+    if getattr(args, "architectures", None):
+        overrides["training.architectures"] = tuple(dict.fromkeys(args.architectures))
     overrides.update(parse_assignments(args.assignments))
     return with_overrides(config, overrides)
 
 
 def configure_runtime(log_level: str) -> None:
     """Logging and library settings for a CLI process; called once from :func:`main`."""
-    logging.basicConfig(level=log_level, format="%(asctime)s %(levelname)-7s %(name)s: %(message)s", datefmt="%H:%M:%S")
+    from seqflow.logs import RunNameFormatter, quiet_libraries
+
+    handler = logging.StreamHandler()
+    handler.setFormatter(RunNameFormatter("%(asctime)s %(levelname)-7s %(name)s: %(message)s", datefmt="%H:%M:%S"))
+    logging.basicConfig(level=log_level, handlers=[handler])
+    # MLflow logs through its own handler, so it needs its own level.
+    os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")
     # TensorFlow's C++ start-up chatter (CPU feature notes) is not useful in a pipeline log.
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     # Anonymous usage reporting cannot reach its server offline and only adds delay.
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
-    from seqflow.logs import quiet_libraries
-
     quiet_libraries(NOISY_LOGGERS)
 
 
@@ -89,6 +110,49 @@ def _cmd_validate(args: argparse.Namespace, settings: TrackingSettings) -> int:
 
     summary = validate_flow(config)
     print(summary.render())
+    return 0
+
+
+def _cmd_run(args: argparse.Namespace, settings: TrackingSettings) -> int:
+    config = resolve_config(args, settings)
+    from seqflow.flows.sentiment import sentiment_flow
+
+    summary = sentiment_flow(config, settings)
+    print(summary.render())
+    return 0
+
+
+# Words of a review shown next to its score.
+PREVIEW_WORDS = 8
+
+
+def _cmd_predict(args: argparse.Namespace, settings: TrackingSettings) -> int:
+    import json
+
+    import pandas as pd
+
+    from seqflow.tracking import CHAMPION_ALIAS, Tracker
+
+    model_uri = args.model_uri or f"models:/{settings.registered_model_name}@{CHAMPION_ALIAS}"
+    tracker = Tracker(settings)
+    if args.model_uri is None and tracker.champion() is None:
+        raise SeqflowError(
+            f"registered model {settings.registered_model_name!r} has no {CHAMPION_ALIAS!r} alias in "
+            f"{settings.tracking_uri}; run `seqflow run` first or pass --model-uri"
+        )
+    predictions = tracker.load_pyfunc(model_uri).predict(pd.DataFrame({"text": list(args.texts)}))
+    results = [
+        {"text": text, "probability": float(probability), "label": int(label)}
+        for text, probability, label in zip(args.texts, predictions["probability"], predictions["label"])
+    ]
+    if args.json:
+        print(json.dumps(results, indent=2))
+        return 0
+    for result in results:
+        words = result["text"].split()
+        preview = " ".join(words[:PREVIEW_WORDS]) + (" ..." if len(words) > PREVIEW_WORDS else "")
+        label = "positive" if result["label"] == 1 else "negative"
+        print(f"{result['probability']:.3f}  {label:8}  {preview}")
     return 0
 
 
@@ -106,7 +170,7 @@ def _cmd_profiles(args: argparse.Namespace, settings: TrackingSettings) -> int:
     return 0
 
 
-_COMMANDS = {"validate": _cmd_validate, "profiles": _cmd_profiles}
+_COMMANDS = {"validate": _cmd_validate, "run": _cmd_run, "predict": _cmd_predict, "profiles": _cmd_profiles}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

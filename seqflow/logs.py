@@ -45,6 +45,15 @@ class BelowLevelFromLibraries(logging.Filter):
         return not any(record.name == name or record.name.startswith(name + ".") for name in self.prefixes)
 
 
+class RunNameFormatter(logging.Formatter):
+    """Show which Prefect task or flow run a record belongs to (Prefect passes it as ``extra``)."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        run_name = getattr(record, "task_run_name", None) or getattr(record, "flow_run_name", None)
+        formatted = super().format(record)
+        return formatted.replace(f"{record.name}: ", f"{record.name} [{run_name}]: ", 1) if run_name else formatted
+
+
 def quiet_libraries(noisy_logger_names: Iterable[str]) -> None:
     """Install both filters: on Prefect's run loggers, and on every handler of the root logger."""
     expected_errors_filter = DropTracebackOfExpectedErrors()

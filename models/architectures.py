@@ -1,0 +1,141 @@
+"""The sentiment architectures of the seed experiments, one ``build_<name>`` each, and their registry.
+
+Every builder takes a :class:`ModelSpec` and returns an uncompiled ``keras.Model`` mapping padded id sequences
+``(batch, length)`` to a positive-class probability ``(batch, 1)``. Length is left open so a model serves any
+padding length; with ``mask_padding`` the recurrent layers and the pooling skip padding ids, so the output does
+not depend on how much padding a review has (the seeds' SimpleRNN read its last state after hundreds of
+padding steps and stayed at 50%).
+
+LSTM layers keep Keras' defaults (tanh, sigmoid, no recurrent dropout, not unrolled): that is what lets
+Keras 3 use the cuDNN kernel on a GPU. cuDNN accepts masks only for right-padded batches, so GPU runs should
+keep ``tokenisation.padding="post"`` (the default).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import keras
+from keras import layers
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """What a builder needs; built from the training config and the vocabulary actually adapted."""
+
+    vocab_size: int
+    embedding_dim: int = 64
+    rnn_units: int = 64
+    dense_units: int = 64
+    dropout: float = 0.0
+    mask_padding: bool = True
+
+
+def _embedded_ids(spec: ModelSpec) -> tuple[keras.KerasTensor, keras.KerasTensor]:
+    """The shared input and embedding stem: ids -> (optionally masked) dense vectors."""
+    ids = keras.Input(shape=(None,), dtype="int32", name="token_ids")
+    # One vector per vocabulary id; mask_zero marks id 0 (padding) so later layers ignore it.
+    vectors = layers.Embedding(spec.vocab_size, spec.embedding_dim, mask_zero=spec.mask_padding, name="embedding")(ids)
+    # Drops whole embedding channels rather than single values: neighbouring words share channels.
+    vectors = layers.SpatialDropout1D(spec.dropout, name="embedding_dropout")(vectors)
+    return ids, vectors
+
+
+def _classifier_head(features: keras.KerasTensor, spec: ModelSpec) -> keras.KerasTensor:
+    """Dropout, an optional hidden Dense layer and the sigmoid output."""
+    features = layers.Dropout(spec.dropout, name="head_dropout")(features)
+    if spec.dense_units:
+        # Hidden layer from the seeds' models (Dense(64, relu) before the output).
+        features = layers.Dense(spec.dense_units, activation="relu", name="hidden")(features)
+    # Probability that the review is positive.
+    return layers.Dense(1, activation="sigmoid", name="positive_probability")(features)
+
+
+def build_embedding_pool(spec: ModelSpec) -> keras.Model:
+    """Embedding + GlobalAveragePooling1D + Dense: a bag of word vectors, fast and hard to beat."""
+    ids, vectors = _embedded_ids(spec)
+    # Mean over the real (unmasked) words of the review.
+    pooled = layers.GlobalAveragePooling1D(name="average_words")(vectors)
+    return keras.Model(ids, _classifier_head(pooled, spec), name="embedding_pool")
+
+
+def build_simple_rnn(spec: ModelSpec) -> keras.Model:
+    """One SimpleRNN layer reading the review left to right; its last state summarises the review."""
+    ids, vectors = _embedded_ids(spec)
+    # Last state over real words only (padding is masked).
+    state = layers.SimpleRNN(spec.rnn_units, name="simple_rnn")(vectors)
+    return keras.Model(ids, _classifier_head(state, spec), name="simple_rnn")
+
+
+def build_stacked_rnn(spec: ModelSpec) -> keras.Model:
+    """Two SimpleRNN layers; the first hands its whole sequence to the second."""
+    ids, vectors = _embedded_ids(spec)
+    # Full sequence of states, so the second layer sees every step.
+    sequence = layers.SimpleRNN(spec.rnn_units, return_sequences=True, name="simple_rnn_1")(vectors)
+    # Last state of the upper layer.
+    state = layers.SimpleRNN(spec.rnn_units, name="simple_rnn_2")(sequence)
+    return keras.Model(ids, _classifier_head(state, spec), name="stacked_rnn")
+
+
+def build_lstm(spec: ModelSpec) -> keras.Model:
+    """One LSTM layer: gated memory that keeps sentiment cues across long reviews."""
+    ids, vectors = _embedded_ids(spec)
+    # Default activations keep the layer cuDNN-eligible on GPUs.
+    state = layers.LSTM(spec.rnn_units, name="lstm")(vectors)
+    return keras.Model(ids, _classifier_head(state, spec), name="lstm")
+
+
+def build_bilstm(spec: ModelSpec) -> keras.Model:
+    """A bidirectional LSTM: one pass forwards, one backwards, last states concatenated."""
+    ids, vectors = _embedded_ids(spec)
+    # Forward and backward LSTM over real words; outputs concatenated (2 x units).
+    state = layers.Bidirectional(layers.LSTM(spec.rnn_units), name="bilstm")(vectors)
+    return keras.Model(ids, _classifier_head(state, spec), name="bilstm")
+
+
+def build_stacked_bilstm(spec: ModelSpec) -> keras.Model:
+    """Two bidirectional LSTM layers, as in the seeds' deepest model."""
+    ids, vectors = _embedded_ids(spec)
+    # Lower bidirectional layer returns every step for the upper one.
+    sequence = layers.Bidirectional(layers.LSTM(spec.rnn_units, return_sequences=True), name="bilstm_1")(vectors)
+    # Upper bidirectional layer returns its last states.
+    state = layers.Bidirectional(layers.LSTM(spec.rnn_units), name="bilstm_2")(sequence)
+    return keras.Model(ids, _classifier_head(state, spec), name="stacked_bilstm")
+
+
+MODEL_BUILDERS: dict[str, Callable[[ModelSpec], keras.Model]] = {
+    "embedding_pool": build_embedding_pool,
+    "simple_rnn": build_simple_rnn,
+    "stacked_rnn": build_stacked_rnn,
+    "lstm": build_lstm,
+    "bilstm": build_bilstm,
+    "stacked_bilstm": build_stacked_bilstm,
+}
+
+
+def build_model(architecture: str, spec: ModelSpec) -> keras.Model:
+    """The named architecture, or a ValueError listing the known names."""
+    try:
+        builder = MODEL_BUILDERS[architecture]
+    except KeyError:
+        raise ValueError(f"unknown architecture {architecture!r}; known: {sorted(MODEL_BUILDERS)}") from None
+    return builder(spec)
+
+
+def build_serving_model(
+    classifier: keras.Model,
+    vocabulary: list[str],
+    max_length: int,
+    padding: str,
+    truncation: str,
+) -> keras.Model:
+    """Raw review strings -> positive probability: vectoriser and padding in front of a trained classifier."""
+    from seqflow.models.text import PadAndTruncate, build_vectoriser
+
+    texts = keras.Input(shape=(1,), dtype="string", name="text")
+    # Same standardisation and vocabulary as training: ids match what the classifier learned.
+    ids = build_vectoriser(len(vocabulary), vocabulary)(texts)
+    # Same length and padding side as the training arrays.
+    padded = PadAndTruncate(max_length, padding, truncation, name="pad_and_truncate")(ids)
+    return keras.Model(texts, classifier(padded), name=f"{classifier.name}_serving")

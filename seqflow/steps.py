@@ -1,0 +1,371 @@
+"""The sentiment pipeline's steps after validation: plain functions that the Prefect tasks wrap.
+
+Each step takes explicit inputs (paths, digests, run ids, config slices), does one thing, and returns a small
+frozen record. MLflow runs are always closed: a step that fails marks the run it owns FAILED before raising.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import logging
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from seqflow.config import PipelineConfig, PromotionConfig, TrainingConfig
+from seqflow.contracts import ContractReport
+from seqflow.datasets import SplitFiles
+from seqflow.evaluation import classification_metrics, overfitting_figures, plot_confusion_matrix, plot_learning_curves
+from seqflow.promotion import PromotionDecision, decide_promotion
+from seqflow.tokenise import TokenisedData, load_arrays, load_vocabulary
+from seqflow.tracking import FLOW_RUN_TAG, ROLE_TAG, RegisteredVersion, Tracker
+from seqflow.training import export_serving_model, train_classifier
+
+logger = logging.getLogger(__name__)
+
+# Reviews stored with each logged model as its input example.
+INPUT_EXAMPLE_TEXTS = ["A moving, beautifully acted film.", "Dull plot and wooden acting; I walked out."]
+
+
+@dataclass(frozen=True)
+class TrainedModel:
+    architecture: str
+    run_id: str
+    classifier_path: Path
+    model_uri: str
+    history: dict[str, list[float]]
+    epochs_run: int
+    seconds: float
+    seconds_per_epoch: float
+
+
+@dataclass(frozen=True)
+class EvaluatedModel:
+    architecture: str
+    run_id: str
+    model_uri: str
+    dataset_digest: str
+    test_metrics: dict[str, float]
+    overfitting: dict[str, float]
+    epochs_run: int
+    seconds: float
+    seconds_per_epoch: float
+
+
+@dataclass(frozen=True)
+class RegistrationOutcome:
+    versions: list[RegisteredVersion]
+    decision: PromotionDecision | None
+    champion_version: str | None
+
+
+@dataclass(frozen=True)
+class ComparisonRow:
+    architecture: str
+    epochs: int
+    best_val_accuracy: float
+    test_accuracy: float
+    roc_auc: float
+    gap_at_end: float
+    seconds: float
+    version: str | None
+    champion: bool
+
+
+@dataclass(frozen=True)
+class RunSummary:
+    parent_run_id: str
+    experiment_name: str
+    registered_model_name: str
+    rows: list[ComparisonRow]
+    decision_reason: str
+    champion_version: str | None
+    extra: dict[str, str] = field(default_factory=dict)
+
+    def render(self) -> str:
+        header = f"{'architecture':16} {'epochs':>6} {'best val':>8} {'test acc':>8} {'AUC':>6} {'gap':>6} {'seconds':>8} {'version':>7}  champion"
+        lines = [header, "-" * len(header)]
+        for row in self.rows:
+            lines.append(
+                f"{row.architecture:16} {row.epochs:>6d} {row.best_val_accuracy:>8.4f} {row.test_accuracy:>8.4f} "
+                f"{row.roc_auc:>6.3f} {row.gap_at_end:>+6.3f} {row.seconds:>8.1f} {row.version or '-':>7}  "
+                f"{'yes' if row.champion else ''}"
+            )
+        lines.append("")
+        lines.append(f"promotion: {self.decision_reason}")
+        lines.append(f"champion:  {self.registered_model_name}@champion = v{self.champion_version}" if self.champion_version else "champion:  none")
+        lines.append(f"MLflow:    experiment {self.experiment_name!r}, parent run {self.parent_run_id}")
+        return "\n".join(lines)
+
+
+def _dataset_tags(split_files: SplitFiles, tokenised: TokenisedData) -> dict[str, str]:
+    return {
+        "source": split_files.source,
+        "dataset_digest": split_files.digest,
+        "train_digest": split_files.digests["train"],
+        "validation_digest": split_files.digests["validation"],
+        "test_digest": split_files.digests["test"],
+        "array_digest": tokenised.array_digest,
+    }
+
+
+def start_pipeline_run(
+    tracker: Tracker,
+    config: PipelineConfig,
+    split_files: SplitFiles,
+    tokenised: TokenisedData,
+    contract_reports: list[ContractReport],
+    flow_run_id: str | None,
+) -> str:
+    """Create the parent run of one pipeline execution, with params, data tags and contract results."""
+    run_id = tracker.start_run(
+        run_name=f"{config.profile}-{time.strftime('%Y%m%d-%H%M%S')}",
+        tags={ROLE_TAG: "pipeline", FLOW_RUN_TAG: flow_run_id, "profile": config.profile, **_dataset_tags(split_files, tokenised)},
+    )
+    try:
+        tracker.log_params(run_id, config.to_flat_dict())
+        tracker.log_metrics(
+            run_id,
+            {f"rows_{split}": rows for split, rows in split_files.rows.items()}
+            | {f"oov_rate_{split}": rate for split, rate in tokenised.oov_rate.items()}
+            | {"vocab_size": tokenised.vocab_size},
+        )
+        for report in contract_reports:
+            tracker.log_artifact(run_id, report.report_dir, f"contracts/{report.contract}")
+    except BaseException:
+        tracker.end_run(run_id, "FAILED")
+        raise
+    return run_id
+
+
+def train_architecture(
+    tracker: Tracker,
+    architecture: str,
+    config: PipelineConfig,
+    split_files: SplitFiles,
+    tokenised: TokenisedData,
+    contract_reports: list[ContractReport],
+    parent_run_id: str,
+    flow_run_id: str | None,
+) -> TrainedModel:
+    """One child run: fit with per-epoch metrics, learning curves, and the raw-text model logged."""
+    training: TrainingConfig = config.training
+    run_id = tracker.start_run(
+        run_name=architecture,
+        tags={
+            ROLE_TAG: "architecture",
+            "architecture": architecture,
+            FLOW_RUN_TAG: flow_run_id,
+            "profile": config.profile,
+            **_dataset_tags(split_files, tokenised),
+        },
+        parent_run_id=parent_run_id,
+    )
+    try:
+        tracker.log_params(run_id, {"architecture": architecture, **config.to_flat_dict()})
+        for report in contract_reports:
+            tracker.log_artifact(run_id, report.results_path, "contracts")
+        output_dir = tokenised.tokenised_dir / "models" / run_id
+        outcome = train_classifier(
+            architecture,
+            load_arrays(tokenised),
+            tokenised.vocab_size,
+            training,
+            config.seed,
+            output_dir,
+            on_epoch_end=tracker.epoch_logger(run_id),
+        )
+        tracker.log_metrics(run_id, {"seconds_per_epoch": outcome.seconds_per_epoch, "train_seconds": outcome.seconds})
+        curves = plot_learning_curves(outcome.history, f"{architecture}: training vs validation", output_dir / "learning_curves.png")
+        tracker.log_artifact(run_id, curves, "plots")
+        tracker.log_text(run_id, json.dumps(outcome.history, indent=2), "history.json")
+        serving_path = export_serving_model(
+            outcome.classifier_path,
+            load_vocabulary(tokenised.vocabulary_path),
+            tokenised.max_length,
+            tokenised.padding,
+            tokenised.truncation,
+            output_dir / f"{architecture}_serving.keras",
+        )
+        model_uri = tracker.log_serving_model(run_id, serving_path, INPUT_EXAMPLE_TEXTS)
+    except BaseException:
+        tracker.end_run(run_id, "FAILED")
+        raise
+    return TrainedModel(
+        architecture=architecture,
+        run_id=run_id,
+        classifier_path=outcome.classifier_path,
+        model_uri=model_uri,
+        history=outcome.history,
+        epochs_run=outcome.epochs_run,
+        seconds=outcome.seconds,
+        seconds_per_epoch=outcome.seconds_per_epoch,
+    )
+
+
+def evaluate_architecture(tracker: Tracker, trained: TrainedModel, tokenised: TokenisedData, batch_size: int) -> EvaluatedModel:
+    """Score the test split once; log test metrics, overfitting figures and the confusion matrix; close the run."""
+    import keras
+
+    try:
+        arrays = load_arrays(tokenised)
+        classifier = keras.saving.load_model(trained.classifier_path)
+        probabilities = classifier.predict(arrays["x_test"], batch_size=batch_size, verbose=0)
+        metrics = classification_metrics(probabilities, arrays["y_test"])
+        overfitting = overfitting_figures(trained.history)
+        tracker.log_metrics(trained.run_id, {f"test_{key}": value for key, value in metrics.items()} | overfitting)
+        matrix = plot_confusion_matrix(
+            metrics, f"{trained.architecture}: test split", trained.classifier_path.parent / "confusion_matrix.png"
+        )
+        tracker.log_artifact(trained.run_id, matrix, "plots")
+    except BaseException:
+        tracker.end_run(trained.run_id, "FAILED")
+        raise
+    tracker.end_run(trained.run_id, "FINISHED")
+    return EvaluatedModel(
+        architecture=trained.architecture,
+        run_id=trained.run_id,
+        model_uri=trained.model_uri,
+        dataset_digest=tokenised.dataset_digest,
+        test_metrics=metrics,
+        overfitting=overfitting,
+        epochs_run=trained.epochs_run,
+        seconds=trained.seconds,
+        seconds_per_epoch=trained.seconds_per_epoch,
+    )
+
+
+def _champion_accuracy_on(tracker: Tracker, champion, dataset_digest: str, split_files: SplitFiles) -> float:  # noqa: ANN001
+    """The champion's test accuracy on this execution's test split: from its tags if it was measured on the
+    same data (same digest), otherwise by scoring the champion model on this test split now."""
+    tags = champion.tags or {}
+    if tags.get("dataset_digest") == dataset_digest and "test_accuracy" in tags:
+        return float(tags["test_accuracy"])
+    import pandas as pd
+
+    from seqflow.evaluation import classification_metrics as score
+
+    test = pd.read_parquet(split_files.test_path)
+    logger.info("champion v%s was measured on other data; scoring it on this test split", champion.version)
+    model = tracker.load_pyfunc(f"models:/{tracker.settings.registered_model_name}/{champion.version}")
+    predictions = model.predict(pd.DataFrame({"text": test["text"].tolist()}))
+    return score(predictions["probability"].to_numpy(), test["label"].to_numpy())["accuracy"]
+
+
+def register_and_promote(
+    tracker: Tracker,
+    evaluated: list[EvaluatedModel],
+    split_files: SplitFiles,
+    promotion: PromotionConfig,
+    parent_run_id: str,
+) -> RegistrationOutcome:
+    """Register every evaluated model, then move ``champion`` to the best one if it passes the gates.
+
+    All or nothing: if anything fails before the alias moves, this execution's versions are deleted again.
+    """
+    candidates = [
+        (
+            model.architecture,
+            model.run_id,
+            model.model_uri,
+            {
+                "architecture": model.architecture,
+                "run_id": model.run_id,
+                "parent_run_id": parent_run_id,
+                "dataset_digest": model.dataset_digest,
+                **{f"test_{key}": f"{value:.6f}" for key, value in model.test_metrics.items()},
+                "test_accuracy": f"{model.test_metrics['accuracy']:.6f}",
+            },
+        )
+        for model in evaluated
+    ]
+    versions = tracker.register_versions(candidates)
+    try:
+        best = max(versions, key=lambda version: version.test_accuracy)
+        champion = tracker.champion()
+        champion_accuracy = (
+            _champion_accuracy_on(tracker, champion, split_files.digest, split_files) if champion is not None else None
+        )
+        decision = decide_promotion(
+            best.version,
+            best.test_accuracy,
+            str(champion.version) if champion is not None else None,
+            champion_accuracy,
+            promotion,
+        )
+        if decision.promote:
+            tracker.set_champion(
+                best.version,
+                {
+                    "promoted_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+                    "promoted_by": "seqflow run",
+                    "promotion_reason": decision.reason,
+                },
+            )
+        else:
+            tracker.tag_version(best.version, {"not_promoted_reason": decision.reason})
+        tracker.set_tags(parent_run_id, {"promotion": decision.reason})
+    except BaseException:
+        tracker.delete_versions(versions)
+        raise
+    final_champion = tracker.champion()
+    return RegistrationOutcome(
+        versions=versions, decision=decision, champion_version=str(final_champion.version) if final_champion else None
+    )
+
+
+def comparison_rows(evaluated: list[EvaluatedModel], registration: RegistrationOutcome) -> list[ComparisonRow]:
+    version_of = {version.run_id: version.version for version in registration.versions}
+    return [
+        ComparisonRow(
+            architecture=model.architecture,
+            epochs=model.epochs_run,
+            best_val_accuracy=model.overfitting.get("best_val_accuracy", float("nan")),
+            test_accuracy=model.test_metrics["accuracy"],
+            roc_auc=model.test_metrics["roc_auc"],
+            gap_at_end=model.overfitting.get("gap_at_end", float("nan")),
+            seconds=model.seconds,
+            version=version_of.get(model.run_id),
+            champion=version_of.get(model.run_id) is not None and version_of.get(model.run_id) == registration.champion_version,
+        )
+        for model in evaluated
+    ]
+
+
+def rows_as_csv(rows: list[ComparisonRow]) -> str:
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=list(asdict(rows[0]).keys()) if rows else ["architecture"])
+    writer.writeheader()
+    for row in rows:
+        writer.writerow(asdict(row))
+    return buffer.getvalue()
+
+
+def finish_pipeline_run(
+    tracker: Tracker,
+    parent_run_id: str,
+    evaluated: list[EvaluatedModel],
+    registration: RegistrationOutcome,
+) -> RunSummary:
+    """Log the comparison table to the parent run and close it FINISHED."""
+    rows = comparison_rows(evaluated, registration)
+    summary = RunSummary(
+        parent_run_id=parent_run_id,
+        experiment_name=tracker.settings.experiment_name,
+        registered_model_name=tracker.settings.registered_model_name,
+        rows=rows,
+        decision_reason=registration.decision.reason if registration.decision else "no model evaluated",
+        champion_version=registration.champion_version,
+    )
+    try:
+        tracker.log_text(parent_run_id, summary.render(), "comparison.txt")
+        tracker.log_text(parent_run_id, rows_as_csv(rows), "comparison.csv")
+        best = max(evaluated, key=lambda model: model.test_metrics["accuracy"])
+        tracker.log_metrics(parent_run_id, {"best_test_accuracy": best.test_metrics["accuracy"]})
+    except BaseException:
+        tracker.end_run(parent_run_id, "FAILED")
+        raise
+    tracker.end_run(parent_run_id, "FINISHED")
+    return summary

@@ -1,0 +1,110 @@
+"""Tasks that track, train, evaluate and register the sentiment models."""
+
+from __future__ import annotations
+
+from prefect import task
+from prefect.artifacts import create_table_artifact
+from prefect.runtime import flow_run
+
+from seqflow.config import PipelineConfig, PromotionConfig
+from seqflow.contracts import ContractReport
+from seqflow.datasets import SplitFiles
+from seqflow.settings import TrackingSettings
+from seqflow.steps import (
+    EvaluatedModel,
+    RegistrationOutcome,
+    RunSummary,
+    TrainedModel,
+    evaluate_architecture,
+    finish_pipeline_run,
+    register_and_promote,
+    start_pipeline_run,
+    train_architecture,
+)
+from seqflow.tokenise import TokenisedData
+from seqflow.tracking import Tracker
+
+
+@task(name="start-tracking")
+def start_tracking(
+    settings: TrackingSettings,
+    config: PipelineConfig,
+    split_files: SplitFiles,
+    tokenised: TokenisedData,
+    contract_reports: list[ContractReport],
+) -> str:
+    """Open the parent MLflow run of this execution; returns its run id."""
+    return start_pipeline_run(Tracker(settings), config, split_files, tokenised, contract_reports, flow_run.get_id())
+
+
+@task(name="train", task_run_name="train-{architecture}")
+def train_model(
+    settings: TrackingSettings,
+    architecture: str,
+    config: PipelineConfig,
+    split_files: SplitFiles,
+    tokenised: TokenisedData,
+    contract_reports: list[ContractReport],
+    parent_run_id: str,
+) -> TrainedModel:
+    """Fit one architecture in its own child run."""
+    return train_architecture(
+        Tracker(settings), architecture, config, split_files, tokenised, contract_reports, parent_run_id, flow_run.get_id()
+    )
+
+
+@task(name="evaluate", task_run_name="evaluate-{trained.architecture}")
+def evaluate_model(settings: TrackingSettings, trained: TrainedModel, tokenised: TokenisedData, batch_size: int) -> EvaluatedModel:
+    """Score the held-out test split and close the child run."""
+    return evaluate_architecture(Tracker(settings), trained, tokenised, batch_size)
+
+
+@task(name="register")
+def register_models(
+    settings: TrackingSettings,
+    evaluated: list[EvaluatedModel],
+    split_files: SplitFiles,
+    promotion: PromotionConfig,
+    parent_run_id: str,
+) -> RegistrationOutcome:
+    """Register every model and move the champion alias if the best one passes the gates."""
+    return register_and_promote(Tracker(settings), evaluated, split_files, promotion, parent_run_id)
+
+
+@task(name="finish-tracking")
+def finish_tracking(
+    settings: TrackingSettings, parent_run_id: str, evaluated: list[EvaluatedModel], registration: RegistrationOutcome
+) -> RunSummary:
+    """Log the comparison table to the parent run, close it, and publish the table in Prefect."""
+    summary = finish_pipeline_run(Tracker(settings), parent_run_id, evaluated, registration)
+    create_table_artifact(
+        key="architecture-comparison",
+        table=[
+            {
+                "architecture": row.architecture,
+                "epochs": row.epochs,
+                "best val acc": round(row.best_val_accuracy, 4),
+                "test acc": round(row.test_accuracy, 4),
+                "AUC": round(row.roc_auc, 4),
+                "gap": round(row.gap_at_end, 4),
+                "seconds": round(row.seconds, 1),
+                "version": row.version,
+                "champion": row.champion,
+            }
+            for row in summary.rows
+        ],
+        description=f"MLflow parent run {parent_run_id}; promotion: {summary.decision_reason}",
+    )
+    return summary
+
+
+def close_runs_of_failed_flow(flow, flow_run_record, state) -> None:  # noqa: ANN001 - Prefect hook signature
+    """Flow hook: end every MLflow run this flow run left RUNNING as FAILED."""
+    import logging
+
+    parameters = flow_run_record.parameters or {}
+    raw_settings = parameters.get("settings")
+    settings = raw_settings if isinstance(raw_settings, TrackingSettings) else TrackingSettings(**(raw_settings or {}))
+    closed = Tracker(settings).close_open_runs(str(flow_run_record.id))
+    if closed:
+        logging.getLogger(__name__).warning("marked %d MLflow run(s) of the failed flow FAILED: %s", len(closed), closed)
