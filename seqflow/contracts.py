@@ -54,6 +54,9 @@ class ExpectationOutcome:
             text += f": {self.unexpected_count} of {self.element_count} rows fail{share}"
         if self.observed_value is not None:
             text += f"; observed {self.observed_value!r}"
+        elif not self.success and self.unexpected_count is None:
+            # GX fails an aggregate (e.g. the mean) over an empty or all-missing column with observed value None.
+            text += "; nothing to observe (no non-missing values)"
         if self.examples:
             text += f"; e.g. {self.examples}"
         return text
@@ -177,10 +180,7 @@ def _outcomes(split: str, validation_result: Any, examples_in_message: int) -> l
     for result in validation_result.results:
         config = result.expectation_config
         details = result.result or {}
-        exception = None
-        info = result.exception_info or {}
-        if info.get("raised_exception"):
-            exception = _short(str(info.get("exception_message", "")).strip().splitlines()[0] if info.get("exception_message") else "error", 200)
+        exception = _exception_text(result.exception_info)
         examples = [_short(_plain(value)) if isinstance(value, str) else _plain(value)
                     for value in (details.get("partial_unexpected_list") or [])[:examples_in_message]]
         outcomes.append(
@@ -200,6 +200,22 @@ def _outcomes(split: str, validation_result: Any, examples_in_message: int) -> l
     return outcomes
 
 
+def _exception_text(exception_info: Any) -> str | None:
+    """The first line of the error that stopped an expectation from being evaluated, or None.
+
+    GX 1.x reports an expectation's own error as ``{"raised_exception": ..., "exception_message": ...}`` but
+    a failed metric (e.g. the mean of a text column) as ``{"MetricConfigurationID(...)": {that same dict}}``.
+    """
+    if not isinstance(exception_info, dict):
+        return None
+    infos = [exception_info] if "raised_exception" in exception_info else list(exception_info.values())
+    for info in infos:
+        if isinstance(info, dict) and info.get("raised_exception"):
+            message = str(info.get("exception_message") or "").strip()
+            return _short(message.splitlines()[0] if message else "error", 200)
+    return None
+
+
 def raise_on_failure(report: ContractReport) -> ContractReport:
     """Return ``report`` when it passed; otherwise raise one readable :class:`ContractViolation`."""
     if not report.success:
@@ -210,9 +226,26 @@ def raise_on_failure(report: ContractReport) -> ContractReport:
 # --- the two contracts -----------------------------------------------------------------------------------
 
 
+def _numeric_labels(frame: pd.DataFrame) -> pd.DataFrame:
+    """Labels stored as text (a source mixing numbers and words) read as numbers wherever they are numbers.
+
+    Sources keep a label column that mixes ``1`` and ``'pos'`` as text, so every label arrives as a string;
+    checked as stored, every row would fail the label set and the examples would show ``'1'`` and ``'0'``
+    instead of the culprit. Tokenisation casts ``'1'`` to 1 anyway, so only the non-numeric values are wrong.
+    """
+    labels = frame["label"]
+    if not (labels.dtype == object or pd.api.types.is_string_dtype(labels.dtype)):
+        return frame
+    labels = labels.astype(object)
+    numeric = pd.to_numeric(labels, errors="coerce")
+    frame = frame.copy()
+    frame["label"] = labels.where(numeric.isna(), numeric)
+    return frame
+
+
 def raw_contract_frames(split_files: SplitFiles) -> dict[str, pd.DataFrame]:
     """The splits as validated by the raw contract; the test frame gains ``also_in_train``."""
-    frames = {split: read_split(split_files, split) for split in SPLITS}
+    frames = {split: _numeric_labels(read_split(split_files, split)) for split in SPLITS}
     train_texts = set(frames["train"]["text"].dropna())
     test = frames["test"].copy()
     test["also_in_train"] = test["text"].isin(train_texts)

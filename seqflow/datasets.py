@@ -41,17 +41,26 @@ class SplitFiles:
     @property
     def digest(self) -> str:
         """One digest for the three splits together."""
-        joined = "|".join(f"{split}={self.digests[split]}" for split in SPLITS)
-        return hashlib.sha256(joined.encode()).hexdigest()
+        return _combined_digest(self.digests)
+
+
+def _combined_digest(digests: dict[str, str]) -> str:
+    joined = "|".join(f"{split}={digests[split]}" for split in SPLITS)
+    return hashlib.sha256(joined.encode()).hexdigest()
+
+
+def _digest_value(value: object) -> object:
+    # A missing value is NaN in memory but may read back from Parquet as None: hash both the same way.
+    return None if pd.api.types.is_scalar(value) and pd.isna(value) else value
 
 
 def content_digest(frame: pd.DataFrame) -> str:
     """SHA-256 of the rows' text and label, in order; independent of file format and index."""
     hasher = hashlib.sha256()
     for text, label in zip(frame[TEXT_COLUMN].tolist(), frame[LABEL_COLUMN].tolist()):
-        hasher.update(repr(text).encode("utf-8", "surrogatepass"))
+        hasher.update(repr(_digest_value(text)).encode("utf-8", "surrogatepass"))
         hasher.update(b"\t")
-        hasher.update(repr(label).encode())
+        hasher.update(repr(_digest_value(label)).encode())
         hasher.update(b"\n")
     return hasher.hexdigest()
 
@@ -62,12 +71,37 @@ def _stratum(frame: pd.DataFrame) -> pd.Series:
     return frame[LABEL_COLUMN].astype(str)
 
 
-def _stratified_take(frame: pd.DataFrame, fraction: float, rng: np.random.Generator) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Split ``frame`` into (taken, rest) with ``fraction`` of every label class in ``taken``."""
+def _class_counts(sizes: list[int], total: int) -> list[int]:
+    """``total`` apportioned over classes of ``sizes`` in proportion (largest remainder, exact integers).
+
+    Rounding every class on its own can overshoot: two classes of 23 rows and a total of 23 round 11.5 up
+    twice and take 24. Here the counts always add up to ``total`` and each is within one row of its share.
+    """
+    rows = sum(sizes)
+    if rows == 0:
+        return [0 for _ in sizes]
+    counts = [size * total // rows for size in sizes]
+    remainders = [size * total % rows for size in sizes]
+    by_remainder = sorted(range(len(sizes)), key=lambda i: (-remainders[i], i))
+    for i in by_remainder[: total - sum(counts)]:
+        counts[i] += 1
+    return counts
+
+
+def _stratified_take(
+    frame: pd.DataFrame, total: int, rng: np.random.Generator, keep_both_sides: bool = True
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Split ``frame`` into (taken, rest): ``total`` rows taken, every label class in proportion.
+
+    With ``keep_both_sides`` every class of two or more rows keeps at least one row on each side (a split
+    should see every label), which can move the total by a row for a tiny class; without it (sampling for
+    ``data.limit``) exactly ``total`` rows are taken.
+    """
     taken_index: list[int] = []
-    for _, group in frame.groupby(_stratum(frame), sort=True):
-        count = int(round(len(group) * fraction))
-        if len(group) >= 2:
+    groups = [group for _, group in frame.groupby(_stratum(frame), sort=True)]
+    counts = _class_counts([len(group) for group in groups], total)
+    for group, count in zip(groups, counts):
+        if keep_both_sides and len(group) >= 2:
             count = min(max(count, 1), len(group) - 1)
         taken_index.extend(rng.permutation(group.index.to_numpy())[:count].tolist())
     taken = frame.loc[sorted(taken_index)]
@@ -86,7 +120,7 @@ def _select(frame: pd.DataFrame, data_config: DataConfig, limit: int | None, rng
         lengths = selected[TEXT_COLUMN].map(lambda text: len(text) if isinstance(text, str) else 0)
         selected = selected[lengths <= data_config.max_review_chars].reset_index(drop=True)
     if limit is not None and limit < len(selected):
-        selected, _ = _stratified_take(selected, limit / len(selected), rng)
+        selected, _ = _stratified_take(selected, limit, rng, keep_both_sides=False)
     return selected.reset_index(drop=True)
 
 
@@ -103,8 +137,8 @@ def split_source(source: SourceData, data_config: DataConfig, seed: int) -> dict
         test = _select(source.test, data_config, test_limit, rng)
     else:
         everything = _select(source.train, data_config, data_config.limit, rng)
-        test, pool = _stratified_take(everything, data_config.test_fraction, rng)
-    validation, train = _stratified_take(pool, data_config.validation_fraction, rng)
+        test, pool = _stratified_take(everything, round(len(everything) * data_config.test_fraction), rng)
+    validation, train = _stratified_take(pool, round(len(pool) * data_config.validation_fraction), rng)
     splits = {"train": _shuffled(train, rng), "validation": _shuffled(validation, rng), "test": _shuffled(test, rng)}
     empty = [name for name, frame in splits.items() if frame.empty]
     if empty:
@@ -119,7 +153,8 @@ def split_source(source: SourceData, data_config: DataConfig, seed: int) -> dict
 def write_splits(splits: dict[str, pd.DataFrame], source: SourceData, data_config: DataConfig, seed: int, artifacts_dir: Path) -> SplitFiles:
     """Write the splits as Parquet under a folder named by their combined content digest."""
     digests = {name: content_digest(frame) for name, frame in splits.items()}
-    combined = hashlib.sha256("|".join(digests[s] for s in SPLITS).encode()).hexdigest()
+    # Named by SplitFiles.digest, the one digest for the three splits that later steps key their files on.
+    combined = _combined_digest(digests)
     dataset_dir = Path(artifacts_dir) / "datasets" / combined[:16]
     dataset_dir.mkdir(parents=True, exist_ok=True)
     paths = {name: dataset_dir / f"{name}.parquet" for name in SPLITS}

@@ -15,9 +15,11 @@ from __future__ import annotations
 
 import concurrent.futures
 import logging
+import lzma
 import re
 import socket
 import tarfile
+import zlib
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -101,6 +103,9 @@ def _load_embedded(argument: str, data_config: DataConfig) -> SourceData:
 def _read_table(path: Path, kind: str, required: tuple[str, ...] = REQUIRED_COLUMNS) -> pd.DataFrame:
     if not path.is_file():
         raise DataSourceError(f"{kind} file {str(path)!r} does not exist")
+    if path.stat().st_size == 0:
+        # Parquet would otherwise report a footer error; an empty file is the same problem for both kinds.
+        raise DataSourceError(f"{kind} file {str(path)!r} is empty")
     try:
         if kind == "csv":
             frame = pd.read_csv(path, encoding="utf-8", keep_default_na=True)
@@ -108,7 +113,7 @@ def _read_table(path: Path, kind: str, required: tuple[str, ...] = REQUIRED_COLU
             frame = pd.read_parquet(path)
     except UnicodeDecodeError as exc:
         raise DataSourceError(
-            f"{kind} file {str(path)!r} is not valid UTF-8 (byte {exc.start}: {exc.reason}); re-save it as UTF-8"
+            f"{kind} file {str(path)!r} is not valid UTF-8 ({_utf8_error_position(path, exc)}); re-save it as UTF-8"
         ) from None
     except pd.errors.EmptyDataError:
         raise DataSourceError(f"{kind} file {str(path)!r} is empty") from None
@@ -123,6 +128,18 @@ def _read_table(path: Path, kind: str, required: tuple[str, ...] = REQUIRED_COLU
     if frame.empty:
         raise DataSourceError(f"{kind} file {str(path)!r} has a header but no rows")
     return frame
+
+
+def _utf8_error_position(path: Path, exc: UnicodeDecodeError) -> str:
+    """Where the first invalid UTF-8 byte of ``path`` is. pandas reports offsets inside its read buffer, not
+    the file, so the file is decoded again here (only on this error path) to name the real byte and line."""
+    raw = path.read_bytes()
+    try:
+        raw.decode("utf-8")
+    except UnicodeDecodeError as whole:
+        line = raw.count(b"\n", 0, whole.start) + 1
+        return f"byte {whole.start}, line {line}: {whole.reason}"
+    return exc.reason  # pragma: no cover - pandas found an error that a plain decode does not
 
 
 def _load_csv(argument: str, data_config: DataConfig) -> SourceData:
@@ -193,7 +210,7 @@ def _aclimdb_rows_from_dir(root: Path) -> list[tuple[str, str, int]]:
 
 
 def _aclimdb_rows_from_archive(archive_path: Path) -> list[tuple[str, str, int]]:
-    rows = []
+    found = []
     try:
         with tarfile.open(archive_path, mode="r:*") as archive:
             for member in archive:
@@ -204,10 +221,19 @@ def _aclimdb_rows_from_archive(archive_path: Path) -> list[tuple[str, str, int]]
                 if handle is None:
                     continue
                 where = f"{archive_path}:{member.name}"
-                rows.append((match.group(1), _decode_review(handle.read(), where), int(match.group(2) == "pos")))
-    except (tarfile.TarError, EOFError, OSError) as exc:
+                split, label = match.group(1), int(match.group(2) == "pos")
+                found.append((split, label, member.name, _decode_review(handle.read(), where)))
+            # tarfile treats a damaged header after the first member as the end of the archive, so corrupt
+            # compressed data can silently yield only part of the reviews. Reading the stream to its end makes
+            # the decompressor check it (gzip verifies its CRC there) and turns that into an error.
+            while archive.fileobj.read(1 << 20):
+                pass
+    except (tarfile.TarError, EOFError, OSError, zlib.error, lzma.LZMAError) as exc:
         raise DataSourceError(f"archive {str(archive_path)!r} cannot be read as .tar.gz: {exc}") from None
-    return rows
+    # Same order as reading the unpacked folder (split, neg before pos, file name), whatever order the archive
+    # stores its members in, so a folder and its archive give the same rows and hence the same seeded splits.
+    found.sort(key=lambda row: (row[0] != "train", row[1], row[2]))
+    return [(split, text, label) for split, label, _, text in found]
 
 
 # --- TensorFlow Datasets ---------------------------------------------------------------------------------
@@ -234,15 +260,20 @@ def _tfds_frame(dataset) -> pd.DataFrame:  # noqa: ANN001 - a tf.data.Dataset of
 
 
 def _load_tfds(argument: str, data_config: DataConfig) -> SourceData:
-    name = argument or "imdb_reviews"
-    if name.split("/")[0] != "imdb_reviews":
+    name = argument.strip() or "imdb_reviews"
+    # TFDS names look like NAME[/CONFIG][:VERSION]; only IMDB reviews are sentiment data with text and label.
+    if re.split(r"[/:]", name, maxsplit=1)[0] != "imdb_reviews":
         raise DataSourceError(f"tfds source {name!r} is not supported for sentiment; use tfds:imdb_reviews")
     try:
         import tensorflow_datasets as tfds
     except ImportError as exc:  # pragma: no cover - a dependency of the project
         raise DataSourceError(f"tfds sources need tensorflow-datasets: {exc}") from None
 
-    builder = tfds.builder(name, data_dir=data_config.tfds_data_dir)
+    try:
+        builder = tfds.builder(name, data_dir=data_config.tfds_data_dir)
+    except Exception as exc:  # an unknown config or version: TFDS raises ValueError or AssertionError
+        first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise DataSourceError(f"tfds source {name!r} cannot be used: {first_line}; use tfds:imdb_reviews") from None
     if not builder.is_prepared():
         manual_dir = Path(data_config.tfds_manual_dir) if data_config.tfds_manual_dir else None
         has_manual_archive = manual_dir is not None and (manual_dir / ACLIMDB_ARCHIVE_NAME).is_file()
