@@ -1,0 +1,129 @@
+"""The whole `seqflow run` chain against a temporary MLflow store and the session's Prefect server."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+from mlflow import MlflowClient
+
+from seqflow.tracking import CHAMPION_ALIAS, ROLE_TAG
+
+pytestmark = pytest.mark.slow
+
+
+def _runs(client: MlflowClient, experiment_name: str):
+    experiment = client.get_experiment_by_name(experiment_name)
+    return client.search_runs([experiment.experiment_id])
+
+
+@pytest.fixture
+def first_execution(prefect_api, tiny_config, tracking_settings):
+    from seqflow.flows.sentiment import sentiment_flow
+
+    config = tiny_config(**{"training.epochs": "3"})
+    summary = sentiment_flow(config, tracking_settings)
+    return config, summary
+
+
+def test_run_tracks_registers_and_promotes(first_execution, tracking_settings):
+    config, summary = first_execution
+    client = MlflowClient(tracking_settings.tracking_uri)
+    runs = _runs(client, tracking_settings.experiment_name)
+    parents = [run for run in runs if run.data.tags.get(ROLE_TAG) == "pipeline"]
+    children = [run for run in runs if run.data.tags.get(ROLE_TAG) == "architecture"]
+    assert len(parents) == 1 and len(children) == 2
+    assert {run.info.status for run in runs} == {"FINISHED"}
+    parent_id = parents[0].info.run_id
+    assert summary.parent_run_id == parent_id
+    for child in children:
+        assert child.data.tags["mlflow.parentRunId"] == parent_id
+        assert child.data.tags["dataset_digest"] == parents[0].data.tags["dataset_digest"]
+        epochs_run = int(child.data.metrics["epochs_run"])
+        for key in ("loss", "accuracy", "val_loss", "val_accuracy"):
+            history = client.get_metric_history(child.info.run_id, key)
+            # One point per epoch, logged with step=epoch (1-based) as training went.
+            assert [point.step for point in history] == list(range(1, epochs_run + 1))
+        for key in ("test_accuracy", "test_roc_auc", "test_f1", "best_epoch", "gap_at_end", "epochs_since_best"):
+            assert key in child.data.metrics
+        artifacts = {item.path for item in client.list_artifacts(child.info.run_id)}
+        assert {"model", "plots", "contracts", "history.json"} <= artifacts
+    parent_artifacts = {item.path for item in client.list_artifacts(parent_id)}
+    assert {"comparison.txt", "comparison.csv", "contracts"} <= parent_artifacts
+
+    versions = client.search_model_versions(f"name='{tracking_settings.registered_model_name}'")
+    assert sorted(v.tags["architecture"] for v in versions) == ["embedding_pool", "lstm"]
+    champion = client.get_model_version_by_alias(tracking_settings.registered_model_name, CHAMPION_ALIAS)
+    best = max(summary.rows, key=lambda row: row.test_accuracy)
+    assert champion.tags["architecture"] == best.architecture
+    assert summary.champion_version == str(champion.version)
+    assert "promoted_at" in champion.tags and "promotion_reason" in champion.tags
+    assert [row.architecture for row in summary.rows] == list(config.training.architectures)
+    assert "champion" in summary.render()
+
+
+def test_predict_answers_from_a_fresh_process(first_execution, tracking_settings, tmp_path):
+    env_file = tmp_path / "test.env"
+    env_file.write_text(
+        f"MLFLOW_TRACKING_URI={tracking_settings.tracking_uri}\n"
+        f"MLFLOW_EXPERIMENT_NAME={tracking_settings.experiment_name}\n"
+        f"SEQFLOW_REGISTERED_MODEL_NAME={tracking_settings.registered_model_name}\n"
+    )
+    reviews = ["A wonderful film, the best acting I have seen all year.", "Awful. Boring and far too long."]
+    result = subprocess.run(
+        [sys.executable, "-m", "seqflow.cli", "--env-file", str(env_file), "predict", "--json", *reviews],
+        cwd=tmp_path, capture_output=True, text=True, timeout=600,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    predictions = json.loads(result.stdout)
+    assert [p["text"] for p in predictions] == reviews
+    assert all(0.0 <= p["probability"] <= 1.0 and p["label"] == int(p["probability"] >= 0.5) for p in predictions)
+
+    plain = subprocess.run(
+        [sys.executable, "-m", "seqflow.cli", "--env-file", str(env_file), "predict", reviews[0]],
+        cwd=tmp_path, capture_output=True, text=True, timeout=600,
+    )
+    assert plain.returncode == 0, plain.stderr[-3000:]
+    assert plain.stdout.strip().split()[1] in ("positive", "negative")
+    assert "A wonderful film" in plain.stdout
+
+
+def test_worse_second_execution_does_not_move_the_champion(first_execution, tiny_config, tracking_settings):
+    from seqflow.flows.sentiment import sentiment_flow
+
+    client = MlflowClient(tracking_settings.tracking_uri)
+    name = tracking_settings.registered_model_name
+    champion_before = client.get_model_version_by_alias(name, CHAMPION_ALIAS)
+    # Same data, so the same test split; a learning rate this small leaves the model at chance.
+    worse = tiny_config(**{"training.architectures": "embedding_pool", "training.epochs": "1", "training.learning_rate": "1e-7"})
+    summary = sentiment_flow(worse, tracking_settings)
+    champion_after = client.get_model_version_by_alias(name, CHAMPION_ALIAS)
+    assert champion_after.version == champion_before.version
+    assert "does not beat champion" in summary.decision_reason
+    new_version = summary.rows[0].version
+    assert "not_promoted_reason" in client.get_model_version(name, new_version).tags
+    assert not summary.rows[0].champion
+
+
+def test_failure_mid_run_leaves_no_version_alias_or_running_run(prefect_api, tiny_config, tracking_settings, monkeypatch):
+    from seqflow import steps
+    from seqflow.flows.sentiment import sentiment_flow
+
+    real_train = steps.train_classifier
+
+    def crash_on_lstm(architecture, *args, **kwargs):
+        if architecture == "lstm":
+            raise RuntimeError("simulated crash while training lstm")
+        return real_train(architecture, *args, **kwargs)
+
+    monkeypatch.setattr(steps, "train_classifier", crash_on_lstm)
+    with pytest.raises(RuntimeError, match="simulated crash"):
+        sentiment_flow(tiny_config(), tracking_settings)
+
+    client = MlflowClient(tracking_settings.tracking_uri)
+    runs = _runs(client, tracking_settings.experiment_name)
+    statuses = {run.data.tags.get("architecture", "pipeline"): run.info.status for run in runs}
+    assert statuses == {"pipeline": "FAILED", "embedding_pool": "FINISHED", "lstm": "FAILED"}
+    assert client.search_model_versions(f"name='{tracking_settings.registered_model_name}'") == []
