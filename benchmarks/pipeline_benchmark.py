@@ -1,0 +1,501 @@
+"""Benchmark the real ``seqflow run`` pipeline and record the numbers in BENCHMARKS.md.
+
+Runs :func:`seqflow.flows.sentiment.sentiment_flow` in this process, with the configuration resolved exactly
+as the CLI resolves it (profile, then ``SEQFLOW_*`` settings, then ``--arch``/``--source``/``--seed``/``--set``),
+but against throwaway state in a temporary folder: a fresh MLflow SQLite store and artifact root, a fresh
+seqflow artifacts folder, and a temporary Prefect server with its own database. The user's ``mlflow.db``,
+``seqflow_artifacts/`` and Prefect database are never touched.
+
+Per architecture it reports epochs run, best validation accuracy, test accuracy, ROC AUC, the train-validation
+accuracy gap at the last epoch, training seconds and seconds per epoch (taken from the returned
+:class:`~seqflow.steps.RunSummary` and the child runs in the temporary MLflow store), prints the table, and
+writes or updates one section of a markdown file, keyed by profile name, leaving the rest of the file alone.
+
+Usage::
+
+    uv run python benchmarks/pipeline_benchmark.py [--profile quick] [--arch NAME ...] [--set k=v ...]
+                                                    [--output BENCHMARKS.md]
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import dataclasses
+import logging
+import math
+import os
+import platform
+import shlex
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+from typing import Iterator, Sequence
+
+from seqflow.cli import configure_runtime, resolve_config
+from seqflow.config import ALL_ARCHITECTURES, PROFILES, PipelineConfig
+from seqflow.errors import SeqflowError
+from seqflow.settings import ENV_CONFIG_KEYS, TrackingSettings, load_settings
+from seqflow.steps import RunSummary
+
+logger = logging.getLogger("seqflow.benchmark")
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+SCRIPT_PATH = "benchmarks/pipeline_benchmark.py"
+DEFAULT_OUTPUT = REPO_ROOT / "BENCHMARKS.md"
+REPRODUCE_PREFIX = ("uv", "run", "python", SCRIPT_PATH)
+
+FILE_HEADER = (
+    "# seqflow benchmarks\n\n"
+    f"Every number here was measured by `{SCRIPT_PATH}` on the machine described in its section, never by unit tests.\n"
+)
+# One section per distinct pipeline command, so a run with overrides never replaces the plain profile's numbers.
+SECTION_HEADING = "## `{command}`"
+# Lines starting with this open or close a fenced code block, inside which "## " is not a heading.
+CODE_FENCE = "```"
+# A section ends at the next heading of this level or higher ("# " or "## ").
+SECTION_END_PREFIXES = ("# ", "## ")
+
+TEMP_PREFIX = "seqflow-benchmark-"
+# The temporary Prefect server applies its database migrations on start; the flow tests allow it as long.
+PREFECT_STARTUP_TIMEOUT_S = 120
+# Environment variables set for the whole benchmark process (offline analytics off, no TensorFlow C++ notes).
+RUNTIME_ENVIRONMENT = {
+    "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+    "GX_ANALYTICS_ENABLED": "false",
+    "TF_CPP_MIN_LOG_LEVEL": "2",
+}
+# The seqflow config key that the benchmark points into its temporary folder.
+ARTIFACTS_DIR_KEY = "artifacts_dir"
+
+# Distributions whose versions describe the software stack; the first installed name of each entry is used.
+SOFTWARE = {
+    "TensorFlow": ("tensorflow", "tensorflow-cpu"),
+    "Keras": ("keras",),
+    "MLflow": ("mlflow",),
+    "Prefect": ("prefect",),
+}
+KIB_PER_GIB = 1024**2
+SPLITS = ("train", "validation", "test")
+# The summary's test accuracy and the child run's logged metric must agree to this many decimal places.
+METRIC_AGREEMENT_TOLERANCE = 1e-6
+MISSING = "-"
+# Exit status of a run stopped with Ctrl-C, as the seqflow CLI uses (128 + SIGINT).
+INTERRUPTED_EXIT_CODE = 130
+
+TABLE_HEADER = (
+    "architecture",
+    "epochs",
+    "best val acc",
+    "test acc",
+    "ROC AUC",
+    "gap at end",
+    "train seconds",
+    "seconds/epoch",
+)
+# Markdown alignment per column: architecture left, numbers right.
+TABLE_ALIGNMENT = (":---",) + ("---:",) * (len(TABLE_HEADER) - 1)
+
+
+@dataclass(frozen=True)
+class ArchitectureResult:
+    """One row of the benchmark table."""
+
+    architecture: str
+    epochs: int
+    best_val_accuracy: float
+    test_accuracy: float
+    roc_auc: float
+    gap_at_end: float
+    train_seconds: float
+    seconds_per_epoch: float
+
+
+@dataclass(frozen=True)
+class DataDescription:
+    source: str
+    limit: int | None
+    rows: dict[str, int]
+    max_length: int
+    vocab_configured: int
+    vocab_learned: int | None
+    seed: int
+
+
+@dataclass(frozen=True)
+class BenchmarkResult:
+    profile: str
+    command: str
+    seqflow_command: str
+    date_utc: str
+    machine: list[tuple[str, str]]
+    data: DataDescription
+    setup_seconds: float
+    flow_seconds: float
+    rows: list[ArchitectureResult]
+
+
+# --- command line -----------------------------------------------------------------------------------------
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The benchmark's options; the config options use the CLI's names so :func:`resolve_config` reads them."""
+    parser = argparse.ArgumentParser(
+        prog=SCRIPT_PATH, description="Run the seqflow pipeline on throwaway state and record timings and accuracy."
+    )
+    parser.add_argument("--profile", choices=sorted(PROFILES), help="named settings (default: SEQFLOW_PROFILE or quick)")
+    parser.add_argument(
+        "--arch",
+        dest="architectures",
+        action="append",
+        choices=list(ALL_ARCHITECTURES),
+        help="benchmark only this architecture (repeatable; default: the profile's list)",
+    )
+    parser.add_argument("--source", help="data source: embedded | tfds:imdb_reviews | aclimdb:PATH | csv:PATH | parquet:PATH")
+    parser.add_argument("--seed", type=int, help="the one random seed for splits, initialisation and shuffling")
+    parser.add_argument(
+        "--set",
+        dest="assignments",
+        action="append",
+        default=[],
+        metavar="SECTION.FIELD=VALUE",
+        help="override one setting, e.g. --set training.epochs=2 (repeatable)",
+    )
+    parser.add_argument("--output", type=Path, default=DEFAULT_OUTPUT, help="markdown file to write or update")
+    parser.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+    parser.add_argument("--keep-temp", action="store_true", help="keep the temporary folder and print its path")
+    return parser
+
+
+def _display_path(path: Path) -> str:
+    """``path`` relative to the repository root when it lies inside it, else as given."""
+    try:
+        return str(path.resolve().relative_to(REPO_ROOT))
+    except ValueError:
+        return str(path)
+
+
+def reproduce_command(args: argparse.Namespace, profile: str, environment: dict[str, str]) -> str:
+    """The exact command that repeats this benchmark, with any ``SEQFLOW_*`` settings that shaped the config."""
+    argv: list[str] = [*REPRODUCE_PREFIX, "--profile", profile]
+    argv += _config_flags(args)
+    if args.output.resolve() != DEFAULT_OUTPUT.resolve():
+        argv += ["--output", _display_path(args.output)]
+    prefix = [f"{name}={shlex.quote(value)}" for name, value in environment.items()]
+    return " ".join([*prefix, shlex.join(argv)])
+
+
+def seqflow_command(args: argparse.Namespace, profile: str) -> str:
+    """The ``seqflow run`` command that trains the same configuration against the user's own stores."""
+    return shlex.join(["seqflow", "run", "--profile", profile, *_config_flags(args)])
+
+
+def _config_flags(args: argparse.Namespace) -> list[str]:
+    flags: list[str] = []
+    for architecture in dict.fromkeys(args.architectures or ()):
+        flags += ["--arch", architecture]
+    if args.source:
+        flags += ["--source", args.source]
+    if args.seed is not None:
+        flags += ["--seed", str(args.seed)]
+    for assignment in args.assignments:
+        flags += ["--set", assignment]
+    return flags
+
+
+# --- throwaway state --------------------------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def scratch_folder(keep: bool) -> Iterator[Path]:
+    """A temporary folder, removed afterwards unless ``keep``."""
+    if keep:
+        path = Path(tempfile.mkdtemp(prefix=TEMP_PREFIX))
+        logger.info("keeping the benchmark's temporary folder: %s", path)
+        yield path
+        return
+    with tempfile.TemporaryDirectory(prefix=TEMP_PREFIX) as folder:
+        yield Path(folder)
+
+
+def benchmark_settings(user_settings: TrackingSettings, scratch: Path) -> TrackingSettings:
+    """The user's settings with the MLflow store, artifact root and seqflow artifacts moved into ``scratch``.
+
+    Other ``SEQFLOW_*`` config overrides (e.g. the seed) are kept, as the CLI would apply them.
+    """
+    overrides = tuple((key, value) for key, value in user_settings.config_overrides if key != ARTIFACTS_DIR_KEY)
+    return dataclasses.replace(
+        user_settings,
+        tracking_uri=f"sqlite:///{scratch / 'mlflow.db'}",
+        artifact_location=(scratch / "mlartifacts").as_uri(),
+        config_overrides=((ARTIFACTS_DIR_KEY, str(scratch / "seqflow_artifacts")), *overrides),
+    )
+
+
+def environment_overrides(user_settings: TrackingSettings) -> dict[str, str]:
+    """``SEQFLOW_*`` variables (from the environment or mlflow.env) that change the benchmarked config."""
+    names = {key: name for name, key in ENV_CONFIG_KEYS.items()}
+    return {names[key]: value for key, value in user_settings.config_overrides if key != ARTIFACTS_DIR_KEY}
+
+
+# --- measurements -----------------------------------------------------------------------------------------
+
+
+def _metric(metrics: dict[str, float], name: str) -> float:
+    return metrics.get(name, math.nan)
+
+
+def collect_results(settings: TrackingSettings, summary: RunSummary) -> tuple[list[ArchitectureResult], dict[str, float]]:
+    """Table rows (summary first, MLflow child runs for seconds per epoch) and the parent run's metrics."""
+    from mlflow import MlflowClient
+
+    client = MlflowClient(tracking_uri=settings.tracking_uri)
+    parent = client.get_run(summary.parent_run_id)
+    children = client.search_runs(
+        [parent.info.experiment_id], filter_string=f"tags.`mlflow.parentRunId` = '{summary.parent_run_id}'"
+    )
+    child_metrics = {run.data.tags.get("architecture"): run.data.metrics for run in children}
+    results = []
+    for row in summary.rows:
+        metrics = child_metrics.get(row.architecture, {})
+        logged_accuracy = _metric(metrics, "test_accuracy")
+        if not math.isclose(logged_accuracy, row.test_accuracy, abs_tol=METRIC_AGREEMENT_TOLERANCE):
+            logger.warning(
+                "%s: test accuracy %.6f in the summary but %.6f in MLflow", row.architecture, row.test_accuracy, logged_accuracy
+            )
+        results.append(
+            ArchitectureResult(
+                architecture=row.architecture,
+                epochs=row.epochs,
+                best_val_accuracy=row.best_val_accuracy,
+                test_accuracy=row.test_accuracy,
+                roc_auc=row.roc_auc,
+                gap_at_end=row.gap_at_end,
+                train_seconds=row.seconds,
+                seconds_per_epoch=_metric(metrics, "seconds_per_epoch"),
+            )
+        )
+    return results, dict(parent.data.metrics)
+
+
+def describe_data(config: PipelineConfig, parent_metrics: dict[str, float]) -> DataDescription:
+    vocab_learned = parent_metrics.get("vocab_size")
+    return DataDescription(
+        source=config.data.source,
+        limit=config.data.limit,
+        rows={split: int(parent_metrics.get(f"rows_{split}", 0)) for split in SPLITS},
+        max_length=config.tokenisation.max_length,
+        vocab_configured=config.tokenisation.vocab_size,
+        vocab_learned=int(vocab_learned) if vocab_learned is not None else None,
+        seed=config.seed,
+    )
+
+
+def _cpu_model() -> str:
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            key, _, value = line.partition(":")
+            if key.strip() == "model name":
+                return value.strip()
+    return platform.processor() or "unknown CPU"
+
+
+def _memory() -> str:
+    with contextlib.suppress(OSError, ValueError):
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemTotal:"):
+                kib = int(line.split()[1])
+                return f"{kib / KIB_PER_GIB:.1f} GiB"
+    return "unknown"
+
+
+def _operating_system() -> str:
+    pretty = None
+    with contextlib.suppress(OSError):
+        for line in Path("/etc/os-release").read_text().splitlines():
+            if line.startswith("PRETTY_NAME="):
+                pretty = line.partition("=")[2].strip().strip('"')
+    kernel = f"{platform.system()} {platform.release()}"
+    return f"{pretty} ({kernel})" if pretty else platform.platform()
+
+
+def _package_version(distributions: Sequence[str]) -> str:
+    for name in distributions:
+        try:
+            return f"{version(name)} ({name})" if len(distributions) > 1 else version(name)
+        except PackageNotFoundError:
+            continue
+    return "not installed"
+
+
+def describe_machine() -> list[tuple[str, str]]:
+    return [
+        ("CPU", _cpu_model()),
+        ("Cores", f"{os.cpu_count()} logical CPUs (os.cpu_count())"),
+        ("RAM", _memory()),
+        ("OS", _operating_system()),
+        ("Python", platform.python_version()),
+        *((label, _package_version(names)) for label, names in SOFTWARE.items()),
+    ]
+
+
+def run_benchmark(args: argparse.Namespace) -> BenchmarkResult:
+    """Resolve the config, run the flow once on throwaway state, and gather the numbers."""
+    user_settings = load_settings()
+    profile = args.profile or user_settings.default_profile
+    with scratch_folder(args.keep_temp) as scratch:
+        settings = benchmark_settings(user_settings, scratch)
+        config = resolve_config(args, settings)
+        logger.info("benchmarking profile %s: %s", config.profile, ", ".join(config.training.architectures))
+
+        # Prefect and the flow modules are imported only now, after main() has set the environment.
+        from prefect.testing.utilities import prefect_test_harness
+
+        from seqflow.flows.sentiment import sentiment_flow
+        from seqflow.tracking import Tracker
+
+        setup_started = time.perf_counter()
+        # A temporary Prefect server with its own database, stopped when the block ends.
+        with prefect_test_harness(server_startup_timeout=PREFECT_STARTUP_TIMEOUT_S):
+            # Create the MLflow store and experiment now, so the flow time holds no schema migrations.
+            Tracker(settings)
+            setup_seconds = time.perf_counter() - setup_started
+            flow_started = time.perf_counter()
+            summary = sentiment_flow(config, settings)
+            flow_seconds = time.perf_counter() - flow_started
+        rows, parent_metrics = collect_results(settings, summary)
+
+    return BenchmarkResult(
+        profile=config.profile,
+        command=reproduce_command(args, profile, environment_overrides(user_settings)),
+        seqflow_command=seqflow_command(args, profile),
+        date_utc=datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        machine=describe_machine(),
+        data=describe_data(config, parent_metrics),
+        setup_seconds=setup_seconds,
+        flow_seconds=flow_seconds,
+        rows=rows,
+    )
+
+
+# --- markdown ---------------------------------------------------------------------------------------------
+
+
+def _number(value: float, spec: str) -> str:
+    return MISSING if math.isnan(value) else format(value, spec)
+
+
+def render_table(rows: Sequence[ArchitectureResult]) -> str:
+    lines = ["| " + " | ".join(TABLE_HEADER) + " |", "|" + "|".join(TABLE_ALIGNMENT) + "|"]
+    for row in rows:
+        cells = (
+            row.architecture,
+            str(row.epochs),
+            _number(row.best_val_accuracy, ".4f"),
+            _number(row.test_accuracy, ".4f"),
+            _number(row.roc_auc, ".4f"),
+            _number(row.gap_at_end, "+.4f"),
+            _number(row.train_seconds, ".1f"),
+            _number(row.seconds_per_epoch, ".2f"),
+        )
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def render_section(result: BenchmarkResult) -> str:
+    data = result.data
+    rows = " / ".join(f"{data.rows[split]:,} {split}" for split in SPLITS)
+    limit = f" (stratified sample of {data.limit:,})" if data.limit is not None else ""
+    learned = f", {data.vocab_learned:,} learned" if data.vocab_learned is not None else ""
+    machine = "\n".join(f"- {label}: {value}" for label, value in result.machine)
+    return "\n".join(
+        [
+            SECTION_HEADING.format(command=result.seqflow_command),
+            "",
+            "Reproduce:",
+            "",
+            f"{CODE_FENCE}sh",
+            result.command,
+            CODE_FENCE,
+            "",
+            f"The same pipeline as `{result.seqflow_command}`, run in-process on a temporary MLflow store, "
+            "artifact folder and Prefect server.",
+            "",
+            f"Measured {result.date_utc} on:",
+            "",
+            machine,
+            "",
+            f"Data: source `{data.source}`{limit}; {rows} rows; max_length {data.max_length}; "
+            f"vocabulary {data.vocab_configured:,} configured{learned}; seed {data.seed}.",
+            "",
+            f"Total wall time of the flow: {result.flow_seconds:.1f} s, from loading the data to registering the models "
+            "(TensorFlow is first imported inside it, as in `seqflow run`); before it, "
+            f"{result.setup_seconds:.1f} s to start the temporary Prefect server and create the MLflow store.",
+            "",
+            render_table(result.rows),
+            "",
+        ]
+    )
+
+
+def replace_section(document: str, heading: str, section: str) -> str:
+    """``document`` with the section under ``heading`` replaced by ``section``, or ``section`` appended."""
+    lines = document.splitlines()
+    start = end = None
+    in_fence = False
+    for index, line in enumerate(lines):
+        if line.startswith(CODE_FENCE):
+            in_fence = not in_fence
+            continue
+        if in_fence:
+            continue
+        if start is None and line.strip() == heading:
+            start = index
+        elif start is not None and line.startswith(SECTION_END_PREFIXES):
+            end = index
+            break
+    new_lines = section.rstrip("\n").splitlines()
+    if start is None:
+        before = document.rstrip("\n")
+        return f"{before}\n\n" + "\n".join(new_lines) + "\n" if before else "\n".join(new_lines) + "\n"
+    after = lines[end:] if end is not None else []
+    merged = lines[:start] + new_lines + ([""] + after if after else [])
+    return "\n".join(merged) + "\n"
+
+
+def write_report(path: Path, result: BenchmarkResult) -> None:
+    existing = path.read_text(encoding="utf-8") if path.is_file() else FILE_HEADER
+    heading = SECTION_HEADING.format(command=result.seqflow_command)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(replace_section(existing, heading, render_section(result)), encoding="utf-8")
+
+
+# --- entry point ------------------------------------------------------------------------------------------
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    os.environ.update(RUNTIME_ENVIRONMENT)
+    configure_runtime(args.log_level)
+    try:
+        result = run_benchmark(args)
+    except SeqflowError as error:
+        print(f"{SCRIPT_PATH}: error: {error}", file=sys.stderr)
+        return error.exit_code
+    except KeyboardInterrupt:
+        print(f"{SCRIPT_PATH}: interrupted", file=sys.stderr)
+        return INTERRUPTED_EXIT_CODE
+    write_report(args.output, result)
+    print()
+    print(f"profile {result.profile}: flow {result.flow_seconds:.1f} s (set-up {result.setup_seconds:.1f} s)")
+    print(render_table(result.rows))
+    print(f"\nwrote section {SECTION_HEADING.format(command=result.seqflow_command)!r} to {args.output}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
