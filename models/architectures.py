@@ -48,8 +48,8 @@ def _classifier_head(features: keras.KerasTensor, spec: ModelSpec) -> keras.Kera
     if spec.dense_units:
         # Hidden layer from the seeds' models (Dense(64, relu) before the output).
         features = layers.Dense(spec.dense_units, activation="relu", name="hidden")(features)
-    # Probability that the review is positive.
-    return layers.Dense(1, activation="sigmoid", name="positive_probability")(features)
+    # Probability that the review is positive; float32 even under a mixed-precision policy.
+    return layers.Dense(1, activation="sigmoid", dtype="float32", name="positive_probability")(features)
 
 
 def build_embedding_pool(spec: ModelSpec) -> keras.Model:

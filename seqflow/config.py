@@ -100,6 +100,9 @@ class TrainingConfig:
     restore_best_weights: bool = True
     # Gradient clipping by global norm; None disables it.
     clipnorm: float | None = 1.0
+    # Keras dtype policy while training: mixed_float16 speeds up GPUs with tensor cores, mixed_bfloat16 newer
+    # CPUs/TPUs; the output layer always computes in float32 so probabilities and the loss stay precise.
+    precision: Literal["float32", "mixed_float16", "mixed_bfloat16"] = "float32"
 
 
 @dataclass(frozen=True)

@@ -65,9 +65,28 @@ def train_classifier(
     """
     import keras
 
+    seed_everything(seed)
+    # The dtype policy is global in Keras: set it for this model only and restore it afterwards.
+    previous_policy = keras.mixed_precision.dtype_policy()
+    keras.mixed_precision.set_dtype_policy(training.precision)
+    try:
+        return _fit_and_save(architecture, arrays, vocab_size, training, output_dir, on_epoch_end)
+    finally:
+        keras.mixed_precision.set_dtype_policy(previous_policy)
+
+
+def _fit_and_save(
+    architecture: str,
+    arrays: dict[str, np.ndarray],
+    vocab_size: int,
+    training: TrainingConfig,
+    output_dir: Path,
+    on_epoch_end: EpochCallback | None,
+) -> TrainingOutcome:
+    import keras
+
     from seqflow.models.architectures import ModelSpec, build_model
 
-    seed_everything(seed)
     spec = ModelSpec(
         vocab_size=vocab_size,
         embedding_dim=training.embedding_dim,

@@ -91,3 +91,22 @@ def test_serving_model_scores_raw_text_like_the_classifier_scores_ids():
     np.testing.assert_allclose(
         serving(tf.constant([[t] for t in texts])).numpy(), classifier(ids).numpy(), rtol=1e-6
     )
+
+
+def test_mixed_precision_keeps_a_float32_output_and_restores_the_policy(tmp_path):
+    import keras
+
+    from seqflow.training import train_classifier
+
+    rng = np.random.default_rng(0)
+    x, y = _toy_reviews(rng, 64)
+    arrays = {"x_train": x, "y_train": y, "x_validation": x[:16], "y_validation": y[:16]}
+    training = TrainingConfig(
+        architectures=("lstm",), epochs=1, batch_size=32, embedding_dim=8, rnn_units=8, dense_units=8,
+        early_stopping_patience=None, precision="mixed_bfloat16",
+    )
+    outcome = train_classifier("lstm", arrays, 18, training, seed=1, output_dir=tmp_path)
+    model = keras.saving.load_model(outcome.classifier_path)
+    assert model.get_layer("lstm").dtype_policy.name == "mixed_bfloat16"
+    assert model(x[:2]).dtype == "float32"
+    assert keras.mixed_precision.dtype_policy().name == "float32"
