@@ -3,11 +3,19 @@
 from __future__ import annotations
 
 from prefect import flow
+from prefect.futures import PrefectFuture, wait
 
-from seqflow.config import PipelineConfig
+from seqflow.config import ExecutionConfig, PipelineConfig
+from seqflow.execution import (
+    InlineTaskRunner,
+    build_task_runner,
+    check_scheduler,
+    prefect_api_for_workers,
+    warn_about_relative_paths,
+)
 from seqflow.flows.validate import prepare_validated_data
 from seqflow.settings import TrackingSettings
-from seqflow.steps import RunSummary
+from seqflow.steps import EvaluatedModel, RunSummary, TrainedModel
 from seqflow.tasks.training import (
     close_runs_of_failed_flow,
     evaluate_model,
@@ -17,17 +25,48 @@ from seqflow.tasks.training import (
     train_model,
 )
 
+# One training and its evaluation, as submitted to the flow's task runner.
+Submitted = tuple[PrefectFuture[TrainedModel], PrefectFuture[EvaluatedModel]]
 
-@flow(name="seqflow-run", on_failure=[close_runs_of_failed_flow], on_crashed=[close_runs_of_failed_flow])
+
+def evaluated_models(submitted: list[Submitted]) -> list[EvaluatedModel]:
+    """Wait until every submitted training and evaluation is done, then return the evaluated models in the
+    order submitted. A failed training is raised as itself (its evaluation never ran), before any failed
+    evaluation; nothing is left running when the flow fails."""
+    wait([future for pair in submitted for future in pair])
+    for trained, _ in submitted:
+        trained.result()
+    return [evaluated.result() for _, evaluated in submitted]
+
+
+@flow(
+    name="seqflow-run",
+    task_runner=InlineTaskRunner(),
+    on_failure=[close_runs_of_failed_flow],
+    on_crashed=[close_runs_of_failed_flow],
+)
 def sentiment_flow(config: PipelineConfig, settings: TrackingSettings) -> RunSummary:
-    """Train, evaluate and register every configured architecture, one after another."""
+    """Train, evaluate and register every configured architecture: one after another by default, in parallel
+    when the flow runs with a parallel task runner (see :func:`run_sentiment_flow`)."""
     data = prepare_validated_data(config)
     parent_run_id = start_tracking(settings, config, data.split_files, data.tokenised, data.contract_reports)
-    evaluated = []
+    submitted: list[Submitted] = []
     for architecture in config.training.architectures:
-        trained = train_model(
+        trained = train_model.submit(
             settings, architecture, config, data.split_files, data.tokenised, data.contract_reports, parent_run_id
         )
-        evaluated.append(evaluate_model(settings, trained, data.tokenised, config.training.batch_size))
+        submitted.append((trained, evaluate_model.submit(settings, trained, data.tokenised, config.training.batch_size)))
+    evaluated = evaluated_models(submitted)
     registration = register_models(settings, evaluated, data.split_files, config.promotion, parent_run_id)
     return finish_tracking(settings, parent_run_id, evaluated, registration)
+
+
+def run_sentiment_flow(
+    config: PipelineConfig, settings: TrackingSettings, execution: ExecutionConfig = ExecutionConfig()
+) -> RunSummary:
+    """Run :func:`sentiment_flow` on the task runner ``execution`` asks for (the default: sequential, here)."""
+    if execution.dask_address:
+        check_scheduler(execution.dask_address)
+        warn_about_relative_paths(config.artifacts_dir, settings.tracking_uri)
+    with prefect_api_for_workers(execution):
+        return sentiment_flow.with_options(task_runner=build_task_runner(execution))(config, settings)

@@ -14,14 +14,28 @@ import sys
 from typing import Sequence
 
 from seqflow import __version__
-from seqflow.config import ALL_ARCHITECTURES, PROFILES, PipelineConfig, get_profile, parse_assignments, with_overrides
+from seqflow.config import (
+    ALL_ARCHITECTURES,
+    DEFAULT_DASK_WORKERS,
+    PROFILES,
+    RUNNERS,
+    ExecutionConfig,
+    PipelineConfig,
+    get_profile,
+    parse_assignments,
+    with_overrides,
+)
 from seqflow.errors import SeqflowError
 from seqflow.settings import TrackingSettings, load_settings
 
 logger = logging.getLogger("seqflow")
 
 # Libraries that log at INFO about their own internals; a pipeline log should show seqflow's steps.
-NOISY_LOGGERS = ("great_expectations", "absl", "tensorflow", "h5py", "matplotlib", "alembic", "urllib3", "httpx", "httpcore")
+NOISY_LOGGERS = (
+    "great_expectations", "absl", "tensorflow", "h5py", "matplotlib", "alembic", "urllib3", "httpx", "httpcore",
+    # Dask's scheduler, nanny and workers report every connection at INFO.
+    "distributed",
+)
 
 
 def _add_config_options(parser: argparse.ArgumentParser) -> None:
@@ -62,6 +76,30 @@ def build_parser() -> argparse.ArgumentParser:
         choices=list(ALL_ARCHITECTURES),
         help="train only this architecture (repeatable; default: the profile's list)",
     )
+    parallel = run.add_argument_group("parallel training (default: one architecture after another, in this process)")
+    parallel.add_argument(
+        "--runner",
+        choices=list(RUNNERS),
+        default="sequential",
+        help="sequential (default), or dask: train the architectures in parallel on Dask worker processes",
+    )
+    parallel.add_argument(
+        "--dask-address",
+        metavar="ADDRESS",
+        help="scheduler of a running Dask cluster, e.g. tcp://10.0.0.5:8786 (default: start a local cluster)",
+    )
+    parallel.add_argument(
+        "--workers",
+        type=int,
+        metavar="N",
+        help=f"worker processes of the local Dask cluster, one task thread each (default: {DEFAULT_DASK_WORKERS})",
+    )
+    parallel.add_argument(
+        "--tf-threads",
+        type=int,
+        metavar="N",
+        help="TensorFlow threads in each local Dask worker (default: CPU cores divided by workers)",
+    )
 
     predict = commands.add_parser("predict", help="score raw reviews with the champion (or --model-uri)")
     predict.add_argument("texts", nargs="+", metavar="TEXT", help="review text(s) to score")
@@ -85,6 +123,13 @@ def resolve_config(args: argparse.Namespace, settings: TrackingSettings) -> Pipe
         overrides["training.architectures"] = tuple(dict.fromkeys(args.architectures))
     overrides.update(parse_assignments(args.assignments))
     return with_overrides(config, overrides)
+
+
+def resolve_execution(args: argparse.Namespace) -> ExecutionConfig:
+    """Where ``seqflow run`` trains, from --runner, --dask-address, --workers and --tf-threads."""
+    return ExecutionConfig(
+        runner=args.runner, dask_address=args.dask_address, workers=args.workers, tf_threads=args.tf_threads
+    )
 
 
 def configure_runtime(log_level: str) -> None:
@@ -115,9 +160,10 @@ def _cmd_validate(args: argparse.Namespace, settings: TrackingSettings) -> int:
 
 def _cmd_run(args: argparse.Namespace, settings: TrackingSettings) -> int:
     config = resolve_config(args, settings)
-    from seqflow.flows.sentiment import sentiment_flow
+    execution = resolve_execution(args)
+    from seqflow.flows.sentiment import run_sentiment_flow
 
-    summary = sentiment_flow(config, settings)
+    summary = run_sentiment_flow(config, settings, execution)
     print(summary.render())
     return 0
 

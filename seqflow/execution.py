@@ -1,0 +1,151 @@
+"""Where the tasks of ``seqflow run`` execute: the Prefect task runner built from an :class:`ExecutionConfig`.
+
+The flow submits one training and one evaluation per architecture and waits for them; the task runner decides
+whether they run one after another in this process (:class:`InlineTaskRunner`, the default) or in parallel on
+Dask worker processes (prefect-dask's ``DaskTaskRunner``). Tasks exchange paths, digests and run ids, never live
+models, so any worker can run any of them, provided it reaches the same MLflow store and Prefect API.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import contextlib
+import logging
+import os
+import uuid
+from typing import Any, Iterable, Iterator
+
+from prefect.futures import PrefectConcurrentFuture, PrefectFuture
+from prefect.task_runners import TaskRunner
+
+from seqflow.config import ExecutionConfig
+from seqflow.errors import ConfigError
+
+logger = logging.getLogger(__name__)
+
+# How long to try reaching a Dask scheduler given by address before giving up with a clear message.
+SCHEDULER_CONNECT_TIMEOUT_S = 10.0
+
+
+class InlineTaskRunner(TaskRunner[PrefectConcurrentFuture[Any]]):
+    """Run each submitted task at once, in the submitting thread, and return its finished future.
+
+    ``task.submit(...)`` then behaves like calling the task: one task at a time, in this process, on the flow's
+    own thread (Ctrl-C stops the task that is running), in the order the flow submits them. A flow written for
+    a parallel runner thereby also runs sequentially, unchanged.
+    """
+
+    def duplicate(self) -> InlineTaskRunner:
+        return type(self)()
+
+    def submit(  # type: ignore[override]  # one implementation for the base class's overloads
+        self,
+        task: Any,
+        parameters: dict[str, Any],
+        wait_for: Iterable[PrefectFuture[Any]] | None = None,
+        dependencies: dict[str, set[Any]] | None = None,
+    ) -> PrefectConcurrentFuture[Any]:
+        from prefect.task_engine import run_task_sync
+
+        if not self._started:
+            raise RuntimeError("Task runner is not started")
+        if task.isasync:
+            raise TypeError(f"{type(self).__name__} runs synchronous tasks only; {task.name!r} is async")
+        task_run_id = uuid.uuid4()
+        state = run_task_sync(
+            task=task,
+            task_run_id=task_run_id,
+            parameters=parameters,
+            wait_for=wait_for,
+            return_type="state",
+            dependencies=dependencies,
+        )
+        finished: concurrent.futures.Future[Any] = concurrent.futures.Future()
+        finished.set_result(state)
+        return PrefectConcurrentFuture(task_run_id=task_run_id, wrapped_future=finished)
+
+
+def local_cluster_kwargs(execution: ExecutionConfig) -> dict[str, Any]:
+    """``distributed.LocalCluster`` arguments: N worker processes, one task thread each, TensorFlow capped.
+
+    The cap goes into each worker's environment before TensorFlow is imported there (it reads
+    ``TF_NUM_INTRAOP_THREADS`` / ``TF_NUM_INTEROP_THREADS`` once, at start-up); Dask itself already sets
+    ``OMP_NUM_THREADS=1`` and friends in its workers.
+    """
+    tf_threads = str(execution.local_tf_threads(os.cpu_count()))
+    return {
+        "n_workers": execution.local_workers,
+        "threads_per_worker": 1,
+        "processes": True,
+        "env": {"TF_NUM_INTRAOP_THREADS": tf_threads, "TF_NUM_INTEROP_THREADS": tf_threads},
+    }
+
+
+def build_task_runner(execution: ExecutionConfig) -> TaskRunner:
+    """The task runner ``execution`` asks for; nothing is started or connected until the flow runs."""
+    if execution.runner == "sequential":
+        return InlineTaskRunner()
+    from prefect_dask import DaskTaskRunner
+
+    if execution.dask_address:
+        return DaskTaskRunner(address=execution.dask_address)
+    return DaskTaskRunner(cluster_class="distributed.LocalCluster", cluster_kwargs=local_cluster_kwargs(execution))
+
+
+def check_scheduler(address: str, timeout_s: float | None = None) -> None:
+    """Connect to the Dask scheduler at ``address`` once, or raise a :class:`ConfigError` saying why not."""
+    import distributed
+
+    timeout_s = SCHEDULER_CONNECT_TIMEOUT_S if timeout_s is None else timeout_s
+    try:
+        with distributed.Client(address, timeout=timeout_s, set_as_default=False) as client:
+            workers = len(client.scheduler_info(n_workers=-1).get("workers", {}))
+    except (OSError, TimeoutError, ValueError, TypeError) as exc:
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise ConfigError(f"cannot reach the Dask scheduler at {address!r}: {reason}") from None
+    if workers == 0:
+        logger.warning("the Dask scheduler at %s has no workers yet; tasks wait until one joins", address)
+
+
+def warn_about_relative_paths(artifacts_dir: str, tracking_uri: str) -> None:
+    """Workers of a Dask cluster given by address may run elsewhere, where relative paths mean other files."""
+    relative = [
+        name
+        for name, is_relative in (
+            (f"artifacts_dir {artifacts_dir!r}", not os.path.isabs(artifacts_dir)),
+            (
+                f"MLFLOW_TRACKING_URI {tracking_uri!r}",
+                tracking_uri.startswith("sqlite:///") and not tracking_uri.startswith("sqlite:////"),
+            ),
+        )
+        if is_relative
+    ]
+    if relative:
+        logger.warning(
+            "%s: relative paths resolve in each Dask worker's own working directory; workers elsewhere need "
+            "a shared filesystem (absolute paths) or a tracking server",
+            " and ".join(relative),
+        )
+
+
+@contextlib.contextmanager
+def prefect_api_for_workers(execution: ExecutionConfig) -> Iterator[None]:
+    """Make sure Dask workers report to the same Prefect API as the flow.
+
+    prefect-dask sends the flow's Prefect settings (among them ``PREFECT_API_URL``) with every task. Without a
+    configured API, Prefect starts a temporary local server on the first call in each process, so each worker
+    would start its own; instead, start it here, once, and send its address. That address is on 127.0.0.1:
+    workers on other hosts need ``PREFECT_API_URL`` set to a Prefect server they can reach.
+    """
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    if execution.runner != "dask" or PREFECT_API_URL.value():
+        yield
+        return
+    from prefect.server.api.server import SubprocessASGIServer
+
+    # The same instance Prefect's own client would start (one per process), so the flow uses it too.
+    server = SubprocessASGIServer()
+    server.start()
+    with temporary_settings({PREFECT_API_URL: server.api_url}):
+        yield
