@@ -2,10 +2,15 @@
 
 Everything goes through an explicit :class:`Tracker` holding an ``MlflowClient`` and explicit run ids, never
 MLflow's thread-local "active run", so tasks on any thread or worker log to the right run.
+
+Dask workers (``seqflow run --runner dask``) write to the same store at once. On SQLite that is safe without
+retries here: MLflow runs ``PRAGMA busy_timeout = 20000`` on every session, so a writer waits for the lock
+instead of failing with "database is locked" (checked with 6 processes logging runs, params and metrics at once).
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import subprocess
@@ -13,7 +18,7 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Iterable, Iterator
 
 from seqflow.errors import SeqflowError
 from seqflow.settings import TrackingSettings
@@ -55,6 +60,35 @@ def _serving_requirements() -> list[str]:
     return pins
 
 
+_URI_VARIABLES = ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")
+
+
+@contextlib.contextmanager
+def _fluent_store(uri: str) -> Iterator[None]:
+    """Point MLflow's fluent helpers (register_model, pyfunc.load_model) at ``uri`` for one call only.
+
+    ``mlflow.set_tracking_uri`` also exports MLFLOW_TRACKING_URI to the environment; left set, it would
+    override the ``--env-file`` of any seqflow process started afterwards. Both are restored on exit.
+    """
+    import mlflow
+    from mlflow.tracking._tracking_service.utils import is_tracking_uri_set
+
+    saved_environment = {name: os.environ.get(name) for name in _URI_VARIABLES}
+    previous_uri = mlflow.get_tracking_uri() if is_tracking_uri_set() else None
+    mlflow.set_tracking_uri(uri)
+    mlflow.set_registry_uri(uri)
+    try:
+        yield
+    finally:
+        mlflow.set_tracking_uri(previous_uri)
+        mlflow.set_registry_uri(previous_uri or "")
+        for name, value in saved_environment.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
 @dataclass(frozen=True)
 class RegisteredVersion:
     architecture: str
@@ -67,13 +101,9 @@ class Tracker:
     """An MLflow tracking store plus registry, as configured by ``mlflow.env``."""
 
     def __init__(self, settings: TrackingSettings) -> None:
-        import mlflow
         from mlflow import MlflowClient
 
         self.settings = settings
-        # Fluent helpers (register_model, pyfunc.load_model) read the global URI; set it at run time, here.
-        mlflow.set_tracking_uri(settings.tracking_uri)
-        mlflow.set_registry_uri(settings.tracking_uri)
         self.client = MlflowClient(tracking_uri=settings.tracking_uri, registry_uri=settings.tracking_uri)
         self.experiment_id = self._ensure_experiment()
 
@@ -197,7 +227,8 @@ class Tracker:
         created: list[RegisteredVersion] = []
         try:
             for architecture, run_id, model_uri, tags in candidates:
-                version = mlflow.register_model(model_uri, name, tags=tags)
+                with _fluent_store(self.settings.tracking_uri):
+                    version = mlflow.register_model(model_uri, name, tags=tags)
                 created.append(
                     RegisteredVersion(architecture, str(version.version), run_id, float(tags.get("test_accuracy", "nan")))
                 )
@@ -237,6 +268,7 @@ class Tracker:
         from mlflow.exceptions import MlflowException
 
         try:
-            return mlflow.pyfunc.load_model(model_uri)
+            with _fluent_store(self.settings.tracking_uri):
+                return mlflow.pyfunc.load_model(model_uri)
         except (MlflowException, OSError) as exc:
             raise TrackingError(f"cannot load model {model_uri!r}: {str(exc).splitlines()[0]}") from None
