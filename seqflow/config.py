@@ -140,6 +140,73 @@ class PipelineConfig:
         return flat
 
 
+RunnerKind = Literal["sequential", "dask"]
+RUNNERS: tuple[str, ...] = typing.get_args(RunnerKind)
+# Worker processes of a local Dask cluster when ``--workers`` is not given.
+DEFAULT_DASK_WORKERS = 2
+
+
+@dataclass(frozen=True)
+class ExecutionConfig:
+    """Where ``seqflow run`` trains the architectures; chosen on the command line, separate from
+    :class:`PipelineConfig` because it changes where the steps run, never what they compute.
+
+    ``sequential`` (the default) trains one architecture after another in this process. ``dask`` trains them
+    in parallel with prefect-dask: on the scheduler at ``dask_address``, or on a local cluster of ``workers``
+    processes (one task thread each) started for the run and stopped after it.
+    """
+
+    runner: RunnerKind = "sequential"
+    # A running Dask scheduler, e.g. tcp://10.0.0.5:8786; its workers need seqflow installed and must reach
+    # the Prefect API and the MLflow store. None: start a local cluster (dask runner only).
+    dask_address: str | None = None
+    # Worker processes of the local cluster; None: DEFAULT_DASK_WORKERS.
+    workers: int | None = None
+    # TensorFlow intra-op and inter-op threads in each local worker (TF_NUM_INTRAOP_THREADS /
+    # TF_NUM_INTEROP_THREADS), so N workers do not each claim every core. None: the cores divided by the workers.
+    tf_threads: int | None = None
+
+    def __post_init__(self) -> None:
+        problems: list[str] = []
+        if self.runner not in RUNNERS:
+            problems.append(f"runner must be one of {list(RUNNERS)}, got {self.runner!r}")
+        elif self.runner != "dask":
+            given = [
+                flag
+                for flag, value in (
+                    ("--dask-address", self.dask_address),
+                    ("--workers", self.workers),
+                    ("--tf-threads", self.tf_threads),
+                )
+                if value is not None
+            ]
+            if given:
+                problems.append(f"{' and '.join(given)} given without --runner dask")
+        elif self.dask_address is not None:
+            if not self.dask_address.strip():
+                problems.append("--dask-address may not be empty")
+            if self.workers is not None or self.tf_threads is not None:
+                problems.append(
+                    f"--workers and --tf-threads size a local cluster; the scheduler at {self.dask_address} "
+                    "has its own workers"
+                )
+        if self.workers is not None and self.workers < 1:
+            problems.append(f"--workers must be at least 1, got {self.workers}")
+        if self.tf_threads is not None and self.tf_threads < 1:
+            problems.append(f"--tf-threads must be at least 1, got {self.tf_threads}")
+        if problems:
+            raise ConfigError("invalid execution settings: " + "; ".join(problems))
+
+    @property
+    def local_workers(self) -> int:
+        """Worker processes of the local cluster."""
+        return self.workers or DEFAULT_DASK_WORKERS
+
+    def local_tf_threads(self, cpu_count: int | None) -> int:
+        """TensorFlow threads per local worker: as set, or this machine's cores shared out among the workers."""
+        return self.tf_threads or max(1, (cpu_count or 1) // self.local_workers)
+
+
 def _profile(name: str, **sections: Any) -> PipelineConfig:
     return PipelineConfig(profile=name, **sections)
 
@@ -335,6 +402,16 @@ def validate_config(config: PipelineConfig) -> None:
         problems.append(f"training.dropout must be in [0, 1), got {train.dropout}")
     if problems:
         raise ConfigError("invalid configuration: " + "; ".join(problems))
+
+
+def resolve_pipeline_config(
+    profile: str,
+    environment_overrides: Mapping[str, Any] | None = None,
+    explicit_overrides: Mapping[str, Any] | None = None,
+) -> PipelineConfig:
+    """The profile, then ``SEQFLOW_*`` overrides from mlflow.env / the environment, then explicit ones."""
+    merged = {**dict(environment_overrides or {}), **dict(explicit_overrides or {})}
+    return with_overrides(get_profile(profile), merged)
 
 
 def parse_assignments(assignments: list[str]) -> dict[str, str]:

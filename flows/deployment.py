@@ -1,0 +1,26 @@
+"""The flow that deployments and schedules run: plain parameters in, the sentiment flow as a subflow.
+
+Deployments pass JSON parameters, so this entry point takes a profile name and ``section.field`` overrides
+(the same as ``seqflow run --profile P --set K=V``) and reads ``mlflow.env`` on the machine that runs it.
+"""
+
+from __future__ import annotations
+
+from prefect import flow
+
+from seqflow.config import resolve_pipeline_config
+from seqflow.flows.sentiment import sentiment_flow
+from seqflow.settings import load_settings
+from seqflow.steps import RunSummary
+
+
+@flow(name="seqflow-pipeline")
+def scheduled_pipeline(
+    profile: str | None = None,
+    overrides: dict[str, str] | None = None,
+    env_file: str | None = None,
+) -> RunSummary:
+    """Run ``seqflow run`` with a profile and overrides, against the tracking store of ``env_file``."""
+    settings = load_settings(env_file)
+    config = resolve_pipeline_config(profile or settings.default_profile, dict(settings.config_overrides), overrides)
+    return sentiment_flow(config, settings)
