@@ -36,8 +36,8 @@ from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Iterator, Sequence
 
-from seqflow.cli import configure_runtime, resolve_config
-from seqflow.config import ALL_ARCHITECTURES, PROFILES, PipelineConfig
+from seqflow.cli import add_config_options, configure_runtime, resolve_config
+from seqflow.config import ALL_ARCHITECTURES, PipelineConfig
 from seqflow.errors import SeqflowError
 from seqflow.settings import ENV_CONFIG_KEYS, TrackingSettings, load_settings
 from seqflow.steps import RunSummary
@@ -147,23 +147,14 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog=SCRIPT_PATH, description="Run the seqflow pipeline on throwaway state and record timings and accuracy."
     )
-    parser.add_argument("--profile", choices=sorted(PROFILES), help="named settings (default: SEQFLOW_PROFILE or quick)")
+    # The same --profile/--source/--seed/--set as `seqflow run`, so resolve_config reads them identically.
+    add_config_options(parser)
     parser.add_argument(
         "--arch",
         dest="architectures",
         action="append",
         choices=list(ALL_ARCHITECTURES),
         help="benchmark only this architecture (repeatable; default: the profile's list)",
-    )
-    parser.add_argument("--source", help="data source: embedded | tfds:imdb_reviews | aclimdb:PATH | csv:PATH | parquet:PATH")
-    parser.add_argument("--seed", type=int, help="the one random seed for splits, initialisation and shuffling")
-    parser.add_argument(
-        "--set",
-        dest="assignments",
-        action="append",
-        default=[],
-        metavar="SECTION.FIELD=VALUE",
-        help="override one setting, e.g. --set training.epochs=2 (repeatable)",
     )
     parser.add_argument("--output", type=Path, default=DEFAULT_OUTPUT, help="markdown file to write or update")
     parser.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])

@@ -38,7 +38,8 @@ NOISY_LOGGERS = (
 )
 
 
-def _add_config_options(parser: argparse.ArgumentParser) -> None:
+def add_config_options(parser: argparse.ArgumentParser) -> None:
+    """--profile, --source, --seed and --set, shared by every command that resolves a PipelineConfig."""
     parser.add_argument("--profile", choices=sorted(PROFILES), help="named settings (default: SEQFLOW_PROFILE or quick)")
     parser.add_argument("--source", help="data source: embedded | tfds:imdb_reviews | aclimdb:PATH | csv:PATH | parquet:PATH")
     parser.add_argument("--seed", type=int, help="the one random seed for splits, initialisation and shuffling")
@@ -65,10 +66,10 @@ def build_parser() -> argparse.ArgumentParser:
     validate = commands.add_parser(
         "validate", help="download, check the raw-data contract, tokenise and check the tokenised contract"
     )
-    _add_config_options(validate)
+    add_config_options(validate)
 
     run = commands.add_parser("run", help="validate data, train every architecture, evaluate, register and promote")
-    _add_config_options(run)
+    add_config_options(run)
     run.add_argument(
         "--arch",
         dest="architectures",

@@ -54,12 +54,24 @@ def overfitting_figures(history: dict[str, list[float]]) -> dict[str, float]:
     }
 
 
+def _save_figure(figure, path: Path) -> Path:  # noqa: ANN001 - a matplotlib Figure
+    import matplotlib.pyplot as plt
+
+    figure.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(path, dpi=100)
+    plt.close(figure)
+    return path
+
+
 def plot_learning_curves(history: dict[str, list[float]], title: str, path: Path) -> Path:
     """Loss and accuracy per epoch, training against validation, side by side."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
 
     epochs = np.arange(1, len(history.get("loss", [])) + 1)
     figure, axes = plt.subplots(1, 2, figsize=(10, 4))
@@ -67,6 +79,8 @@ def plot_learning_curves(history: dict[str, list[float]], title: str, path: Path
         axis.plot(epochs, history.get(metric, []), marker="o", label=f"train {metric}")
         axis.plot(epochs, history.get(f"val_{metric}", []), marker="o", label=f"validation {metric}")
         axis.set_xlabel("epoch")
+        # Whole epochs only: 1.25 epochs means nothing here.
+        axis.xaxis.set_major_locator(MaxNLocator(integer=True))
         axis.set_ylabel(metric)
         axis.grid(alpha=0.3)
         axis.legend()
@@ -77,12 +91,7 @@ def plot_learning_curves(history: dict[str, list[float]], title: str, path: Path
             axis.axvline(best, color="grey", linestyle="--", linewidth=1)
         axes[0].annotate(f"best epoch {best}", (best, min(val_loss)), textcoords="offset points", xytext=(5, 10))
     figure.suptitle(title)
-    figure.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(path, dpi=100)
-    plt.close(figure)
-    return path
+    return _save_figure(figure, path)
 
 
 def plot_confusion_matrix(metrics: dict[str, float], title: str, path: Path) -> Path:
@@ -104,9 +113,4 @@ def plot_confusion_matrix(metrics: dict[str, float], title: str, path: Path) -> 
     axis.set_xlabel("predicted")
     axis.set_ylabel("actual")
     axis.set_title(title)
-    figure.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(path, dpi=100)
-    plt.close(figure)
-    return path
+    return _save_figure(figure, path)
