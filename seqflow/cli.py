@@ -23,7 +23,7 @@ from seqflow.config import (
     PipelineConfig,
     get_profile,
     parse_assignments,
-    with_overrides,
+    resolve_pipeline_config,
 )
 from seqflow.errors import SeqflowError
 from seqflow.settings import TrackingSettings, load_settings
@@ -114,8 +114,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def resolve_config(args: argparse.Namespace, settings: TrackingSettings) -> PipelineConfig:
     """Profile, then SEQFLOW_* settings from mlflow.env / the environment, then the CLI (later wins)."""
-    config = get_profile(args.profile or settings.default_profile)
-    overrides: dict[str, object] = dict(settings.config_overrides)
+    overrides: dict[str, object] = {}
     if args.source:
         overrides["data.source"] = args.source
     if args.seed is not None:
@@ -123,7 +122,7 @@ def resolve_config(args: argparse.Namespace, settings: TrackingSettings) -> Pipe
     if getattr(args, "architectures", None):
         overrides["training.architectures"] = tuple(dict.fromkeys(args.architectures))
     overrides.update(parse_assignments(args.assignments))
-    return with_overrides(config, overrides)
+    return resolve_pipeline_config(args.profile or settings.default_profile, dict(settings.config_overrides), overrides)
 
 
 def resolve_execution(args: argparse.Namespace) -> ExecutionConfig:

@@ -237,21 +237,19 @@ def evaluate_architecture(tracker: Tracker, trained: TrainedModel, tokenised: To
     )
 
 
-def _champion_accuracy_on(tracker: Tracker, champion, dataset_digest: str, split_files: SplitFiles) -> float:  # noqa: ANN001
+def _champion_accuracy_on(tracker: Tracker, champion, split_files: SplitFiles) -> float:  # noqa: ANN001
     """The champion's test accuracy on this execution's test split: from its tags if it was measured on the
     same data (same digest), otherwise by scoring the champion model on this test split now."""
     tags = champion.tags or {}
-    if tags.get("dataset_digest") == dataset_digest and "test_accuracy" in tags:
+    if tags.get("dataset_digest") == split_files.digest and "test_accuracy" in tags:
         return float(tags["test_accuracy"])
     import pandas as pd
-
-    from seqflow.evaluation import classification_metrics as score
 
     test = pd.read_parquet(split_files.test_path)
     logger.info("champion v%s was measured on other data; scoring it on this test split", champion.version)
     model = tracker.load_pyfunc(f"models:/{tracker.settings.registered_model_name}/{champion.version}")
     predictions = model.predict(pd.DataFrame({"text": test["text"].tolist()}))
-    return score(predictions["probability"].to_numpy(), test["label"].to_numpy())["accuracy"]
+    return classification_metrics(predictions["probability"].to_numpy(), test["label"].to_numpy())["accuracy"]
 
 
 def register_and_promote(
@@ -286,7 +284,7 @@ def register_and_promote(
         best = max(versions, key=lambda version: version.test_accuracy)
         champion = tracker.champion()
         champion_accuracy = (
-            _champion_accuracy_on(tracker, champion, split_files.digest, split_files) if champion is not None else None
+            _champion_accuracy_on(tracker, champion, split_files) if champion is not None else None
         )
         decision = decide_promotion(
             best.version,

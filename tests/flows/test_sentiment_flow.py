@@ -127,3 +127,25 @@ def test_failure_mid_run_leaves_no_version_alias_or_running_run(prefect_api, tin
     statuses = {run.data.tags.get("architecture", "pipeline"): run.info.status for run in runs}
     assert statuses == {"pipeline": "FAILED", "embedding_pool": "FINISHED", "lstm": "FAILED"}
     assert client.search_model_versions(f"name='{tracking_settings.registered_model_name}'") == []
+
+
+def test_champion_measured_on_other_data_is_rescored_on_this_test_split(first_execution, tracking_settings, tmp_path):
+    """Comparing on the same test data: a champion whose digest differs is scored again, not taken from tags."""
+    import dataclasses
+
+    from seqflow.datasets import SplitFiles
+    from seqflow.steps import _champion_accuracy_on
+    from seqflow.tracking import Tracker
+
+    tracker = Tracker(tracking_settings)
+    champion = tracker.champion()
+    test_path = next((tmp_path / "artifacts" / "datasets").glob("*/test.parquet"))
+    same_data = SplitFiles(
+        source="csv", dataset_dir=test_path.parent, train_path=test_path.parent / "train.parquet",
+        validation_path=test_path.parent / "validation.parquet", test_path=test_path,
+        digests={"train": "", "validation": "", "test": ""}, rows={}, test_from_source=False,
+    )
+    # Same content, recorded under another digest: the score must come from the model, and match the tag.
+    other_digest = dataclasses.replace(same_data, digests={"train": "x", "validation": "y", "test": "z"})
+    rescored = _champion_accuracy_on(tracker, champion, other_digest)
+    assert rescored == pytest.approx(float(champion.tags["test_accuracy"]), abs=1e-6)
