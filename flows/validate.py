@@ -5,7 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from prefect import flow
+from prefect.runtime import flow_run
 
+from seqflow.caching import cached, task_statuses
 from seqflow.config import PipelineConfig
 from seqflow.contracts import ContractReport
 from seqflow.datasets import SplitFiles
@@ -22,11 +24,13 @@ class ValidatedData:
 
 
 def prepare_validated_data(config: PipelineConfig) -> ValidatedData:
-    """The data steps every flow starts with; called inside a flow, so each is a tracked task run."""
-    split_files = download_reviews(config.data, config.seed, config.artifacts_dir)
-    raw_report = check_raw_contract(split_files, config.contracts)
-    tokenised = tokenise_reviews(split_files, config.tokenisation, config.artifacts_dir)
-    tokenised_report = check_tokenised_contract(tokenised, config.tokenisation, config.contracts)
+    """The data steps every flow starts with; called inside a flow, so each is a tracked task run, cached on
+    its inputs' content, its config slice and its code (see :mod:`seqflow.caching`)."""
+    artifacts_dir = config.artifacts_dir
+    split_files = cached(download_reviews, artifacts_dir)(config.data, config.seed, artifacts_dir)
+    raw_report = cached(check_raw_contract, artifacts_dir)(split_files, config.contracts)
+    tokenised = cached(tokenise_reviews, artifacts_dir)(split_files, config.tokenisation, artifacts_dir)
+    tokenised_report = cached(check_tokenised_contract, artifacts_dir)(tokenised, config.tokenisation, config.contracts)
     return ValidatedData(split_files, tokenised, [raw_report, tokenised_report])
 
 
@@ -34,4 +38,5 @@ def prepare_validated_data(config: PipelineConfig) -> ValidatedData:
 def validate_flow(config: PipelineConfig) -> ValidationSummary:
     """Prepare validated, tokenised data for training, or stop with the contract that failed."""
     data = prepare_validated_data(config)
-    return summarise_validation(data.split_files, data.tokenised, data.contract_reports)
+    statuses = task_statuses(config.artifacts_dir, flow_run.get_id())
+    return summarise_validation(data.split_files, data.tokenised, data.contract_reports, statuses)

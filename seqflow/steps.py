@@ -19,6 +19,7 @@ from seqflow.contracts import ContractReport
 from seqflow.datasets import SplitFiles
 from seqflow.evaluation import classification_metrics, overfitting_figures, plot_confusion_matrix, plot_learning_curves
 from seqflow.promotion import PromotionDecision, decide_promotion
+from seqflow.summary import TaskStatus, render_task_statuses
 from seqflow.tokenise import TokenisedData, load_arrays, load_vocabulary
 from seqflow.tracking import FLOW_RUN_TAG, ROLE_TAG, RegisteredVersion, Tracker
 from seqflow.training import export_serving_model, train_classifier
@@ -83,6 +84,8 @@ class RunSummary:
     decision_reason: str
     champion_version: str | None
     extra: dict[str, str] = field(default_factory=dict)
+    # What each task did in this execution (ran / cached) and why.
+    tasks: list[TaskStatus] = field(default_factory=list)
 
     def render(self) -> str:
         header = f"{'architecture':16} {'epochs':>6} {'best val':>8} {'test acc':>8} {'AUC':>6} {'gap':>6} {'seconds':>8} {'version':>7}  champion"
@@ -97,6 +100,7 @@ class RunSummary:
         lines.append(f"promotion: {self.decision_reason}")
         lines.append(f"champion:  {self.registered_model_name}@champion = v{self.champion_version}" if self.champion_version else "champion:  none")
         lines.append(f"MLflow:    experiment {self.experiment_name!r}, parent run {self.parent_run_id}")
+        lines.extend(render_task_statuses(self.tasks))
         return "\n".join(lines)
 
 
@@ -332,6 +336,15 @@ def comparison_rows(evaluated: list[EvaluatedModel], registration: RegistrationO
     ]
 
 
+def task_status_tags(statuses: list[TaskStatus]) -> dict[str, str]:
+    """Parent-run tags naming the tasks that were cached and the earlier MLflow runs this execution reuses."""
+    cached = [status for status in statuses if status.status == "cached"]
+    return {
+        "seqflow.cached_tasks": ",".join(status.task for status in cached) or "none",
+        "seqflow.reused_runs": ",".join(f"{status.task}={status.run_id}" for status in cached if status.run_id) or "none",
+    }
+
+
 def rows_as_csv(rows: list[ComparisonRow]) -> str:
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, fieldnames=list(asdict(rows[0]).keys()) if rows else ["architecture"])
@@ -346,9 +359,11 @@ def finish_pipeline_run(
     parent_run_id: str,
     evaluated: list[EvaluatedModel],
     registration: RegistrationOutcome,
+    task_statuses: list[TaskStatus] | None = None,
 ) -> RunSummary:
-    """Log the comparison table to the parent run and close it FINISHED."""
+    """Log the comparison table and what each task did (``tasks.json``) to the parent run and close it."""
     rows = comparison_rows(evaluated, registration)
+    task_statuses = list(task_statuses or [])
     summary = RunSummary(
         parent_run_id=parent_run_id,
         experiment_name=tracker.settings.experiment_name,
@@ -356,9 +371,13 @@ def finish_pipeline_run(
         rows=rows,
         decision_reason=registration.decision.reason if registration.decision else "no model evaluated",
         champion_version=registration.champion_version,
+        tasks=task_statuses,
     )
     try:
         tracker.log_text(parent_run_id, summary.render(), "comparison.txt")
+        if task_statuses:
+            tracker.log_text(parent_run_id, json.dumps([asdict(status) for status in task_statuses], indent=2), "tasks.json")
+            tracker.set_tags(parent_run_id, task_status_tags(task_statuses))
         tracker.log_text(parent_run_id, rows_as_csv(rows), "comparison.csv")
         best = max(evaluated, key=lambda model: model.test_metrics["accuracy"])
         tracker.log_metrics(parent_run_id, {"best_test_accuracy": best.test_metrics["accuracy"]})

@@ -2,12 +2,31 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from seqflow.contracts import ContractReport
 from seqflow.datasets import SPLITS, SplitFiles
 from seqflow.tokenise import TokenisedData
+
+
+@dataclass(frozen=True)
+class TaskStatus:
+    """What one task did in a flow run: ``ran`` or ``cached``, and why; for a cached train or evaluate, the
+    earlier MLflow run it reuses."""
+
+    task: str
+    status: str
+    reason: str
+    run_id: str | None = None
+
+    def line(self) -> str:
+        reused = f" (MLflow run {self.run_id})" if self.run_id else ""
+        return f"{self.task:24} {self.status:6} {self.reason}{reused}"
+
+
+def render_task_statuses(statuses: list[TaskStatus]) -> list[str]:
+    return ["tasks:", *(f"  {status.line()}" for status in statuses)] if statuses else []
 
 
 @dataclass(frozen=True)
@@ -22,6 +41,7 @@ class ValidationSummary:
     contract_lines: list[str]
     contract_results_paths: list[Path]
     tokenised_dir: Path
+    tasks: list[TaskStatus] = field(default_factory=list)
 
     def render(self) -> str:
         rows = ", ".join(f"{split} {self.rows[split]:,}" for split in SPLITS)
@@ -34,12 +54,16 @@ class ValidationSummary:
             f"dataset digest  {self.dataset_digest[:16]}",
             *(f"contract        {line}" for line in self.contract_lines),
             f"outputs         {self.tokenised_dir}",
+            *render_task_statuses(self.tasks),
         ]
         return "\n".join(lines)
 
 
 def summarise_validation(
-    split_files: SplitFiles, tokenised: TokenisedData, reports: list[ContractReport]
+    split_files: SplitFiles,
+    tokenised: TokenisedData,
+    reports: list[ContractReport],
+    tasks: list[TaskStatus] | None = None,
 ) -> ValidationSummary:
     return ValidationSummary(
         source=split_files.source,
@@ -52,4 +76,5 @@ def summarise_validation(
         contract_lines=[report.summary_line() for report in reports],
         contract_results_paths=[report.results_path for report in reports],
         tokenised_dir=tokenised.tokenised_dir,
+        tasks=list(tasks or []),
     )

@@ -178,6 +178,37 @@ class Tracker:
     def run_status(self, run_id: str) -> str:
         return self.client.get_run(run_id).info.status
 
+    def run_state(self, run_id: str) -> tuple[str, str] | None:
+        """``(status, lifecycle stage)`` of a run, or None when the store has no such run."""
+        from mlflow.exceptions import MlflowException
+
+        try:
+            info = self.client.get_run(run_id).info
+        except MlflowException:
+            return None
+        return info.status, info.lifecycle_stage
+
+    def read_text(self, run_id: str, artifact_file: str) -> str | None:
+        """A text artifact of a run, or None when the run has no such artifact."""
+        from mlflow.exceptions import MlflowException
+
+        with tempfile.TemporaryDirectory() as scratch:
+            try:
+                local_path = self.client.download_artifacts(run_id, artifact_file, scratch)
+            except (MlflowException, OSError):
+                return None
+            return Path(local_path).read_text(encoding="utf-8")
+
+    def latest_pipeline_run(self, status: str = "FINISHED") -> str | None:
+        """The most recently started parent run (one per execution) with ``status``, or None."""
+        runs = self.client.search_runs(
+            [self.experiment_id],
+            filter_string=f"tags.`{ROLE_TAG}` = 'pipeline' and attributes.status = '{status}'",
+            order_by=["attributes.start_time DESC"],
+            max_results=1,
+        )
+        return runs[0].info.run_id if runs else None
+
     def close_open_runs(self, flow_run_id: str, status: str = "FAILED") -> list[str]:
         """End every RUNNING run created by the Prefect flow run ``flow_run_id``; returns their ids."""
         runs = self.client.search_runs(
@@ -243,6 +274,15 @@ class Tracker:
     def delete_versions(self, versions: Iterable[RegisteredVersion]) -> None:
         for registered in versions:
             self.client.delete_model_version(self.settings.registered_model_name, registered.version)
+
+    def version_exists(self, version: str) -> bool:
+        from mlflow.exceptions import MlflowException
+
+        try:
+            self.client.get_model_version(self.settings.registered_model_name, version)
+        except MlflowException:
+            return False
+        return True
 
     def champion(self):  # noqa: ANN201 - mlflow ModelVersion or None
         """The version behind the ``champion`` alias, or None when there is none yet."""
