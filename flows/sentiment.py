@@ -5,6 +5,7 @@ from __future__ import annotations
 from prefect import flow
 from prefect.futures import PrefectFuture, wait
 
+from seqflow.caching import cached
 from seqflow.config import ExecutionConfig, PipelineConfig
 from seqflow.execution import (
     InlineTaskRunner,
@@ -14,6 +15,7 @@ from seqflow.execution import (
     warn_about_relative_paths,
 )
 from seqflow.flows.validate import prepare_validated_data
+from seqflow.pipeline_state import PipelineState
 from seqflow.settings import TrackingSettings
 from seqflow.steps import EvaluatedModel, RunSummary, TrainedModel
 from seqflow.tasks.training import (
@@ -47,18 +49,28 @@ def evaluated_models(submitted: list[Submitted]) -> list[EvaluatedModel]:
 )
 def sentiment_flow(config: PipelineConfig, settings: TrackingSettings) -> RunSummary:
     """Train, evaluate and register every configured architecture: one after another by default, in parallel
-    when the flow runs with a parallel task runner (see :func:`run_sentiment_flow`)."""
+    when the flow runs with a parallel task runner (see :func:`run_sentiment_flow`).
+
+    Every task but the tracking ones is cached (see :mod:`seqflow.caching`): a repeated execution with the same
+    inputs reuses the earlier results, MLflow runs and registered versions, under a new parent run."""
     data = prepare_validated_data(config)
     parent_run_id = start_tracking(settings, config, data.split_files, data.tokenised, data.contract_reports)
+    train, evaluate = cached(train_model, config.artifacts_dir), cached(evaluate_model, config.artifacts_dir)
     submitted: list[Submitted] = []
     for architecture in config.training.architectures:
-        trained = train_model.submit(
+        trained = train.submit(
             settings, architecture, config, data.split_files, data.tokenised, data.contract_reports, parent_run_id
         )
-        submitted.append((trained, evaluate_model.submit(settings, trained, data.tokenised, config.training.batch_size)))
+        submitted.append((trained, evaluate.submit(settings, trained, data.tokenised, config.training.batch_size)))
     evaluated = evaluated_models(submitted)
-    registration = register_models(settings, evaluated, data.split_files, config.promotion, parent_run_id)
-    return finish_tracking(settings, parent_run_id, evaluated, registration)
+    registration = cached(register_models, config.artifacts_dir)(
+        settings, evaluated, data.split_files, config.promotion, parent_run_id
+    )
+    state = PipelineState(
+        config, data.split_files, data.tokenised, data.contract_reports,
+        [trained.result() for trained, _ in submitted], evaluated, registration,
+    )
+    return finish_tracking(settings, parent_run_id, evaluated, registration, state)
 
 
 def run_sentiment_flow(

@@ -6,9 +6,11 @@ from prefect import task
 from prefect.artifacts import create_table_artifact
 from prefect.runtime import flow_run
 
+from seqflow.caching import task_statuses
 from seqflow.config import PipelineConfig, PromotionConfig
 from seqflow.contracts import ContractReport
 from seqflow.datasets import SplitFiles
+from seqflow.pipeline_state import STATE_ARTIFACT, PipelineState, state_to_json
 from seqflow.settings import TrackingSettings
 from seqflow.steps import (
     EvaluatedModel,
@@ -73,10 +75,23 @@ def register_models(
 
 @task(name="finish-tracking")
 def finish_tracking(
-    settings: TrackingSettings, parent_run_id: str, evaluated: list[EvaluatedModel], registration: RegistrationOutcome
+    settings: TrackingSettings,
+    parent_run_id: str,
+    evaluated: list[EvaluatedModel],
+    registration: RegistrationOutcome,
+    state: PipelineState | None = None,
 ) -> RunSummary:
-    """Log the comparison table to the parent run, close it, and publish the table in Prefect."""
-    summary = finish_pipeline_run(Tracker(settings), parent_run_id, evaluated, registration)
+    """Log the comparison table, what each task did and why, and the execution's state (for ``seqflow
+    rerun``) to the parent run, close it, and publish the table in Prefect."""
+    tracker = Tracker(settings)
+    statuses = task_statuses(state.config.artifacts_dir, flow_run.get_id()) if state is not None else []
+    if state is not None:
+        try:
+            tracker.log_text(parent_run_id, state_to_json(state), STATE_ARTIFACT)
+        except BaseException:
+            tracker.end_run(parent_run_id, "FAILED")
+            raise
+    summary = finish_pipeline_run(tracker, parent_run_id, evaluated, registration, statuses)
     create_table_artifact(
         key="architecture-comparison",
         table=[
