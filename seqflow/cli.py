@@ -18,6 +18,7 @@ from seqflow.config import (
     ALL_ARCHITECTURES,
     DEFAULT_DASK_WORKERS,
     PROFILES,
+    RERUN_TASKS,
     RUNNERS,
     ExecutionConfig,
     PipelineConfig,
@@ -102,6 +103,25 @@ def build_parser() -> argparse.ArgumentParser:
         help="TensorFlow threads in each local Dask worker (default: CPU cores divided by workers)",
     )
 
+    rerun = commands.add_parser(
+        "rerun",
+        help="run one task of an earlier execution again, past the cache, on that execution's upstream outputs",
+    )
+    rerun.add_argument("task", choices=list(RERUN_TASKS), help="the task to run again (validate: both data contracts)")
+    rerun.add_argument(
+        "--arch",
+        dest="rerun_architectures",
+        action="append",
+        choices=list(ALL_ARCHITECTURES),
+        help="train or evaluate only this architecture (repeatable; default: those of the earlier execution)",
+    )
+    rerun.add_argument(
+        "--from-run",
+        metavar="PARENT_RUN_ID",
+        help="MLflow parent run of the earlier execution (default: the latest FINISHED one of the experiment)",
+    )
+    add_config_options(rerun)
+
     predict = commands.add_parser("predict", help="score raw reviews with the champion (or --model-uri)")
     predict.add_argument("texts", nargs="+", metavar="TEXT", help="review text(s) to score")
     predict.add_argument("--model-uri", help="MLflow model URI (default: models:/<registered name>@champion)")
@@ -114,6 +134,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 def resolve_config(args: argparse.Namespace, settings: TrackingSettings) -> PipelineConfig:
     """Profile, then SEQFLOW_* settings from mlflow.env / the environment, then the CLI (later wins)."""
+    overrides = explicit_overrides(args)
+    return resolve_pipeline_config(args.profile or settings.default_profile, dict(settings.config_overrides), overrides)
+
+
+def explicit_overrides(args: argparse.Namespace) -> dict[str, object]:
+    """The settings given on the command line: --source, --seed, --arch (of run) and --set."""
     overrides: dict[str, object] = {}
     if args.source:
         overrides["data.source"] = args.source
@@ -122,7 +148,7 @@ def resolve_config(args: argparse.Namespace, settings: TrackingSettings) -> Pipe
     if getattr(args, "architectures", None):
         overrides["training.architectures"] = tuple(dict.fromkeys(args.architectures))
     overrides.update(parse_assignments(args.assignments))
-    return resolve_pipeline_config(args.profile or settings.default_profile, dict(settings.config_overrides), overrides)
+    return overrides
 
 
 def resolve_execution(args: argparse.Namespace) -> ExecutionConfig:
@@ -164,6 +190,22 @@ def _cmd_run(args: argparse.Namespace, settings: TrackingSettings) -> int:
     from seqflow.flows.sentiment import run_sentiment_flow
 
     summary = run_sentiment_flow(config, settings, execution)
+    print(summary.render())
+    return 0
+
+
+def _cmd_rerun(args: argparse.Namespace, settings: TrackingSettings) -> int:
+    from seqflow.errors import ConfigError
+
+    if args.profile:
+        raise ConfigError("rerun uses the settings of the earlier execution; change one with --set, not --profile")
+    overrides = explicit_overrides(args)
+    from seqflow.flows.rerun import rerun_flow
+    from seqflow.rerun import plan_rerun
+    from seqflow.tracking import Tracker
+
+    plan = plan_rerun(Tracker(settings), args.task, args.from_run, args.rerun_architectures, overrides)
+    summary = rerun_flow(plan, settings)
     print(summary.render())
     return 0
 
@@ -216,7 +258,13 @@ def _cmd_profiles(args: argparse.Namespace, settings: TrackingSettings) -> int:
     return 0
 
 
-_COMMANDS = {"validate": _cmd_validate, "run": _cmd_run, "predict": _cmd_predict, "profiles": _cmd_profiles}
+_COMMANDS = {
+    "validate": _cmd_validate,
+    "run": _cmd_run,
+    "rerun": _cmd_rerun,
+    "predict": _cmd_predict,
+    "profiles": _cmd_profiles,
+}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -29,6 +29,9 @@ ALL_ARCHITECTURES: tuple[str, ...] = (
     "stacked_bilstm",
 )
 
+# Tasks ``seqflow rerun`` can run again on an earlier execution's outputs (validate: both data contracts).
+RERUN_TASKS: tuple[str, ...] = ("download", "validate", "tokenise", "train", "evaluate", "register")
+
 
 @dataclass(frozen=True)
 class DataConfig:

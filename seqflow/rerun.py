@@ -1,0 +1,197 @@
+"""``seqflow rerun TASK``: run one task of an earlier execution again, past the cache, on that execution's
+upstream outputs.
+
+The earlier execution is a parent MLflow run with ``pipeline_state.json`` (what every task produced). A rerun
+opens a new parent run tagged ``rerun_of=<earlier parent run id>``; a rerun train or evaluate writes to a new
+child run under it, tagged the same. Downstream tasks are not rerun; the new parent run's state is the earlier
+one with the rerun task's output swapped in, so a later rerun can start from it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import time
+from dataclasses import dataclass, field
+
+from pathlib import Path
+from typing import Any, Mapping
+
+from seqflow.caching import split_files_problem, tokenised_problem
+from seqflow.config import ALL_ARCHITECTURES, RERUN_TASKS, PipelineConfig, with_overrides
+from seqflow.errors import ConfigError, SeqflowError
+from seqflow.pipeline_state import STATE_ARTIFACT, PipelineState, state_from_json, state_to_json
+from seqflow.steps import TrainedModel, _dataset_tags
+from seqflow.summary import TaskStatus, render_task_statuses
+from seqflow.tracking import FLOW_RUN_TAG, ROLE_TAG, Tracker
+
+RERUN_OF_TAG = "rerun_of"
+RERUN_TASK_TAG = "seqflow.rerun_task"
+
+
+@dataclass(frozen=True)
+class RerunSummary:
+    task: str
+    rerun_of: str
+    parent_run_id: str
+    experiment_name: str
+    outputs: list[str]
+    tasks: list[TaskStatus] = field(default_factory=list)
+
+    def render(self) -> str:
+        lines = [
+            f"reran:     {self.task} (forced past the cache) on the outputs of parent run {self.rerun_of}",
+            *(f"output:    {line}" for line in self.outputs),
+            f"MLflow:    experiment {self.experiment_name!r}, new parent run {self.parent_run_id} ({RERUN_OF_TAG}={self.rerun_of})",
+        ]
+        lines.extend(render_task_statuses(self.tasks))
+        return "\n".join(lines)
+
+
+def load_earlier_execution(tracker: Tracker, run_id: str | None) -> tuple[str, PipelineState]:
+    """The parent run ``run_id`` (default: the latest FINISHED one) and the state it recorded."""
+    if run_id is None:
+        run_id = tracker.latest_pipeline_run()
+        if run_id is None:
+            raise SeqflowError(
+                f"no FINISHED `seqflow run` execution in experiment {tracker.settings.experiment_name!r} of "
+                f"{tracker.settings.tracking_uri}; run `seqflow run` first or pass --from-run"
+            )
+    state = tracker.run_state(run_id)
+    if state is None:
+        raise SeqflowError(
+            f"no MLflow run {run_id!r} in {tracker.settings.tracking_uri}; pass the id of a `seqflow run` parent run"
+        )
+    text = tracker.read_text(run_id, STATE_ARTIFACT)
+    if text is None:
+        role = tracker.run_tags(run_id).get(ROLE_TAG, "unknown")
+        raise SeqflowError(
+            f"MLflow run {run_id} (role {role}) has no {STATE_ARTIFACT}: it is not a finished `seqflow run` "
+            "execution, or one from before reruns were recorded; pass another --from-run"
+        )
+    return run_id, state_from_json(text)
+
+
+@dataclass(frozen=True)
+class RerunPlan:
+    """What ``seqflow rerun`` runs: one task, on the state of one earlier parent run, with these settings."""
+
+    task: str
+    rerun_of: str
+    earlier: PipelineState
+    config: PipelineConfig
+    architectures: list[str]
+
+
+# Upstream outputs each rerunnable task reads, checked before anything runs.
+_NEEDS_SPLITS = ("validate", "tokenise", "train", "register")
+_NEEDS_ARRAYS = ("validate", "train", "evaluate")
+
+
+def plan_rerun(
+    tracker: Tracker,
+    task: str,
+    from_run: str | None,
+    architectures: list[str] | None,
+    overrides: Mapping[str, Any],
+) -> RerunPlan:
+    """Resolve the earlier execution, its settings (plus ``overrides``) and the architectures; check that the
+    upstream outputs the task needs are still on disk with the same digests."""
+    if task not in RERUN_TASKS:
+        raise ConfigError(f"cannot rerun {task!r}; tasks: {', '.join(RERUN_TASKS)}")
+    rerun_of, earlier = load_earlier_execution(tracker, from_run)
+    config = with_overrides(earlier.config, overrides)
+    if architectures and task not in ("train", "evaluate"):
+        raise ConfigError(f"--arch applies to train and evaluate, not {task}")
+    chosen = list(dict.fromkeys(architectures or [model.architecture for model in earlier.trained]))
+    unknown = [arch for arch in chosen if arch not in ALL_ARCHITECTURES]
+    if unknown:
+        raise ConfigError(f"unknown architectures {unknown}; known: {list(ALL_ARCHITECTURES)}")
+    problems = []
+    if task in _NEEDS_SPLITS:
+        problems.append(split_files_problem(earlier.split_files))
+    if task in _NEEDS_ARRAYS:
+        problems.append(tokenised_problem(earlier.tokenised))
+    if task == "evaluate":
+        for architecture in chosen:
+            trained = earlier.trained_model(architecture)
+            if not Path(trained.classifier_path).is_file():
+                problems.append(f"model file {trained.classifier_path} is gone")
+    if task == "register":
+        problems += [f"MLflow run {model.run_id} is gone" for model in earlier.evaluated if tracker.run_state(model.run_id) is None]
+    problem = next((p for p in problems if p), None)
+    if problem:
+        raise SeqflowError(
+            f"cannot rerun {task} from parent run {rerun_of}: {problem}; run `seqflow run` again to rebuild it"
+        )
+    return RerunPlan(task, rerun_of, earlier, config, chosen)
+
+
+def start_rerun_run(
+    tracker: Tracker, task: str, rerun_of: str, config: PipelineConfig, state: PipelineState, flow_run_id: str | None
+) -> str:
+    """The new parent run of a rerun: the execution's params and data tags, tagged with what it reruns."""
+    run_id = tracker.start_run(
+        run_name=f"rerun-{task}-{time.strftime('%Y%m%d-%H%M%S')}",
+        tags={
+            ROLE_TAG: "pipeline",
+            FLOW_RUN_TAG: flow_run_id,
+            "profile": config.profile,
+            RERUN_OF_TAG: rerun_of,
+            RERUN_TASK_TAG: task,
+            **_dataset_tags(state.split_files, state.tokenised),
+        },
+    )
+    try:
+        tracker.log_params(run_id, config.to_flat_dict())
+    except BaseException:
+        tracker.end_run(run_id, "FAILED")
+        raise
+    return run_id
+
+
+def start_evaluation_run(
+    tracker: Tracker, trained: TrainedModel, parent_run_id: str, rerun_of: str, flow_run_id: str | None
+) -> TrainedModel:
+    """A new child run for evaluating an already trained model again; ``trained`` pointed at it."""
+    run_id = tracker.start_run(
+        run_name=f"{trained.architecture}-evaluation",
+        tags={
+            ROLE_TAG: "architecture",
+            "architecture": trained.architecture,
+            FLOW_RUN_TAG: flow_run_id,
+            RERUN_OF_TAG: rerun_of,
+            "evaluated_model_run": trained.run_id,
+            "model_uri": trained.model_uri,
+        },
+        parent_run_id=parent_run_id,
+    )
+    return dataclasses.replace(trained, run_id=run_id)
+
+
+def close_trained_run(tracker: Tracker, trained: TrainedModel, rerun_of: str) -> None:
+    """A rerun train stops before evaluation: tag its child run and close it FINISHED (no test metrics)."""
+    tracker.set_tags(trained.run_id, {RERUN_OF_TAG: rerun_of})
+    tracker.end_run(trained.run_id, "FINISHED")
+
+
+def finish_rerun_run(
+    tracker: Tracker,
+    task: str,
+    rerun_of: str,
+    parent_run_id: str,
+    state: PipelineState,
+    outputs: list[str],
+    statuses: list[TaskStatus],
+) -> RerunSummary:
+    """Log the new state and what ran to the rerun's parent run and close it FINISHED."""
+    summary = RerunSummary(task, rerun_of, parent_run_id, tracker.settings.experiment_name, outputs, statuses)
+    try:
+        tracker.log_text(parent_run_id, state_to_json(state), STATE_ARTIFACT)
+        tracker.log_text(parent_run_id, json.dumps([dataclasses.asdict(status) for status in statuses], indent=2), "tasks.json")
+        tracker.log_text(parent_run_id, summary.render(), "rerun.txt")
+    except BaseException:
+        tracker.end_run(parent_run_id, "FAILED")
+        raise
+    tracker.end_run(parent_run_id, "FINISHED")
+    return summary

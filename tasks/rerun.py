@@ -1,0 +1,48 @@
+"""Tasks that open and close the MLflow runs of ``seqflow rerun``."""
+
+from __future__ import annotations
+
+from prefect import task
+from prefect.runtime import flow_run
+
+from seqflow.caching import task_statuses
+from seqflow.config import PipelineConfig
+from seqflow.pipeline_state import PipelineState
+from seqflow.rerun import RerunSummary, close_trained_run, finish_rerun_run, start_evaluation_run, start_rerun_run
+from seqflow.settings import TrackingSettings
+from seqflow.steps import TrainedModel
+from seqflow.tracking import Tracker
+
+
+@task(name="start-rerun-tracking")
+def start_rerun_tracking(
+    settings: TrackingSettings, task_name: str, rerun_of: str, config: PipelineConfig, state: PipelineState
+) -> str:
+    """Open the rerun's parent MLflow run, tagged ``rerun_of``; returns its run id."""
+    return start_rerun_run(Tracker(settings), task_name, rerun_of, config, state, flow_run.get_id())
+
+
+@task(name="open-evaluation-run", task_run_name="open-evaluation-run-{trained.architecture}")
+def open_evaluation_run(settings: TrackingSettings, trained: TrainedModel, parent_run_id: str, rerun_of: str) -> TrainedModel:
+    """A new child run to evaluate an earlier trained model in."""
+    return start_evaluation_run(Tracker(settings), trained, parent_run_id, rerun_of, flow_run.get_id())
+
+
+@task(name="close-trained-run", task_run_name="close-trained-run-{trained.architecture}")
+def close_rerun_training(settings: TrackingSettings, trained: TrainedModel, rerun_of: str) -> None:
+    """Close a retrained child run (it is not evaluated: downstream tasks are not rerun)."""
+    close_trained_run(Tracker(settings), trained, rerun_of)
+
+
+@task(name="finish-rerun-tracking")
+def finish_rerun_tracking(
+    settings: TrackingSettings,
+    task_name: str,
+    rerun_of: str,
+    parent_run_id: str,
+    state: PipelineState,
+    outputs: list[str],
+) -> RerunSummary:
+    """Log the new state and what ran to the rerun's parent run and close it."""
+    statuses = task_statuses(state.config.artifacts_dir, flow_run.get_id())
+    return finish_rerun_run(Tracker(settings), task_name, rerun_of, parent_run_id, state, outputs, statuses)
