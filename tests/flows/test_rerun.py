@@ -1,0 +1,128 @@
+"""`seqflow rerun TASK`: exactly one task again, past the cache, on the outputs of an earlier execution."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from mlflow import MlflowClient
+
+from seqflow.tracking import ROLE_TAG
+
+
+def _env_file(tmp_path: Path, settings) -> Path:
+    env_file = tmp_path / "test.env"
+    env_file.write_text(
+        f"MLFLOW_TRACKING_URI={settings.tracking_uri}\n"
+        f"MLFLOW_EXPERIMENT_NAME={settings.experiment_name}\n"
+        f"SEQFLOW_REGISTERED_MODEL_NAME={settings.registered_model_name}\n"
+        f"SEQFLOW_ARTIFACT_LOCATION={settings.artifact_location}\n"
+    )
+    return env_file
+
+
+def _runs(client: MlflowClient, experiment_name: str):
+    experiment = client.get_experiment_by_name(experiment_name)
+    return client.search_runs([experiment.experiment_id], order_by=["attributes.start_time ASC"])
+
+
+@pytest.fixture
+def earlier_execution(prefect_api, tiny_config, tracking_settings):
+    from seqflow.flows.sentiment import sentiment_flow
+
+    # One epoch: reruns need finished models, not good ones.
+    config = tiny_config(**{"training.epochs": "1"})
+    return config, sentiment_flow(config, tracking_settings)
+
+
+@pytest.mark.slow
+def test_rerun_train_one_architecture_on_the_earlier_outputs(earlier_execution, tracking_settings, tmp_path, capsys):
+    from seqflow.cli import main
+
+    config, earlier = earlier_execution
+    client = MlflowClient(tracking_settings.tracking_uri)
+    children_before = {run.info.run_id for run in _runs(client, tracking_settings.experiment_name)}
+    exit_code = main(["--env-file", str(_env_file(tmp_path, tracking_settings)), "rerun", "train", "--arch", "lstm"])
+    output = capsys.readouterr().out
+    assert exit_code == 0, output
+
+    new_runs = [run for run in _runs(client, tracking_settings.experiment_name) if run.info.run_id not in children_before]
+    parents = [run for run in new_runs if run.data.tags[ROLE_TAG] == "pipeline"]
+    children = [run for run in new_runs if run.data.tags[ROLE_TAG] == "architecture"]
+    # One new parent and one new lstm child, both tagged with the execution they rerun; nothing else ran.
+    assert len(parents) == 1 and len(children) == 1
+    parent, child = parents[0], children[0]
+    assert parent.data.tags["rerun_of"] == earlier.parent_run_id
+    assert parent.data.tags["seqflow.rerun_task"] == "train"
+    assert child.data.tags["rerun_of"] == earlier.parent_run_id
+    assert child.data.tags["architecture"] == "lstm"
+    assert child.data.tags["mlflow.parentRunId"] == parent.info.run_id
+    assert {parent.info.status, child.info.status} == {"FINISHED"}
+    # The earlier execution's data was reused, not rebuilt: same dataset and array digests.
+    earlier_tags = client.get_run(earlier.parent_run_id).data.tags
+    assert child.data.tags["array_digest"] == earlier_tags["array_digest"]
+    assert child.data.params["tokenisation.max_length"] == str(config.tokenisation.max_length)
+    with open(client.download_artifacts(parent.info.run_id, "tasks.json")) as handle:
+        assert json.load(handle) == [
+            {"task": "train-lstm", "status": "ran", "reason": "forced (rerun)", "run_id": None}
+        ]
+    with open(client.download_artifacts(parent.info.run_id, "pipeline_state.json")) as handle:
+        state = json.load(handle)
+    trained = {model["architecture"]: model["run_id"] for model in state["trained"]}
+    assert trained["lstm"] == child.info.run_id and trained["embedding_pool"] != child.info.run_id
+    # No test metrics: evaluate is downstream and is not rerun; no new registered version either.
+    assert "test_accuracy" not in child.data.metrics
+    assert len(client.search_model_versions(f"name='{tracking_settings.registered_model_name}'")) == 2
+    assert f"rerun_of={earlier.parent_run_id}" in output
+
+
+@pytest.mark.slow
+def test_rerun_evaluate_and_register_use_the_earlier_models(earlier_execution, tracking_settings):
+    from seqflow.flows.rerun import rerun_flow
+    from seqflow.rerun import plan_rerun
+    from seqflow.tracking import Tracker
+
+    _, earlier = earlier_execution
+    client = MlflowClient(tracking_settings.tracking_uri)
+    tracker = Tracker(tracking_settings)
+    evaluation = rerun_flow(plan_rerun(tracker, "evaluate", earlier.parent_run_id, ["embedding_pool"], {}), tracking_settings)
+    assert [(s.task, s.status, s.reason) for s in evaluation.tasks] == [("evaluate-embedding_pool", "ran", "forced (rerun)")]
+    child = client.search_runs(
+        [tracker.experiment_id], filter_string=f"tags.`mlflow.parentRunId` = '{evaluation.parent_run_id}'"
+    )[0]
+    earlier_child = next(row for row in earlier.rows if row.architecture == "embedding_pool")
+    assert child.data.tags["rerun_of"] == earlier.parent_run_id
+    # The same model on the same test split scores the same.
+    assert child.data.metrics["test_accuracy"] == pytest.approx(earlier_child.test_accuracy, abs=1e-6)
+
+    registration = rerun_flow(plan_rerun(tracker, "register", earlier.parent_run_id, None, {}), tracking_settings)
+    versions = client.search_model_versions(f"name='{tracking_settings.registered_model_name}'")
+    assert len(versions) == 4
+    assert {v.tags["parent_run_id"] for v in versions} == {earlier.parent_run_id, registration.parent_run_id}
+    assert client.get_run(registration.parent_run_id).data.tags["rerun_of"] == earlier.parent_run_id
+
+
+def test_rerun_from_an_unknown_run_says_so(tracking_settings, tmp_path, capsys):
+    from seqflow.cli import main
+
+    env_file = str(_env_file(tmp_path, tracking_settings))
+    assert main(["--env-file", env_file, "rerun", "train", "--from-run", "0123456789abcdef"]) == 2
+    assert "no MLflow run '0123456789abcdef'" in capsys.readouterr().err
+    assert main(["--env-file", env_file, "rerun", "tokenise"]) == 2
+    assert "no FINISHED `seqflow run` execution in experiment 'seqflow-test'" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_rerun_with_deleted_upstream_files_fails_before_running(earlier_execution, tracking_settings):
+    from seqflow.errors import SeqflowError
+    from seqflow.rerun import plan_rerun
+    from seqflow.tracking import Tracker
+
+    config, earlier = earlier_execution
+    arrays = next((Path(config.artifacts_dir) / "tokenised").glob("*/arrays.npz"))
+    arrays.unlink()
+    with pytest.raises(SeqflowError, match=f"cannot rerun train from parent run {earlier.parent_run_id}: .*arrays.npz is gone"):
+        plan_rerun(Tracker(tracking_settings), "train", None, ["lstm"], {})
+    with pytest.raises(SeqflowError, match="--arch applies to train and evaluate"):
+        plan_rerun(Tracker(tracking_settings), "register", None, ["lstm"], {})
