@@ -14,7 +14,11 @@ writes or updates one section of a markdown file, keyed by profile name, leaving
 Usage::
 
     uv run python benchmarks/pipeline_benchmark.py [--profile quick] [--arch NAME ...] [--set k=v ...]
-                                                    [--output BENCHMARKS.md]
+                                                    [--twice] [--output BENCHMARKS.md]
+
+``--twice`` runs the same flow a second time against the same Prefect server, MLflow store and artifacts
+folder, as a second ``seqflow run`` would, and records the second run's wall time next to the first: with the
+same inputs every cached task is reused (see ``seqflow.caching``), so only tracking remains.
 """
 
 from __future__ import annotations
@@ -55,6 +59,7 @@ FILE_HEADER = (
 )
 # One section per distinct pipeline command, so a run with overrides never replaces the plain profile's numbers.
 SECTION_HEADING = "## `{command}`"
+TWICE_HEADING_SUFFIX = ", twice (caching)"
 # Lines starting with this open or close a fenced code block, inside which "## " is not a heading.
 CODE_FENCE = "```"
 # A section ends at the next heading of this level or higher ("# " or "## ").
@@ -137,6 +142,9 @@ class BenchmarkResult:
     setup_seconds: float
     flow_seconds: float
     rows: list[ArchitectureResult]
+    # With --twice: the second run's wall time and what each of its tasks did.
+    second_flow_seconds: float | None = None
+    second_task_lines: tuple[str, ...] = ()
 
 
 # --- command line -----------------------------------------------------------------------------------------
@@ -156,6 +164,11 @@ def build_parser() -> argparse.ArgumentParser:
         choices=list(ALL_ARCHITECTURES),
         help="benchmark only this architecture (repeatable; default: the profile's list)",
     )
+    parser.add_argument(
+        "--twice",
+        action="store_true",
+        help="run the flow a second time with the same inputs and record its (cached) wall time",
+    )
     parser.add_argument("--output", type=Path, default=DEFAULT_OUTPUT, help="markdown file to write or update")
     parser.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
     parser.add_argument("--keep-temp", action="store_true", help="keep the temporary folder and print its path")
@@ -174,6 +187,8 @@ def reproduce_command(args: argparse.Namespace, profile: str, environment: dict[
     """The exact command that repeats this benchmark, with any ``SEQFLOW_*`` settings that shaped the config."""
     argv: list[str] = [*REPRODUCE_PREFIX, "--profile", profile]
     argv += _config_flags(args)
+    if args.twice:
+        argv += ["--twice"]
     if args.output.resolve() != DEFAULT_OUTPUT.resolve():
         argv += ["--output", _display_path(args.output)]
     prefix = [f"{name}={shlex.quote(value)}" for name, value in environment.items()]
@@ -358,6 +373,15 @@ def run_benchmark(args: argparse.Namespace) -> BenchmarkResult:
             flow_started = time.perf_counter()
             summary = sentiment_flow(config, settings)
             flow_seconds = time.perf_counter() - flow_started
+            second_seconds, second_lines = None, ()
+            if args.twice:
+                second_started = time.perf_counter()
+                second = sentiment_flow(config, settings)
+                second_seconds = time.perf_counter() - second_started
+                second_lines = tuple(status.line() for status in second.tasks)
+                ran = [status.task for status in second.tasks if status.status != "cached"]
+                if ran:
+                    logger.warning("the second run reran %s although nothing changed", ", ".join(ran))
         rows, parent_metrics = collect_results(settings, summary)
 
     return BenchmarkResult(
@@ -370,6 +394,8 @@ def run_benchmark(args: argparse.Namespace) -> BenchmarkResult:
         setup_seconds=setup_seconds,
         flow_seconds=flow_seconds,
         rows=rows,
+        second_flow_seconds=second_seconds,
+        second_task_lines=second_lines,
     )
 
 
@@ -397,6 +423,12 @@ def render_table(rows: Sequence[ArchitectureResult]) -> str:
     return "\n".join(lines)
 
 
+def section_heading(result: BenchmarkResult) -> str:
+    heading = SECTION_HEADING.format(command=result.seqflow_command)
+    # A run measured twice gets its own section: the numbers of a single run stay where they are.
+    return f"{heading}{TWICE_HEADING_SUFFIX}" if result.second_flow_seconds is not None else heading
+
+
 def render_section(result: BenchmarkResult) -> str:
     data = result.data
     rows = " / ".join(f"{data.rows[split]:,} {split}" for split in SPLITS)
@@ -405,7 +437,7 @@ def render_section(result: BenchmarkResult) -> str:
     machine = "\n".join(f"- {label}: {value}" for label, value in result.machine)
     return "\n".join(
         [
-            SECTION_HEADING.format(command=result.seqflow_command),
+            section_heading(result),
             "",
             "Reproduce:",
             "",
@@ -429,8 +461,25 @@ def render_section(result: BenchmarkResult) -> str:
             "",
             render_table(result.rows),
             "",
+            *_second_run_lines(result),
         ]
     )
+
+
+def _second_run_lines(result: BenchmarkResult) -> list[str]:
+    """With --twice: the cached second run's wall time, its ratio to the first, and what each task did."""
+    if result.second_flow_seconds is None:
+        return []
+    ratio = result.second_flow_seconds / result.flow_seconds
+    return [
+        f"Second run with the same inputs, same Prefect server, MLflow store and artifacts folder: "
+        f"{result.second_flow_seconds:.1f} s, {ratio:.3f} of the first run's {result.flow_seconds:.1f} s. Its tasks:",
+        "",
+        CODE_FENCE,
+        *result.second_task_lines,
+        CODE_FENCE,
+        "",
+    ]
 
 
 def replace_section(document: str, heading: str, section: str) -> str:
@@ -460,7 +509,7 @@ def replace_section(document: str, heading: str, section: str) -> str:
 
 def write_report(path: Path, result: BenchmarkResult) -> None:
     existing = path.read_text(encoding="utf-8") if path.is_file() else FILE_HEADER
-    heading = SECTION_HEADING.format(command=result.seqflow_command)
+    heading = section_heading(result)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(replace_section(existing, heading, render_section(result)), encoding="utf-8")
 
@@ -483,8 +532,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     write_report(args.output, result)
     print()
     print(f"profile {result.profile}: flow {result.flow_seconds:.1f} s (set-up {result.setup_seconds:.1f} s)")
+    if result.second_flow_seconds is not None:
+        print(f"second run: {result.second_flow_seconds:.1f} s ({result.second_flow_seconds / result.flow_seconds:.3f} of the first)")
     print(render_table(result.rows))
-    print(f"\nwrote section {SECTION_HEADING.format(command=result.seqflow_command)!r} to {args.output}")
+    print(f"\nwrote section {section_heading(result)!r} to {args.output}")
     return 0
 
 
