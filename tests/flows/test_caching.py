@@ -4,7 +4,6 @@ settings, code or outputs rerun exactly the tasks they reach. Real MLflow store,
 from __future__ import annotations
 
 import json
-import time
 
 import pytest
 from mlflow import MlflowClient
@@ -46,17 +45,13 @@ def test_second_run_reuses_every_task_and_changes_rerun_only_what_they_reach(pre
 
     client = MlflowClient(tracking_settings.tracking_uri)
     config = tiny_config()
-    started = time.perf_counter()
     first = sentiment_flow(config, tracking_settings)
-    first_seconds = time.perf_counter() - started
     assert list(_statuses(first)) == CACHED_TASKS
     assert {status for status, _ in _statuses(first).values()} == {"ran"}
     assert _statuses(first)["download"][1] == "no earlier result"
 
-    started = time.perf_counter()
+    # How much faster this is, is measured by benchmarks/pipeline_benchmark.py --twice, not here.
     second = sentiment_flow(config, tracking_settings)
-    second_seconds = time.perf_counter() - started
-    assert second_seconds < first_seconds
     parents, children = _parents(client, tracking_settings.experiment_name)
     first_flow_run = parents[0].data.tags[FLOW_RUN_TAG]
     statuses = _statuses(second)
