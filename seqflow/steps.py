@@ -360,8 +360,10 @@ def finish_pipeline_run(
     evaluated: list[EvaluatedModel],
     registration: RegistrationOutcome,
     task_statuses: list[TaskStatus] | None = None,
+    texts: dict[str, str] | None = None,
 ) -> RunSummary:
-    """Log the comparison table and what each task did (``tasks.json``) to the parent run and close it."""
+    """Log the comparison table, what each task did (``tasks.json``) and ``texts`` (artifact file -> text, e.g.
+    the execution's state for reruns) to the parent run and close it FINISHED."""
     rows = comparison_rows(evaluated, registration)
     task_statuses = list(task_statuses or [])
     summary = RunSummary(
@@ -378,6 +380,8 @@ def finish_pipeline_run(
         if task_statuses:
             tracker.log_text(parent_run_id, json.dumps([asdict(status) for status in task_statuses], indent=2), "tasks.json")
             tracker.set_tags(parent_run_id, task_status_tags(task_statuses))
+        for artifact_file, text in (texts or {}).items():
+            tracker.log_text(parent_run_id, text, artifact_file)
         tracker.log_text(parent_run_id, rows_as_csv(rows), "comparison.csv")
         best = max(evaluated, key=lambda model: model.test_metrics["accuracy"])
         tracker.log_metrics(parent_run_id, {"best_test_accuracy": best.test_metrics["accuracy"]})

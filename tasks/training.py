@@ -83,15 +83,9 @@ def finish_tracking(
 ) -> RunSummary:
     """Log the comparison table, what each task did and why, and the execution's state (for ``seqflow
     rerun``) to the parent run, close it, and publish the table in Prefect."""
-    tracker = Tracker(settings)
     statuses = task_statuses(state.config.artifacts_dir, flow_run.get_id()) if state is not None else []
-    if state is not None:
-        try:
-            tracker.log_text(parent_run_id, state_to_json(state), STATE_ARTIFACT)
-        except BaseException:
-            tracker.end_run(parent_run_id, "FAILED")
-            raise
-    summary = finish_pipeline_run(tracker, parent_run_id, evaluated, registration, statuses)
+    texts = {STATE_ARTIFACT: state_to_json(state)} if state is not None else {}
+    summary = finish_pipeline_run(Tracker(settings), parent_run_id, evaluated, registration, statuses, texts)
     create_table_artifact(
         key="architecture-comparison",
         table=[
