@@ -245,7 +245,7 @@ def test_damaged_real_reviews_pass_the_data_steps_or_fail_with_a_named_problem(c
                 tokenised = _data_steps(f"{kind}:{path}", Path(folder) / "artifacts")
             except ContractViolation as violation:
                 # The contract names what failed, by column, and where the full results are.
-                assert re.search(r"column '(text|label|also_in_train)'|expect_table_row_count", str(violation)), str(violation)
+                assert re.search(r"split '\w+', (column '\w+': )?expect_\w+\(", str(violation)), str(violation)
                 assert violation.report_path and Path(violation.report_path).is_file()
                 return
             except DataSourceError as error:
