@@ -2,15 +2,13 @@
 
 Tokenised arrays and vocabulary come from a real tokenisation of real reviews; the registered model is a real
 (untrained) serving model logged and registered in a SQLite MLflow store, then damaged on disk before
-``seqflow predict`` loads it in a fresh process.
+``seqflow predict`` (the CLI's ``main``, stderr captured at the file-descriptor level) loads it.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 from urllib.parse import urlparse
 
@@ -154,25 +152,28 @@ def registered_champion(tmp_path: Path, tokenised_once: TokenisedData) -> tuple[
     return settings, model_dir
 
 
-def _predict(settings: TrackingSettings, folder: Path) -> subprocess.CompletedProcess[str]:
+def _predict(settings: TrackingSettings, folder: Path, capfd: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
+    """``seqflow --env-file … predict`` through the CLI's own entry point; (exit code, stdout, stderr)."""
+    from seqflow.cli import main
+
     env_file = folder / "predict.env"
     env_file.write_text(
         f"MLFLOW_TRACKING_URI={settings.tracking_uri}\n"
         f"MLFLOW_EXPERIMENT_NAME={settings.experiment_name}\n"
         f"SEQFLOW_REGISTERED_MODEL_NAME={settings.registered_model_name}\n"
     )
-    return subprocess.run(
-        [sys.executable, "-m", "seqflow.cli", "--env-file", str(env_file), "predict", "A fine film."],
-        cwd=folder, capture_output=True, text=True, timeout=600,
-    )
+    capfd.readouterr()
+    code = main(["--env-file", str(env_file), "predict", "A fine film."])
+    captured = capfd.readouterr()
+    return code, captured.out, captured.err
 
 
 @pytest.mark.slow
-def test_predict_with_intact_champion_answers(registered_champion, tmp_path: Path) -> None:
+def test_predict_with_intact_champion_answers(registered_champion, tmp_path: Path, capfd) -> None:  # noqa: ANN001
     settings, _ = registered_champion
-    result = _predict(settings, tmp_path)
-    assert result.returncode == 0, result.stderr[-3000:]
-    assert "A fine film." in result.stdout
+    code, stdout, stderr = _predict(settings, tmp_path, capfd)
+    assert code == 0, stderr[-3000:]
+    assert "A fine film." in stdout
 
 
 def _delete_model_dir(model_dir: Path) -> None:
@@ -198,23 +199,33 @@ def _garble_mlmodel(model_dir: Path) -> None:
     "damage", [_delete_model_dir, _truncate_keras_file, _delete_keras_file, _garble_mlmodel],
     ids=["model-folder-deleted", "keras-truncated", "keras-deleted", "mlmodel-garbled"],
 )
-def test_predict_with_damaged_champion_is_one_clear_error(registered_champion, tmp_path: Path, damage) -> None:  # noqa: ANN001
+def test_predict_with_damaged_champion_is_one_clear_error(registered_champion, tmp_path: Path, damage, capfd) -> None:  # noqa: ANN001
     settings, model_dir = registered_champion
     damage(model_dir)
-    result = _predict(settings, tmp_path)
-    assert result.returncode == 2, result.stderr[-3000:]
-    assert "Traceback" not in result.stderr, result.stderr[-3000:]
-    assert f"cannot load model 'models:/{settings.registered_model_name}@champion'" in result.stderr
+    code, _, stderr = _predict(settings, tmp_path, capfd)
+    assert code == 2, stderr[-3000:]
+    assert "Traceback" not in stderr, stderr[-3000:]
+    assert f"cannot load model 'models:/{settings.registered_model_name}@champion'" in stderr
     # Where the files should be, and what to do about it.
-    assert str(model_dir) in result.stderr
-    assert "seqflow run" in result.stderr
+    assert str(model_dir) in stderr
+    assert "seqflow run" in stderr
 
 
 @pytest.mark.slow
-def test_predict_on_a_garbled_tracking_store_is_one_clear_error(tmp_path: Path) -> None:
+def test_predict_on_a_garbled_tracking_store_is_one_clear_error(tmp_path: Path, capfd) -> None:  # noqa: ANN001
     settings = TrackingSettings(tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}", registered_model_name="x")
     (tmp_path / "mlflow.db").write_bytes(b"this is not a SQLite database" * 100)
-    result = _predict(settings, tmp_path)
-    assert result.returncode == 2, result.stderr[-3000:]
-    assert "Traceback" not in result.stderr, result.stderr[-3000:]
-    assert f"cannot use MLflow tracking store {settings.tracking_uri!r}" in result.stderr
+    code, _, stderr = _predict(settings, tmp_path, capfd)
+    assert code == 2, stderr[-3000:]
+    assert "Traceback" not in stderr, stderr[-3000:]
+    assert f"cannot use MLflow tracking store {settings.tracking_uri!r}: DatabaseError" in stderr
+
+
+def test_tokenising_unchecked_labels_refuses_instead_of_casting(tmp_path: Path, short_reviews: pd.DataFrame) -> None:
+    """Tokenisation runs after the raw contract; called without it, a 0.5 label must not silently become 0."""
+    frame = short_reviews.assign(label=short_reviews["label"].astype(float))
+    frame.loc[frame.index[:3], "label"] = 0.5
+    source, data_config = SourceData(spec="half", train=frame), DataConfig(source="half")
+    split_files = write_splits(split_source(source, data_config, 3), source, data_config, 3, tmp_path)
+    with pytest.raises(DataSourceError, match=r"has \d label\(s\) other than 0 or 1, e\.g\. \[0\.5"):
+        pad_and_tokenise(split_files, TOKENISATION, tmp_path)

@@ -298,3 +298,17 @@ def test_cli_validate_on_garbage_exits_with_its_code_and_no_traceback(prefect_ap
                 assert "seqflow: error: data contract 'raw_reviews' failed" in stderr, stderr[-3000:]
 
     property_()
+
+
+@pytest.mark.parametrize("dtype", ["string", "category", "large_string"])
+def test_text_typed_labels_are_read_as_numbers(tmp_path: Path, dtype: str) -> None:
+    """Found by the data-steps property: '1.0' labels in a string column passed the contract, then crashed
+    tokenisation's integer cast. They are numbers as soon as they are loaded now."""
+    path = tmp_path / "string_labels.parquet"
+    labels = ["1.0", "0.0", "1", "0"]
+    if dtype == "large_string":
+        pq.write_table(pa.table({"text": ["a", "b", "c", "d"], "label": pa.array(labels, pa.large_string())}), path)
+    else:
+        pd.DataFrame({"text": ["a", "b", "c", "d"], "label": pd.Series(labels, dtype=dtype)}).to_parquet(path)
+    loaded = load_source(DataConfig(source=f"parquet:{path}")).train
+    assert pd.api.types.is_numeric_dtype(loaded[LABEL_COLUMN]) and loaded[LABEL_COLUMN].tolist() == [1, 0, 1, 0]
