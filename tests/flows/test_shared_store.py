@@ -156,7 +156,7 @@ def test_bad_file_run_on_the_used_store_changes_nothing(concurrent_store):
     )
     assert result.returncode == 2, result.stderr[-4000:]
     assert "Traceback" not in result.stderr
-    assert f"csv file '{bad_path}' is not valid UTF-8 (byte 22, line 2" in result.stderr
+    assert f"csv file '{bad_path}' is not valid UTF-8 (byte 21, line 2" in result.stderr
     assert _store_snapshot(settings) == before
 
 
