@@ -210,6 +210,9 @@ def _cmd_rerun(args: argparse.Namespace, settings: TrackingSettings) -> int:
     return 0
 
 
+# Start of the RuntimeError Prefect raises when its temporary server does not answer in time.
+EPHEMERAL_SERVER_TIMEOUT = "Timed out while attempting to connect to ephemeral Prefect API server"
+
 # Words of a review shown next to its score.
 PREVIEW_WORDS = 8
 
@@ -280,6 +283,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("seqflow: interrupted", file=sys.stderr)
         return 130
+    except RuntimeError as error:
+        # Without PREFECT_API_URL, Prefect starts a temporary server per process; on a busy machine (or with
+        # several seqflow processes starting at once) it may not answer within Prefect's start-up timeout.
+        if EPHEMERAL_SERVER_TIMEOUT not in str(error):
+            raise
+        print(
+            "seqflow: error: the temporary Prefect server did not start in time. Start one server for all "
+            "seqflow processes (`prefect server start`, then PREFECT_API_URL=http://127.0.0.1:4200/api) or "
+            "raise PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS",
+            file=sys.stderr,
+        )
+        return 2
 
 
 if __name__ == "__main__":  # pragma: no cover

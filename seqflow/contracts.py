@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -18,6 +17,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from seqflow.atomic import partial_path, publish_directory
 from seqflow.config import ContractConfig, TokenisationConfig
 from seqflow.datasets import SPLITS, SplitFiles, read_split
 from seqflow.errors import ContractViolation
@@ -129,10 +129,10 @@ def run_contract(
     import great_expectations as gx
 
     report_dir = Path(report_dir)
-    if report_dir.exists():
-        # A rerun replaces the previous report instead of mixing old and new Data Docs pages.
-        shutil.rmtree(report_dir)
-    data_docs_dir = report_dir / "data_docs"
+    # Built in a folder of its own, then put in place whole: a rerun replaces the previous report instead of
+    # mixing old and new Data Docs pages, and two runs on the same data never write into one folder.
+    built_dir = partial_path(report_dir)
+    data_docs_dir = built_dir / "data_docs"
     data_docs_dir.mkdir(parents=True)
     context = _gx_context(data_docs_dir)
     data_source = context.data_sources.add_pandas(contract)
@@ -158,9 +158,10 @@ def run_contract(
             raw_results[split] = validation_result.to_json_dict()
             outcomes.extend(_outcomes(split, validation_result, examples_in_message))
 
+    (built_dir / f"{contract}_results.json").write_text(json.dumps(raw_results, indent=2, default=str))
+    publish_directory(built_dir, report_dir)
     results_path = report_dir / f"{contract}_results.json"
-    results_path.write_text(json.dumps(raw_results, indent=2, default=str))
-    index = data_docs_dir / "index.html"
+    index = report_dir / "data_docs" / "index.html"
     failed = [outcome for outcome in outcomes if not outcome.success]
     report = ContractReport(
         contract=contract,

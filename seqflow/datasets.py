@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from seqflow.atomic import partial_path, write_text_atomically
 from seqflow.config import DataConfig
 from seqflow.errors import DataSourceError
 from seqflow.sources import LABEL_COLUMN, TEXT_COLUMN, SourceData
@@ -159,8 +160,9 @@ def write_splits(splits: dict[str, pd.DataFrame], source: SourceData, data_confi
     dataset_dir.mkdir(parents=True, exist_ok=True)
     paths = {name: dataset_dir / f"{name}.parquet" for name in SPLITS}
     for name, frame in splits.items():
-        # Write to a temporary name first so an interrupted run never leaves a truncated split behind.
-        partial = paths[name].with_suffix(".parquet.partial")
+        # Write to a temporary name first so an interrupted run never leaves a truncated split behind; the
+        # name is this writer's own, so two runs writing the same split do not write into one file.
+        partial = partial_path(paths[name])
         frame.to_parquet(partial, index=False)
         partial.replace(paths[name])
     split_files = SplitFiles(
@@ -174,7 +176,7 @@ def write_splits(splits: dict[str, pd.DataFrame], source: SourceData, data_confi
         test_from_source=source.test is not None,
     )
     manifest = {**asdict(split_files), "seed": seed, "data_config": asdict(data_config)}
-    (dataset_dir / "manifest.json").write_text(json.dumps(manifest, indent=2, default=str))
+    write_text_atomically(dataset_dir / "manifest.json", json.dumps(manifest, indent=2, default=str))
     return split_files
 
 

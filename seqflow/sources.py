@@ -88,13 +88,14 @@ def embedded_csv_path() -> Path:
 def _load_embedded(argument: str, data_config: DataConfig) -> SourceData:
     # The package also ships Rotten Tomatoes sentences; `embedded` means its 25,000 IMDB reviews.
     subset = argument or "imdb"
-    frame = _read_table(embedded_csv_path(), "csv", required=(*REQUIRED_COLUMNS, "source"))
+    csv_path = embedded_csv_path()
+    frame = _read_table(csv_path, "csv", required=(*REQUIRED_COLUMNS, "source"))
     known = sorted(frame["source"].dropna().unique())
     if subset != "all" and subset not in known:
         raise DataSourceError(f"embedded subset {subset!r} does not exist; known: {known + ['all']}")
     if subset != "all":
         frame = frame[frame["source"] == subset]
-    return SourceData(spec=data_config.source, train=_text_and_label(frame))
+    return SourceData(spec=data_config.source, train=_text_and_label(frame, f"embedded csv file {str(csv_path)!r}"))
 
 
 # --- csv / parquet ---------------------------------------------------------------------------------------
@@ -142,29 +143,66 @@ def _utf8_error_position(path: Path, exc: UnicodeDecodeError) -> str:
     return exc.reason  # pragma: no cover - pandas found an error that a plain decode does not
 
 
+def _load_table(kind: str, argument: str, data_config: DataConfig) -> SourceData:
+    path = Path(argument)
+    frame = _read_table(path, kind)
+    return SourceData(spec=data_config.source, train=_text_and_label(frame, f"{kind} file {str(path)!r}"))
+
+
 def _load_csv(argument: str, data_config: DataConfig) -> SourceData:
-    return SourceData(spec=data_config.source, train=_text_and_label(_read_table(Path(argument), "csv")))
+    return _load_table("csv", argument, data_config)
 
 
 def _load_parquet(argument: str, data_config: DataConfig) -> SourceData:
-    return SourceData(spec=data_config.source, train=_text_and_label(_read_table(Path(argument), "parquet")))
+    return _load_table("parquet", argument, data_config)
 
 
-def _text_and_label(frame: pd.DataFrame) -> pd.DataFrame:
+def _is_missing(value: object) -> bool:
+    # pd.isna of a list or array is an array, not a bool: only scalars can be "missing".
+    return value is None or (pd.api.types.is_scalar(value) and bool(pd.isna(value)))
+
+
+def _review_text(value: object, position: int, where: str) -> object:
+    """One text cell as ``str`` (missing stays missing for the contract); bytes must be UTF-8."""
+    if _is_missing(value) or isinstance(value, str):
+        return value
+    if isinstance(value, bytes):
+        # Parquet writers may store text as binary; undecodable bytes would otherwise become "b'...'" reviews.
+        try:
+            return value.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise DataSourceError(
+                f"{where}, column {TEXT_COLUMN!r}, row {position}: not valid UTF-8 (byte {exc.start}: {exc.reason}); "
+                "store the reviews as UTF-8 text"
+            ) from None
+    if not pd.api.types.is_scalar(value):
+        # Arrow list columns arrive as numpy arrays, struct columns as dicts.
+        described = "list" if isinstance(value, (list, tuple)) or getattr(value, "ndim", 0) else type(value).__name__
+        raise DataSourceError(
+            f"{where}, column {TEXT_COLUMN!r} holds {described} values (row {position}: {str(value)[:40]}), "
+            "not review text"
+        )
+    return str(value)
+
+
+def _text_and_label(frame: pd.DataFrame, where: str) -> pd.DataFrame:
     """A new frame with just ``text`` and ``label``, types made storable but values left for the contract.
 
     Text that is not missing becomes ``str``. Labels stay numeric when they are; a column mixing numbers and
-    words becomes text, so the contract reports e.g. ``'pos'`` rather than a cast failing here.
+    words becomes text, so the contract reports e.g. ``'pos'`` rather than a cast failing here. Labels stored
+    as text (object, string or categorical columns) that are all numbers become numbers.
     """
-    text = frame[TEXT_COLUMN].map(lambda value: value if pd.isna(value) else str(value))
+    text = [_review_text(value, position, where) for position, value in enumerate(frame[TEXT_COLUMN].tolist())]
     label = frame[LABEL_COLUMN]
-    if label.dtype == object:
+    if label.dtype == object or pd.api.types.is_string_dtype(label.dtype) or isinstance(label.dtype, pd.CategoricalDtype):
+        label = label.astype(object)
         numeric = pd.to_numeric(label, errors="coerce")
         # Keep numbers as numbers only when every non-missing label parsed as one.
-        label = numeric if numeric.notna().sum() == label.notna().sum() else label.map(
-            lambda value: value if pd.isna(value) else str(value)
+        present = ~label.map(_is_missing)
+        label = numeric if numeric[present].notna().all() else label.map(
+            lambda value: value if _is_missing(value) else str(value)
         )
-    return pd.DataFrame({TEXT_COLUMN: text.to_numpy(), LABEL_COLUMN: label.to_numpy()})
+    return pd.DataFrame({TEXT_COLUMN: pd.Series(text, dtype=object).to_numpy(), LABEL_COLUMN: label.to_numpy()})
 
 
 # --- aclImdb folder or archive ---------------------------------------------------------------------------

@@ -30,6 +30,10 @@ MODEL_ARTIFACT_PATH = "model"
 # Tag that links every MLflow run to the Prefect flow run that created it (used to close runs of a failed flow).
 FLOW_RUN_TAG = "seqflow.prefect_flow_run_id"
 ROLE_TAG = "seqflow.role"
+# Model version tag: the champion version this one replaced when it was promoted.
+PREVIOUS_CHAMPION_TAG = "previous_champion"
+# Lock file next to a SQLite store, held while a process opens (and maybe creates) the store.
+SQLITE_LOCK_SUFFIX = ".open-lock"
 # MLflow accepts at most this many params per log_batch call.
 PARAMS_PER_BATCH = 100
 
@@ -89,6 +93,39 @@ def _fluent_store(uri: str) -> Iterator[None]:
                 os.environ[name] = value
 
 
+def _store_error(tracking_uri: str, exc: BaseException) -> TrackingError:
+    reason = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    return TrackingError(f"cannot use MLflow tracking store {tracking_uri!r}: {type(exc).__name__}: {reason[:300]}")
+
+
+@contextlib.contextmanager
+def _sqlite_creation_lock(tracking_uri: str) -> Iterator[None]:
+    """Hold an exclusive lock next to a SQLite store while it is opened; nothing for other stores.
+
+    MLflow creates a new SQLite store by running its schema migrations, unguarded: two processes opening the
+    same new file at once fail with "table ... already exists" or a half-migrated schema. The lock file stays
+    behind (empty), like SQLite's own journal files.
+    """
+    if not tracking_uri.startswith("sqlite:"):
+        yield
+        return
+    import fcntl
+
+    from sqlalchemy.engine import make_url
+
+    database = make_url(tracking_uri).database
+    if not database or database == ":memory:":
+        yield
+        return
+    lock_path = Path(database).with_name(Path(database).name + SQLITE_LOCK_SUFFIX)
+    with open(lock_path, "a") as lock_file:
+        fcntl.flock(lock_file, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock_file, fcntl.LOCK_UN)
+
+
 @dataclass(frozen=True)
 class RegisteredVersion:
     architecture: str
@@ -104,26 +141,36 @@ class Tracker:
         from mlflow import MlflowClient
 
         self.settings = settings
-        self.client = MlflowClient(tracking_uri=settings.tracking_uri, registry_uri=settings.tracking_uri)
-        self.experiment_id = self._ensure_experiment()
+        try:
+            # The client creates (and on a new database migrates) the store; two processes starting on the same
+            # new SQLite file would run the migrations at once and break each other, so they take turns.
+            with _sqlite_creation_lock(settings.tracking_uri):
+                self.client = MlflowClient(tracking_uri=settings.tracking_uri, registry_uri=settings.tracking_uri)
+                self.experiment_id = self._ensure_experiment()
+        except TrackingError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - any store failure means "cannot track", said plainly
+            raise _store_error(settings.tracking_uri, exc) from None
 
     # --- runs --------------------------------------------------------------------------------------------
 
     def _ensure_experiment(self) -> str:
-        try:
-            experiment = self.client.get_experiment_by_name(self.settings.experiment_name)
-            if experiment is not None:
-                if experiment.lifecycle_stage == "deleted":
-                    self.client.restore_experiment(experiment.experiment_id)
-                return experiment.experiment_id
-            return self.client.create_experiment(
-                self.settings.experiment_name, artifact_location=self.settings.artifact_location or None
-            )
-        except Exception as exc:  # noqa: BLE001 - any store failure means "cannot track", said plainly
-            raise TrackingError(
-                f"cannot use MLflow tracking store {self.settings.tracking_uri!r}: {type(exc).__name__}: "
-                f"{str(exc).splitlines()[0] if str(exc) else ''}"
-            ) from None
+        from mlflow.exceptions import MlflowException
+
+        name = self.settings.experiment_name
+        experiment = self.client.get_experiment_by_name(name)
+        if experiment is None:
+            try:
+                return self.client.create_experiment(name, artifact_location=self.settings.artifact_location or None)
+            except MlflowException:
+                # Another process created it between our lookup and create (a tracking server has no lock
+                # we could take); use theirs. Anything else still fails below, with the store's message.
+                experiment = self.client.get_experiment_by_name(name)
+                if experiment is None:
+                    raise
+        if experiment.lifecycle_stage == "deleted":
+            self.client.restore_experiment(experiment.experiment_id)
+        return experiment.experiment_id
 
     def start_run(self, run_name: str, tags: dict[str, str], parent_run_id: str | None = None) -> str:
         all_tags = {key: str(value) for key, value in tags.items() if value is not None}
@@ -272,8 +319,31 @@ class Tracker:
         return created
 
     def delete_versions(self, versions: Iterable[RegisteredVersion]) -> None:
+        """Delete ``versions``; if ``champion`` points at one of them, move it back to the version it replaced.
+
+        Deleting a version also deletes its aliases: without this, a failure after the alias moved (while the
+        promotion is still being recorded) would leave the model with no champion at all.
+        """
+        name = self.settings.registered_model_name
+        versions = list(versions)
+        doomed = {str(registered.version) for registered in versions}
+        champion = self.champion()
+        if champion is not None and str(champion.version) in doomed:
+            previous = (champion.tags or {}).get(PREVIOUS_CHAMPION_TAG)
+            if previous and previous not in doomed and self._version_exists(previous):
+                self.client.set_registered_model_alias(name, CHAMPION_ALIAS, previous)
+                logger.warning("champion alias moved back to v%s: the version that replaced it is withdrawn", previous)
         for registered in versions:
-            self.client.delete_model_version(self.settings.registered_model_name, registered.version)
+            self.client.delete_model_version(name, registered.version)
+
+    def _version_exists(self, version: str) -> bool:
+        from mlflow.exceptions import MlflowException
+
+        try:
+            self.client.get_model_version(self.settings.registered_model_name, version)
+        except MlflowException:
+            return False
+        return True
 
     def version_exists(self, version: str) -> bool:
         from mlflow.exceptions import MlflowException
@@ -294,7 +364,12 @@ class Tracker:
             return None
 
     def set_champion(self, version: str, audit: dict[str, str]) -> None:
+        """Tag ``version`` with ``audit`` (and the champion it replaces), then point the alias at it."""
         name = self.settings.registered_model_name
+        previous = self.champion()
+        if previous is not None and str(previous.version) != str(version):
+            # Lets delete_versions put the alias back if this execution fails after moving it.
+            audit = {**audit, PREVIOUS_CHAMPION_TAG: str(previous.version)}
         for key, value in audit.items():
             self.client.set_model_version_tag(name, version, key, value)
         self.client.set_registered_model_alias(name, CHAMPION_ALIAS, version)
@@ -304,11 +379,35 @@ class Tracker:
             self.client.set_model_version_tag(self.settings.registered_model_name, version, key, str(value))
 
     def load_pyfunc(self, model_uri: str):  # noqa: ANN201 - mlflow PyFuncModel
+        """The model at ``model_uri``, or a :class:`TrackingError` naming where its files are and what to do.
+
+        A registered model whose folder was deleted, or whose ``.keras`` file or ``MLmodel`` is damaged, fails
+        deep inside MLflow, YAML or Keras with many different exception types; all mean "this model is unusable".
+        """
         import mlflow.pyfunc
-        from mlflow.exceptions import MlflowException
 
         try:
             with _fluent_store(self.settings.tracking_uri):
                 return mlflow.pyfunc.load_model(model_uri)
-        except (MlflowException, OSError) as exc:
-            raise TrackingError(f"cannot load model {model_uri!r}: {str(exc).splitlines()[0]}") from None
+        except Exception as exc:  # noqa: BLE001 - see the docstring
+            reason = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+            raise TrackingError(
+                f"cannot load model {model_uri!r} (files at {self._model_location(model_uri)}): "
+                f"{type(exc).__name__}: {reason[:300]}; its files are missing or damaged: register an intact "
+                "model again with `seqflow run`, or pass --model-uri of another version"
+            ) from None
+
+    def _model_location(self, model_uri: str) -> str:
+        """Where the files behind a ``models:/`` or ``runs:/`` URI are stored, or the URI itself."""
+        from mlflow.store.artifact.models_artifact_repo import ModelsArtifactRepository
+        from mlflow.store.artifact.runs_artifact_repo import RunsArtifactRepository
+
+        try:
+            with _fluent_store(self.settings.tracking_uri):
+                if model_uri.startswith("models:/"):
+                    return ModelsArtifactRepository.get_underlying_uri(model_uri)
+                if model_uri.startswith("runs:/"):
+                    return RunsArtifactRepository.get_underlying_uri(model_uri)
+        except Exception:  # noqa: BLE001 - the location only adds detail to an error already being raised
+            pass
+        return model_uri
