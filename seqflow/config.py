@@ -99,6 +99,7 @@ class ArchitectureOverride:
     l2: float | None = None
     embedding_dim: int | None = None
     rnn_units: int | None = None
+    dense_units: int | None = None
     lr_schedule: LrSchedule | None = None
     bigram_buckets: int | None = None
 
