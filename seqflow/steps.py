@@ -140,7 +140,7 @@ def start_pipeline_run(
     return run_id
 
 
-def _warm_start_source(tracker: Tracker, training: TrainingConfig, download_dir: Path) -> EmbeddingSource | None:
+def warm_start_source(tracker: Tracker, training: TrainingConfig, download_dir: Path) -> EmbeddingSource | None:
     """The registered model whose embedding initialises this one, when training.warm_start_model_uri is set."""
     if training.warm_start_model_uri is None:
         return None
@@ -186,7 +186,7 @@ def train_architecture(
             output_dir,
             on_epoch_end=tracker.epoch_logger(run_id),
             vocabulary=vocabulary,
-            warm_start=_warm_start_source(tracker, training, output_dir / "warm_start"),
+            warm_start=warm_start_source(tracker, training, output_dir / "warm_start"),
         )
         tracker.log_metrics(run_id, {"seconds_per_epoch": outcome.seconds_per_epoch, "train_seconds": outcome.seconds})
         curves = plot_learning_curves(outcome.history, f"{architecture}: training vs validation", output_dir / "learning_curves.png")

@@ -7,7 +7,7 @@ import pytest
 
 from seqflow.config import TrainingConfig
 from seqflow.errors import SeqflowError
-from seqflow.steps import INPUT_EXAMPLE_TEXTS, _warm_start_source
+from seqflow.steps import INPUT_EXAMPLE_TEXTS, warm_start_source
 from seqflow.tracking import Tracker, TrackingError
 from seqflow.training import export_serving_model, train_classifier
 
@@ -51,7 +51,7 @@ def test_warm_start_from_a_registered_version_copies_shared_tokens_and_can_freez
         epochs=2, batch_size=32, embedding_dim=8, dense_units=4, early_stopping_patience=None,
         warm_start_model_uri=model_uri, warm_start_trainable=False,
     )
-    source = _warm_start_source(tracker, frozen, tmp_path / "download")
+    source = warm_start_source(tracker, frozen, tmp_path / "download")
     assert source.vocabulary == SOURCE_VOCABULARY
     np.testing.assert_array_equal(source.vectors, source_embedding)
 
@@ -84,5 +84,5 @@ def test_warm_start_from_a_missing_version_says_which(tracking_settings, tmp_pat
     tracker = Tracker(tracking_settings)
     training = TrainingConfig(warm_start_model_uri=f"models:/{tracking_settings.registered_model_name}/7")
     with pytest.raises(TrackingError, match="cannot download model 'models:/seqflow-test-sentiment/7'"):
-        _warm_start_source(tracker, training, tmp_path / "download")
-    assert _warm_start_source(tracker, TrainingConfig(), tmp_path / "none") is None
+        warm_start_source(tracker, training, tmp_path / "download")
+    assert warm_start_source(tracker, TrainingConfig(), tmp_path / "none") is None
