@@ -38,7 +38,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
-from typing import Iterator, Sequence
+from typing import Callable, Iterator, Sequence
 
 from seqflow.cli import add_config_options, configure_runtime, resolve_config
 from seqflow.config import ALL_ARCHITECTURES, PipelineConfig
@@ -349,13 +349,23 @@ def describe_machine() -> list[tuple[str, str]]:
     ]
 
 
-def run_benchmark(args: argparse.Namespace) -> BenchmarkResult:
+# Hooks for other benchmarks (benchmarks/quality.py): change the resolved config before the flow runs, and
+# measure more inside the throwaway folder after it (the flow's arrays are still there).
+ConfigHook = Callable[[PipelineConfig], PipelineConfig]
+AfterFlowHook = Callable[[PipelineConfig, TrackingSettings, RunSummary], None]
+
+
+def run_benchmark(
+    args: argparse.Namespace, adjust_config: ConfigHook | None = None, after_flow: AfterFlowHook | None = None
+) -> BenchmarkResult:
     """Resolve the config, run the flow once on throwaway state, and gather the numbers."""
     user_settings = load_settings()
     profile = args.profile or user_settings.default_profile
     with scratch_folder(args.keep_temp) as scratch:
         settings = benchmark_settings(user_settings, scratch)
         config = resolve_config(args, settings)
+        if adjust_config is not None:
+            config = adjust_config(config)
         logger.info("benchmarking profile %s: %s", config.profile, ", ".join(config.training.architectures))
 
         # Prefect and the flow modules are imported only now, after main() has set the environment.
@@ -382,6 +392,8 @@ def run_benchmark(args: argparse.Namespace) -> BenchmarkResult:
                 ran = [status.task for status in second.tasks if status.status != "cached"]
                 if ran:
                     logger.warning("the second run reran %s although nothing changed", ", ".join(ran))
+            if after_flow is not None:
+                after_flow(config, settings, summary)
         rows, parent_metrics = collect_results(settings, summary)
 
     return BenchmarkResult(

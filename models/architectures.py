@@ -30,15 +30,51 @@ class ModelSpec:
     dense_units: int = 64
     dropout: float = 0.0
     mask_padding: bool = True
+    # SpatialDropout1D rate after the embedding; None uses `dropout`.
+    spatial_dropout: float | None = None
+    # Dropout on the inputs of each recurrent step.
+    recurrent_input_dropout: float = 0.0
+    # L2 penalty on the embedding and all kernels; 0 adds no regulariser.
+    l2: float = 0.0
+    # embedding_pool only: hashed bigram buckets appended to the vocabulary; 0 is unigrams only.
+    bigram_buckets: int = 0
+
+    def regulariser(self) -> keras.regularizers.Regularizer | None:
+        """A fresh L2 regulariser, or None when l2 is 0 (so the default model has no penalty term at all)."""
+        return keras.regularizers.L2(self.l2) if self.l2 > 0 else None
+
+    def recurrent_options(self) -> dict:
+        """Keyword arguments every SimpleRNN/LSTM layer takes from the spec."""
+        return {
+            "dropout": self.recurrent_input_dropout,
+            "kernel_regularizer": self.regulariser(),
+            "recurrent_regularizer": self.regulariser(),
+        }
 
 
-def _embedded_ids(spec: ModelSpec) -> tuple[keras.KerasTensor, keras.KerasTensor]:
-    """The shared input and embedding stem: ids -> (optionally masked) dense vectors."""
+EMBEDDING_LAYER = "embedding"
+
+
+def _embedded_ids(spec: ModelSpec, bigram_buckets: int = 0) -> tuple[keras.KerasTensor, keras.KerasTensor]:
+    """The shared input and embedding stem: ids (plus hashed bigram ids) -> (optionally masked) dense vectors."""
+    from seqflow.models.text import HashedBigrams
+
     ids = keras.Input(shape=(None,), dtype="int32", name="token_ids")
+    features = ids
+    if bigram_buckets:
+        # Word ids followed by hashed word-pair ids, all below vocab_size + bigram_buckets.
+        features = HashedBigrams(spec.vocab_size, bigram_buckets, name="hashed_bigrams")(ids)
     # One vector per vocabulary id; mask_zero marks id 0 (padding) so later layers ignore it.
-    vectors = layers.Embedding(spec.vocab_size, spec.embedding_dim, mask_zero=spec.mask_padding, name="embedding")(ids)
+    vectors = layers.Embedding(
+        spec.vocab_size + bigram_buckets,
+        spec.embedding_dim,
+        mask_zero=spec.mask_padding,
+        embeddings_regularizer=spec.regulariser(),
+        name=EMBEDDING_LAYER,
+    )(features)
     # Drops whole embedding channels rather than single values: neighbouring words share channels.
-    vectors = layers.SpatialDropout1D(spec.dropout, name="embedding_dropout")(vectors)
+    rate = spec.dropout if spec.spatial_dropout is None else spec.spatial_dropout
+    vectors = layers.SpatialDropout1D(rate, name="embedding_dropout")(vectors)
     return ids, vectors
 
 
@@ -47,14 +83,18 @@ def _classifier_head(features: keras.KerasTensor, spec: ModelSpec) -> keras.Kera
     features = layers.Dropout(spec.dropout, name="head_dropout")(features)
     if spec.dense_units:
         # Hidden layer from the seeds' models (Dense(64, relu) before the output).
-        features = layers.Dense(spec.dense_units, activation="relu", name="hidden")(features)
+        features = layers.Dense(
+            spec.dense_units, activation="relu", kernel_regularizer=spec.regulariser(), name="hidden"
+        )(features)
     # Probability that the review is positive; float32 even under a mixed-precision policy.
-    return layers.Dense(1, activation="sigmoid", dtype="float32", name="positive_probability")(features)
+    return layers.Dense(
+        1, activation="sigmoid", dtype="float32", kernel_regularizer=spec.regulariser(), name="positive_probability"
+    )(features)
 
 
 def build_embedding_pool(spec: ModelSpec) -> keras.Model:
-    """Embedding + GlobalAveragePooling1D + Dense: a bag of word vectors, fast and hard to beat."""
-    ids, vectors = _embedded_ids(spec)
+    """Embedding + GlobalAveragePooling1D + Dense: a bag of word (and, with bigram_buckets, word-pair) vectors."""
+    ids, vectors = _embedded_ids(spec, spec.bigram_buckets)
     # Mean over the real (unmasked) words of the review.
     pooled = layers.GlobalAveragePooling1D(name="average_words")(vectors)
     return keras.Model(ids, _classifier_head(pooled, spec), name="embedding_pool")
@@ -64,7 +104,7 @@ def build_simple_rnn(spec: ModelSpec) -> keras.Model:
     """One SimpleRNN layer reading the review left to right; its last state summarises the review."""
     ids, vectors = _embedded_ids(spec)
     # Last state over real words only (padding is masked).
-    state = layers.SimpleRNN(spec.rnn_units, name="simple_rnn")(vectors)
+    state = layers.SimpleRNN(spec.rnn_units, name="simple_rnn", **spec.recurrent_options())(vectors)
     return keras.Model(ids, _classifier_head(state, spec), name="simple_rnn")
 
 
@@ -72,9 +112,11 @@ def build_stacked_rnn(spec: ModelSpec) -> keras.Model:
     """Two SimpleRNN layers; the first hands its whole sequence to the second."""
     ids, vectors = _embedded_ids(spec)
     # Full sequence of states, so the second layer sees every step.
-    sequence = layers.SimpleRNN(spec.rnn_units, return_sequences=True, name="simple_rnn_1")(vectors)
+    sequence = layers.SimpleRNN(
+        spec.rnn_units, return_sequences=True, name="simple_rnn_1", **spec.recurrent_options()
+    )(vectors)
     # Last state of the upper layer.
-    state = layers.SimpleRNN(spec.rnn_units, name="simple_rnn_2")(sequence)
+    state = layers.SimpleRNN(spec.rnn_units, name="simple_rnn_2", **spec.recurrent_options())(sequence)
     return keras.Model(ids, _classifier_head(state, spec), name="stacked_rnn")
 
 
@@ -82,7 +124,7 @@ def build_lstm(spec: ModelSpec) -> keras.Model:
     """One LSTM layer: gated memory that keeps sentiment cues across long reviews."""
     ids, vectors = _embedded_ids(spec)
     # Default activations keep the layer cuDNN-eligible on GPUs.
-    state = layers.LSTM(spec.rnn_units, name="lstm")(vectors)
+    state = layers.LSTM(spec.rnn_units, name="lstm", **spec.recurrent_options())(vectors)
     return keras.Model(ids, _classifier_head(state, spec), name="lstm")
 
 
@@ -90,7 +132,7 @@ def build_bilstm(spec: ModelSpec) -> keras.Model:
     """A bidirectional LSTM: one pass forwards, one backwards, last states concatenated."""
     ids, vectors = _embedded_ids(spec)
     # Forward and backward LSTM over real words; outputs concatenated (2 x units).
-    state = layers.Bidirectional(layers.LSTM(spec.rnn_units), name="bilstm")(vectors)
+    state = layers.Bidirectional(layers.LSTM(spec.rnn_units, **spec.recurrent_options()), name="bilstm")(vectors)
     return keras.Model(ids, _classifier_head(state, spec), name="bilstm")
 
 
@@ -98,9 +140,11 @@ def build_stacked_bilstm(spec: ModelSpec) -> keras.Model:
     """Two bidirectional LSTM layers, as in the seeds' deepest model."""
     ids, vectors = _embedded_ids(spec)
     # Lower bidirectional layer returns every step for the upper one.
-    sequence = layers.Bidirectional(layers.LSTM(spec.rnn_units, return_sequences=True), name="bilstm_1")(vectors)
+    sequence = layers.Bidirectional(
+        layers.LSTM(spec.rnn_units, return_sequences=True, **spec.recurrent_options()), name="bilstm_1"
+    )(vectors)
     # Upper bidirectional layer returns its last states.
-    state = layers.Bidirectional(layers.LSTM(spec.rnn_units), name="bilstm_2")(sequence)
+    state = layers.Bidirectional(layers.LSTM(spec.rnn_units, **spec.recurrent_options()), name="bilstm_2")(sequence)
     return keras.Model(ids, _classifier_head(state, spec), name="stacked_bilstm")
 
 

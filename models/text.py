@@ -55,6 +55,44 @@ class PadAndTruncate(keras.layers.Layer):
         return {**super().get_config(), "max_length": self.max_length, "padding": self.padding, "truncation": self.truncation}
 
 
+# Multiplier of the bigram hash: a prime well above any vocabulary size, so (previous, current) pairs spread
+# over the buckets; int64 arithmetic keeps previous * multiplier + current exact for vocabularies up to ~1e12.
+BIGRAM_HASH_MULTIPLIER = 1_000_003
+
+
+@keras.saving.register_keras_serializable(package="seqflow")
+class HashedBigrams(keras.layers.Layer):
+    """Padded ids ``(batch, n)`` -> the same ids followed by hashed bigram ids ``(batch, 2n - 1)``.
+
+    fastText-style: each adjacent pair (a, b) becomes ``vocab_size + (a * M + b) mod buckets``, an id past the
+    word ids, so one embedding table of ``vocab_size + buckets`` rows holds both. A pair touching padding
+    becomes the padding id, so masking and averaging ignore it. Because the hashing is a layer of the model,
+    a saved model (and the raw-text serving model around it) computes the same bigram ids as training.
+    """
+
+    def __init__(self, vocab_size: int, buckets: int, **kwargs) -> None:
+        super().__init__(**kwargs)
+        if vocab_size < 1 or buckets < 1:
+            raise ValueError(f"vocab_size and buckets must be positive, got {vocab_size}, {buckets}")
+        self.vocab_size = int(vocab_size)
+        self.buckets = int(buckets)
+
+    def call(self, ids: tf.Tensor) -> tf.Tensor:
+        wide = tf.cast(ids, tf.int64)
+        previous, current = wide[:, :-1], wide[:, 1:]
+        hashed = tf.math.floormod(previous * BIGRAM_HASH_MULTIPLIER + current, self.buckets) + self.vocab_size
+        touches_padding = tf.logical_or(tf.equal(previous, PADDING_ID), tf.equal(current, PADDING_ID))
+        bigrams = tf.where(touches_padding, tf.zeros_like(hashed), hashed)
+        return tf.cast(tf.concat([wide, bigrams], axis=1), ids.dtype)
+
+    def compute_output_shape(self, input_shape):  # noqa: ANN001, ANN201 - Keras signature
+        length = input_shape[1]
+        return (input_shape[0], None if length is None else max(2 * length - 1, 0))
+
+    def get_config(self) -> dict:
+        return {**super().get_config(), "vocab_size": self.vocab_size, "buckets": self.buckets}
+
+
 def build_vectoriser(vocab_size: int, vocabulary: Sequence[str] | None = None) -> keras.layers.TextVectorization:
     """A word-level TextVectorization giving ragged ids; adapt it, or pass a saved ``vocabulary``.
 

@@ -22,7 +22,7 @@ from seqflow.promotion import PromotionDecision, decide_promotion
 from seqflow.summary import TaskStatus, render_task_statuses
 from seqflow.tokenise import TokenisedData, load_arrays, load_vocabulary
 from seqflow.tracking import FLOW_RUN_TAG, ROLE_TAG, RegisteredVersion, Tracker
-from seqflow.training import export_serving_model, train_classifier
+from seqflow.training import EmbeddingSource, export_serving_model, read_embedding_source, train_classifier
 
 logger = logging.getLogger(__name__)
 
@@ -144,6 +144,14 @@ def start_pipeline_run(
     return run_id
 
 
+def warm_start_source(tracker: Tracker, training: TrainingConfig, download_dir: Path) -> EmbeddingSource | None:
+    """The registered model whose embedding initialises this one, when training.warm_start_model_uri is set."""
+    if training.warm_start_model_uri is None:
+        return None
+    serving_path = tracker.download_serving_model(training.warm_start_model_uri, download_dir)
+    return read_embedding_source(serving_path, training.warm_start_model_uri)
+
+
 def train_architecture(
     tracker: Tracker,
     architecture: str,
@@ -172,6 +180,7 @@ def train_architecture(
         for report in contract_reports:
             tracker.log_artifact(run_id, report.results_path, "contracts")
         output_dir = tokenised.tokenised_dir / "models" / run_id
+        vocabulary = load_vocabulary(tokenised.vocabulary_path)
         outcome = train_classifier(
             architecture,
             load_arrays(tokenised),
@@ -180,6 +189,8 @@ def train_architecture(
             config.seed,
             output_dir,
             on_epoch_end=tracker.epoch_logger(run_id),
+            vocabulary=vocabulary,
+            warm_start=warm_start_source(tracker, training, output_dir / "warm_start"),
         )
         tracker.log_metrics(run_id, {"seconds_per_epoch": outcome.seconds_per_epoch, "train_seconds": outcome.seconds})
         curves = plot_learning_curves(outcome.history, f"{architecture}: training vs validation", output_dir / "learning_curves.png")
@@ -187,7 +198,7 @@ def train_architecture(
         tracker.log_text(run_id, json.dumps(outcome.history, indent=2), "history.json")
         serving_path = export_serving_model(
             outcome.classifier_path,
-            load_vocabulary(tokenised.vocabulary_path),
+            vocabulary,
             tokenised.max_length,
             tokenised.padding,
             tokenised.truncation,

@@ -411,3 +411,25 @@ class Tracker:
         except Exception:  # noqa: BLE001 - the location only adds detail to an error already being raised
             pass
         return model_uri
+
+    def download_serving_model(self, model_uri: str, destination_dir: Path) -> Path:
+        """The ``.keras`` serving model inside a logged or registered seqflow model, downloaded locally.
+
+        For warm starts: ``models:/NAME/VERSION``, ``models:/NAME@ALIAS`` or ``runs:/RUN_ID/model``.
+        """
+        import mlflow.artifacts
+        from mlflow.exceptions import MlflowException
+
+        destination_dir = Path(destination_dir)
+        destination_dir.mkdir(parents=True, exist_ok=True)
+        try:
+            with _fluent_store(self.settings.tracking_uri):
+                local_dir = Path(mlflow.artifacts.download_artifacts(artifact_uri=model_uri, dst_path=str(destination_dir)))
+        except (MlflowException, OSError) as exc:
+            raise TrackingError(f"cannot download model {model_uri!r}: {str(exc).splitlines()[0]}") from None
+        keras_files = sorted(local_dir.rglob("*.keras"))
+        if len(keras_files) != 1:
+            raise TrackingError(
+                f"model {model_uri!r} is not a seqflow serving model: expected one .keras file, found {len(keras_files)}"
+            )
+        return keras_files[0]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 import sys
 import time
 from dataclasses import dataclass
@@ -43,11 +44,145 @@ def seed_everything(seed: int) -> None:
     tf.config.experimental.enable_op_determinism()
 
 
-def make_optimizer(training: TrainingConfig):  # noqa: ANN201 - a keras.optimizers.Optimizer
+def learning_rate_schedule(training: TrainingConfig, steps_per_epoch: int):  # noqa: ANN201 - float or a schedule
+    """The optimizer's learning rate: a number (constant, plateau) or a per-step Keras schedule.
+
+    ``plateau`` starts constant; :func:`schedule_callbacks` lowers it when validation loss stalls.
+    """
+    import keras
+
+    if training.lr_schedule == "cosine":
+        warmup_steps = training.warmup_epochs * steps_per_epoch
+        # With warmup, Keras ramps linearly from initial_learning_rate to warmup_target first.
+        return keras.optimizers.schedules.CosineDecay(
+            initial_learning_rate=training.min_learning_rate if warmup_steps else training.learning_rate,
+            decay_steps=max(training.epochs * steps_per_epoch - warmup_steps, 1),
+            alpha=training.min_learning_rate / training.learning_rate,
+            warmup_target=training.learning_rate if warmup_steps else None,
+            warmup_steps=warmup_steps,
+        )
+    if training.lr_schedule == "exponential":
+        # Multiplied by lr_decay_rate once per epoch, smoothly in between.
+        return keras.optimizers.schedules.ExponentialDecay(
+            training.learning_rate, decay_steps=steps_per_epoch, decay_rate=training.lr_decay_rate
+        )
+    return training.learning_rate
+
+
+def schedule_callbacks(training: TrainingConfig) -> list:
+    """Callbacks that belong to the learning-rate schedule (only ``plateau`` needs one)."""
+    import keras
+
+    if training.lr_schedule != "plateau":
+        return []
+    return [
+        keras.callbacks.ReduceLROnPlateau(
+            monitor="val_loss",
+            factor=training.lr_decay_rate,
+            patience=training.plateau_patience,
+            min_lr=training.min_learning_rate,
+        )
+    ]
+
+
+def make_optimizer(training: TrainingConfig, steps_per_epoch: int = 1):  # noqa: ANN201 - a keras Optimizer
     import keras
 
     optimizers = {"adam": keras.optimizers.Adam, "rmsprop": keras.optimizers.RMSprop, "sgd": keras.optimizers.SGD}
-    return optimizers[training.optimizer](learning_rate=training.learning_rate, global_clipnorm=training.clipnorm)
+    return optimizers[training.optimizer](
+        learning_rate=learning_rate_schedule(training, steps_per_epoch), global_clipnorm=training.clipnorm
+    )
+
+
+def model_spec(training: TrainingConfig, vocab_size: int):  # noqa: ANN201 - a ModelSpec
+    """The builders' view of one architecture's (already resolved) training settings."""
+    import dataclasses
+
+    from seqflow.models.architectures import ModelSpec
+
+    # Every ModelSpec field except the vocabulary size is a TrainingConfig field of the same name.
+    shared = {f.name: getattr(training, f.name) for f in dataclasses.fields(ModelSpec) if f.name != "vocab_size"}
+    return ModelSpec(vocab_size=vocab_size, **shared)
+
+
+def input_pipeline(x: np.ndarray, y: np.ndarray, batch_size: int, seed: int | None = None):  # noqa: ANN201
+    """A ``tf.data`` pipeline over in-memory arrays: seeded reshuffling each epoch (training only), batches,
+    and prefetching so the next batch is prepared on another core while the current one trains."""
+    import tensorflow as tf
+
+    dataset = tf.data.Dataset.from_tensor_slices((x, y))
+    if seed is not None:
+        # A full-size buffer is a true shuffle; the seed makes every epoch's order reproducible.
+        dataset = dataset.shuffle(len(x), seed=seed, reshuffle_each_iteration=True)
+    return dataset.batch(batch_size).prefetch(tf.data.AUTOTUNE)
+
+
+@dataclass(frozen=True)
+class EmbeddingSource:
+    """The embedding of a trained model and the token of each of its rows (for warm starts)."""
+
+    model_uri: str
+    vectors: np.ndarray
+    vocabulary: list[str]
+
+
+def read_embedding_source(serving_model_path: Path, model_uri: str) -> EmbeddingSource:
+    """The embedding rows and vocabulary of a saved raw-text serving model (vectoriser + classifier)."""
+    import keras
+
+    from seqflow.errors import SeqflowError
+    from seqflow.models.architectures import EMBEDDING_LAYER
+
+    import seqflow.models.text  # noqa: F401 - registers the custom layers before loading
+
+    serving = keras.saving.load_model(serving_model_path)
+    vectorisers = [layer for layer in serving.layers if isinstance(layer, keras.layers.TextVectorization)]
+    classifiers = [layer for layer in serving.layers if isinstance(layer, keras.Model)]
+    if len(vectorisers) != 1 or len(classifiers) != 1:
+        raise SeqflowError(f"warm start: {model_uri} is not a seqflow serving model (vectoriser + classifier)")
+    try:
+        embedding = classifiers[0].get_layer(EMBEDDING_LAYER)
+    except ValueError:
+        raise SeqflowError(f"warm start: the classifier of {model_uri} has no layer named {EMBEDDING_LAYER!r}") from None
+    return EmbeddingSource(
+        model_uri=model_uri,
+        vectors=np.asarray(embedding.get_weights()[0]),
+        vocabulary=[str(token) for token in vectorisers[0].get_vocabulary()],
+    )
+
+
+def apply_warm_start(model, vocabulary: list[str], source: EmbeddingSource, trainable: bool) -> int:  # noqa: ANN001
+    """Copy ``source``'s rows into ``model``'s embedding wherever the token is shared; returns rows copied.
+
+    Rows are matched by token, not by id, so the two vocabularies may differ in order and size; tokens the
+    source does not know keep their fresh initialisation, as do hashed bigram rows. ``trainable=False``
+    freezes the embedding (set before compiling, so the optimizer leaves it alone).
+    """
+    from seqflow.errors import SeqflowError
+    from seqflow.models.architectures import EMBEDDING_LAYER
+
+    embedding = model.get_layer(EMBEDDING_LAYER)
+    matrix = np.array(embedding.get_weights()[0])
+    if matrix.shape[1] != source.vectors.shape[1]:
+        raise SeqflowError(
+            f"warm start: {source.model_uri} has {source.vectors.shape[1]}-dimensional embeddings but this model "
+            f"uses training.embedding_dim={matrix.shape[1]}; set training.embedding_dim={source.vectors.shape[1]}"
+        )
+    # Ids are positions in each vocabulary; only the word rows of the source (not its bigram rows) have tokens.
+    source_rows = {token: row for row, token in enumerate(source.vocabulary[: source.vectors.shape[0]])}
+    copied = 0
+    for row, token in enumerate(vocabulary[: matrix.shape[0]]):
+        source_row = source_rows.get(token)
+        if source_row is not None:
+            matrix[row] = source.vectors[source_row]
+            copied += 1
+    if copied == 0:
+        raise SeqflowError(f"warm start: {source.model_uri} shares no token with this vocabulary")
+    embedding.set_weights([matrix])
+    embedding.trainable = trainable
+    logger.info("warm start: %d of %d embedding rows from %s (%s)", copied, len(vocabulary), source.model_uri,
+                "trainable" if trainable else "frozen")
+    return copied
 
 
 def train_classifier(
@@ -58,19 +193,26 @@ def train_classifier(
     seed: int,
     output_dir: Path,
     on_epoch_end: EpochCallback | None = None,
+    vocabulary: list[str] | None = None,
+    warm_start: EmbeddingSource | None = None,
 ) -> TrainingOutcome:
     """Fit ``architecture`` on ``x_train`` with ``x_validation`` for early stopping; save it as ``.keras``.
 
-    The test split is not touched here: evaluation uses it once, after training.
+    ``training``'s per-architecture overrides for ``architecture`` apply. ``warm_start`` (with the
+    ``vocabulary`` of the arrays) initialises the embedding before fitting. The test split is not touched
+    here: evaluation uses it once, after training.
     """
     import keras
 
+    if warm_start is not None and vocabulary is None:
+        raise ValueError("a warm start needs the vocabulary of the training arrays")
+    resolved = training.for_architecture(architecture)
     seed_everything(seed)
     # The dtype policy is global in Keras: set it for this model only and restore it afterwards.
     previous_policy = keras.mixed_precision.dtype_policy()
-    keras.mixed_precision.set_dtype_policy(training.precision)
+    keras.mixed_precision.set_dtype_policy(resolved.precision)
     try:
-        return _fit_and_save(architecture, arrays, vocab_size, training, output_dir, on_epoch_end)
+        return _fit_and_save(architecture, arrays, vocab_size, resolved, seed, output_dir, on_epoch_end, vocabulary, warm_start)
     finally:
         keras.mixed_precision.set_dtype_policy(previous_policy)
 
@@ -80,25 +222,23 @@ def _fit_and_save(
     arrays: dict[str, np.ndarray],
     vocab_size: int,
     training: TrainingConfig,
+    seed: int,
     output_dir: Path,
     on_epoch_end: EpochCallback | None,
+    vocabulary: list[str] | None,
+    warm_start: EmbeddingSource | None,
 ) -> TrainingOutcome:
     import keras
 
-    from seqflow.models.architectures import ModelSpec, build_model
+    from seqflow.models.architectures import build_model
 
-    spec = ModelSpec(
-        vocab_size=vocab_size,
-        embedding_dim=training.embedding_dim,
-        rnn_units=training.rnn_units,
-        dense_units=training.dense_units,
-        dropout=training.dropout,
-        mask_padding=training.mask_padding,
-    )
-    model = build_model(architecture, spec)
-    model.compile(optimizer=make_optimizer(training), loss="binary_crossentropy", metrics=["accuracy"])
+    model = build_model(architecture, model_spec(training, vocab_size))
+    if warm_start is not None:
+        apply_warm_start(model, vocabulary, warm_start, training.warm_start_trainable)
+    steps_per_epoch = math.ceil(len(arrays["x_train"]) / training.batch_size)
+    model.compile(optimizer=make_optimizer(training, steps_per_epoch), loss="binary_crossentropy", metrics=["accuracy"])
 
-    callbacks: list[keras.callbacks.Callback] = []
+    callbacks: list[keras.callbacks.Callback] = schedule_callbacks(training)
     if training.early_stopping_patience is not None:
         callbacks.append(
             keras.callbacks.EarlyStopping(
@@ -118,12 +258,11 @@ def _fit_and_save(
     logger.info("training %s: %d parameters, up to %d epochs", architecture, model.count_params(), training.epochs)
     started = time.perf_counter()
     history = model.fit(
-        arrays["x_train"],
-        arrays["y_train"],
-        validation_data=(arrays["x_validation"], arrays["y_validation"]),
+        input_pipeline(arrays["x_train"], arrays["y_train"], training.batch_size, seed=seed),
+        validation_data=input_pipeline(arrays["x_validation"], arrays["y_validation"], training.batch_size),
         epochs=training.epochs,
-        batch_size=training.batch_size,
-        shuffle=True,
+        # input_pipeline already reshuffles the training rows every epoch, with the run's seed.
+        shuffle=False,
         callbacks=callbacks,
         # A progress bar on a terminal; one line per epoch in logs and CI.
         verbose=1 if sys.stdout.isatty() else 2,

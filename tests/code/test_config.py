@@ -8,7 +8,15 @@ import sys
 
 import pytest
 
-from seqflow.config import PROFILES, ALL_ARCHITECTURES, get_profile, parse_assignments, with_overrides
+from seqflow.config import (
+    ALL_ARCHITECTURES,
+    PROFILES,
+    ArchitectureOverride,
+    TrainingConfig,
+    get_profile,
+    parse_assignments,
+    with_overrides,
+)
 from seqflow.errors import ConfigError
 from seqflow.settings import load_settings
 
@@ -34,6 +42,93 @@ def test_seed_profiles_reproduce_seed_settings():
     seed_001 = get_profile("seed-001-stacked-rnn")
     assert (seed_001.tokenisation.max_length, seed_001.tokenisation.padding) == (80, "pre")
     assert seed_001.training.learning_rate == pytest.approx(1e-4)
+    # Its dropout sat on the SimpleRNN cells' inputs, not on the embedding or the head.
+    assert (seed_001.training.recurrent_input_dropout, seed_001.training.dropout) == (0.2, 0.0)
+    # The seeds' Sequential models had no mask, and seeds 002/004 used validation_split=0.2.
+    for name in SEED_PROFILES:
+        assert get_profile(name).training.mask_padding is False, name
+    for name in ("seed-002-simple-rnn", "seed-004-embedding", "seed-004-simple-rnn", "seed-004-stacked-bilstm"):
+        assert get_profile(name).data.validation_fraction == 0.2, name
+
+
+def test_best_profile_gives_architectures_their_own_settings():
+    best = get_profile("best")
+    assert best.tokenisation.max_length == 500 and best.training.mask_padding
+    pooled = best.training.for_architecture("embedding_pool")
+    assert pooled.bigram_buckets > 0 and pooled.per_architecture == ()
+    assert best.training.for_architecture("lstm").bigram_buckets == 0
+    assert best.training.for_architecture("stacked_rnn").learning_rate < best.training.learning_rate
+
+
+def test_per_architecture_overrides_in_both_text_forms():
+    base = get_profile("quick")
+    changed = with_overrides(
+        base,
+        {
+            "training.per_architecture": "stacked_rnn:learning_rate=3e-4;epochs=10, simple_rnn:early_stopping_patience=4",
+            "training.per_architecture.stacked_rnn.lr_schedule": "cosine",
+            "training.per_architecture.embedding_pool.bigram_buckets": "1000",
+        },
+    )
+    stacked = changed.training.for_architecture("stacked_rnn")
+    assert (stacked.learning_rate, stacked.epochs, stacked.lr_schedule) == (3e-4, 10, "cosine")
+    assert changed.training.for_architecture("simple_rnn").early_stopping_patience == 4
+    assert changed.training.for_architecture("embedding_pool").bigram_buckets == 1000
+    assert changed.training.for_architecture("lstm") == dataclasses.replace(changed.training, per_architecture=())
+    assert base.training.per_architecture == ()
+    # Logged as the text --set reads back.
+    logged = changed.to_flat_dict()["training.per_architecture"]
+    assert with_overrides(base, {"training.per_architecture": logged}).training == changed.training
+
+
+def test_new_training_fields_take_text():
+    changed = with_overrides(
+        get_profile("quick"),
+        {
+            "training.l2": "1e-5",
+            "training.spatial_dropout": "0.25",
+            "training.lr_schedule": "cosine",
+            "training.warmup_epochs": "1",
+            "training.warm_start_model_uri": "models:/seqflow-imdb-sentiment/3",
+            "training.warm_start_trainable": "false",
+        },
+    )
+    training = changed.training
+    assert (training.l2, training.spatial_dropout, training.lr_schedule, training.warmup_epochs) == (1e-5, 0.25, "cosine", 1)
+    assert training.warm_start_model_uri == "models:/seqflow-imdb-sentiment/3" and not training.warm_start_trainable
+    assert TrainingConfig(dropout=0.4).effective_spatial_dropout == 0.4
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        ({"training.per_architecture": "transformer:epochs=3"}, "unknown architectures \\['transformer'\\]"),
+        ({"training.per_architecture": "lstm:colour=red"}, "'colour' cannot be set per architecture"),
+        ({"training.per_architecture": "lstm epochs=3"}, "ARCH:field=value"),
+        ({"training.per_architecture": "lstm:epochs"}, "ARCH:field=value"),
+        ({"training.per_architecture.lstm.epochs": "many"}, "lstm.epochs\\) must be int"),
+        ({"training.per_architecture.lstm": "3"}, "training.per_architecture.ARCH.field=value"),
+        ({"training.per_architecture": "lstm:epochs=2,lstm:epochs=3"}, "more than once"),
+        ({"training.per_architecture.lstm.dropout": "1.5"}, "per_architecture\\[lstm\\]: dropout must be in"),
+        ({"training.bigram_buckets": "100"}, "applies to embedding_pool only"),
+        ({"training.lr_schedule": "linear"}, "must be one of"),
+        ({"training.warmup_epochs": "2"}, "lr_schedule=cosine only"),
+        ({"training.l2": "-1"}, "l2 must not be negative"),
+        ({"training.min_learning_rate": "0.5"}, "min_learning_rate"),
+        ({"training.early_stopping_patience": "0"}, "at least 1"),
+    ],
+)
+def test_bad_training_levers_name_the_problem(overrides, message):
+    with pytest.raises(ConfigError, match=message):
+        with_overrides(get_profile("quick"), overrides)
+
+
+def test_bigrams_may_be_set_for_embedding_pool_alone():
+    config = with_overrides(
+        get_profile("quick"), {"training.architectures": "embedding_pool", "training.bigram_buckets": "100"}
+    )
+    assert config.training.for_architecture("embedding_pool").bigram_buckets == 100
+    assert ArchitectureOverride("lstm").epochs is None
 
 
 def test_unknown_profile_lists_known_ones():

@@ -1,0 +1,62 @@
+"""benchmarks/quality.py: epoch caps, the results file, and a table that never shows an unmeasured number."""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+
+import pytest
+
+from seqflow.config import get_profile
+
+BENCHMARKS_DIR = Path(__file__).resolve().parents[2] / "benchmarks"
+
+
+@pytest.fixture(scope="module")
+def quality():
+    sys.path.insert(0, str(BENCHMARKS_DIR))
+    spec = importlib.util.spec_from_file_location("quality_benchmark", BENCHMARKS_DIR / "quality.py")
+    module = importlib.util.module_from_spec(spec)
+    # Dataclasses look their module up in sys.modules while the module body runs.
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    yield module
+    sys.modules.pop(spec.name, None)
+    sys.path.remove(str(BENCHMARKS_DIR))
+
+
+def test_epoch_cap_reaches_per_architecture_epochs(quality):
+    best = get_profile("best")
+    capped = quality.cap_epochs(best, 2)
+    for architecture in best.training.architectures:
+        assert capped.training.for_architecture(architecture).epochs <= 2
+    assert quality.cap_epochs(best, None) is best
+    # Settings other than epochs stay as they were.
+    assert capped.training.for_architecture("embedding_pool").bigram_buckets == best.training.for_architecture(
+        "embedding_pool"
+    ).bigram_buckets
+
+
+def test_results_round_trip_and_unmeasured_rows_give_their_command(quality, tmp_path):
+    measured = quality.Measurement(
+        profile="seed-004-embedding", architecture="embedding_pool", test_accuracy=0.8612, best_val_accuracy=0.87,
+        epochs=30, seconds_per_epoch=4.2, max_epochs=None, overrides=[], rows={"train": 16000, "validation": 4000, "test": 5000},
+        machine="CPU, 2 CPUs", date_utc="2026-11-23 14:00 UTC", command="uv run python benchmarks/quality.py",
+    )
+    newer = quality.Measurement(**{**measured.__dict__, "test_accuracy": 0.8650, "max_epochs": 3})
+    results_path = tmp_path / "results.json"
+    quality.save_results(results_path, [measured, newer], [])
+    (loaded,), overheads = quality.load_results(results_path)
+    assert loaded == newer and overheads == []
+
+    section = quality.render_section([loaded])
+    embedding_row = next(line for line in section.splitlines() if line.startswith("| embedding_pool"))
+    assert "0.859 (test)" in embedding_row and "0.8650 (capped at 3 epochs)" in embedding_row
+    assert "not measured: `uv run python benchmarks/quality.py --profile best --arch embedding_pool`" in embedding_row
+    lstm_row = next(line for line in section.splitlines() if line.startswith("| lstm"))
+    assert "0." not in lstm_row  # nothing measured, nothing reported
+
+    overhead = quality.Overhead("best", "embedding_pool", 3, 33.0, 31.5, 30.0, "CPU", "date", "cmd")
+    assert overhead.ratio == pytest.approx(1.1) and overhead.fit_ratio == pytest.approx(1.05)
+    assert "1.100" in quality.render_overhead([overhead])

@@ -1,0 +1,173 @@
+"""Quality levers: hashed bigrams, L2, spatial dropout, learning-rate schedules, tf.data input, per-architecture
+settings and embedding warm starts (the registry side of warm starts is in tests/flows/test_warm_start.py)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from seqflow.config import ArchitectureOverride, TrainingConfig
+from seqflow.errors import SeqflowError
+from seqflow.models.architectures import ModelSpec, build_model, build_serving_model
+from seqflow.models.text import BIGRAM_HASH_MULTIPLIER, HashedBigrams
+
+SPEC = ModelSpec(vocab_size=30, embedding_dim=8, rnn_units=8, dense_units=8, dropout=0.0)
+
+
+def test_hashed_bigrams_follow_the_formula_and_skip_padding():
+    ids = np.array([[3, 4, 5, 0, 0], [0, 0, 7, 8, 9]], dtype="int32")
+    out = HashedBigrams(vocab_size=30, buckets=11)(ids).numpy()
+
+    def bigram(a: int, b: int) -> int:
+        return 30 + (a * BIGRAM_HASH_MULTIPLIER + b) % 11
+
+    assert out.shape == (2, 9)
+    assert out[0].tolist() == [3, 4, 5, 0, 0, bigram(3, 4), bigram(4, 5), 0, 0]
+    assert out[1].tolist() == [0, 0, 7, 8, 9, 0, 0, bigram(7, 8), bigram(8, 9)]
+    # Order matters: (a, b) and (b, a) are different pairs (they may only collide by chance).
+    assert bigram(3, 4) != bigram(4, 3)
+    assert out.min() >= 0 and out.max() < 30 + 11
+
+
+def test_bigram_embedding_pool_tells_word_order_apart_where_unigrams_cannot():
+    unigram = build_model("embedding_pool", SPEC)
+    bigram = build_model("embedding_pool", ModelSpec(**{**SPEC.__dict__, "bigram_buckets": 50}))
+    assert bigram.get_layer("embedding").input_dim == 30 + 50
+    not_good = np.array([[5, 6, 0]], dtype="int32")
+    good_not = np.array([[6, 5, 0]], dtype="int32")
+    np.testing.assert_allclose(unigram(not_good).numpy(), unigram(good_not).numpy(), rtol=1e-6)
+    assert not np.allclose(bigram(not_good).numpy(), bigram(good_not).numpy(), atol=1e-7)
+    # Masking still holds: padding adds neither words nor bigrams.
+    np.testing.assert_allclose(
+        bigram(np.array([[5, 6, 7]], dtype="int32")).numpy(),
+        bigram(np.array([[5, 6, 7, 0, 0, 0, 0]], dtype="int32")).numpy(),
+        rtol=1e-5,
+    )
+
+
+def test_bigram_model_survives_a_save_and_load_inside_the_serving_model(tmp_path):
+    import keras
+    import tensorflow as tf
+
+    vocabulary = ["", "[UNK]", "not", "good", "film"]
+    classifier = build_model("embedding_pool", ModelSpec(vocab_size=len(vocabulary), embedding_dim=4, bigram_buckets=13))
+    serving = build_serving_model(classifier, vocabulary, max_length=8, padding="post", truncation="pre")
+    path = tmp_path / "serving.keras"
+    serving.save(path)
+    reloaded = keras.saving.load_model(path)
+    texts = tf.constant([["not good film"], ["good film, not"], ["unknown words only"]])
+    np.testing.assert_allclose(reloaded(texts).numpy(), serving(texts).numpy(), rtol=1e-6)
+    layer = reloaded.get_layer(classifier.name).get_layer("hashed_bigrams")
+    assert (layer.vocab_size, layer.buckets) == (5, 13)
+
+
+def test_l2_adds_penalties_and_spatial_dropout_has_its_own_rate():
+    plain = build_model("lstm", SPEC)
+    plain(np.array([[3, 4]], dtype="int32"))
+    assert plain.losses == []
+    regularised = build_model("lstm", ModelSpec(**{**SPEC.__dict__, "l2": 1e-3, "spatial_dropout": 0.35, "dropout": 0.1}))
+    regularised(np.array([[3, 4]], dtype="int32"))
+    # Embedding, LSTM kernel, LSTM recurrent kernel, hidden Dense, output Dense.
+    assert len(regularised.losses) == 5 and all(float(loss) > 0 for loss in regularised.losses)
+    assert regularised.get_layer("embedding_dropout").rate == pytest.approx(0.35)
+    assert regularised.get_layer("head_dropout").rate == pytest.approx(0.1)
+    # Without spatial_dropout, the embedding dropout follows `dropout` (the profiles' earlier behaviour).
+    assert build_model("lstm", ModelSpec(**{**SPEC.__dict__, "dropout": 0.4})).get_layer("embedding_dropout").rate == 0.4
+
+
+def test_recurrent_input_dropout_reaches_every_recurrent_layer():
+    model = build_model("stacked_rnn", ModelSpec(**{**SPEC.__dict__, "recurrent_input_dropout": 0.2}))
+    assert [model.get_layer(name).dropout for name in ("simple_rnn_1", "simple_rnn_2")] == [0.2, 0.2]
+
+
+def _rate(schedule, step: int) -> float:
+    return float(schedule(step)) if callable(schedule) else float(schedule)
+
+
+def test_learning_rate_schedules_have_the_configured_shape():
+    from seqflow.training import learning_rate_schedule, schedule_callbacks
+
+    base = TrainingConfig(epochs=10, learning_rate=1e-2)
+    assert learning_rate_schedule(base, 100) == pytest.approx(1e-2)
+    cosine = TrainingConfig(epochs=10, learning_rate=1e-2, lr_schedule="cosine", warmup_epochs=2, min_learning_rate=1e-4)
+    schedule = learning_rate_schedule(cosine, 100)
+    assert _rate(schedule, 0) == pytest.approx(1e-4)
+    assert _rate(schedule, 100) == pytest.approx((1e-4 + 1e-2) / 2, rel=1e-3)  # half-way through warmup
+    assert _rate(schedule, 200) == pytest.approx(1e-2)
+    assert _rate(schedule, 600) == pytest.approx(1e-4 + (1e-2 - 1e-4) / 2, rel=1e-3)  # half-way down the cosine
+    assert _rate(schedule, 1000) == pytest.approx(1e-4, rel=1e-3)
+    exponential = learning_rate_schedule(TrainingConfig(learning_rate=1e-2, lr_schedule="exponential", lr_decay_rate=0.5), 50)
+    assert [_rate(exponential, step) for step in (0, 50, 100)] == pytest.approx([1e-2, 5e-3, 2.5e-3])
+    plateau = TrainingConfig(learning_rate=1e-2, lr_schedule="plateau", lr_decay_rate=0.2, plateau_patience=3)
+    assert learning_rate_schedule(plateau, 50) == pytest.approx(1e-2)
+    (callback,) = schedule_callbacks(plateau)
+    assert (callback.factor, callback.patience, callback.monitor) == (0.2, 3, "val_loss")
+    assert schedule_callbacks(base) == []
+
+
+def test_input_pipeline_shuffles_reproducibly_and_keeps_every_row():
+    from seqflow.training import input_pipeline
+
+    x = np.arange(100, dtype="int32").reshape(50, 2)
+    y = np.arange(50, dtype="int32")
+
+    def epochs(dataset, count: int) -> list[list[int]]:
+        return [np.concatenate([batch_y.numpy() for _, batch_y in dataset]).tolist() for _ in range(count)]
+
+    first, second = epochs(input_pipeline(x, y, 8, seed=3), 2)
+    again_first, again_second = epochs(input_pipeline(x, y, 8, seed=3), 2)
+    assert (first, second) == (again_first, again_second)
+    assert first != second and sorted(first) == list(range(50))
+    assert epochs(input_pipeline(x, y, 8), 1)[0] == list(range(50))  # validation data keeps its order
+
+
+def _toy_arrays(rows: int = 96):
+    rng = np.random.default_rng(0)
+    labels = rng.integers(0, 2, rows)
+    ids = np.where(labels[:, None] == 1, rng.integers(10, 18, (rows, 6)), rng.integers(2, 10, (rows, 6))).astype("int32")
+    return {"x_train": ids, "y_train": labels, "x_validation": ids[:32], "y_validation": labels[:32]}
+
+
+def test_per_architecture_settings_reach_training(tmp_path):
+    import keras
+
+    from seqflow.training import train_classifier
+
+    training = TrainingConfig(
+        epochs=3, batch_size=32, embedding_dim=8, rnn_units=8, dense_units=8, early_stopping_patience=None,
+        per_architecture=(ArchitectureOverride("embedding_pool", epochs=1, bigram_buckets=40, l2=1e-4),),
+    )
+    pooled = train_classifier("embedding_pool", _toy_arrays(), 18, training, seed=1, output_dir=tmp_path / "pool")
+    recurrent = train_classifier("simple_rnn", _toy_arrays(), 18, training, seed=1, output_dir=tmp_path / "rnn")
+    assert (pooled.epochs_run, recurrent.epochs_run) == (1, 3)
+    model = keras.saving.load_model(pooled.classifier_path)
+    assert model.get_layer("embedding").input_dim == 18 + 40
+
+
+def test_warm_start_copies_rows_by_token_and_freezes(tmp_path):
+    from seqflow.training import EmbeddingSource, apply_warm_start, train_classifier
+
+    source_vocabulary = ["", "[UNK]", "good", "bad", "plot"]
+    source = EmbeddingSource("models:/toy/1", np.arange(5 * 8, dtype="float32").reshape(5, 8), source_vocabulary)
+    target_vocabulary = ["", "[UNK]", "bad", "film"] + [f"w{i}" for i in range(14)]
+    model = build_model("embedding_pool", ModelSpec(vocab_size=18, embedding_dim=8))
+    fresh_film_row = model.get_layer("embedding").get_weights()[0][3].copy()
+    assert apply_warm_start(model, target_vocabulary, source, trainable=True) == 3  # "", [UNK], bad
+    weights = model.get_layer("embedding").get_weights()[0]
+    np.testing.assert_array_equal(weights[2], source.vectors[3])  # "bad": row 3 there, row 2 here
+    np.testing.assert_array_equal(weights[3], fresh_film_row)
+    with pytest.raises(SeqflowError, match="embedding_dim=4"):
+        apply_warm_start(build_model("lstm", ModelSpec(vocab_size=18, embedding_dim=4)), target_vocabulary, source, True)
+
+    training = TrainingConfig(
+        epochs=2, batch_size=32, embedding_dim=8, dense_units=8, early_stopping_patience=None, warm_start_trainable=False
+    )
+    outcome = train_classifier(
+        "embedding_pool", _toy_arrays(), 18, training, seed=1, output_dir=tmp_path,
+        vocabulary=target_vocabulary, warm_start=source,
+    )
+    import keras
+
+    trained = keras.saving.load_model(outcome.classifier_path).get_layer("embedding")
+    assert not trained.trainable
+    np.testing.assert_array_equal(trained.get_weights()[0][2], source.vectors[3])
