@@ -55,7 +55,8 @@ def sentiment_flow(config: PipelineConfig, settings: TrackingSettings) -> RunSum
         trained = train_model.submit(
             settings, architecture, config, data.split_files, data.tokenised, data.contract_reports, parent_run_id
         )
-        submitted.append((trained, evaluate_model.submit(settings, trained, data.tokenised, config.training.batch_size)))
+        evaluation = evaluate_model.submit(settings, trained, data.tokenised, config.training.batch_size, config.behaviour)
+        submitted.append((trained, evaluation))
     evaluated = evaluated_models(submitted)
     registration = register_models(settings, evaluated, data.split_files, config.promotion, parent_run_id)
     return finish_tracking(settings, parent_run_id, evaluated, registration)
