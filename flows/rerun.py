@@ -56,7 +56,9 @@ def _rerun_task(task_name: str, earlier: PipelineState, config: PipelineConfig, 
         reevaluated = {}
         for architecture in architectures:
             target = open_evaluation_run(settings, earlier.trained_model(architecture), parent_run_id, rerun_of)
-            reevaluated[architecture] = forced(evaluate_model)(settings, target, earlier.tokenised, config.training.batch_size)
+            reevaluated[architecture] = forced(evaluate_model)(
+                settings, target, earlier.tokenised, config.training.batch_size, config.behaviour
+            )
         evaluated = [model for model in earlier.evaluated if model.architecture not in reevaluated]
         evaluated += list(reevaluated.values())
         outputs = [

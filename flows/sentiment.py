@@ -61,7 +61,8 @@ def sentiment_flow(config: PipelineConfig, settings: TrackingSettings) -> RunSum
         trained = train.submit(
             settings, architecture, config, data.split_files, data.tokenised, data.contract_reports, parent_run_id
         )
-        submitted.append((trained, evaluate.submit(settings, trained, data.tokenised, config.training.batch_size)))
+        evaluation = evaluate.submit(settings, trained, data.tokenised, config.training.batch_size, config.behaviour)
+        submitted.append((trained, evaluation))
     evaluated = evaluated_models(submitted)
     registration = cached(register_models, config.artifacts_dir)(
         settings, evaluated, data.split_files, config.promotion, parent_run_id

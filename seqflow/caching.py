@@ -58,7 +58,10 @@ TASK_MODULES: dict[str, tuple[str, ...]] = {
         "seqflow.tasks.training", "seqflow.steps", "seqflow.training", "seqflow.models.architectures",
         "seqflow.models.text", "seqflow.tracking", "seqflow.evaluation", "seqflow.serving", "seqflow.tokenise",
     ),
-    "evaluate": ("seqflow.tasks.training", "seqflow.steps", "seqflow.evaluation", "seqflow.tracking", "seqflow.tokenise"),
+    "evaluate": (
+        "seqflow.tasks.training", "seqflow.steps", "seqflow.evaluation", "seqflow.tracking", "seqflow.tokenise",
+        "seqflow.behaviour",
+    ),
     "register": (
         "seqflow.tasks.training", "seqflow.steps", "seqflow.promotion", "seqflow.tracking", "seqflow.evaluation",
         "seqflow.serving",
@@ -203,7 +206,7 @@ def _evaluate_parts(inputs: dict[str, Any]) -> tuple[str, dict[str, str], dict[s
     return (
         f"evaluate-{trained.architecture}",
         {"trained run": trained.run_id, "arrays digest": inputs["tokenised"].array_digest, **_store(inputs["settings"])},
-        {"training.batch_size": inputs["batch_size"]},
+        {"training.batch_size": inputs["batch_size"], **_slice("behaviour", inputs["behaviour"])},
     )
 
 

@@ -197,6 +197,35 @@ class PromotionConfig:
 
 
 @dataclass(frozen=True)
+class BehaviourConfig:
+    """Behavioural checks of each served model (seqflow.behaviour): what counts as a pass, and the pass rates
+    tests/model asserts. Probabilities are the model's positive-class probability."""
+
+    # Invariance: swapping actor or film names may move the probability by at most this much.
+    invariance_tolerance: float = 0.10
+    # Direction: adding a strong negative cue must lower the probability by more than this.
+    direction_margin: float = 0.0
+    # Minimum functionality: a short plain review passes when it lands on its label's side of this probability.
+    decision_threshold: float = 0.5
+    # Lowest acceptable pass rates per check type (tests/model; measured values are in README).
+    min_invariance_pass_rate: float = 0.75
+    min_direction_pass_rate: float = 0.8
+    min_functionality_pass_rate: float = 0.7
+
+    def __post_init__(self) -> None:
+        # Checked here rather than in validate_config so that the section stays self-contained.
+        problems = [
+            f"behaviour.{name} must be in [0, 1], got {value}"
+            for name, value in dataclasses.asdict(self).items()
+            if not 0.0 <= value <= 1.0
+        ]
+        if not 0.0 < self.decision_threshold < 1.0:
+            problems.append(f"behaviour.decision_threshold must be in (0, 1), got {self.decision_threshold}")
+        if problems:
+            raise ConfigError("invalid configuration: " + "; ".join(problems))
+
+
+@dataclass(frozen=True)
 class PipelineConfig:
     """One run's full configuration."""
 
@@ -209,6 +238,7 @@ class PipelineConfig:
     contracts: ContractConfig = field(default_factory=ContractConfig)
     training: TrainingConfig = field(default_factory=TrainingConfig)
     promotion: PromotionConfig = field(default_factory=PromotionConfig)
+    behaviour: BehaviourConfig = field(default_factory=BehaviourConfig)
 
     def to_flat_dict(self) -> dict[str, Any]:
         """``{"section.field": value}`` for logging as MLflow params."""

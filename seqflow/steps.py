@@ -10,14 +10,23 @@ import csv
 import io
 import json
 import logging
+import tempfile
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from seqflow.config import PipelineConfig, PromotionConfig, TrainingConfig
+from seqflow.behaviour import CHECK_TYPES, describe_failures, metric_name, pass_rates, pyfunc_predictor, run_behaviour_checks
+from seqflow.config import BehaviourConfig, PipelineConfig, PromotionConfig, TrainingConfig
 from seqflow.contracts import ContractReport
 from seqflow.datasets import SplitFiles
-from seqflow.evaluation import classification_metrics, overfitting_figures, plot_confusion_matrix, plot_learning_curves
+from seqflow.evaluation import (
+    classification_metrics,
+    overfitting_figures,
+    plot_confusion_matrix,
+    plot_learning_curves,
+    plot_overlay_html,
+    plot_overlay_png,
+)
 from seqflow.promotion import PromotionDecision, decide_promotion
 from seqflow.summary import TaskStatus, render_task_statuses
 from seqflow.tokenise import TokenisedData, load_arrays, load_vocabulary
@@ -53,6 +62,9 @@ class EvaluatedModel:
     epochs_run: int
     seconds: float
     seconds_per_epoch: float
+    # Per-epoch training history (for the parent run's overlay figure) and behavioural pass rates per check type.
+    history: dict[str, list[float]] = field(default_factory=dict)
+    behaviour: dict[str, float] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -73,6 +85,11 @@ class ComparisonRow:
     seconds: float
     version: str | None
     champion: bool
+    # Overfitting figures (see seqflow.evaluation.overfitting_figures) and behavioural pass rates.
+    best_epoch: int = 0
+    gap_at_best: float = float("nan")
+    epochs_past_best: int = 0
+    behaviour: dict[str, float] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -88,15 +105,24 @@ class RunSummary:
     tasks: list[TaskStatus] = field(default_factory=list)
 
     def render(self) -> str:
-        header = f"{'architecture':16} {'epochs':>6} {'best val':>8} {'test acc':>8} {'AUC':>6} {'gap':>6} {'seconds':>8} {'version':>7}  champion"
+        header = (
+            f"{'architecture':16} {'epochs':>6} {'best ep':>7} {'past':>4} {'best val':>8} {'test acc':>8} {'AUC':>6} "
+            f"{'gap@best':>8} {'gap@end':>7} {'invar':>5} {'direc':>5} {'MFT':>5} {'seconds':>8} {'version':>7}  champion"
+        )
         lines = [header, "-" * len(header)]
         for row in self.rows:
+            rates = " ".join(f"{row.behaviour.get(check, float('nan')):>5.2f}" for check in CHECK_TYPES)
             lines.append(
-                f"{row.architecture:16} {row.epochs:>6d} {row.best_val_accuracy:>8.4f} {row.test_accuracy:>8.4f} "
-                f"{row.roc_auc:>6.3f} {row.gap_at_end:>+6.3f} {row.seconds:>8.1f} {row.version or '-':>7}  "
+                f"{row.architecture:16} {row.epochs:>6d} {row.best_epoch:>7d} {row.epochs_past_best:>4d} "
+                f"{row.best_val_accuracy:>8.4f} {row.test_accuracy:>8.4f} {row.roc_auc:>6.3f} {row.gap_at_best:>+8.3f} "
+                f"{row.gap_at_end:>+7.3f} {rates} {row.seconds:>8.1f} {row.version or '-':>7}  "
                 f"{'yes' if row.champion else ''}"
             )
         lines.append("")
+        lines.append(
+            "best ep: epoch of lowest validation loss; past: epochs trained after it; gap: train minus validation "
+            "accuracy; invar/direc/MFT: behavioural pass rates (invariance, direction, minimum functionality)"
+        )
         lines.append(f"promotion: {self.decision_reason}")
         lines.append(f"champion:  {self.registered_model_name}@champion = v{self.champion_version}" if self.champion_version else "champion:  none")
         lines.append(f"MLflow:    experiment {self.experiment_name!r}, parent run {self.parent_run_id}")
@@ -220,8 +246,11 @@ def train_architecture(
     )
 
 
-def evaluate_architecture(tracker: Tracker, trained: TrainedModel, tokenised: TokenisedData, batch_size: int) -> EvaluatedModel:
-    """Score the test split once; log test metrics, overfitting figures and the confusion matrix; close the run."""
+def evaluate_architecture(
+    tracker: Tracker, trained: TrainedModel, tokenised: TokenisedData, batch_size: int, behaviour: BehaviourConfig
+) -> EvaluatedModel:
+    """Score the test split once; log test metrics, overfitting figures, behavioural pass rates of the logged
+    serving model and the confusion matrix; close the run."""
     import keras
 
     try:
@@ -230,7 +259,20 @@ def evaluate_architecture(tracker: Tracker, trained: TrainedModel, tokenised: To
         probabilities = classifier.predict(arrays["x_test"], batch_size=batch_size, verbose=0)
         metrics = classification_metrics(probabilities, arrays["y_test"])
         overfitting = overfitting_figures(trained.history)
-        tracker.log_metrics(trained.run_id, {f"test_{key}": value for key, value in metrics.items()} | overfitting)
+        # The behavioural checks score raw text with the model exactly as logged (and as it would be served).
+        behaviour_results = run_behaviour_checks(pyfunc_predictor(tracker.load_pyfunc(trained.model_uri)), behaviour)
+        behaviour_rates = pass_rates(behaviour_results)
+        tracker.log_metrics(
+            trained.run_id,
+            {f"test_{key}": value for key, value in metrics.items()}
+            | overfitting
+            | {metric_name(check): rate for check, rate in behaviour_rates.items()},
+        )
+        tracker.log_text(
+            trained.run_id,
+            json.dumps({"pass_rates": behaviour_rates, "failures": describe_failures(behaviour_results).splitlines()}, indent=2),
+            "behaviour.json",
+        )
         matrix = plot_confusion_matrix(
             metrics, f"{trained.architecture}: test split", trained.classifier_path.parent / "confusion_matrix.png"
         )
@@ -249,6 +291,8 @@ def evaluate_architecture(tracker: Tracker, trained: TrainedModel, tokenised: To
         epochs_run=trained.epochs_run,
         seconds=trained.seconds,
         seconds_per_epoch=trained.seconds_per_epoch,
+        history=trained.history,
+        behaviour=behaviour_rates,
     )
 
 
@@ -342,6 +386,10 @@ def comparison_rows(evaluated: list[EvaluatedModel], registration: RegistrationO
             seconds=model.seconds,
             version=version_of.get(model.run_id),
             champion=version_of.get(model.run_id) is not None and version_of.get(model.run_id) == registration.champion_version,
+            best_epoch=int(model.overfitting.get("best_epoch", 0)),
+            gap_at_best=model.overfitting.get("gap_at_best", float("nan")),
+            epochs_past_best=int(model.overfitting.get("epochs_past_best", 0)),
+            behaviour=dict(model.behaviour),
         )
         for model in evaluated
     ]
@@ -356,13 +404,32 @@ def task_status_tags(statuses: list[TaskStatus]) -> dict[str, str]:
     }
 
 
+def row_as_flat_dict(row: ComparisonRow) -> dict[str, object]:
+    """A comparison row with its behavioural pass rates as ``behaviour_<check>_pass_rate`` columns."""
+    flat = {key: value for key, value in asdict(row).items() if key != "behaviour"}
+    return flat | {metric_name(check): row.behaviour.get(check, float("nan")) for check in CHECK_TYPES}
+
+
 def rows_as_csv(rows: list[ComparisonRow]) -> str:
     buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=list(asdict(rows[0]).keys()) if rows else ["architecture"])
+    writer = csv.DictWriter(buffer, fieldnames=list(row_as_flat_dict(rows[0]).keys()) if rows else ["architecture"])
     writer.writeheader()
     for row in rows:
-        writer.writerow(asdict(row))
+        writer.writerow(row_as_flat_dict(row))
     return buffer.getvalue()
+
+
+def log_overlay_figures(tracker: Tracker, parent_run_id: str, evaluated: list[EvaluatedModel]) -> None:
+    """Every architecture's training and validation curves on shared axes, as a PNG and an interactive,
+    self-contained HTML page, under ``plots/`` of the parent run."""
+    histories = {model.architecture: model.history for model in evaluated if model.history}
+    if not histories:
+        return
+    title = f"{tracker.settings.experiment_name}: every architecture"
+    with tempfile.TemporaryDirectory() as scratch:
+        plot_overlay_png(histories, title, Path(scratch) / "overlay_learning_curves.png")
+        plot_overlay_html(histories, title, Path(scratch) / "overlay_learning_curves.html")
+        tracker.log_artifact(parent_run_id, Path(scratch), "plots")
 
 
 def finish_pipeline_run(
@@ -394,6 +461,7 @@ def finish_pipeline_run(
         for artifact_file, text in (texts or {}).items():
             tracker.log_text(parent_run_id, text, artifact_file)
         tracker.log_text(parent_run_id, rows_as_csv(rows), "comparison.csv")
+        log_overlay_figures(tracker, parent_run_id, evaluated)
         best = max(evaluated, key=lambda model: model.test_metrics["accuracy"])
         tracker.log_metrics(parent_run_id, {"best_test_accuracy": best.test_metrics["accuracy"]})
     except BaseException:

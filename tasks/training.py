@@ -6,8 +6,9 @@ from prefect import task
 from prefect.artifacts import create_table_artifact
 from prefect.runtime import flow_run
 
+from seqflow.behaviour import CHECK_TYPES
 from seqflow.caching import task_statuses
-from seqflow.config import PipelineConfig, PromotionConfig
+from seqflow.config import BehaviourConfig, PipelineConfig, PromotionConfig
 from seqflow.contracts import ContractReport
 from seqflow.datasets import SplitFiles
 from seqflow.pipeline_state import STATE_ARTIFACT, PipelineState, state_to_json
@@ -56,9 +57,11 @@ def train_model(
 
 
 @task(name="evaluate", task_run_name="evaluate-{trained.architecture}")
-def evaluate_model(settings: TrackingSettings, trained: TrainedModel, tokenised: TokenisedData, batch_size: int) -> EvaluatedModel:
-    """Score the held-out test split and close the child run."""
-    return evaluate_architecture(Tracker(settings), trained, tokenised, batch_size)
+def evaluate_model(
+    settings: TrackingSettings, trained: TrainedModel, tokenised: TokenisedData, batch_size: int, behaviour: BehaviourConfig
+) -> EvaluatedModel:
+    """Score the held-out test split, run the behavioural checks, and close the child run."""
+    return evaluate_architecture(Tracker(settings), trained, tokenised, batch_size, behaviour)
 
 
 @task(name="register")
@@ -92,10 +95,14 @@ def finish_tracking(
             {
                 "architecture": row.architecture,
                 "epochs": row.epochs,
+                "best epoch": row.best_epoch,
+                "epochs past best": row.epochs_past_best,
                 "best val acc": round(row.best_val_accuracy, 4),
                 "test acc": round(row.test_accuracy, 4),
                 "AUC": round(row.roc_auc, 4),
-                "gap": round(row.gap_at_end, 4),
+                "gap at best": round(row.gap_at_best, 4),
+                "gap at end": round(row.gap_at_end, 4),
+                **{f"{check} pass rate": round(row.behaviour.get(check, float("nan")), 3) for check in CHECK_TYPES},
                 "seconds": round(row.seconds, 1),
                 "version": row.version,
                 "champion": row.champion,

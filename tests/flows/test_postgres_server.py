@@ -17,12 +17,9 @@ import os
 import pwd
 import secrets
 import shutil
-import signal
-import socket
 import subprocess
 import sys
 import tempfile
-import time
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -34,6 +31,7 @@ import pytest
 
 from seqflow.settings import TrackingSettings
 from seqflow.tracking import CHAMPION_ALIAS, ROLE_TAG
+from tests.flows.mlflow_server import free_port, log_tail, running_mlflow_server
 
 pytestmark = pytest.mark.slow
 
@@ -41,7 +39,6 @@ REQUIRE_ENV = "SEQFLOW_REQUIRE_POSTGRES"
 INSTALL_HINT = "install them with `apt-get install postgresql` (Debian/Ubuntu; `bash .ci/run` does this)"
 DATABASE = "mlflow"
 DB_USER = "mlflow"
-SERVER_START_TIMEOUT_S = 180
 
 
 def _skip_or_fail(reason: str) -> None:
@@ -64,12 +61,6 @@ def _postgres_bindir() -> Path | None:
         if (Path(folder) / "initdb").is_file() and (Path(folder) / "pg_ctl").is_file():
             return Path(folder)
     return None
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @dataclass(frozen=True)
@@ -137,7 +128,7 @@ def postgres_cluster(postgres_bindir: Path) -> Iterator[PostgresCluster]:
             str(bindir / "initdb"), "-D", str(data_dir), "--username=postgres", f"--pwfile={pwfile}",
             "--auth=scram-sha-256", "--encoding=UTF8", "--locale=C", "--no-sync",
         )  # fmt: skip
-        port = _free_port()
+        port = free_port()
         # TCP on loopback only (initdb's pg_hba.conf allows 127.0.0.1/32 and ::1/128, by password); no Unix
         # socket; durability off, as the cluster is thrown away.
         with (data_dir / "postgresql.conf").open("a") as conf:
@@ -178,8 +169,8 @@ class MlflowServer:
     artifacts_dir: Path
     log_file: Path
 
-    def log_tail(self, chars: int = 4000) -> str:
-        return self.log_file.read_text(errors="replace")[-chars:] if self.log_file.exists() else ""
+    def log_tail(self) -> str:
+        return log_tail(self.log_file)
 
     def api(self, method: str, endpoint: str, params: dict[str, Any] | None = None, body: dict[str, Any] | None = None):
         """One REST call with plain HTTP; the decoded JSON answer."""
@@ -201,42 +192,12 @@ def mlflow_server(postgres_cluster: PostgresCluster, tmp_path_factory: pytest.Te
     root = tmp_path_factory.mktemp("mlflow-server")
     artifacts_dir = root / "artifacts"
     log_file = root / "server.log"
-    port = _free_port()
-    command = [
-        sys.executable, "-m", "mlflow", "server",
-        "--backend-store-uri", postgres_cluster.uri,
-        "--serve-artifacts", "--artifacts-destination", str(artifacts_dir),
-        "--host", "127.0.0.1", "--port", str(port), "--workers", "1",
+    port = free_port()
+    store_args = [
+        "--backend-store-uri", postgres_cluster.uri, "--serve-artifacts", "--artifacts-destination", str(artifacts_dir),
     ]  # fmt: skip
-    # The server must not pick up a tracking URI that earlier tests left in the environment.
-    env = {key: value for key, value in os.environ.items() if key not in ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")}
-    server = MlflowServer(url=f"http://127.0.0.1:{port}", artifacts_dir=artifacts_dir, log_file=log_file)
-    with log_file.open("wb") as log:
-        # Its own session: teardown signals the server and the workers it spawns as one process group.
-        process = subprocess.Popen(command, cwd=root, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-    try:
-        deadline = time.monotonic() + SERVER_START_TIMEOUT_S
-        while True:
-            if process.poll() is not None:
-                pytest.fail(f"mlflow server exited with {process.returncode}:\n{server.log_tail()}")
-            try:
-                with urllib.request.urlopen(f"{server.url}/health", timeout=5) as response:
-                    if response.status == 200:
-                        break
-            except OSError:
-                pass
-            if time.monotonic() > deadline:
-                pytest.fail(f"mlflow server not healthy after {SERVER_START_TIMEOUT_S} s:\n{server.log_tail()}")
-            time.sleep(0.5)
-        yield server
-    finally:
-        if process.poll() is None:
-            os.killpg(process.pid, signal.SIGTERM)
-            try:
-                process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                os.killpg(process.pid, signal.SIGKILL)
-                process.wait(timeout=30)
+    with running_mlflow_server(store_args, port, log_file, cwd=root) as url:
+        yield MlflowServer(url=url, artifacts_dir=artifacts_dir, log_file=log_file)
 
 
 @pytest.fixture

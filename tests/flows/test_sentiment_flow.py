@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 from mlflow import MlflowClient
@@ -28,7 +31,7 @@ def first_execution(prefect_api, tiny_config, tracking_settings):
     return config, summary
 
 
-def test_run_tracks_registers_and_promotes(first_execution, tracking_settings):
+def test_run_tracks_registers_and_promotes(first_execution, tracking_settings, tmp_path):
     config, summary = first_execution
     client = MlflowClient(tracking_settings.tracking_uri)
     runs = _runs(client, tracking_settings.experiment_name)
@@ -46,12 +49,34 @@ def test_run_tracks_registers_and_promotes(first_execution, tracking_settings):
             history = client.get_metric_history(child.info.run_id, key)
             # One point per epoch, logged with step=epoch (1-based) as training went.
             assert [point.step for point in history] == list(range(1, epochs_run + 1))
-        for key in ("test_accuracy", "test_roc_auc", "test_f1", "best_epoch", "gap_at_end", "epochs_since_best"):
+        for key in ("test_accuracy", "test_roc_auc", "test_f1", "gap_at_best", "gap_at_end", "loss_gap_at_end"):
             assert key in child.data.metrics
+        # Overfitting figures agree with the logged curve: best epoch = lowest val_loss, the rest trained after it.
+        val_loss = [point.value for point in sorted(client.get_metric_history(child.info.run_id, "val_loss"), key=lambda p: p.step)]
+        best_epoch = int(child.data.metrics["best_epoch"])
+        assert val_loss[best_epoch - 1] == min(val_loss)
+        assert child.data.metrics["epochs_past_best"] == epochs_run - best_epoch
+        for check in ("invariance", "direction", "minimum_functionality"):
+            assert 0.0 <= child.data.metrics[f"behaviour_{check}_pass_rate"] <= 1.0
         artifacts = {item.path for item in client.list_artifacts(child.info.run_id)}
-        assert {"model", "plots", "contracts", "history.json"} <= artifacts
+        assert {"model", "plots", "contracts", "history.json", "behaviour.json"} <= artifacts
     parent_artifacts = {item.path for item in client.list_artifacts(parent_id)}
-    assert {"comparison.txt", "comparison.csv", "contracts"} <= parent_artifacts
+    assert {"comparison.txt", "comparison.csv", "contracts", "plots"} <= parent_artifacts
+    parent_plots = {item.path for item in client.list_artifacts(parent_id, "plots")}
+    assert parent_plots == {"plots/overlay_learning_curves.png", "plots/overlay_learning_curves.html"}
+    overlay_page = Path(client.download_artifacts(parent_id, "plots/overlay_learning_curves.html", str(tmp_path)))
+    page = overlay_page.read_text()
+    # Self-contained (plotly.js inlined, nothing fetched) and one curve per architecture, split and metric.
+    assert "<script src=" not in page
+    for architecture in config.training.architectures:
+        assert f"{architecture} validation" in page and f"{architecture} train" in page
+    comparison_path = Path(client.download_artifacts(parent_id, "comparison.csv", str(tmp_path)))
+    comparison = {row["architecture"]: row for row in csv.DictReader(io.StringIO(comparison_path.read_text()))}
+    for child in children:
+        row = comparison[child.data.tags["architecture"]]
+        assert int(row["best_epoch"]) == int(child.data.metrics["best_epoch"])
+        assert int(row["epochs_past_best"]) == int(child.data.metrics["epochs_past_best"])
+        assert float(row["behaviour_direction_pass_rate"]) == pytest.approx(child.data.metrics["behaviour_direction_pass_rate"])
 
     versions = client.search_model_versions(f"name='{tracking_settings.registered_model_name}'")
     assert sorted(v.tags["architecture"] for v in versions) == ["embedding_pool", "lstm"]

@@ -1,0 +1,150 @@
+"""MLflow's own UI, in a real browser, over a finished pipeline run: the run comparison overlays every child run.
+
+The test runs the tiny pipeline (two architectures) into a SQLite store, starts ``mlflow server`` on
+127.0.0.1 over it, and opens the run-comparison page of the child runs in headless Chromium through Playwright.
+Then it opens MLflow's chart of ``val_loss`` for those runs (the page the comparison's ``val_loss`` row links
+to), which draws that metric per epoch for every compared run, and checks that the chart's legend names every child run. Screenshots of both pages go to
+the test's folder and, when ``SEQFLOW_SCREENSHOT_DIR`` is set, there too.
+
+It needs Debian's ``chromium`` (``apt-get install chromium``) and the ``playwright`` package (a dev dependency);
+Playwright's own browser download is never used. Without them the test is skipped; ``.ci/run`` installs
+chromium and sets ``SEQFLOW_REQUIRE_CHROMIUM=1``, which turns that skip into a failure.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import urllib.parse
+from pathlib import Path
+from typing import Iterator
+
+import pytest
+
+from seqflow.tracking import ROLE_TAG
+from tests.flows.mlflow_server import free_port, running_mlflow_server
+
+pytestmark = pytest.mark.slow
+
+REQUIRE_ENV = "SEQFLOW_REQUIRE_CHROMIUM"
+SCREENSHOT_DIR_ENV = "SEQFLOW_SCREENSHOT_DIR"
+CHROMIUM_CANDIDATES = ("/usr/bin/chromium", "/usr/bin/chromium-browser")
+# The UI loads its bundle and then the runs through the REST API; on a busy 2-core CI machine that takes a while.
+PAGE_TIMEOUT_MS = 120_000
+
+
+def _skip_or_fail(reason: str) -> None:
+    if os.environ.get(REQUIRE_ENV):
+        pytest.fail(f"{reason} ({REQUIRE_ENV} is set, so this is not skipped)")
+    pytest.skip(reason)
+
+
+@pytest.fixture(scope="session")
+def chromium_path() -> str:
+    """Debian's Chromium and the playwright package, or a skip; session-scoped so it is decided before any training."""
+    try:
+        import playwright.sync_api  # noqa: F401
+    except ImportError:
+        _skip_or_fail("the playwright package is not installed (it is in the dev dependency group: `uv sync`)")
+    found = next((path for path in CHROMIUM_CANDIDATES if Path(path).is_file()), None) or shutil.which("chromium")
+    if found is None:
+        _skip_or_fail(
+            f"no Chromium at {' or '.join(CHROMIUM_CANDIDATES)} or on PATH; install Debian's with "
+            "`apt-get install chromium` (`bash .ci/run` does this)"
+        )
+    return found
+
+
+def compare_runs_url(server_url: str, run_ids: list[str], experiment_ids: list[str]) -> str:
+    """MLflow's run-comparison page (the UI's ``getCompareRunPageRoute``: JSON lists in the hash query)."""
+    query = f"runs={json.dumps(run_ids)}&experiments={json.dumps(experiment_ids)}"
+    return f"{server_url}/#/compare-runs?{urllib.parse.quote(query, safe='=&')}"
+
+
+def metric_chart_url(server_url: str, run_ids: list[str], experiment_ids: list[str], metric: str) -> str:
+    """MLflow's chart of one metric over steps for several runs, as the comparison page links to it."""
+    query = (
+        f"runs={json.dumps(run_ids)}&metric={json.dumps(metric)}&experiments={json.dumps(experiment_ids)}"
+        f"&plot_metric_keys={json.dumps([metric])}&plot_layout={{}}&x_axis=step&y_axis_scale=linear"
+        "&line_smoothness=1&show_point=true&deselected_curves=[]&last_linear_y_axis_range=[]"
+    )
+    return f"{server_url}/#/metric?{urllib.parse.quote(query, safe='=&')}"
+
+
+def save_screenshot(page, name: str, test_dir: Path) -> Path:  # noqa: ANN001 - a playwright Page
+    """Full-page PNG into the test's folder, copied to ``SEQFLOW_SCREENSHOT_DIR`` when that is set."""
+    path = test_dir / name
+    page.screenshot(path=str(path), full_page=True)
+    extra_dir = os.environ.get(SCREENSHOT_DIR_ENV)
+    if extra_dir:
+        Path(extra_dir).mkdir(parents=True, exist_ok=True)
+        shutil.copy(path, Path(extra_dir) / name)
+    return path
+
+
+@pytest.fixture
+def ui_server(chromium_path, prefect_api, tiny_config, tracking_settings, tmp_path) -> Iterator[str]:
+    """A finished tiny pipeline run (two architectures) in a SQLite store, served by ``mlflow server``."""
+    from seqflow.flows.sentiment import sentiment_flow
+
+    sentiment_flow(tiny_config(), tracking_settings)
+    with running_mlflow_server(["--backend-store-uri", tracking_settings.tracking_uri], free_port(), tmp_path / "mlflow-server.log") as url:
+        yield url
+
+
+def test_run_comparison_overlays_val_loss_of_every_child_run(chromium_path, ui_server, tracking_settings, tmp_path):
+    from mlflow import MlflowClient
+
+    client = MlflowClient(tracking_settings.tracking_uri)
+    experiment = client.get_experiment_by_name(tracking_settings.experiment_name)
+    children = [
+        run for run in client.search_runs([experiment.experiment_id]) if run.data.tags.get(ROLE_TAG) == "architecture"
+    ]
+    assert sorted(run.info.run_name for run in children) == ["embedding_pool", "lstm"]
+    screenshot = check_val_loss_chart(
+        chromium_path, ui_server, experiment.experiment_id, {run.info.run_id: run.info.run_name for run in children}, tmp_path
+    )
+    assert screenshot.stat().st_size > 10_000, "the chart screenshot is suspiciously small"
+
+
+def check_val_loss_chart(
+    chromium_path: str, server_url: str, experiment_id: str, run_names: dict[str, str], screenshot_dir: Path
+) -> Path:
+    """Open the comparison of ``run_names`` (run id -> name) in MLflow's UI, follow ``val_loss`` to its chart,
+    assert that every run is drawn there, and return the chart's screenshot."""
+    from playwright.sync_api import expect, sync_playwright
+
+    # The UI fetches its bundle, then the runs and metric histories; on a busy 2-core machine that takes a while.
+    expect.set_options(timeout=PAGE_TIMEOUT_MS)
+    names = sorted(run_names.values())
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=chromium_path, headless=True)
+        try:
+            page = browser.new_page(viewport={"width": 1600, "height": 1000})
+            page.set_default_timeout(PAGE_TIMEOUT_MS)
+            page.goto(compare_runs_url(server_url, list(run_names), [experiment_id]))
+            # The comparison names every run and lists the overfitting figures side by side.
+            for name in names:
+                expect(page.get_by_role("cell", name=name, exact=True).first).to_be_visible()
+            expect(page.get_by_role("link", name="epochs_past_best", exact=True)).to_be_visible()
+            close_assistant_panel(page)
+            save_screenshot(page, "mlflow_compare_runs.png", screenshot_dir)
+
+            # MLflow's chart of val_loss for the compared runs (where the comparison's val_loss row links to): one
+            # curve per run, per epoch, each named "<run name> (val_loss)" in the chart's legend.
+            page.goto(metric_chart_url(server_url, list(run_names), [experiment_id], "val_loss"))
+            chart = page.get_by_test_id("experiment-view-compare-runs-card").filter(has_text="val_loss")
+            for name in names:
+                expect(chart.get_by_text(f"{name} (val_loss)", exact=True)).to_be_visible()
+            close_assistant_panel(page)
+            return save_screenshot(page, "mlflow_val_loss_chart.png", screenshot_dir)
+        finally:
+            browser.close()
+
+
+def close_assistant_panel(page) -> None:  # noqa: ANN001 - a playwright Page
+    """MLflow 3.17 opens an "MLflow Assistant" side panel that covers part of the page; close it if it is open."""
+    close = page.get_by_role("button", name="Close", exact=True)
+    if close.count() and close.first.is_visible():
+        close.first.click()
