@@ -96,7 +96,7 @@ def test_generator_is_seeded_greedy_at_zero_and_never_emits_unknown():
     step = build_step_model(model)
     ids = [1, 2]
     for _ in range(5):
-        logits = np.asarray(step([np.array([ids], np.int32), *[np.zeros((1, 12), np.float32)] * 2])[0])[0, -1]
+        logits = np.array(step([np.array([ids], np.int32), *[np.zeros((1, 12), np.float32)] * 2])[0])[0, -1]
         logits[0] = -np.inf
         ids.append(int(np.argmax(logits)))
     assert greedy == "".join(vocabulary[i] for i in ids[2:])
