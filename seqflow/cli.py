@@ -129,7 +129,95 @@ def build_parser() -> argparse.ArgumentParser:
 
     profiles = commands.add_parser("profiles", help="list the named profiles and their settings")
     profiles.add_argument("name", nargs="?", help="show one profile in full")
+    add_charlm_commands(commands)
     return parser
+
+
+# --- character-level language models: `seqflow charlm ...` and `seqflow generate` --------------------------
+
+
+def add_charlm_commands(commands: argparse._SubParsersAction) -> None:
+    """``seqflow charlm run|profiles`` and ``seqflow generate``."""
+    from seqflow.config import CHARLM_PROFILES
+
+    charlm = commands.add_parser("charlm", help="character-level language models: train, register, promote")
+    charlm_commands = charlm.add_subparsers(dest="charlm_command", required=True, metavar="COMMAND")
+    run = charlm_commands.add_parser("run", help="check the text, train every character architecture, register, promote")
+    run.add_argument("--profile", choices=sorted(CHARLM_PROFILES), help="named settings (default: quick)")
+    run.add_argument("--source", help="text source: embedded[:PLAY,...] | tfds:tiny_shakespeare | text:PATH")
+    run.add_argument("--seed", type=int, help="the one random seed for the split, initialisation and sampling")
+    run.add_argument(
+        "--set", dest="assignments", action="append", default=[], metavar="SECTION.FIELD=VALUE",
+        help="override one setting, e.g. --set training.epochs=20 (repeatable)",
+    )
+    profiles = charlm_commands.add_parser("profiles", help="list the charlm profiles and their settings")
+    profiles.add_argument("name", nargs="?", help="show one profile in full")
+
+    generate = commands.add_parser("generate", help="generate text with the character model's champion (or --model-uri)")
+    generate.add_argument("--prefix", default="", help="text the generation continues (default: empty)")
+    generate.add_argument("--length", type=int, default=300, help="characters to generate (default: 300)")
+    generate.add_argument("--temperature", type=float, default=0.8, help="0 picks the likeliest character; higher is wilder")
+    generate.add_argument("--seed", type=int, help="sampling seed: the same seed gives the same text")
+    generate.add_argument("--model-uri", help="MLflow model URI (default: models:/<charlm name>@champion)")
+    generate.add_argument("--json", action="store_true", help="print {prefix, text, continuation} as JSON")
+
+
+def _cmd_charlm(args: argparse.Namespace, settings: TrackingSettings) -> int:
+    from seqflow.config import CHARLM_PROFILES, DEFAULT_CHARLM_PROFILE, get_charlm_profile, resolve_charlm_config
+
+    if args.charlm_command == "profiles":
+        if args.name:
+            for key, value in get_charlm_profile(args.name).to_flat_dict().items():
+                print(f"{key:40} {value}")
+            return 0
+        for name, profile in CHARLM_PROFILES.items():
+            train = profile.training
+            print(
+                f"{name:26} {train.layers} x {train.rnn_units:>4} units  window {train.seq_length:>3}  "
+                f"epochs {train.epochs:>3}  {'stateful ' if train.stateful else ''}archs {','.join(train.architectures)}"
+            )
+        return 0
+    overrides: dict[str, object] = {}
+    if args.source:
+        overrides["data.source"] = args.source
+    if args.seed is not None:
+        overrides["seed"] = args.seed
+    overrides.update(parse_assignments(args.assignments))
+    config = resolve_charlm_config(args.profile or DEFAULT_CHARLM_PROFILE, dict(settings.config_overrides), overrides)
+    from seqflow.flows.charlm import charlm_flow
+
+    summary = charlm_flow(config, settings.for_charlm())
+    print(summary.render())
+    return 0
+
+
+def _cmd_generate(args: argparse.Namespace, settings: TrackingSettings) -> int:
+    import json
+
+    import pandas as pd
+
+    from seqflow.tracking import CHAMPION_ALIAS, Tracker
+
+    if args.length < 0 or args.temperature < 0:
+        raise SeqflowError(f"--length and --temperature must not be negative, got {args.length} and {args.temperature}")
+    charlm_settings = settings.for_charlm()
+    model_uri = args.model_uri or f"models:/{charlm_settings.registered_model_name}@{CHAMPION_ALIAS}"
+    tracker = Tracker(charlm_settings)
+    if args.model_uri is None and tracker.champion() is None:
+        raise SeqflowError(
+            f"registered model {charlm_settings.registered_model_name!r} has no {CHAMPION_ALIAS!r} alias in "
+            f"{charlm_settings.tracking_uri}; run `seqflow charlm run` first or pass --model-uri"
+        )
+    row = {"prefix": [args.prefix], "length": [args.length], "temperature": [args.temperature]}
+    if args.seed is not None:
+        row["seed"] = [args.seed]
+    generated = tracker.load_pyfunc(model_uri).predict(pd.DataFrame(row))
+    if args.json:
+        print(json.dumps({"prefix": args.prefix, "text": generated["text"][0], "continuation": generated["continuation"][0]},
+                         ensure_ascii=False))
+    else:
+        print(generated["text"][0])
+    return 0
 
 
 def resolve_config(args: argparse.Namespace, settings: TrackingSettings) -> PipelineConfig:
@@ -267,6 +355,8 @@ _COMMANDS = {
     "rerun": _cmd_rerun,
     "predict": _cmd_predict,
     "profiles": _cmd_profiles,
+    "charlm": _cmd_charlm,
+    "generate": _cmd_generate,
 }
 
 

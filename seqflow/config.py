@@ -242,15 +242,21 @@ class PipelineConfig:
 
     def to_flat_dict(self) -> dict[str, Any]:
         """``{"section.field": value}`` for logging as MLflow params."""
-        flat: dict[str, Any] = {}
-        for name, value in dataclasses.asdict(self).items():
-            if isinstance(value, dict):
-                flat.update({f"{name}.{key}": inner for key, inner in value.items()})
-            else:
-                flat[name] = value
+        flat = flat_dict(self)
         # The same text form that --set accepts, instead of a list of mostly-None dicts.
         flat["training.per_architecture"] = ",".join(describe_override(o) for o in self.training.per_architecture)
         return flat
+
+
+def flat_dict(config: Any) -> dict[str, Any]:
+    """``{"section.field": value}`` of a config made of sections (PipelineConfig, CharLMConfig)."""
+    flat: dict[str, Any] = {}
+    for name, value in dataclasses.asdict(config).items():
+        if isinstance(value, dict):
+            flat.update({f"{name}.{key}": inner for key, inner in value.items()})
+        else:
+            flat[name] = value
+    return flat
 
 
 RunnerKind = Literal["sequential", "dask"]
@@ -450,7 +456,7 @@ def get_profile(name: str) -> PipelineConfig:
         raise ConfigError(f"unknown profile {name!r}; known profiles: {known}") from None
 
 
-def _section_names(config: PipelineConfig) -> set[str]:
+def _section_names(config: Any) -> set[str]:
     return {f.name for f in dataclasses.fields(config) if dataclasses.is_dataclass(getattr(config, f.name))}
 
 
@@ -541,7 +547,15 @@ def with_overrides(config: PipelineConfig, overrides: Mapping[str, Any]) -> Pipe
     overrides at once) or ``training.per_architecture.ARCH.field=value`` (one value, kept with the others).
     Unknown keys and values of the wrong type raise :class:`ConfigError` naming the key.
     """
-    top_hints = typing.get_type_hints(PipelineConfig)
+    new_config = replace_settings(config, overrides)
+    validate_config(new_config)
+    return new_config
+
+
+def replace_settings(config: Any, overrides: Mapping[str, Any]) -> Any:
+    """``config`` (any frozen dataclass of sections) with ``{"section.field" or "field": value}`` applied,
+    values coerced to the annotated types; not validated beyond types."""
+    top_hints = typing.get_type_hints(type(config))
     sections = _section_names(config)
     section_changes: dict[str, dict[str, Any]] = {}
     top_changes: dict[str, Any] = {}
@@ -557,7 +571,7 @@ def with_overrides(config: PipelineConfig, overrides: Mapping[str, Any]) -> Pipe
             continue
         if not name:
             if key not in top_hints or key in sections:
-                raise ConfigError(f"unknown setting {key!r}; use section.field, e.g. tokenisation.max_length")
+                raise ConfigError(f"unknown setting {key!r}; use section.field, e.g. training.epochs")
             top_changes[key] = _coerce(raw, top_hints[key], key)
             continue
         if section not in sections:
@@ -571,9 +585,7 @@ def with_overrides(config: PipelineConfig, overrides: Mapping[str, Any]) -> Pipe
         section: dataclasses.replace(getattr(config, section), **changes)
         for section, changes in section_changes.items()
     }
-    new_config = dataclasses.replace(config, **top_changes, **replaced)
-    validate_config(new_config)
-    return new_config
+    return dataclasses.replace(config, **top_changes, **replaced)
 
 
 def validate_config(config: PipelineConfig) -> None:
@@ -667,3 +679,220 @@ def parse_assignments(assignments: list[str]) -> dict[str, str]:
             raise ConfigError(f"--set expects section.field=value, got {item!r}")
         parsed[key.strip()] = value.strip()
     return parsed
+
+
+# --- character-level language models (``seqflow charlm run``) ---------------------------------------------
+# New classes only, kept at the end of the module: the sentiment config above is unchanged.
+
+CharArchitecture = Literal["char_simple_rnn", "char_gru", "char_lstm"]
+ALL_CHAR_ARCHITECTURES: tuple[str, ...] = typing.get_args(CharArchitecture)
+
+
+@dataclass(frozen=True)
+class CharDataConfig:
+    """Where the text comes from and how it is cut into train and validation."""
+
+    # Source spec: embedded[:PLAY,PLAY...] | tfds:tiny_shakespeare | text:PATH
+    source: str = "embedded"
+    # Keep only the first this many characters of the source (before splitting); None keeps all.
+    max_chars: int | None = None
+    # The text is cut into contiguous blocks of this many characters; a seeded draw sends whole blocks to
+    # validation, so validation text is continuous prose the model has not read, not scattered characters.
+    block_chars: int = 10_000
+    # Share of blocks held out for validation (model selection, promotion and the benchmark's number).
+    validation_fraction: float = 0.1
+    # TFDS data_dir (where tiny_shakespeare is or will be prepared).
+    tfds_data_dir: str | None = None
+
+
+@dataclass(frozen=True)
+class CharContractConfig:
+    """Bounds of the character-text contract."""
+
+    # Each split needs at least this many characters (a 1-epoch window of training data needs a few thousand).
+    min_chars: int = 1_000
+    # Distinct characters in training text; a binary file or a mis-decoded text explodes this number.
+    max_vocab_size: int = 5_000
+    # Share of validation characters never seen in training: the model cannot predict them at all.
+    max_unseen_share: float = 0.005
+    # How many failing examples an error message shows.
+    examples_in_message: int = 5
+
+
+@dataclass(frozen=True)
+class CharTrainingConfig:
+    """Which character models to train and how; read by models/charlm.py builders and the training step."""
+
+    architectures: tuple[str, ...] = ("char_lstm",)
+    # Recurrent layers per model (1 or 2).
+    layers: int = 1
+    embedding_dim: int = 64
+    rnn_units: int = 256
+    dropout: float = 0.0
+    # Characters per training window; targets are the same window shifted by one character.
+    seq_length: int = 100
+    batch_size: int = 64
+    epochs: int = 10
+    optimizer: Literal["adam", "rmsprop", "sgd"] = "adam"
+    learning_rate: float = 2e-3
+    # Gradient clipping by global norm (seed 003 clipped hard to tame SimpleRNN); None disables it.
+    clipnorm: float | None = 1.0
+    # Stateful: batch row j of step i+1 continues the text of row j of step i, and the RNN state carries over
+    # (seed 004-D). Stateless: shuffled windows, each starting from a zero state.
+    stateful: bool = False
+    # Stop when validation loss has not improved for this many epochs (best weights kept); None: all epochs.
+    early_stopping_patience: int | None = 3
+    # Parallel streams and window length of the carried-state validation pass.
+    validation_streams: int = 16
+    validation_window: int = 500
+
+
+@dataclass(frozen=True)
+class CharSamplingConfig:
+    """Samples generated while training (logged as text artifacts) and defaults of ``seqflow generate``."""
+
+    # Generate samples after every this many epochs (and always after the last one).
+    every_epochs: int = 2
+    # Prefix of the samples; empty: the first line of the validation text.
+    prefix: str = ""
+    length: int = 300
+    temperatures: tuple[float, ...] = (0.5, 1.0)
+    seeds: tuple[int, ...] = (0,)
+
+
+@dataclass(frozen=True)
+class CharPromotionConfig:
+    """Gates for moving the character model's champion alias (lower validation perplexity is better)."""
+
+    # A challenger must beat the champion's validation perplexity (same validation data) by more than this.
+    min_improvement: float = 0.0
+    # A challenger above this validation perplexity is never promoted.
+    max_val_perplexity: float = 10.0
+
+
+@dataclass(frozen=True)
+class CharLMConfig:
+    """One ``seqflow charlm run``'s full configuration."""
+
+    profile: str = "quick"
+    seed: int = 42
+    artifacts_dir: str = "seqflow_artifacts"
+    data: CharDataConfig = field(default_factory=CharDataConfig)
+    contracts: CharContractConfig = field(default_factory=CharContractConfig)
+    training: CharTrainingConfig = field(default_factory=CharTrainingConfig)
+    sampling: CharSamplingConfig = field(default_factory=CharSamplingConfig)
+    promotion: CharPromotionConfig = field(default_factory=CharPromotionConfig)
+
+    def to_flat_dict(self) -> dict[str, Any]:
+        return flat_dict(self)
+
+
+def _charlm_profile(name: str, **sections: Any) -> CharLMConfig:
+    return CharLMConfig(profile=name, **sections)
+
+
+CHARLM_PROFILES: dict[str, CharLMConfig] = {
+    # Minutes on 2 cores: 300k characters of the embedded plays, a 1-layer LSTM(256), 5 epochs.
+    "quick": _charlm_profile(
+        "quick",
+        data=CharDataConfig(max_chars=300_000),
+        training=CharTrainingConfig(epochs=5),
+        sampling=CharSamplingConfig(prefix="ROMEO:"),
+    ),
+    # The benchmark's model: ~1.1M characters (tiny_shakespeare's size), 2-layer LSTM(384), up to 30 epochs.
+    "shakespeare-lstm": _charlm_profile(
+        "shakespeare-lstm",
+        data=CharDataConfig(max_chars=1_115_394),
+        training=CharTrainingConfig(
+            layers=2, rnn_units=384, embedding_dim=64, dropout=0.1, epochs=30, batch_size=64, seq_length=100,
+            learning_rate=2e-3, early_stopping_patience=3,
+        ),
+        sampling=CharSamplingConfig(prefix="ROMEO:", every_epochs=5),
+        promotion=CharPromotionConfig(max_val_perplexity=6.0),
+    ),
+    # All three cell types side by side (1 layer, 256 units) on the quick data.
+    "compare-cells": _charlm_profile(
+        "compare-cells",
+        data=CharDataConfig(max_chars=300_000),
+        training=CharTrainingConfig(architectures=ALL_CHAR_ARCHITECTURES, epochs=5),
+        sampling=CharSamplingConfig(prefix="ROMEO:"),
+    ),
+    # Seed 003 (Jay Chou lyrics, Chinese): SimpleRNN(256), windows of 35 characters, batch 32, 250 epochs, SGD
+    # with learning rate 100 on the mean loss and the gradient's global norm clipped to 0.01 (so each step moves
+    # the weights by at most 1.0); it reported training perplexity ~1.02. Point --source at a UTF-8 lyrics file.
+    "seed-003-lyrics": _charlm_profile(
+        "seed-003-lyrics",
+        data=CharDataConfig(block_chars=2_000),
+        contracts=CharContractConfig(min_chars=500, max_unseen_share=0.05),
+        training=CharTrainingConfig(
+            architectures=("char_simple_rnn",), rnn_units=256, embedding_dim=64, seq_length=35, batch_size=32,
+            epochs=250, optimizer="sgd", learning_rate=100.0, clipnorm=0.01, stateful=False,
+            early_stopping_patience=None,
+        ),
+        sampling=CharSamplingConfig(every_epochs=50, length=50),
+        promotion=CharPromotionConfig(max_val_perplexity=1e9),
+    ),
+    # Seed 004-D (Shakespeare): Embedding(256) -> stateful SimpleRNN(1024), windows of 100, batch 64, Adam.
+    "seed-004-shakespeare-rnn": _charlm_profile(
+        "seed-004-shakespeare-rnn",
+        data=CharDataConfig(max_chars=1_115_394),
+        training=CharTrainingConfig(
+            architectures=("char_simple_rnn",), embedding_dim=256, rnn_units=1024, seq_length=100, batch_size=64,
+            epochs=100, learning_rate=1e-3, clipnorm=None, stateful=True, early_stopping_patience=None,
+        ),
+        sampling=CharSamplingConfig(prefix="ROMEO:", every_epochs=10),
+    ),
+}
+
+DEFAULT_CHARLM_PROFILE = "quick"
+
+
+def get_charlm_profile(name: str) -> CharLMConfig:
+    """The named character-model profile, or a :class:`ConfigError` listing the known ones."""
+    try:
+        return CHARLM_PROFILES[name]
+    except KeyError:
+        known = ", ".join(sorted(CHARLM_PROFILES))
+        raise ConfigError(f"unknown charlm profile {name!r}; known profiles: {known}") from None
+
+
+def validate_charlm_config(config: CharLMConfig) -> None:
+    """Reject settings that would fail deep inside Keras or leave a split empty."""
+    problems: list[str] = []
+    data, train, sampling = config.data, config.training, config.sampling
+    if not 0.0 < data.validation_fraction < 0.5:
+        problems.append(f"data.validation_fraction must be in (0, 0.5), got {data.validation_fraction}")
+    if data.block_chars < 2:
+        problems.append(f"data.block_chars must be at least 2, got {data.block_chars}")
+    if data.max_chars is not None and data.max_chars < 2 * data.block_chars:
+        problems.append(
+            f"data.max_chars ({data.max_chars}) must hold at least two blocks of data.block_chars ({data.block_chars})"
+        )
+    unknown = [a for a in train.architectures if a not in ALL_CHAR_ARCHITECTURES]
+    if unknown or not train.architectures:
+        problems.append(f"unknown or no architectures {list(train.architectures)}; known: {list(ALL_CHAR_ARCHITECTURES)}")
+    if train.layers not in (1, 2):
+        problems.append(f"training.layers must be 1 or 2, got {train.layers}")
+    for name in ("embedding_dim", "rnn_units", "seq_length", "batch_size", "epochs", "validation_streams", "validation_window"):
+        if getattr(train, name) < 1:
+            problems.append(f"training.{name} must be positive, got {getattr(train, name)}")
+    if not 0.0 <= train.dropout < 1.0:
+        problems.append(f"training.dropout must be in [0, 1), got {train.dropout}")
+    if sampling.every_epochs < 1 or sampling.length < 1:
+        problems.append("sampling.every_epochs and sampling.length must be positive")
+    if any(t < 0 for t in sampling.temperatures):
+        problems.append(f"sampling.temperatures may not be negative, got {list(sampling.temperatures)}")
+    if problems:
+        raise ConfigError("invalid charlm configuration: " + "; ".join(problems))
+
+
+def resolve_charlm_config(
+    profile: str,
+    environment_overrides: Mapping[str, Any] | None = None,
+    explicit_overrides: Mapping[str, Any] | None = None,
+) -> CharLMConfig:
+    """The charlm profile, then ``SEQFLOW_*`` overrides from mlflow.env / the environment, then explicit ones."""
+    merged = {**dict(environment_overrides or {}), **dict(explicit_overrides or {})}
+    config = replace_settings(get_charlm_profile(profile), merged)
+    validate_charlm_config(config)
+    return config

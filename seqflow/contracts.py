@@ -73,10 +73,12 @@ class ContractReport:
     data_docs_index_path: Path | None
     evaluated: int
     failed: list[ExpectationOutcome] = field(default_factory=list)
+    # The splits validated (the character contract has train and validation only).
+    splits: tuple[str, ...] = SPLITS
 
     def summary_line(self) -> str:
         status = "passed" if self.success else f"FAILED ({len(self.failed)} expectation(s))"
-        return f"{self.contract}: {self.evaluated} expectations over {len(SPLITS)} splits {status}"
+        return f"{self.contract}: {self.evaluated} expectations over {len(self.splits)} splits {status}"
 
     def failure_message(self) -> str:
         lines = [f"data contract {self.contract!r} failed; nothing was trained:"]
@@ -125,7 +127,8 @@ def run_contract(
     report_dir: Path,
     examples_in_message: int,
 ) -> ContractReport:
-    """Validate ``frames[split]`` against ``suites[split]`` for every split; save JSON results and Data Docs."""
+    """Validate ``frames[split]`` against ``suites[split]`` for every split in ``frames``; save JSON results
+    and Data Docs."""
     import great_expectations as gx
 
     report_dir = Path(report_dir)
@@ -139,7 +142,7 @@ def run_contract(
 
     outcomes: list[ExpectationOutcome] = []
     raw_results: dict[str, Any] = {}
-    for split in SPLITS:
+    for split in frames:
         batch_definition = data_source.add_dataframe_asset(name=split).add_batch_definition_whole_dataframe(split)
         suite = context.suites.add(suites[split])
         validation = context.validation_definitions.add(
@@ -171,6 +174,7 @@ def run_contract(
         data_docs_index_path=index if index.is_file() else None,
         evaluated=len(outcomes),
         failed=failed,
+        splits=tuple(frames),
     )
     logger.info(report.summary_line())
     return report

@@ -81,8 +81,10 @@ def _save_figure(figure, path: Path) -> Path:  # noqa: ANN001 - a matplotlib Fig
     return path
 
 
-def plot_learning_curves(history: dict[str, list[float]], title: str, path: Path) -> Path:
-    """Loss and accuracy per epoch, training against validation, side by side."""
+def plot_learning_curves(
+    history: dict[str, list[float]], title: str, path: Path, metrics: tuple[str, str] = ("loss", "accuracy")
+) -> Path:
+    """Two metrics per epoch (loss and accuracy unless told), training against validation, side by side."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -91,7 +93,7 @@ def plot_learning_curves(history: dict[str, list[float]], title: str, path: Path
 
     epochs = np.arange(1, len(history.get("loss", [])) + 1)
     figure, axes = plt.subplots(1, 2, figsize=(10, 4))
-    for axis, metric in zip(axes, ("loss", "accuracy")):
+    for axis, metric in zip(axes, metrics):
         axis.plot(epochs, history.get(metric, []), marker="o", label=f"train {metric}")
         axis.plot(epochs, history.get(f"val_{metric}", []), marker="o", label=f"validation {metric}")
         axis.set_xlabel("epoch")

@@ -28,27 +28,46 @@ def decide_promotion(
 
     ``champion_accuracy`` must be measured on the same test data as ``challenger_accuracy``.
     """
+    return decide_by_metric(
+        challenger_version, challenger_accuracy, champion_version, champion_accuracy,
+        metric="test accuracy", higher_is_better=True, bound=promotion.accuracy_floor,
+        min_improvement=promotion.min_improvement, data="test data",
+    )
+
+
+def decide_by_metric(
+    challenger_version: str,
+    challenger_score: float,
+    champion_version: str | None,
+    champion_score: float | None,
+    *,
+    metric: str,
+    higher_is_better: bool,
+    bound: float,
+    min_improvement: float,
+    data: str,
+) -> PromotionDecision:
+    """The promotion gates for any metric: ``bound`` is a floor when higher is better (accuracy) and a ceiling
+    when lower is better (perplexity); a champion must be beaten by more than ``min_improvement``. Both
+    scores must come from the same ``data``. The decision's ``*_accuracy`` fields hold the scores."""
 
     def decision(promote: bool, reason: str) -> PromotionDecision:
-        return PromotionDecision(
-            promote, reason, challenger_version, challenger_accuracy, champion_version, champion_accuracy
-        )
+        return PromotionDecision(promote, reason, challenger_version, challenger_score, champion_version, champion_score)
 
-    if not challenger_accuracy >= promotion.accuracy_floor:
-        return decision(
-            False,
-            f"test accuracy {challenger_accuracy:.4f} is below the floor {promotion.accuracy_floor:.4f}",
-        )
-    if champion_version is None or champion_accuracy is None:
-        return decision(True, f"first champion: test accuracy {challenger_accuracy:.4f}")
-    if challenger_accuracy > champion_accuracy + promotion.min_improvement:
+    sign = 1.0 if higher_is_better else -1.0
+    if not sign * challenger_score >= sign * bound:
+        side = "below the floor" if higher_is_better else "above the ceiling"
+        return decision(False, f"{metric} {challenger_score:.4f} is {side} {bound:.4f}")
+    if champion_version is None or champion_score is None:
+        return decision(True, f"first champion: {metric} {challenger_score:.4f}")
+    if sign * challenger_score > sign * champion_score + min_improvement:
         return decision(
             True,
-            f"test accuracy {challenger_accuracy:.4f} beats champion v{champion_version} "
-            f"({champion_accuracy:.4f}) by more than {promotion.min_improvement:.4f}",
+            f"{metric} {challenger_score:.4f} beats champion v{champion_version} "
+            f"({champion_score:.4f}) by more than {min_improvement:.4f}",
         )
     return decision(
         False,
-        f"test accuracy {challenger_accuracy:.4f} does not beat champion v{champion_version} "
-        f"({champion_accuracy:.4f}) by more than {promotion.min_improvement:.4f} on the same test data",
+        f"{metric} {challenger_score:.4f} does not beat champion v{champion_version} "
+        f"({champion_score:.4f}) by more than {min_improvement:.4f} on the same {data}",
     )

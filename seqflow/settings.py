@@ -6,6 +6,7 @@ it is never copied into ``os.environ``: callers pass the resulting :class:`Track
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,6 +38,23 @@ class TrackingSettings:
     default_profile: str = "quick"
     # Config overrides (``{"seed": "7"}``) taken from SEQFLOW_* variables.
     config_overrides: tuple[tuple[str, str], ...] = ()
+    # Experiment and registered model of ``seqflow charlm run``; None: the names above + "-charlm".
+    charlm_experiment_name: str | None = None
+    charlm_model_name: str | None = None
+
+    def for_charlm(self) -> TrackingSettings:
+        """These settings pointed at the character models' experiment and registered model, so the same
+        :class:`~seqflow.tracking.Tracker` code tracks and registers them without touching the sentiment ones."""
+        experiment_name = self.charlm_experiment_name or f"{self.experiment_name}-charlm"
+        model_name = self.charlm_model_name or f"{self.registered_model_name}-charlm"
+        # The charlm names stay set, so calling this again changes nothing.
+        return dataclasses.replace(
+            self,
+            experiment_name=experiment_name,
+            registered_model_name=model_name,
+            charlm_experiment_name=experiment_name,
+            charlm_model_name=model_name,
+        )
 
 
 def load_settings(env_file: str | os.PathLike[str] | None = None, environ: Mapping[str, str] | None = None) -> TrackingSettings:
@@ -76,4 +94,6 @@ def load_settings(env_file: str | os.PathLike[str] | None = None, environ: Mappi
         artifact_location=artifact_location,
         default_profile=value("SEQFLOW_PROFILE", defaults.default_profile) or defaults.default_profile,
         config_overrides=overrides,
+        charlm_experiment_name=value("SEQFLOW_CHARLM_EXPERIMENT_NAME", None),
+        charlm_model_name=value("SEQFLOW_CHARLM_MODEL_NAME", None),
     )

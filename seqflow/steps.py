@@ -311,6 +311,22 @@ def _champion_accuracy_on(tracker: Tracker, champion, split_files: SplitFiles) -
     return classification_metrics(predictions["probability"].to_numpy(), test["label"].to_numpy())["accuracy"]
 
 
+def apply_promotion(tracker: Tracker, decision: PromotionDecision, parent_run_id: str, promoted_by: str) -> None:
+    """Move ``champion`` to the challenger with an audit trail, or tag why not; record the reason on the run."""
+    if decision.promote:
+        tracker.set_champion(
+            decision.challenger_version,
+            {
+                "promoted_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+                "promoted_by": promoted_by,
+                "promotion_reason": decision.reason,
+            },
+        )
+    else:
+        tracker.tag_version(decision.challenger_version, {"not_promoted_reason": decision.reason})
+    tracker.set_tags(parent_run_id, {"promotion": decision.reason})
+
+
 def register_and_promote(
     tracker: Tracker,
     evaluated: list[EvaluatedModel],
@@ -352,18 +368,7 @@ def register_and_promote(
             champion_accuracy,
             promotion,
         )
-        if decision.promote:
-            tracker.set_champion(
-                best.version,
-                {
-                    "promoted_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-                    "promoted_by": "seqflow run",
-                    "promotion_reason": decision.reason,
-                },
-            )
-        else:
-            tracker.tag_version(best.version, {"not_promoted_reason": decision.reason})
-        tracker.set_tags(parent_run_id, {"promotion": decision.reason})
+        apply_promotion(tracker, decision, parent_run_id, "seqflow run")
     except BaseException:
         tracker.delete_versions(versions)
         raise

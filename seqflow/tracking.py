@@ -132,6 +132,8 @@ class RegisteredVersion:
     version: str
     run_id: str
     test_accuracy: float
+    # The tag the champion is chosen by (``score_tag`` of register_versions); test_accuracy unless told.
+    score: float = float("nan")
 
 
 class Tracker:
@@ -280,22 +282,48 @@ class Tracker:
             inputs=Schema([ColSpec("string", TEXT_COLUMN)]),
             outputs=Schema([ColSpec("double", "probability"), ColSpec("long", "label")]),
         )
+        return self.log_pyfunc_model(
+            run_id,
+            ReviewSentimentModel(),
+            {KERAS_ARTIFACT: str(keras_model_path)},
+            signature,
+            pd.DataFrame({TEXT_COLUMN: example_texts}),
+        )
+
+    def log_pyfunc_model(self, run_id: str, python_model, artifacts: dict[str, str], signature, input_example) -> str:  # noqa: ANN001
+        """Log ``python_model`` with its ``artifacts`` (files) to the run; returns its ``runs:/`` URI."""
+        import mlflow.pyfunc
+
         with tempfile.TemporaryDirectory() as scratch:
             local_path = os.path.join(scratch, MODEL_ARTIFACT_PATH)
             # save_model + log_artifacts instead of log_model: no thread-local active run is needed.
             mlflow.pyfunc.save_model(
                 local_path,
-                python_model=ReviewSentimentModel(),
-                artifacts={KERAS_ARTIFACT: str(keras_model_path)},
+                python_model=python_model,
+                artifacts=artifacts,
                 signature=signature,
-                input_example=pd.DataFrame({TEXT_COLUMN: example_texts}),
+                input_example=input_example,
                 pip_requirements=_serving_requirements(),
             )
             self.client.log_artifacts(run_id, local_path, MODEL_ARTIFACT_PATH)
         return f"runs:/{run_id}/{MODEL_ARTIFACT_PATH}"
 
-    def register_versions(self, candidates: Iterable[tuple[str, str, str, dict[str, str]]]) -> list[RegisteredVersion]:
-        """Register ``(architecture, run_id, model_uri, tags)`` as versions, all or none.
+    def download_model_artifacts(self, model_uri: str, destination_dir: Path) -> Path:
+        """The files of a logged or registered model (``models:/name/3``), copied to ``destination_dir``."""
+        import mlflow.artifacts
+        from mlflow.exceptions import MlflowException
+
+        try:
+            with _fluent_store(self.settings.tracking_uri):
+                return Path(mlflow.artifacts.download_artifacts(artifact_uri=model_uri, dst_path=str(destination_dir)))
+        except (MlflowException, OSError) as exc:
+            raise TrackingError(f"cannot download model {model_uri!r}: {str(exc).splitlines()[0]}") from None
+
+    def register_versions(
+        self, candidates: Iterable[tuple[str, str, str, dict[str, str]]], score_tag: str = "test_accuracy"
+    ) -> list[RegisteredVersion]:
+        """Register ``(architecture, run_id, model_uri, tags)`` as versions, all or none; each version's
+        ``score`` is its ``score_tag`` tag.
 
         If any registration fails, the versions already created by this call are deleted again.
         """
@@ -308,7 +336,13 @@ class Tracker:
                 with _fluent_store(self.settings.tracking_uri):
                     version = mlflow.register_model(model_uri, name, tags=tags)
                 created.append(
-                    RegisteredVersion(architecture, str(version.version), run_id, float(tags.get("test_accuracy", "nan")))
+                    RegisteredVersion(
+                        architecture,
+                        str(version.version),
+                        run_id,
+                        float(tags.get("test_accuracy", "nan")),
+                        score=float(tags.get(score_tag, "nan")),
+                    )
                 )
         except BaseException as exc:
             for registered in created:

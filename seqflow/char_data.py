@@ -1,0 +1,178 @@
+"""Character text on disk: seeded train/validation split by contiguous blocks, then character ids.
+
+Like :mod:`seqflow.datasets` and :mod:`seqflow.tokenise`, each step writes files into a folder named by the
+digest of its inputs (content + settings) and returns a small frozen record of paths and digests, so a task
+can run in another process, and a cache keyed on those digests can skip a step whose inputs did not change.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from seqflow.char_sources import CharSource
+from seqflow.config import CharDataConfig
+from seqflow.errors import DataSourceError
+
+logger = logging.getLogger(__name__)
+
+CHAR_SPLITS = ("train", "validation")
+# Id 0 stands for any character that is not in the training vocabulary (validation text, generation prefixes).
+UNKNOWN_ID = 0
+UNKNOWN_CHAR = "\ufffd"
+
+
+def text_digest(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+@dataclass(frozen=True)
+class CharSplitFiles:
+    """Train and validation text as UTF-8 files, and what identifies their content."""
+
+    source: str
+    dataset_dir: Path
+    train_path: Path
+    validation_path: Path
+    digests: dict[str, str]
+    chars: dict[str, int]
+    blocks: dict[str, int]
+
+    def path_of(self, split: str) -> Path:
+        return {"train": self.train_path, "validation": self.validation_path}[split]
+
+    @property
+    def digest(self) -> str:
+        """One digest for both splits together."""
+        return hashlib.sha256("|".join(f"{s}={self.digests[s]}" for s in CHAR_SPLITS).encode()).hexdigest()
+
+
+def split_blocks(text: str, data_config: CharDataConfig, seed: int) -> dict[str, str]:
+    """Cut ``text`` into contiguous blocks of ``block_chars``; a seeded draw of ``validation_fraction`` of them
+    (at least one) is validation, the rest train; each split keeps its blocks in text order."""
+    block = data_config.block_chars
+    starts = list(range(0, len(text), block))
+    if len(starts) < 2:
+        raise DataSourceError(
+            f"text source has {len(text):,} characters: fewer than two blocks of data.block_chars={block:,}, "
+            "so train and validation cannot both get text; use a longer text or a smaller data.block_chars"
+        )
+    rng = np.random.default_rng(seed)
+    n_validation = min(len(starts) - 1, max(1, round(len(starts) * data_config.validation_fraction)))
+    validation_blocks = set(rng.choice(len(starts), size=n_validation, replace=False).tolist())
+    parts: dict[str, list[str]] = {split: [] for split in CHAR_SPLITS}
+    for index, start in enumerate(starts):
+        parts["validation" if index in validation_blocks else "train"].append(text[start : start + block])
+    return {split: "".join(chunks) for split, chunks in parts.items()}
+
+
+def write_char_splits(source: CharSource, data_config: CharDataConfig, seed: int, artifacts_dir: Path) -> CharSplitFiles:
+    """Split ``source`` and write both splits as UTF-8 files under a folder named by their content digest."""
+    splits = split_blocks(source.text, data_config, seed)
+    digests = {split: text_digest(text) for split, text in splits.items()}
+    combined = hashlib.sha256("|".join(f"{s}={digests[s]}" for s in CHAR_SPLITS).encode()).hexdigest()
+    dataset_dir = Path(artifacts_dir) / "char_datasets" / combined[:16]
+    dataset_dir.mkdir(parents=True, exist_ok=True)
+    paths = {split: dataset_dir / f"{split}.txt" for split in CHAR_SPLITS}
+    for split, text in splits.items():
+        # Write to a temporary name first so an interrupted run never leaves a truncated split behind.
+        partial = paths[split].with_suffix(".txt.partial")
+        partial.write_text(text, encoding="utf-8", newline="")
+        partial.replace(paths[split])
+    split_files = CharSplitFiles(
+        source=source.spec,
+        dataset_dir=dataset_dir,
+        train_path=paths["train"],
+        validation_path=paths["validation"],
+        digests=digests,
+        chars={split: len(text) for split, text in splits.items()},
+        blocks={split: -(-len(text) // data_config.block_chars) for split, text in splits.items()},
+    )
+    manifest = {**dataclasses.asdict(split_files), "seed": seed, "data_config": dataclasses.asdict(data_config)}
+    (dataset_dir / "manifest.json").write_text(json.dumps(manifest, indent=2, default=str))
+    logger.info("text split into %s characters", {k: f"{v:,}" for k, v in split_files.chars.items()})
+    return split_files
+
+
+def read_char_split(split_files: CharSplitFiles, split: str) -> str:
+    """A split's text. Undecodable bytes (a file changed on disk) become lone surrogates, which the
+    character contract reports, instead of a UnicodeDecodeError here."""
+    return split_files.path_of(split).read_bytes().decode("utf-8", errors="surrogateescape")
+
+
+@dataclass(frozen=True)
+class CharEncodedData:
+    """Character ids of both splits and the vocabulary, on disk, and what identifies them."""
+
+    encoded_dir: Path
+    vocabulary_path: Path
+    train_ids_path: Path
+    validation_ids_path: Path
+    dataset_digest: str
+    ids_digest: str
+    # Including the unknown id 0.
+    vocab_size: int
+    # Share of validation characters not in the training vocabulary (encoded as the unknown id).
+    unseen_share: float
+
+    def ids_path_of(self, split: str) -> Path:
+        return {"train": self.train_ids_path, "validation": self.validation_ids_path}[split]
+
+
+def build_vocabulary(train_text: str) -> list[str]:
+    """Id -> character: the unknown marker first, then every training character in code-point order."""
+    return [UNKNOWN_CHAR, *sorted(set(train_text) - {UNKNOWN_CHAR})]
+
+
+def encode(text: str, vocabulary: list[str]) -> np.ndarray:
+    """Character ids (int32); characters outside ``vocabulary`` become :data:`UNKNOWN_ID`."""
+    index = {char: i for i, char in enumerate(vocabulary)}
+    return np.fromiter((index.get(char, UNKNOWN_ID) for char in text), dtype=np.int32, count=len(text))
+
+
+def load_char_vocabulary(vocabulary_path: Path) -> list[str]:
+    # JSON, not one character per line: the vocabulary contains the newline character itself.
+    return json.loads(Path(vocabulary_path).read_text(encoding="utf-8"))
+
+
+def load_char_ids(encoded: CharEncodedData, split: str) -> np.ndarray:
+    return np.load(encoded.ids_path_of(split))
+
+
+def encode_char_splits(split_files: CharSplitFiles, artifacts_dir: Path) -> CharEncodedData:
+    """Vocabulary from the training text only; both splits as int32 id arrays in a digest-named folder."""
+    encoded_dir = Path(artifacts_dir) / "char_encoded" / split_files.digest[:16]
+    encoded_dir.mkdir(parents=True, exist_ok=True)
+    texts = {split: read_char_split(split_files, split) for split in CHAR_SPLITS}
+    vocabulary = build_vocabulary(texts["train"])
+    ids = {split: encode(text, vocabulary) for split, text in texts.items()}
+    vocabulary_path = encoded_dir / "vocabulary.json"
+    vocabulary_path.write_text(json.dumps(vocabulary, ensure_ascii=False), encoding="utf-8")
+    paths = {split: encoded_dir / f"{split}_ids.npy" for split in CHAR_SPLITS}
+    hasher = hashlib.sha256()
+    for split in CHAR_SPLITS:
+        partial = encoded_dir / f"{split}_ids.partial.npy"
+        np.save(partial, ids[split])
+        partial.replace(paths[split])
+        hasher.update(f"{split}:".encode() + ids[split].tobytes())
+    validation = ids["validation"]
+    encoded = CharEncodedData(
+        encoded_dir=encoded_dir,
+        vocabulary_path=vocabulary_path,
+        train_ids_path=paths["train"],
+        validation_ids_path=paths["validation"],
+        dataset_digest=split_files.digest,
+        ids_digest=hasher.hexdigest(),
+        vocab_size=len(vocabulary),
+        unseen_share=float((validation == UNKNOWN_ID).mean()) if len(validation) else 0.0,
+    )
+    (encoded_dir / "manifest.json").write_text(json.dumps(dataclasses.asdict(encoded), indent=2, default=str))
+    logger.info("character vocabulary of %d; %.3f%% of validation characters unseen in training",
+                encoded.vocab_size, 100 * encoded.unseen_share)
+    return encoded

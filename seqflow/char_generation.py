@@ -1,0 +1,139 @@
+"""Text generation with a character model's step model, and the registered pyfunc around it.
+
+The step model (:func:`seqflow.models.charlm.build_step_model`) takes ``[ids, *states]`` and returns
+``[logits, *new_states]``. :class:`CharGenerator` reads the prefix once (one call over the whole prefix from a
+zero state), then samples one character per call, feeding back only that character and the carried state.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import mlflow.pyfunc
+import numpy as np
+import pandas as pd
+
+from seqflow.char_data import UNKNOWN_ID
+
+# Artifact keys of the logged pyfunc model.
+STEP_MODEL_ARTIFACT = "step_model"
+VOCABULARY_ARTIFACT = "vocabulary"
+# Input and output columns of the pyfunc.
+PREFIX_COLUMN, LENGTH_COLUMN, TEMPERATURE_COLUMN, SEED_COLUMN = "prefix", "length", "temperature", "seed"
+# The character fed first when the prefix is empty: the models learn text that follows a line break.
+EMPTY_PREFIX_START = "\n"
+
+
+class CharGenerator:
+    """Prefix in, continuation out, carrying the recurrent state from one character to the next.
+
+    The whole generation is one compiled TensorFlow graph: the prefix is read once, then a ``tf.while_loop``
+    samples a character and feeds back only that character and the carried state. A Python loop calling the
+    model once per character spends most of its time on per-call overhead, not on the model.
+    """
+
+    def __init__(self, step_model: Any, vocabulary: list[str]) -> None:
+        import tensorflow as tf
+
+        self.vocabulary = vocabulary
+        self._index = {char: i for i, char in enumerate(vocabulary)}
+        self.state_sizes = [int(tensor.shape[-1]) for tensor in step_model.inputs[1:]]
+        # The unknown id stands for "a character not in training", which has no text to emit: never sampled.
+        unknown_mask = tf.constant(
+            [-np.inf if i == UNKNOWN_ID else 0.0 for i in range(len(vocabulary))], dtype=tf.float32
+        )
+
+        def next_ids(logits, temperature, seed, step):  # noqa: ANN001, ANN202 - tensors
+            masked = logits + unknown_mask
+            step_seed = tf.stack([seed[0], seed[1] + step])
+            return tf.cond(
+                temperature > 0,
+                lambda: tf.random.stateless_categorical(masked / temperature, 1, seed=step_seed, dtype=tf.int32)[:, 0],
+                lambda: tf.argmax(masked, axis=-1, output_type=tf.int32),
+            )
+
+        def run(prefix_ids, length, temperature, seed):  # noqa: ANN001, ANN202 - tensors
+            states = [tf.zeros((1, size)) for size in self.state_sizes]
+            outputs = step_model([prefix_ids, *states], training=False)
+            generated = tf.TensorArray(tf.int32, size=length)
+
+            def body(step, logits, states, generated):  # noqa: ANN001, ANN202
+                chosen = next_ids(logits, temperature, seed, step)
+                outputs = step_model([chosen[:, None], *states], training=False)
+                return step + 1, outputs[0][:, -1, :], list(outputs[1:]), generated.write(step, chosen[0])
+
+            _, _, _, generated = tf.while_loop(
+                lambda step, *_: step < length,
+                body,
+                [tf.constant(0), outputs[0][:, -1, :], list(outputs[1:]), generated],
+            )
+            return generated.stack()
+
+        self._run = tf.function(
+            run,
+            input_signature=[
+                tf.TensorSpec((1, None), tf.int32),
+                tf.TensorSpec((), tf.int32),
+                tf.TensorSpec((), tf.float32),
+                tf.TensorSpec((2,), tf.int32),
+            ],
+        )
+
+    def encode(self, text: str) -> np.ndarray:
+        return np.array([[self._index.get(char, UNKNOWN_ID) for char in text]], dtype=np.int32)
+
+    def generate(self, prefix: str, length: int, temperature: float, seed: int | None = None) -> str:
+        """``length`` characters continuing ``prefix`` (the prefix itself is not repeated); the same seed
+        gives the same text."""
+        if length < 0:
+            raise ValueError(f"length must not be negative, got {length}")
+        if temperature < 0:
+            raise ValueError(f"temperature must not be negative, got {temperature}")
+        if seed is None:
+            seed = int(np.random.default_rng().integers(0, 2**31 - 1))
+        ids = self._run(
+            self.encode(prefix or EMPTY_PREFIX_START), np.int32(length), np.float32(temperature),
+            np.array([seed % (2**31 - 1), 0], dtype=np.int32),
+        ).numpy()
+        return "".join(self.vocabulary[i] for i in ids)
+
+
+def load_generator(step_model_path: str | Path, vocabulary_path: str | Path) -> CharGenerator:
+    import keras
+
+    vocabulary = json.loads(Path(vocabulary_path).read_text(encoding="utf-8"))
+    return CharGenerator(keras.saving.load_model(step_model_path, compile=False), vocabulary)
+
+
+def _column(frame: pd.DataFrame, name: str, default: Any) -> list[Any]:
+    if name not in frame.columns:
+        return [default] * len(frame)
+    return [default if value is None or (isinstance(value, float) and np.isnan(value)) else value for value in frame[name]]
+
+
+class CharGenerationModel(mlflow.pyfunc.PythonModel):
+    """The registered character model: rows of ``prefix``, ``length``, ``temperature`` (and optional ``seed``)
+    in; ``text`` (prefix + continuation) and ``continuation`` out."""
+
+    def load_context(self, context) -> None:  # noqa: ANN001 - mlflow PythonModelContext
+        self._generator = load_generator(context.artifacts[STEP_MODEL_ARTIFACT], context.artifacts[VOCABULARY_ARTIFACT])
+
+    def predict(self, context, model_input, params=None) -> pd.DataFrame:  # noqa: ANN001
+        frame = model_input if isinstance(model_input, pd.DataFrame) else pd.DataFrame(model_input)
+        if PREFIX_COLUMN not in frame.columns:
+            raise ValueError(f"input needs a {PREFIX_COLUMN!r} column; got columns {list(frame.columns)}")
+        continuations = [
+            self._generator.generate(str(prefix), int(length), float(temperature), None if seed is None else int(seed))
+            for prefix, length, temperature, seed in zip(
+                _column(frame, PREFIX_COLUMN, ""),
+                _column(frame, LENGTH_COLUMN, 200),
+                _column(frame, TEMPERATURE_COLUMN, 1.0),
+                _column(frame, SEED_COLUMN, None),
+            )
+        ]
+        prefixes = [str(prefix) for prefix in _column(frame, PREFIX_COLUMN, "")]
+        return pd.DataFrame(
+            {"text": [p + c for p, c in zip(prefixes, continuations)], "continuation": continuations}
+        )

@@ -1,0 +1,225 @@
+"""Training and evaluating a character model on id arrays. Plain Keras; tracking arrives as callbacks.
+
+Validation loss is measured the way the model is used when it generates: over continuous validation text
+with the recurrent state carried from window to window (:func:`stream_loss`), on the step model built from the
+current weights, so stateful and stateless models are compared on the same footing.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from seqflow.char_generation import CharGenerator
+from seqflow.config import CharSamplingConfig, CharTrainingConfig
+from seqflow.errors import DataSourceError
+from seqflow.training import EpochCallback, make_optimizer, seed_everything
+
+logger = logging.getLogger(__name__)
+
+# Called with the 1-based epoch and the samples' text (one block per seed and temperature).
+SamplesCallback = Callable[[int, str], None]
+
+
+@dataclass(frozen=True)
+class CharTrainingOutcome:
+    """The saved training and step models, per-epoch history and timings."""
+
+    architecture: str
+    model_path: Path
+    step_model_path: Path
+    history: dict[str, list[float]]
+    epochs_run: int
+    best_epoch: int
+    best_val_loss: float
+    seconds: float
+    parameters: int
+
+    @property
+    def seconds_per_epoch(self) -> float:
+        return self.seconds / max(self.epochs_run, 1)
+
+    @property
+    def best_val_perplexity(self) -> float:
+        return math.exp(self.best_val_loss)
+
+
+def training_windows(ids: np.ndarray, seq_length: int, batch_size: int, stateful: bool) -> tuple[np.ndarray, np.ndarray]:
+    """Inputs and next-character targets, ``(windows, seq_length)`` each.
+
+    Stateless: consecutive non-overlapping windows of the text (shuffled by ``fit``). Stateful: the text is
+    cut into ``batch_size`` contiguous streams and the windows are ordered so that row j of batch k+1 continues
+    row j of batch k: the state a stateful layer carries over belongs to the text that follows.
+    """
+    ids = np.asarray(ids, dtype=np.int32)
+    if stateful:
+        stream_length = (len(ids) - 1) // batch_size
+        steps = stream_length // seq_length
+        if steps < 1:
+            raise DataSourceError(
+                f"training text of {len(ids):,} characters is too short for stateful training: {batch_size} streams "
+                f"x windows of {seq_length} need at least {batch_size * seq_length + 1:,}"
+            )
+        used = steps * seq_length
+        streams = np.stack([ids[j * stream_length : j * stream_length + used + 1] for j in range(batch_size)])
+        x = streams[:, :-1].reshape(batch_size, steps, seq_length).transpose(1, 0, 2).reshape(-1, seq_length)
+        y = streams[:, 1:].reshape(batch_size, steps, seq_length).transpose(1, 0, 2).reshape(-1, seq_length)
+        return x, y
+    windows = (len(ids) - 1) // seq_length
+    if windows < 1:
+        raise DataSourceError(f"training text of {len(ids):,} characters is shorter than one window of {seq_length + 1}")
+    used = windows * seq_length
+    return ids[:used].reshape(windows, seq_length), ids[1 : used + 1].reshape(windows, seq_length)
+
+
+def stream_loss(step_model, ids: np.ndarray, streams: int, window: int) -> float:  # noqa: ANN001 - keras.Model
+    """Mean next-character cross-entropy (nats per character) over ``ids``, read as ``streams`` contiguous
+    streams in windows of ``window`` characters, carrying the state across windows."""
+    ids = np.asarray(ids, dtype=np.int32)
+    streams = max(1, min(streams, (len(ids) - 1) // 2))
+    stream_length = (len(ids) - 1) // streams
+    if stream_length < 1:
+        raise DataSourceError(f"validation text of {len(ids)} characters is too short to score")
+    rows = np.stack([ids[j * stream_length : (j + 1) * stream_length + 1] for j in range(streams)])
+    states = [np.zeros((streams, int(t.shape[-1])), np.float32) for t in step_model.inputs[1:]]
+    total, count = 0.0, 0
+    for start in range(0, stream_length, window):
+        stop = min(start + window, stream_length)
+        outputs = step_model([rows[:, start:stop], *states], training=False)
+        logits = np.asarray(outputs[0], dtype=np.float64)
+        states = [np.asarray(state) for state in outputs[1:]]
+        targets = rows[:, start + 1 : stop + 1]
+        peak = logits.max(axis=-1, keepdims=True)
+        log_norm = np.log(np.exp(logits - peak).sum(axis=-1)) + peak[..., 0]
+        chosen = np.take_along_axis(logits, targets[..., None], axis=-1)[..., 0]
+        total += float((log_norm - chosen).sum())
+        count += targets.size
+    return total / count
+
+
+def render_samples(generator: CharGenerator, prefix: str, sampling: CharSamplingConfig) -> str:
+    """One block per (seed, temperature), headed by its settings; the same seeds every time so epochs compare."""
+    blocks = []
+    for seed in sampling.seeds:
+        for temperature in sampling.temperatures:
+            text = generator.generate(prefix, sampling.length, temperature, seed)
+            blocks.append(f"--- seed {seed}, temperature {temperature:g}, prefix {prefix!r}\n{prefix}{text}\n")
+    return "\n".join(blocks)
+
+
+def train_char_model(
+    architecture: str,
+    train_ids: np.ndarray,
+    validation_ids: np.ndarray,
+    vocabulary: list[str],
+    training: CharTrainingConfig,
+    sampling: CharSamplingConfig,
+    sample_prefix: str,
+    seed: int,
+    output_dir: Path,
+    on_epoch_end: EpochCallback | None = None,
+    on_samples: SamplesCallback | None = None,
+) -> CharTrainingOutcome:
+    """Fit ``architecture`` on shifted windows of ``train_ids``; after every epoch measure the carried-state
+    validation loss, keep the best weights, and every ``sampling.every_epochs`` epochs generate samples.
+    Saves the best model and its step model as ``.keras``."""
+    import keras
+
+    from seqflow.models.charlm import CharLMSpec, build_char_model, build_step_model
+
+    seed_everything(seed)
+    spec = CharLMSpec(
+        vocab_size=len(vocabulary),
+        embedding_dim=training.embedding_dim,
+        rnn_units=training.rnn_units,
+        layers=training.layers,
+        dropout=training.dropout,
+        stateful=training.stateful,
+        batch_size=training.batch_size,
+    )
+    model = build_char_model(architecture, spec)
+    model.compile(optimizer=make_optimizer(training), loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    x, y = training_windows(train_ids, training.seq_length, training.batch_size, training.stateful)
+    if training.stateful:
+        # A stateful model has a fixed batch: drop the windows of an incomplete last batch.
+        usable = len(x) // training.batch_size * training.batch_size
+        x, y = x[:usable], y[:usable]
+
+    history: dict[str, list[float]] = {"loss": [], "perplexity": [], "val_loss": [], "val_perplexity": []}
+    best: dict[str, object] = {"loss": math.inf, "epoch": 0, "weights": None}
+
+    class EpochEnd(keras.callbacks.Callback):
+        def on_epoch_begin(self, epoch: int, logs=None) -> None:  # noqa: ANN001
+            if training.stateful:
+                # Each epoch reads the streams from their start again.
+                for layer in self.model.layers:
+                    if hasattr(layer, "reset_state") and getattr(layer, "stateful", False):
+                        layer.reset_state()
+
+        def on_epoch_end(self, epoch: int, logs=None) -> None:  # noqa: ANN001
+            number = epoch + 1
+            step_model = build_step_model(self.model)
+            val_loss = stream_loss(step_model, validation_ids, training.validation_streams, training.validation_window)
+            train_loss = float((logs or {})["loss"])
+            metrics = {
+                "loss": train_loss,
+                "perplexity": math.exp(min(train_loss, 50.0)),
+                "val_loss": val_loss,
+                "val_perplexity": math.exp(min(val_loss, 50.0)),
+            }
+            for key, value in metrics.items():
+                history[key].append(value)
+            logger.info("%s epoch %d: loss %.4f, val_loss %.4f (perplexity %.3f)", architecture, number, train_loss,
+                        val_loss, metrics["val_perplexity"])
+            if val_loss < best["loss"]:
+                best.update(loss=val_loss, epoch=number, weights=self.model.get_weights())
+            if on_epoch_end is not None:
+                on_epoch_end(number, metrics)
+            if on_samples is not None and (number % sampling.every_epochs == 0 or number == training.epochs):
+                on_samples(number, render_samples(CharGenerator(step_model, vocabulary), sample_prefix, sampling))
+            patience = training.early_stopping_patience
+            if patience is not None and number - int(best["epoch"]) >= patience:
+                logger.info("%s: no better validation loss for %d epochs; stopping", architecture, patience)
+                self.model.stop_training = True
+
+    logger.info("training %s: %d parameters, %d windows, up to %d epochs", architecture, model.count_params(), len(x),
+                training.epochs)
+    started = time.perf_counter()
+    model.fit(
+        x,
+        y,
+        epochs=training.epochs,
+        batch_size=training.batch_size,
+        # Stateful windows must stay in stream order; stateless ones are shuffled.
+        shuffle=not training.stateful,
+        callbacks=[EpochEnd()],
+        verbose=1 if sys.stdout.isatty() else 2,
+    )
+    seconds = time.perf_counter() - started
+    if best["weights"] is not None:
+        model.set_weights(best["weights"])
+
+    output_dir = Path(output_dir)
+    output_dir.mkdir(parents=True, exist_ok=True)
+    model_path = output_dir / f"{architecture}.keras"
+    model.save(model_path)
+    step_model_path = output_dir / f"{architecture}_step.keras"
+    build_step_model(model).save(step_model_path)
+    return CharTrainingOutcome(
+        architecture=architecture,
+        model_path=model_path,
+        step_model_path=step_model_path,
+        history=history,
+        epochs_run=len(history["loss"]),
+        best_epoch=int(best["epoch"]),
+        best_val_loss=float(best["loss"]),
+        seconds=seconds,
+        parameters=int(model.count_params()),
+    )

@@ -1,0 +1,68 @@
+"""CharLM config, settings names and the lower-is-better promotion gate."""
+
+from __future__ import annotations
+
+import pytest
+
+from seqflow.config import CHARLM_PROFILES, PromotionConfig, resolve_charlm_config
+from seqflow.errors import ConfigError
+from seqflow.promotion import decide_by_metric, decide_promotion
+from seqflow.settings import TrackingSettings, load_settings
+
+
+def test_profiles_resolve_and_overrides_are_typed():
+    for name in CHARLM_PROFILES:
+        assert resolve_charlm_config(name).profile == name
+    config = resolve_charlm_config(
+        "quick", {"seed": "3"},
+        {"training.architectures": "char_gru,char_lstm", "training.stateful": "true", "sampling.temperatures": "0,1.2",
+         "data.max_chars": "None", "seed": "9"},
+    )
+    assert config.seed == 9 and config.training.architectures == ("char_gru", "char_lstm")
+    assert config.training.stateful is True and config.sampling.temperatures == (0.0, 1.2)
+    assert config.data.max_chars is None
+    assert config.to_flat_dict()["training.rnn_units"] == 256
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "message"),
+    [
+        ("training.layers", "3", "layers must be 1 or 2"),
+        ("training.architectures", "char_transformer", "unknown or no architectures"),
+        ("training.seq_length", "0", "seq_length must be positive"),
+        ("data.validation_fraction", "0.7", "validation_fraction"),
+        ("tokenisation.max_length", "3", "unknown config section"),
+        ("training.colour", "red", "unknown setting"),
+        ("training.epochs", "many", "must be int"),
+    ],
+)
+def test_bad_overrides_name_the_problem(key, value, message):
+    with pytest.raises(ConfigError, match=message):
+        resolve_charlm_config("quick", None, {key: value})
+    with pytest.raises(ConfigError, match="unknown charlm profile 'nope'"):
+        resolve_charlm_config("nope")
+
+
+def test_charlm_names_default_to_the_sentiment_names_plus_suffix(tmp_path):
+    settings = TrackingSettings(experiment_name="exp", registered_model_name="model").for_charlm()
+    assert (settings.experiment_name, settings.registered_model_name) == ("exp-charlm", "model-charlm")
+    assert settings.for_charlm() == settings
+    env_file = tmp_path / "x.env"
+    env_file.write_text("SEQFLOW_CHARLM_MODEL_NAME=lyrics-lm\n")
+    loaded = load_settings(env_file, environ={}).for_charlm()
+    assert loaded.registered_model_name == "lyrics-lm" and loaded.experiment_name == "seqflow-imdb-charlm"
+
+
+def test_lower_is_better_gate():
+    def decide(challenger, champion):
+        return decide_by_metric("2", challenger, "1" if champion else None, champion, metric="validation perplexity",
+                                higher_is_better=False, bound=6.0, min_improvement=0.1, data="validation text")
+
+    assert decide(5.0, None).promote and "first champion: validation perplexity 5.0000" in decide(5.0, None).reason
+    assert not decide(6.5, None).promote and "above the ceiling 6.0000" in decide(6.5, None).reason
+    assert decide(4.0, 4.5).promote
+    assert not decide(4.45, 4.5).promote and "does not beat champion v1" in decide(4.45, 4.5).reason
+    assert not decide(float("nan"), None).promote
+    # The sentiment gate keeps its wording.
+    sentiment = decide_promotion("3", 0.6, None, None, PromotionConfig(accuracy_floor=0.7))
+    assert not sentiment.promote and sentiment.reason == "test accuracy 0.6000 is below the floor 0.7000"

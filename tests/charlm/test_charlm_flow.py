@@ -1,0 +1,156 @@
+"""`seqflow charlm run` end to end on the session's Prefect server and a temporary MLflow store."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+from mlflow import MlflowClient
+
+from seqflow.tracking import CHAMPION_ALIAS, ROLE_TAG
+from tests.charlm.conftest import CHINESE_LINES, charlm_settings_in, tiny_charlm_config_in
+
+pytestmark = pytest.mark.slow
+
+
+def _runs(client: MlflowClient, experiment_name: str):
+    experiment = client.get_experiment_by_name(experiment_name)
+    return client.search_runs([experiment.experiment_id])
+
+
+@pytest.fixture(scope="module")
+def shared_folder(tmp_path_factory):
+    return tmp_path_factory.mktemp("charlm_flow")
+
+
+@pytest.fixture(scope="module")
+def shared_settings(shared_folder):
+    return charlm_settings_in(shared_folder)
+
+
+@pytest.fixture(scope="module")
+def first_execution(prefect_api, shared_folder, shared_settings):
+    """One execution shared by the tests of this module (training is the slow part)."""
+    from seqflow.flows.charlm import charlm_flow
+
+    config = tiny_charlm_config_in(shared_folder)
+    return config, charlm_flow(config, shared_settings)
+
+
+def test_charlm_run_tracks_registers_and_promotes(first_execution, shared_settings):
+    config, summary = first_execution
+    settings = shared_settings
+    assert settings.experiment_name == "seqflow-test-charlm"
+    assert settings.registered_model_name == "seqflow-test-sentiment-charlm"
+    client = MlflowClient(settings.tracking_uri)
+    runs = _runs(client, settings.experiment_name)
+    parents = [run for run in runs if run.data.tags.get(ROLE_TAG) == "charlm-pipeline"]
+    children = [run for run in runs if run.data.tags.get(ROLE_TAG) == "charlm-architecture"]
+    assert len(parents) == 1 and len(children) == 2
+    assert {run.info.status for run in runs} == {"FINISHED"}
+    parent_id = parents[0].info.run_id
+    for child in children:
+        assert child.data.tags["mlflow.parentRunId"] == parent_id
+        assert child.data.tags["dataset_digest"] == parents[0].data.tags["dataset_digest"]
+        for key in ("loss", "perplexity", "val_loss", "val_perplexity"):
+            history = client.get_metric_history(child.info.run_id, key)
+            assert [point.step for point in history] == [1, 2]
+        val_losses = [p.value for p in client.get_metric_history(child.info.run_id, "val_loss")]
+        # The registered model is the best epoch's: its re-measured loss is the best logged one.
+        assert child.data.metrics["best_val_loss"] == pytest.approx(min(val_losses), rel=1e-4)
+        artifacts = {item.path for item in client.list_artifacts(child.info.run_id)}
+        assert {"model", "plots", "history.json", "samples"} <= artifacts
+        samples = [item.path for item in client.list_artifacts(child.info.run_id, "samples")]
+        assert samples == ["samples/epoch_001.txt", "samples/epoch_002.txt"]
+        text = client.download_artifacts(child.info.run_id, "samples/epoch_002.txt")
+        content = open(text, encoding="utf-8").read()
+        assert content.count("--- seed 0, temperature") == len(config.sampling.temperatures)
+        assert "ROMEO:" in content
+    assert {"comparison.txt", "comparison.csv", "contracts"} <= {i.path for i in client.list_artifacts(parent_id)}
+
+    versions = client.search_model_versions(f"name='{settings.registered_model_name}'")
+    assert sorted(v.tags["architecture"] for v in versions) == ["char_gru", "char_lstm"]
+    champion = client.get_model_version_by_alias(settings.registered_model_name, CHAMPION_ALIAS)
+    best = min(summary.rows, key=lambda row: row.val_perplexity)
+    assert champion.tags["architecture"] == best.architecture
+    assert float(champion.tags["val_perplexity"]) == pytest.approx(best.val_perplexity, rel=1e-5)
+    assert summary.champion_version == str(champion.version)
+    assert "first champion: validation perplexity" in summary.decision_reason
+
+
+def test_generate_answers_from_a_fresh_process(first_execution, shared_settings, tmp_path):
+    env_file = tmp_path / "test.env"
+    env_file.write_text(
+        f"MLFLOW_TRACKING_URI={shared_settings.tracking_uri}\n"
+        "MLFLOW_EXPERIMENT_NAME=seqflow-test\n"
+        "SEQFLOW_REGISTERED_MODEL_NAME=seqflow-test-sentiment\n"
+    )
+    command = [sys.executable, "-m", "seqflow.cli", "--env-file", str(env_file), "generate", "--prefix", "ROMEO:",
+               "--length", "120", "--temperature", "0.8", "--seed", "3", "--json"]
+    first = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=600)
+    assert first.returncode == 0, first.stderr[-3000:]
+    result = json.loads(first.stdout)
+    assert result["text"] == "ROMEO:" + result["continuation"] and len(result["continuation"]) == 120
+    second = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=600)
+    # Same seed, same text.
+    assert json.loads(second.stdout) == result
+
+
+def test_worse_second_execution_does_not_move_the_champion(first_execution, shared_folder, shared_settings):
+    from seqflow.flows.charlm import charlm_flow
+
+    client = MlflowClient(shared_settings.tracking_uri)
+    name = shared_settings.registered_model_name
+    before = client.get_model_version_by_alias(name, CHAMPION_ALIAS)
+    # Same data; a learning rate this small leaves the model near uniform.
+    worse = tiny_charlm_config_in(shared_folder, **{"training.architectures": "char_simple_rnn", "training.epochs": "1",
+                                                    "training.learning_rate": "1e-7"})
+    summary = charlm_flow(worse, shared_settings)
+    assert client.get_model_version_by_alias(name, CHAMPION_ALIAS).version == before.version
+    assert "does not beat champion" in summary.decision_reason
+    assert "not_promoted_reason" in client.get_model_version(name, summary.rows[0].version).tags
+
+
+def test_failure_mid_run_leaves_no_version_alias_or_running_run(prefect_api, tiny_charlm_config,
+                                                                charlm_tracking_settings, monkeypatch):
+    from seqflow import char_training  # noqa: F401 - patched where char_steps imports it
+    from seqflow.flows.charlm import charlm_flow
+
+    real_train = char_training.train_char_model
+
+    def crash_on_lstm(architecture, *args, **kwargs):
+        if architecture == "char_lstm":
+            raise RuntimeError("simulated crash while training char_lstm")
+        return real_train(architecture, *args, **kwargs)
+
+    monkeypatch.setattr(char_training, "train_char_model", crash_on_lstm)
+    with pytest.raises(RuntimeError, match="simulated crash"):
+        charlm_flow(tiny_charlm_config(**{"training.epochs": "1"}), charlm_tracking_settings)
+    client = MlflowClient(charlm_tracking_settings.tracking_uri)
+    statuses = {run.data.tags.get("architecture", "pipeline"): run.info.status
+                for run in _runs(client, charlm_tracking_settings.experiment_name)}
+    assert statuses == {"pipeline": "FAILED", "char_gru": "FINISHED", "char_lstm": "FAILED"}
+    assert client.search_model_versions(f"name='{charlm_tracking_settings.registered_model_name}'") == []
+
+
+def test_chinese_text_trains_and_generates(prefect_api, tiny_charlm_config, charlm_tracking_settings, chinese_text_path):
+    from seqflow.flows.charlm import charlm_flow
+    from seqflow.tracking import Tracker
+
+    config = tiny_charlm_config(**{
+        "data.source": f"text:{chinese_text_path}", "data.max_chars": "None", "data.block_chars": "400",
+        "contracts.min_chars": "200", "training.architectures": "char_lstm", "training.epochs": "1",
+        "sampling.prefix": "",
+    })
+    summary = charlm_flow(config, charlm_tracking_settings)
+    assert summary.champion_version == "1"
+    model = Tracker(charlm_tracking_settings).load_pyfunc(f"models:/{charlm_tracking_settings.registered_model_name}@champion")
+    import pandas as pd
+
+    result = model.predict(pd.DataFrame({"prefix": ["床前"], "length": [30], "temperature": [0.7], "seed": [1]}))
+    continuation = result["continuation"][0]
+    assert len(continuation) == 30
+    poem_chars = set("".join(CHINESE_LINES) + "\n")
+    assert set(continuation) <= poem_chars
