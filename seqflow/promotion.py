@@ -6,6 +6,10 @@ from dataclasses import dataclass
 
 from seqflow.config import PromotionConfig
 
+# The gates, named as their settings so a refusal says which one to change (``--set promotion.<gate>=...``).
+FLOOR_GATE = "accuracy_floor"
+IMPROVEMENT_GATE = "min_improvement"
+
 
 @dataclass(frozen=True)
 class PromotionDecision:
@@ -15,6 +19,8 @@ class PromotionDecision:
     challenger_accuracy: float
     champion_version: str | None = None
     champion_accuracy: float | None = None
+    # The gate that refused the challenger; None when it was promoted.
+    refused_by: str | None = None
 
 
 def decide_promotion(
@@ -29,15 +35,16 @@ def decide_promotion(
     ``champion_accuracy`` must be measured on the same test data as ``challenger_accuracy``.
     """
 
-    def decision(promote: bool, reason: str) -> PromotionDecision:
+    def decision(promote: bool, reason: str, refused_by: str | None = None) -> PromotionDecision:
         return PromotionDecision(
-            promote, reason, challenger_version, challenger_accuracy, champion_version, champion_accuracy
+            promote, reason, challenger_version, challenger_accuracy, champion_version, champion_accuracy, refused_by
         )
 
     if not challenger_accuracy >= promotion.accuracy_floor:
         return decision(
             False,
             f"test accuracy {challenger_accuracy:.4f} is below the floor {promotion.accuracy_floor:.4f}",
+            FLOOR_GATE,
         )
     if champion_version is None or champion_accuracy is None:
         return decision(True, f"first champion: test accuracy {challenger_accuracy:.4f}")
@@ -51,4 +58,5 @@ def decide_promotion(
         False,
         f"test accuracy {challenger_accuracy:.4f} does not beat champion v{champion_version} "
         f"({champion_accuracy:.4f}) by more than {promotion.min_improvement:.4f} on the same test data",
+        IMPROVEMENT_GATE,
     )

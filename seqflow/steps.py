@@ -19,6 +19,7 @@ from seqflow.contracts import ContractReport
 from seqflow.datasets import SplitFiles
 from seqflow.evaluation import classification_metrics, overfitting_figures, plot_confusion_matrix, plot_learning_curves
 from seqflow.promotion import PromotionDecision, decide_promotion
+from seqflow.registry import VIA_RUN, audit_tags, champion_accuracy_on
 from seqflow.tokenise import TokenisedData, load_arrays, load_vocabulary
 from seqflow.tracking import FLOW_RUN_TAG, ROLE_TAG, RegisteredVersion, Tracker
 from seqflow.training import export_serving_model, train_classifier
@@ -238,18 +239,8 @@ def evaluate_architecture(tracker: Tracker, trained: TrainedModel, tokenised: To
 
 
 def _champion_accuracy_on(tracker: Tracker, champion, split_files: SplitFiles) -> float:  # noqa: ANN001
-    """The champion's test accuracy on this execution's test split: from its tags if it was measured on the
-    same data (same digest), otherwise by scoring the champion model on this test split now."""
-    tags = champion.tags or {}
-    if tags.get("dataset_digest") == split_files.digest and "test_accuracy" in tags:
-        return float(tags["test_accuracy"])
-    import pandas as pd
-
-    test = pd.read_parquet(split_files.test_path)
-    logger.info("champion v%s was measured on other data; scoring it on this test split", champion.version)
-    model = tracker.load_pyfunc(f"models:/{tracker.settings.registered_model_name}/{champion.version}")
-    predictions = model.predict(pd.DataFrame({"text": test["text"].tolist()}))
-    return classification_metrics(predictions["probability"].to_numpy(), test["label"].to_numpy())["accuracy"]
+    """The champion's test accuracy on this execution's test split (see :func:`registry.champion_accuracy_on`)."""
+    return champion_accuracy_on(tracker, champion, split_files.digest, lambda: split_files.test_path)
 
 
 def register_and_promote(
@@ -294,14 +285,8 @@ def register_and_promote(
             promotion,
         )
         if decision.promote:
-            tracker.set_champion(
-                best.version,
-                {
-                    "promoted_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-                    "promoted_by": "seqflow run",
-                    "promotion_reason": decision.reason,
-                },
-            )
+            previous = str(champion.version) if champion is not None else None
+            tracker.set_champion(best.version, audit_tags(decision.reason, VIA_RUN, previous))
         else:
             tracker.tag_version(best.version, {"not_promoted_reason": decision.reason})
         tracker.set_tags(parent_run_id, {"promotion": decision.reason})

@@ -11,9 +11,11 @@ instead of failing with "database is locked" (checked with 6 processes logging r
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import os
 import subprocess
+import sys
 import tempfile
 import time
 from dataclasses import dataclass
@@ -30,6 +32,12 @@ MODEL_ARTIFACT_PATH = "model"
 # Tag that links every MLflow run to the Prefect flow run that created it (used to close runs of a failed flow).
 FLOW_RUN_TAG = "seqflow.prefect_flow_run_id"
 ROLE_TAG = "seqflow.role"
+# Registered-model tag: JSON list of every move of the champion alias (oldest first), so rollback knows the
+# champion before the current one.
+CHAMPION_HISTORY_TAG = "champion_history"
+# Registered-model tag values are VARCHAR(5000) in MLflow's SQL schema (PostgreSQL enforces it): the history
+# keeps as many of the latest moves as fit.
+CHAMPION_HISTORY_MAX_CHARS = 5000
 # MLflow accepts at most this many params per log_batch call.
 PARAMS_PER_BATCH = 100
 
@@ -253,11 +261,89 @@ class Tracker:
         except MlflowException:
             return None
 
-    def set_champion(self, version: str, audit: dict[str, str]) -> None:
+    def model_version(self, version: str):  # noqa: ANN201 - mlflow ModelVersion
+        """Version ``version`` of the registered model; a TrackingError naming the versions there are if absent."""
+        from mlflow.exceptions import MlflowException
+
         name = self.settings.registered_model_name
-        for key, value in audit.items():
-            self.client.set_model_version_tag(name, version, key, value)
-        self.client.set_registered_model_alias(name, CHAMPION_ALIAS, version)
+        try:
+            return self.client.get_model_version(name, str(version))
+        except MlflowException:
+            try:
+                known = sorted(int(found.version) for found in self.client.search_model_versions(f"name='{name}'"))
+            except MlflowException:
+                known = []
+            raise TrackingError(
+                f"registered model {name!r} has no version {version!r} in {self.settings.tracking_uri} "
+                f"(versions: {', '.join(map(str, known)) or 'none'})"
+            ) from None
+
+    def champion_history(self) -> list[dict[str, str]]:
+        """Every recorded move of the champion alias, oldest first (empty before the first one)."""
+        from mlflow.exceptions import MlflowException
+
+        try:
+            tags = self.client.get_registered_model(self.settings.registered_model_name).tags
+        except MlflowException:
+            return []
+        return json.loads(tags.get(CHAMPION_HISTORY_TAG) or "[]")
+
+    def set_champion(self, version: str, audit: dict[str, str], action: str = "promote") -> None:
+        """Point ``champion`` at ``version``, tag it with ``audit`` and append the move to the history.
+
+        All or nothing: if any step fails, the alias, the version's tags and the history are put back as they
+        were (the alias is removed again if there was no champion before).
+        """
+        name = self.settings.registered_model_name
+        previous = self.champion()
+        previous_tags = dict(self.client.get_model_version(name, version).tags)
+        history = self.champion_history()
+        entry = {"version": str(version), "action": action, **{key: str(value) for key, value in audit.items()}}
+        try:
+            self.client.set_registered_model_alias(name, CHAMPION_ALIAS, version)
+            self.tag_version(version, audit)
+            self.client.set_registered_model_tag(name, CHAMPION_HISTORY_TAG, _bounded_history([*history, entry]))
+        except BaseException as exc:
+            self._restore_champion(version, previous, previous_tags, list(audit), history)
+            if isinstance(exc, Exception):
+                raise TrackingError(f"moving {name}@{CHAMPION_ALIAS} to v{version} failed, nothing changed: {exc}") from exc
+            raise
+
+    def _restore_champion(self, version, previous, previous_tags, audit_keys, history) -> None:  # noqa: ANN001
+        name = self.settings.registered_model_name
+        if previous is not None:
+            self.client.set_registered_model_alias(name, CHAMPION_ALIAS, previous.version)
+        else:
+            self.client.delete_registered_model_alias(name, CHAMPION_ALIAS)
+        for key in audit_keys:
+            if key in previous_tags:
+                self.client.set_model_version_tag(name, version, key, previous_tags[key])
+            else:
+                self.client.delete_model_version_tag(name, version, key)
+        self.client.set_registered_model_tag(name, CHAMPION_HISTORY_TAG, _bounded_history(history))
+
+    def run_data(self, run_id: str) -> tuple[dict[str, str], dict[str, float]]:
+        """``(params, metrics)`` of a run."""
+        data = self.client.get_run(run_id).data
+        return dict(data.params), dict(data.metrics)
+
+    def model_server_command(self, model_uri: str, host: str, port: int) -> tuple[list[str], dict[str, str]]:
+        """``mlflow models serve`` for ``model_uri`` in this environment, and the environment it needs."""
+        interpreter_bin = str(Path(sys.executable).parent)
+        environment = {
+            **os.environ,
+            "MLFLOW_TRACKING_URI": self.settings.tracking_uri,
+            "MLFLOW_REGISTRY_URI": self.settings.tracking_uri,
+            # The scoring server starts `uvicorn` by name: find the one of this environment even when it is
+            # not activated.
+            "PATH": os.pathsep.join([interpreter_bin, os.environ.get("PATH", "")]),
+        }
+        command = [
+            sys.executable, "-m", "mlflow", "models", "serve", "-m", model_uri,
+            # Our environment already has every requirement; no conda/virtualenv is built per model.
+            "--env-manager", "local", "--host", host, "--port", str(port),
+        ]
+        return command, environment
 
     def tag_version(self, version: str, tags: dict[str, str]) -> None:
         for key, value in tags.items():
@@ -272,3 +358,13 @@ class Tracker:
                 return mlflow.pyfunc.load_model(model_uri)
         except (MlflowException, OSError) as exc:
             raise TrackingError(f"cannot load model {model_uri!r}: {str(exc).splitlines()[0]}") from None
+
+
+def _bounded_history(history: list[dict[str, str]]) -> str:
+    """``history`` as JSON, dropping the oldest moves until it fits a registered-model tag."""
+    kept = list(history)
+    while True:
+        text = json.dumps(kept, separators=(",", ":"))
+        if len(text) <= CHAMPION_HISTORY_MAX_CHARS or not kept:
+            return text
+        kept.pop(0)
