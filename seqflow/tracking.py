@@ -299,28 +299,29 @@ class Tracker:
         previous_tags = dict(self.client.get_model_version(name, version).tags)
         history = self.champion_history()
         entry = {"version": str(version), "action": action, **{key: str(value) for key, value in audit.items()}}
+        alias_moved = False
+        tagged: list[str] = []
         try:
             self.client.set_registered_model_alias(name, CHAMPION_ALIAS, version)
-            self.tag_version(version, audit)
+            alias_moved = True
+            for key, value in audit.items():
+                self.client.set_model_version_tag(name, version, key, str(value))
+                tagged.append(key)
             self.client.set_registered_model_tag(name, CHAMPION_HISTORY_TAG, _bounded_history([*history, entry]))
         except BaseException as exc:
-            self._restore_champion(version, previous, previous_tags, list(audit), history)
+            # Undo what was written, newest first; the history is the last write, so it never needs undoing.
+            for key in reversed(tagged):
+                if key in previous_tags:
+                    self.client.set_model_version_tag(name, version, key, previous_tags[key])
+                else:
+                    self.client.delete_model_version_tag(name, version, key)
+            if alias_moved and previous is not None:
+                self.client.set_registered_model_alias(name, CHAMPION_ALIAS, previous.version)
+            elif alias_moved:
+                self.client.delete_registered_model_alias(name, CHAMPION_ALIAS)
             if isinstance(exc, Exception):
                 raise TrackingError(f"moving {name}@{CHAMPION_ALIAS} to v{version} failed, nothing changed: {exc}") from exc
             raise
-
-    def _restore_champion(self, version, previous, previous_tags, audit_keys, history) -> None:  # noqa: ANN001
-        name = self.settings.registered_model_name
-        if previous is not None:
-            self.client.set_registered_model_alias(name, CHAMPION_ALIAS, previous.version)
-        else:
-            self.client.delete_registered_model_alias(name, CHAMPION_ALIAS)
-        for key in audit_keys:
-            if key in previous_tags:
-                self.client.set_model_version_tag(name, version, key, previous_tags[key])
-            else:
-                self.client.delete_model_version_tag(name, version, key)
-        self.client.set_registered_model_tag(name, CHAMPION_HISTORY_TAG, _bounded_history(history))
 
     def run_data(self, run_id: str) -> tuple[dict[str, str], dict[str, float]]:
         """``(params, metrics)`` of a run."""

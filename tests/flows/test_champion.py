@@ -123,7 +123,9 @@ def test_refused_promotion_then_forced_then_rolled_back(store, env_file, capsys)
     code, _, err = _seqflow(capsys, "--env-file", env_file, "promote", other.version, "--force")
     assert code == 2 and "--force needs --reason" in err
 
-    code, out, err = _seqflow(capsys, "--env-file", env_file, "promote", other.version, "--force", "--reason", "canary")
+    code, out, err = _seqflow(
+        capsys, "--env-file", env_file, "promote", other.version, "--force", "--reason", "canary", *NO_FLOOR
+    )
     assert code == 0, err
     assert "FORCED" in out
     promoted = client.get_model_version_by_alias(name, CHAMPION_ALIAS)
@@ -190,21 +192,27 @@ def test_champion_measured_on_other_data_is_rescored_before_promote(store):
     assert rescored in str(refused.value)
 
 
-def test_alias_move_is_all_or_nothing(store, monkeypatch):
+@pytest.mark.parametrize("failing_write", ["set_model_version_tag", "set_registered_model_tag"])
+def test_alias_move_is_all_or_nothing(store, monkeypatch, failing_write):
+    """The alias moves first; a failure writing the audit tags (after one succeeded) or the history undoes it all."""
     from seqflow.registry import promote_version
 
     client, champion, other = _champion_and_other(store)
     name = store.registered_model_name
     tracker = Tracker(store)
     history_before = tracker.champion_history()
+    real_write = getattr(tracker.client, failing_write)
+    calls: list[str] = []
 
-    def history_write_fails(*args, **kwargs):
-        raise RuntimeError("registry went away")
+    def second_write_fails(*args, **kwargs):
+        calls.append(args[-2])
+        if len(calls) == 2 or failing_write == "set_registered_model_tag":
+            raise RuntimeError("registry went away")
+        return real_write(*args, **kwargs)
 
-    # The alias and the version's audit tags are written before the history: all must be undone.
-    monkeypatch.setattr(tracker.client, "set_registered_model_tag", history_write_fails)
+    monkeypatch.setattr(tracker.client, failing_write, second_write_fails)
     with pytest.raises(TrackingError, match="nothing changed"):
-        promote_version(tracker, other.version, get_profile("quick").promotion, reason="test", force=True)
+        promote_version(tracker, other.version, PromotionConfig(accuracy_floor=0.0), reason="test", force=True)
     monkeypatch.undo()
     assert client.get_model_version_by_alias(name, CHAMPION_ALIAS).version == champion.version
     assert client.get_model_version(name, other.version).tags == other.tags
@@ -266,7 +274,7 @@ def test_serve_scores_raw_reviews_over_http(store, env_file, tmp_path):
         reviews = [
             "A wonderful film, the best acting I have seen all year.",
             "Awful. Boring and far too long; I walked out.",
-            "",
+            "Not bad at all.",
         ]
         url = f"http://127.0.0.1:{port}/invocations"
         records = _post(url, {"dataframe_records": [{"text": text} for text in reviews]})["predictions"]
