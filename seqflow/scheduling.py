@@ -56,12 +56,12 @@ def serve_schedule(
     print(f"serving deployment {deployment!r} on {api_url or 'a temporary Prefect server (set PREFECT_API_URL)'}")
     print(f"  cron {cron!r} ({timezone}); parameters {parameters}")
     print("  next runs: " + ", ".join(moment.isoformat(timespec="minutes") for moment in upcoming))
-    print(f"  run now:   prefect deployment run {deployment!r}; stop with Ctrl-C (pauses the schedule)", flush=True)
+    print(f"  run now:   prefect deployment run {deployment!r}; stop with Ctrl-C or SIGTERM", flush=True)
     if not api_url:
         print("warning: without PREFECT_API_URL the deployment lives only as long as this process", flush=True)
     with warnings.catch_warnings():
         # Prefect's SIGTERM handler calls the runner's async stop without awaiting it, then exits; the
-        # deployment is still paused on the way out. Its "never awaited" warning is noise in a service log.
+        # deployment is usually paused on the way out. Its "never awaited" warning is noise in a service log.
         warnings.filterwarnings("ignore", message="coroutine 'Runner.astop' was never awaited")
         try:
             scheduled_pipeline.serve(

@@ -296,6 +296,7 @@ def test_serve_scores_raw_reviews_over_http(store, env_file, tmp_path):
     output = log_path.read_text()
     assert returncode == 0, output[-3000:]
     assert "Traceback" not in output and "model server stopped" in output
-    # The server process group is gone with it: the port is free again.
+    # The server process group is gone with it: nothing listens on the port (closed connections may linger).
     with socket.socket() as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         probe.bind(("127.0.0.1", port))
