@@ -9,7 +9,6 @@ from __future__ import annotations
 from prefect import flow
 
 from seqflow.config import resolve_pipeline_config
-from seqflow.flows.sentiment import sentiment_flow
 from seqflow.settings import load_settings
 from seqflow.steps import RunSummary
 
@@ -21,6 +20,11 @@ def scheduled_pipeline(
     env_file: str | None = None,
 ) -> RunSummary:
     """Run ``seqflow run`` with a profile and overrides, against the tracking store of ``env_file``."""
+    # Imported here, not at the top: `seqflow schedule` (Flow.serve) cloudpickles this flow into each run's
+    # subprocess, and a module-level Flow object would travel by value with only part of its module's globals,
+    # so Prefect could not resolve its parameter annotations (PipelineConfig) there. Imported, it is the real one.
+    from seqflow.flows.sentiment import sentiment_flow
+
     settings = load_settings(env_file)
     config = resolve_pipeline_config(profile or settings.default_profile, dict(settings.config_overrides), overrides)
     return sentiment_flow(config, settings)

@@ -341,9 +341,10 @@ def register_and_promote_charlm(
         decision = decide_by_metric(
             best.version, best.score, str(champion.version) if champion is not None else None, champion_score,
             metric="validation perplexity", higher_is_better=False, bound=promotion.max_val_perplexity,
-            min_improvement=promotion.min_improvement, data="validation text",
+            min_improvement=promotion.min_improvement, data="validation text", bound_gate="max_val_perplexity",
         )
-        apply_promotion(tracker, decision, parent_run_id, "seqflow charlm run")
+        previous_champion = str(champion.version) if champion is not None else None
+        apply_promotion(tracker, decision, parent_run_id, "seqflow charlm run", previous_champion)
     except BaseException:
         tracker.delete_versions(versions)
         raise

@@ -31,6 +31,9 @@ from seqflow.settings import TrackingSettings, load_settings
 
 logger = logging.getLogger("seqflow")
 
+# The deployment name `seqflow schedule` serves by default: the one prefect.yaml defines for work pools.
+DEFAULT_DEPLOYMENT_NAME = "nightly"
+
 # Libraries that log at INFO about their own internals; a pipeline log should show seqflow's steps.
 NOISY_LOGGERS = (
     "great_expectations", "absl", "tensorflow", "h5py", "matplotlib", "alembic", "urllib3", "httpx", "httpcore",
@@ -41,9 +44,14 @@ NOISY_LOGGERS = (
 
 def add_config_options(parser: argparse.ArgumentParser) -> None:
     """--profile, --source, --seed and --set, shared by every command that resolves a PipelineConfig."""
-    parser.add_argument("--profile", choices=sorted(PROFILES), help="named settings (default: SEQFLOW_PROFILE or quick)")
     parser.add_argument("--source", help="data source: embedded | tfds:imdb_reviews | aclimdb:PATH | csv:PATH | parquet:PATH")
     parser.add_argument("--seed", type=int, help="the one random seed for splits, initialisation and shuffling")
+    add_profile_options(parser)
+
+
+def add_profile_options(parser: argparse.ArgumentParser) -> None:
+    """--profile and --set: enough to resolve a PipelineConfig's gates (promote, rollback)."""
+    parser.add_argument("--profile", choices=sorted(PROFILES), help="named settings (default: SEQFLOW_PROFILE or quick)")
     parser.add_argument(
         "--set",
         dest="assignments",
@@ -129,6 +137,32 @@ def build_parser() -> argparse.ArgumentParser:
 
     profiles = commands.add_parser("profiles", help="list the named profiles and their settings")
     profiles.add_argument("name", nargs="?", help="show one profile in full")
+
+    schedule = commands.add_parser(
+        "schedule", help="serve the pipeline as a Prefect deployment on a cron schedule (runs until stopped)"
+    )
+    schedule.add_argument("--cron", required=True, metavar="EXPR", help='cron expression, e.g. "0 3 * * *" (03:00 daily)')
+    schedule.add_argument("--timezone", default="UTC", help="time zone the cron expression is read in (default: UTC)")
+    schedule.add_argument(
+        "--name", default=DEFAULT_DEPLOYMENT_NAME, help=f"deployment name (default: {DEFAULT_DEPLOYMENT_NAME}, as in prefect.yaml)"
+    )
+    add_config_options(schedule)
+
+    champion = commands.add_parser("champion", help="show the current champion, its test metrics and who promoted it")
+    champion.add_argument("--json", action="store_true", help="print it as JSON")
+
+    promote = commands.add_parser("promote", help="move the champion alias to VERSION if it passes the promotion gates")
+    promote.add_argument("version", metavar="VERSION", help="registered model version")
+    rollback = commands.add_parser("rollback", help="move the champion alias back to the champion before it")
+    for alias_command in (promote, rollback):
+        alias_command.add_argument("--reason", help="why (recorded on the version; required with --force)")
+        alias_command.add_argument("--force", action="store_true", help="override a refusing gate (audited)")
+        add_profile_options(alias_command)
+
+    serve = commands.add_parser("serve", help="serve the champion over HTTP with MLflow's model server")
+    serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1, this machine only)")
+    serve.add_argument("--port", type=int, default=5001, help="port (default: 5001)")
+    serve.add_argument("--model-uri", help="MLflow model URI (default: models:/<registered name>@champion)")
     add_charlm_commands(commands)
     return parser
 
@@ -229,9 +263,9 @@ def resolve_config(args: argparse.Namespace, settings: TrackingSettings) -> Pipe
 def explicit_overrides(args: argparse.Namespace) -> dict[str, object]:
     """The settings given on the command line: --source, --seed, --arch (of run) and --set."""
     overrides: dict[str, object] = {}
-    if args.source:
+    if getattr(args, "source", None):
         overrides["data.source"] = args.source
-    if args.seed is not None:
+    if getattr(args, "seed", None) is not None:
         overrides["seed"] = args.seed
     if getattr(args, "architectures", None):
         overrides["training.architectures"] = tuple(dict.fromkeys(args.architectures))
@@ -349,6 +383,51 @@ def _cmd_profiles(args: argparse.Namespace, settings: TrackingSettings) -> int:
     return 0
 
 
+def _cmd_schedule(args: argparse.Namespace, settings: TrackingSettings) -> int:
+    from seqflow.scheduling import serve_schedule
+
+    # Fails here, before anything is served, on a bad --set / --profile / --source.
+    resolve_config(args, settings)
+    overrides = {key: str(value) for key, value in explicit_overrides(args).items()}
+    env_file = os.path.abspath(args.env_file) if args.env_file else None
+    return serve_schedule(args.name, args.cron, args.timezone, args.profile, overrides, env_file)
+
+
+def _cmd_champion(args: argparse.Namespace, settings: TrackingSettings) -> int:
+    import json
+
+    from seqflow.registry import describe_champion
+    from seqflow.tracking import Tracker
+
+    info = describe_champion(Tracker(settings))
+    print(json.dumps(info.as_dict(), indent=2) if args.json else info.render())
+    return 0
+
+
+def _cmd_promote(args: argparse.Namespace, settings: TrackingSettings) -> int:
+    from seqflow.registry import promote_version
+    from seqflow.tracking import Tracker
+
+    promotion = resolve_config(args, settings).promotion
+    print(promote_version(Tracker(settings), args.version, promotion, args.reason, args.force).render())
+    return 0
+
+
+def _cmd_rollback(args: argparse.Namespace, settings: TrackingSettings) -> int:
+    from seqflow.registry import rollback
+    from seqflow.tracking import Tracker
+
+    promotion = resolve_config(args, settings).promotion
+    print(rollback(Tracker(settings), promotion, args.reason, args.force).render())
+    return 0
+
+
+def _cmd_serve(args: argparse.Namespace, settings: TrackingSettings) -> int:
+    from seqflow.model_server import serve_model
+
+    return serve_model(settings, args.host, args.port, args.model_uri)
+
+
 _COMMANDS = {
     "validate": _cmd_validate,
     "run": _cmd_run,
@@ -357,6 +436,11 @@ _COMMANDS = {
     "profiles": _cmd_profiles,
     "charlm": _cmd_charlm,
     "generate": _cmd_generate,
+    "schedule": _cmd_schedule,
+    "champion": _cmd_champion,
+    "promote": _cmd_promote,
+    "rollback": _cmd_rollback,
+    "serve": _cmd_serve,
 }
 
 

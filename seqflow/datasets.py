@@ -151,12 +151,17 @@ def split_source(source: SourceData, data_config: DataConfig, seed: int) -> dict
     return splits
 
 
+def dataset_dir_of(artifacts_dir: str | Path, dataset_digest: str) -> Path:
+    """Where :func:`write_splits` keeps the splits whose combined digest is ``dataset_digest``."""
+    return Path(artifacts_dir) / "datasets" / dataset_digest[:16]
+
+
 def write_splits(splits: dict[str, pd.DataFrame], source: SourceData, data_config: DataConfig, seed: int, artifacts_dir: Path) -> SplitFiles:
     """Write the splits as Parquet under a folder named by their combined content digest."""
     digests = {name: content_digest(frame) for name, frame in splits.items()}
     # Named by SplitFiles.digest, the one digest for the three splits that later steps key their files on.
     combined = _combined_digest(digests)
-    dataset_dir = Path(artifacts_dir) / "datasets" / combined[:16]
+    dataset_dir = dataset_dir_of(artifacts_dir, combined)
     dataset_dir.mkdir(parents=True, exist_ok=True)
     paths = {name: dataset_dir / f"{name}.parquet" for name in SPLITS}
     for name, frame in splits.items():

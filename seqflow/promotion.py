@@ -6,6 +6,10 @@ from dataclasses import dataclass
 
 from seqflow.config import PromotionConfig
 
+# The gates, named as their settings so a refusal says which one to change (``--set promotion.<gate>=...``).
+FLOOR_GATE = "accuracy_floor"
+IMPROVEMENT_GATE = "min_improvement"
+
 
 @dataclass(frozen=True)
 class PromotionDecision:
@@ -15,6 +19,8 @@ class PromotionDecision:
     challenger_accuracy: float
     champion_version: str | None = None
     champion_accuracy: float | None = None
+    # The gate that refused the challenger; None when it was promoted.
+    refused_by: str | None = None
 
 
 def decide_promotion(
@@ -46,18 +52,22 @@ def decide_by_metric(
     bound: float,
     min_improvement: float,
     data: str,
+    bound_gate: str = FLOOR_GATE,
 ) -> PromotionDecision:
     """The promotion gates for any metric: ``bound`` is a floor when higher is better (accuracy) and a ceiling
     when lower is better (perplexity); a champion must be beaten by more than ``min_improvement``. Both
-    scores must come from the same ``data``. The decision's ``*_accuracy`` fields hold the scores."""
+    scores must come from the same ``data``. The decision's ``*_accuracy`` fields hold the scores; its
+    ``refused_by`` names the setting of the gate that refused (``bound_gate`` for the floor or ceiling)."""
 
-    def decision(promote: bool, reason: str) -> PromotionDecision:
-        return PromotionDecision(promote, reason, challenger_version, challenger_score, champion_version, champion_score)
+    def decision(promote: bool, reason: str, refused_by: str | None = None) -> PromotionDecision:
+        return PromotionDecision(
+            promote, reason, challenger_version, challenger_score, champion_version, champion_score, refused_by
+        )
 
     sign = 1.0 if higher_is_better else -1.0
     if not sign * challenger_score >= sign * bound:
         side = "below the floor" if higher_is_better else "above the ceiling"
-        return decision(False, f"{metric} {challenger_score:.4f} is {side} {bound:.4f}")
+        return decision(False, f"{metric} {challenger_score:.4f} is {side} {bound:.4f}", bound_gate)
     if champion_version is None or champion_score is None:
         return decision(True, f"first champion: {metric} {challenger_score:.4f}")
     if sign * challenger_score > sign * champion_score + min_improvement:
@@ -70,4 +80,5 @@ def decide_by_metric(
         False,
         f"{metric} {challenger_score:.4f} does not beat champion v{champion_version} "
         f"({champion_score:.4f}) by more than {min_improvement:.4f} on the same {data}",
+        IMPROVEMENT_GATE,
     )

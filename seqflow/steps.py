@@ -29,6 +29,7 @@ from seqflow.evaluation import (
 )
 from seqflow.promotion import PromotionDecision, decide_promotion
 from seqflow.summary import TaskStatus, render_task_statuses
+from seqflow.registry import VIA_RUN, audit_tags, champion_accuracy_on
 from seqflow.tokenise import TokenisedData, load_arrays, load_vocabulary
 from seqflow.tracking import FLOW_RUN_TAG, ROLE_TAG, RegisteredVersion, Tracker
 from seqflow.training import EmbeddingSource, export_serving_model, read_embedding_source, train_classifier
@@ -297,31 +298,16 @@ def evaluate_architecture(
 
 
 def _champion_accuracy_on(tracker: Tracker, champion, split_files: SplitFiles) -> float:  # noqa: ANN001
-    """The champion's test accuracy on this execution's test split: from its tags if it was measured on the
-    same data (same digest), otherwise by scoring the champion model on this test split now."""
-    tags = champion.tags or {}
-    if tags.get("dataset_digest") == split_files.digest and "test_accuracy" in tags:
-        return float(tags["test_accuracy"])
-    import pandas as pd
-
-    test = pd.read_parquet(split_files.test_path)
-    logger.info("champion v%s was measured on other data; scoring it on this test split", champion.version)
-    model = tracker.load_pyfunc(f"models:/{tracker.settings.registered_model_name}/{champion.version}")
-    predictions = model.predict(pd.DataFrame({"text": test["text"].tolist()}))
-    return classification_metrics(predictions["probability"].to_numpy(), test["label"].to_numpy())["accuracy"]
+    """The champion's test accuracy on this execution's test split (see :func:`registry.champion_accuracy_on`)."""
+    return champion_accuracy_on(tracker, champion, split_files.digest, lambda: split_files.test_path)
 
 
-def apply_promotion(tracker: Tracker, decision: PromotionDecision, parent_run_id: str, promoted_by: str) -> None:
+def apply_promotion(
+    tracker: Tracker, decision: PromotionDecision, parent_run_id: str, via: str, previous_champion: str | None
+) -> None:
     """Move ``champion`` to the challenger with an audit trail, or tag why not; record the reason on the run."""
     if decision.promote:
-        tracker.set_champion(
-            decision.challenger_version,
-            {
-                "promoted_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-                "promoted_by": promoted_by,
-                "promotion_reason": decision.reason,
-            },
-        )
+        tracker.set_champion(decision.challenger_version, audit_tags(decision.reason, via, previous_champion))
     else:
         tracker.tag_version(decision.challenger_version, {"not_promoted_reason": decision.reason})
     tracker.set_tags(parent_run_id, {"promotion": decision.reason})
@@ -368,7 +354,7 @@ def register_and_promote(
             champion_accuracy,
             promotion,
         )
-        apply_promotion(tracker, decision, parent_run_id, "seqflow run")
+        apply_promotion(tracker, decision, parent_run_id, VIA_RUN, str(champion.version) if champion is not None else None)
     except BaseException:
         tracker.delete_versions(versions)
         raise

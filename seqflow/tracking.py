@@ -11,9 +11,11 @@ instead of failing with "database is locked" (checked with 6 processes logging r
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import os
 import subprocess
+import sys
 import tempfile
 import time
 from dataclasses import dataclass
@@ -34,6 +36,12 @@ ROLE_TAG = "seqflow.role"
 PREVIOUS_CHAMPION_TAG = "previous_champion"
 # Lock file next to a SQLite store, held while a process opens (and maybe creates) the store.
 SQLITE_LOCK_SUFFIX = ".open-lock"
+# Registered-model tag: JSON list of every move of the champion alias (oldest first), so rollback knows the
+# champion before the current one.
+CHAMPION_HISTORY_TAG = "champion_history"
+# Registered-model tag values are VARCHAR(5000) in MLflow's SQL schema (PostgreSQL enforces it): the history
+# keeps as many of the latest moves as fit.
+CHAMPION_HISTORY_MAX_CHARS = 5000
 # MLflow accepts at most this many params per log_batch call.
 PARAMS_PER_BATCH = 100
 
@@ -364,20 +372,11 @@ class Tracker:
         champion = self.champion()
         if champion is not None and str(champion.version) in doomed:
             previous = (champion.tags or {}).get(PREVIOUS_CHAMPION_TAG)
-            if previous and previous not in doomed and self._version_exists(previous):
+            if previous and previous not in doomed and self.version_exists(previous):
                 self.client.set_registered_model_alias(name, CHAMPION_ALIAS, previous)
                 logger.warning("champion alias moved back to v%s: the version that replaced it is withdrawn", previous)
         for registered in versions:
             self.client.delete_model_version(name, registered.version)
-
-    def _version_exists(self, version: str) -> bool:
-        from mlflow.exceptions import MlflowException
-
-        try:
-            self.client.get_model_version(self.settings.registered_model_name, version)
-        except MlflowException:
-            return False
-        return True
 
     def version_exists(self, version: str) -> bool:
         from mlflow.exceptions import MlflowException
@@ -397,16 +396,93 @@ class Tracker:
         except MlflowException:
             return None
 
-    def set_champion(self, version: str, audit: dict[str, str]) -> None:
-        """Tag ``version`` with ``audit`` (and the champion it replaces), then point the alias at it."""
+    def model_version(self, version: str):  # noqa: ANN201 - mlflow ModelVersion
+        """Version ``version`` of the registered model; a TrackingError naming the versions there are if absent."""
+        from mlflow.exceptions import MlflowException
+
+        name = self.settings.registered_model_name
+        try:
+            return self.client.get_model_version(name, str(version))
+        except MlflowException:
+            try:
+                known = sorted(int(found.version) for found in self.client.search_model_versions(f"name='{name}'"))
+            except MlflowException:
+                known = []
+            raise TrackingError(
+                f"registered model {name!r} has no version {version!r} in {self.settings.tracking_uri} "
+                f"(versions: {', '.join(map(str, known)) or 'none'})"
+            ) from None
+
+    def champion_history(self) -> list[dict[str, str]]:
+        """Every recorded move of the champion alias, oldest first (empty before the first one)."""
+        from mlflow.exceptions import MlflowException
+
+        try:
+            tags = self.client.get_registered_model(self.settings.registered_model_name).tags
+        except MlflowException:
+            return []
+        return json.loads(tags.get(CHAMPION_HISTORY_TAG) or "[]")
+
+    def set_champion(self, version: str, audit: dict[str, str], action: str = "promote") -> None:
+        """Point ``champion`` at ``version``, tag it with ``audit`` and append the move to the history.
+
+        All or nothing: if any step fails, the alias, the version's tags and the history are put back as they
+        were (the alias is removed again if there was no champion before).
+        """
         name = self.settings.registered_model_name
         previous = self.champion()
-        if previous is not None and str(previous.version) != str(version):
+        if previous is not None and str(previous.version) != str(version) and not audit.get(PREVIOUS_CHAMPION_TAG):
             # Lets delete_versions put the alias back if this execution fails after moving it.
             audit = {**audit, PREVIOUS_CHAMPION_TAG: str(previous.version)}
-        for key, value in audit.items():
-            self.client.set_model_version_tag(name, version, key, value)
-        self.client.set_registered_model_alias(name, CHAMPION_ALIAS, version)
+        previous_tags = dict(self.client.get_model_version(name, version).tags)
+        history = self.champion_history()
+        entry = {"version": str(version), "action": action, **{key: str(value) for key, value in audit.items()}}
+        alias_moved = False
+        tagged: list[str] = []
+        try:
+            self.client.set_registered_model_alias(name, CHAMPION_ALIAS, version)
+            alias_moved = True
+            for key, value in audit.items():
+                self.client.set_model_version_tag(name, version, key, str(value))
+                tagged.append(key)
+            self.client.set_registered_model_tag(name, CHAMPION_HISTORY_TAG, _bounded_history([*history, entry]))
+        except BaseException as exc:
+            # Undo what was written, newest first; the history is the last write, so it never needs undoing.
+            for key in reversed(tagged):
+                if key in previous_tags:
+                    self.client.set_model_version_tag(name, version, key, previous_tags[key])
+                else:
+                    self.client.delete_model_version_tag(name, version, key)
+            if alias_moved and previous is not None:
+                self.client.set_registered_model_alias(name, CHAMPION_ALIAS, previous.version)
+            elif alias_moved:
+                self.client.delete_registered_model_alias(name, CHAMPION_ALIAS)
+            if isinstance(exc, Exception):
+                raise TrackingError(f"moving {name}@{CHAMPION_ALIAS} to v{version} failed, nothing changed: {exc}") from exc
+            raise
+
+    def run_data(self, run_id: str) -> tuple[dict[str, str], dict[str, float]]:
+        """``(params, metrics)`` of a run."""
+        data = self.client.get_run(run_id).data
+        return dict(data.params), dict(data.metrics)
+
+    def model_server_command(self, model_uri: str, host: str, port: int) -> tuple[list[str], dict[str, str]]:
+        """``mlflow models serve`` for ``model_uri`` in this environment, and the environment it needs."""
+        interpreter_bin = str(Path(sys.executable).parent)
+        environment = {
+            **os.environ,
+            "MLFLOW_TRACKING_URI": self.settings.tracking_uri,
+            "MLFLOW_REGISTRY_URI": self.settings.tracking_uri,
+            # The scoring server starts `uvicorn` by name: find the one of this environment even when it is
+            # not activated.
+            "PATH": os.pathsep.join([interpreter_bin, os.environ.get("PATH", "")]),
+        }
+        command = [
+            sys.executable, "-m", "mlflow", "models", "serve", "-m", model_uri,
+            # Our environment already has every requirement; no conda/virtualenv is built per model.
+            "--env-manager", "local", "--host", host, "--port", str(port),
+        ]
+        return command, environment
 
     def tag_version(self, version: str, tags: dict[str, str]) -> None:
         for key, value in tags.items():
@@ -467,3 +543,13 @@ class Tracker:
                 f"model {model_uri!r} is not a seqflow serving model: expected one .keras file, found {len(keras_files)}"
             )
         return keras_files[0]
+
+
+def _bounded_history(history: list[dict[str, str]]) -> str:
+    """``history`` as JSON, dropping the oldest moves until it fits a registered-model tag."""
+    kept = list(history)
+    while True:
+        text = json.dumps(kept, separators=(",", ":"))
+        if len(text) <= CHAMPION_HISTORY_MAX_CHARS or not kept:
+            return text
+        kept.pop(0)

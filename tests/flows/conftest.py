@@ -13,20 +13,14 @@ from seqflow.settings import TrackingSettings
 @pytest.fixture
 def tracking_settings(tmp_path: Path) -> TrackingSettings:
     """A fresh SQLite tracking store and registry in the test's folder."""
-    return TrackingSettings(
-        tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}",
-        experiment_name="seqflow-test",
-        registered_model_name="seqflow-test-sentiment",
-        artifact_location=(tmp_path / "mlartifacts").as_uri(),
-    )
+    return tracking_settings_for(tmp_path)
 
 
-@pytest.fixture
-def tiny_overrides(tmp_path: Path, short_reviews_csv: Path) -> dict[str, str]:
+def tiny_overrides_for(base_dir: Path, reviews_csv: Path) -> dict[str, str]:
     """``section.field`` overrides of the quick profile for 400 short real reviews, two architectures."""
     return {
-        "data.source": f"csv:{short_reviews_csv}",
-        "artifacts_dir": str(tmp_path / "artifacts"),
+        "data.source": f"csv:{reviews_csv}",
+        "artifacts_dir": str(base_dir / "artifacts"),
         "tokenisation.vocab_size": "3000",
         "tokenisation.max_length": "64",
         # 280 training reviews cannot cover the vocabulary of the other splits.
@@ -41,6 +35,32 @@ def tiny_overrides(tmp_path: Path, short_reviews_csv: Path) -> dict[str, str]:
         "training.dense_units": "16",
         "promotion.accuracy_floor": "0.0",
     }
+
+
+def tracking_settings_for(base_dir: Path) -> TrackingSettings:
+    """A fresh SQLite tracking store and registry in ``base_dir``."""
+    return TrackingSettings(
+        tracking_uri=f"sqlite:///{base_dir / 'mlflow.db'}",
+        experiment_name="seqflow-test",
+        registered_model_name="seqflow-test-sentiment",
+        artifact_location=(base_dir / "mlartifacts").as_uri(),
+    )
+
+
+def write_env_file(settings: TrackingSettings, path: Path) -> Path:
+    """An ``--env-file`` for a seqflow process that uses ``settings``' store."""
+    path.write_text(
+        f"MLFLOW_TRACKING_URI={settings.tracking_uri}\n"
+        f"MLFLOW_EXPERIMENT_NAME={settings.experiment_name}\n"
+        f"SEQFLOW_REGISTERED_MODEL_NAME={settings.registered_model_name}\n"
+    )
+    return path
+
+
+@pytest.fixture
+def tiny_overrides(tmp_path: Path, short_reviews_csv: Path) -> dict[str, str]:
+    """``section.field`` overrides of the quick profile for 400 short real reviews, two architectures."""
+    return tiny_overrides_for(tmp_path, short_reviews_csv)
 
 
 @pytest.fixture

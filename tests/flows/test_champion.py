@@ -1,0 +1,302 @@
+"""`seqflow champion | promote | rollback | serve` against the registry of one real tiny pipeline run.
+
+One pipeline run (module fixture) trains two architectures; every test works on its own copy of that run's
+SQLite store (the artifacts are shared and only read), so the tests do not depend on each other's order.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+import json
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import pytest
+from mlflow import MlflowClient
+
+from seqflow.cli import main
+from seqflow.config import PromotionConfig, get_profile, with_overrides
+from seqflow.settings import TrackingSettings
+from seqflow.tracking import CHAMPION_ALIAS, CHAMPION_HISTORY_TAG, Tracker, TrackingError
+from tests.flows.conftest import tiny_overrides_for, tracking_settings_for, write_env_file
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def trained_store(prefect_api, tmp_path_factory, short_reviews) -> TrackingSettings:
+    """A store with one finished tiny pipeline run: two registered versions, the better one champion."""
+    from seqflow.flows.sentiment import sentiment_flow
+
+    base_dir = tmp_path_factory.mktemp("champion-store")
+    reviews_csv = base_dir / "short_reviews.csv"
+    short_reviews.to_csv(reviews_csv, index=False)
+    settings = tracking_settings_for(base_dir)
+    sentiment_flow(with_overrides(get_profile("quick"), tiny_overrides_for(base_dir, reviews_csv)), settings)
+    return settings
+
+
+@pytest.fixture
+def store(trained_store: TrackingSettings, tmp_path: Path) -> TrackingSettings:
+    """This test's own copy of the trained store's database."""
+    copy_path = tmp_path / "mlflow.db"
+    shutil.copy(trained_store.tracking_uri.removeprefix("sqlite:///"), copy_path)
+    return dataclasses.replace(trained_store, tracking_uri=f"sqlite:///{copy_path}")
+
+
+@pytest.fixture
+def env_file(store: TrackingSettings, tmp_path: Path) -> str:
+    return str(write_env_file(store, tmp_path / "test.env"))
+
+
+def _champion_and_other(settings: TrackingSettings):
+    client = MlflowClient(settings.tracking_uri)
+    name = settings.registered_model_name
+    champion = client.get_model_version_by_alias(name, CHAMPION_ALIAS)
+    others = [v for v in client.search_model_versions(f"name='{name}'") if v.version != champion.version]
+    assert len(others) == 1
+    return client, champion, client.get_model_version(name, others[0].version)
+
+
+# The tiny pipeline run's own floor (tiny_overrides_for): its models are far below the quick profile's.
+NO_FLOOR = ("--set", "promotion.accuracy_floor=0")
+
+
+def _seqflow(capsys, *args: str) -> tuple[int, str, str]:
+    code = main([str(arg) for arg in args])
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def test_pipeline_promotion_is_audited_and_starts_the_history(store):
+    client, champion, _ = _champion_and_other(store)
+    tags = champion.tags
+    assert tags["promoted_via"] == "seqflow run"
+    assert "@" in tags["promoted_by"]
+    assert datetime.datetime.fromisoformat(tags["promoted_at"]).tzinfo is not None
+    assert tags["previous_champion"] == ""
+    assert tags["promotion_reason"].startswith("first champion")
+    history = json.loads(client.get_registered_model(store.registered_model_name).tags[CHAMPION_HISTORY_TAG])
+    assert [(entry["version"], entry["action"], entry["promoted_via"]) for entry in history] == [
+        (str(champion.version), "promote", "seqflow run")
+    ]
+
+
+def test_champion_shows_version_run_metrics_and_audit(store, env_file, capsys):
+    _, champion, _ = _champion_and_other(store)
+    code, out, err = _seqflow(capsys, "--env-file", env_file, "champion", "--json")
+    assert code == 0, err
+    shown = json.loads(out)
+    assert shown["version"] == str(champion.version) and shown["run_id"] == champion.run_id
+    assert shown["architecture"] == champion.tags["architecture"]
+    assert shown["test_metrics"]["test_accuracy"] == pytest.approx(float(champion.tags["test_accuracy"]), abs=1e-6)
+    assert {"test_roc_auc", "test_f1", "test_loss"} <= set(shown["test_metrics"])
+    assert shown["audit"]["promoted_via"] == "seqflow run" and shown["audit"]["promoted_by"] == champion.tags["promoted_by"]
+
+    code, out, _ = _seqflow(capsys, "--env-file", env_file, "champion")
+    assert code == 0
+    assert f"@champion = v{champion.version}" in out and champion.run_id in out and champion.tags["architecture"] in out
+    assert f"accuracy {float(champion.tags['test_accuracy']):.4f}" in out
+
+
+def test_refused_promotion_then_forced_then_rolled_back(store, env_file, capsys):
+    client, champion, other = _champion_and_other(store)
+    name = store.registered_model_name
+    champion_accuracy, other_accuracy = float(champion.tags["test_accuracy"]), float(other.tags["test_accuracy"])
+
+    # The champion is the better of the two, so the other cannot beat it: the improvement gate refuses.
+    # (The tiny models are far below the quick profile's floor, so the floor is set to 0 as for their run.)
+    code, _, err = _seqflow(capsys, "--env-file", env_file, "promote", other.version, *NO_FLOOR)
+    assert code == 4
+    assert "promotion.min_improvement gate" in err
+    assert f"{other_accuracy:.4f}" in err and f"{champion_accuracy:.4f}" in err
+    assert client.get_model_version_by_alias(name, CHAMPION_ALIAS).version == champion.version
+
+    code, _, err = _seqflow(capsys, "--env-file", env_file, "promote", other.version, "--force")
+    assert code == 2 and "--force needs --reason" in err
+
+    code, out, err = _seqflow(
+        capsys, "--env-file", env_file, "promote", other.version, "--force", "--reason", "canary", *NO_FLOOR
+    )
+    assert code == 0, err
+    assert "FORCED" in out
+    promoted = client.get_model_version_by_alias(name, CHAMPION_ALIAS)
+    assert promoted.version == other.version
+    assert promoted.tags["promoted_via"] == "seqflow promote" and promoted.tags["promotion_forced"] == "true"
+    assert promoted.tags["promotion_reason"] == "canary" and promoted.tags["previous_champion"] == str(champion.version)
+    assert "does not beat champion" in promoted.tags["promotion_gates"]
+
+    code, out, err = _seqflow(capsys, "--env-file", env_file, "rollback", "--reason", "canary misbehaves", *NO_FLOOR)
+    assert code == 0, err
+    restored = client.get_model_version_by_alias(name, CHAMPION_ALIAS)
+    assert restored.version == champion.version
+    assert restored.tags["promoted_via"] == "seqflow rollback" and restored.tags["previous_champion"] == str(other.version)
+    assert restored.tags["promotion_reason"] == "canary misbehaves" and restored.tags["promotion_forced"] == "false"
+    history = Tracker(store).champion_history()
+    assert [(entry["version"], entry["action"]) for entry in history] == [
+        (str(champion.version), "promote"), (str(other.version), "promote"), (str(champion.version), "rollback")
+    ]
+
+    # The first champion has nothing before it.
+    code, _, err = _seqflow(capsys, "--env-file", env_file, "rollback")
+    assert code == 2 and "nothing to roll back to" in err
+    assert client.get_model_version_by_alias(name, CHAMPION_ALIAS).version == champion.version
+
+
+def test_gates_pass_and_floor_refuses(store, env_file, capsys):
+    client, champion, other = _champion_and_other(store)
+    name = store.registered_model_name
+    code, _, err = _seqflow(
+        capsys, "--env-file", env_file, "promote", other.version, "--set", "promotion.accuracy_floor=0.999"
+    )
+    assert code == 4
+    assert "promotion.accuracy_floor gate" in err and "below the floor 0.9990" in err
+    assert client.get_model_version_by_alias(name, CHAMPION_ALIAS).version == champion.version
+
+    # A margin of -1 lets any challenger above the floor through: promoted by the gates, not forced.
+    code, out, err = _seqflow(
+        capsys, "--env-file", env_file, "promote", other.version, "--set", "promotion.min_improvement=-1", *NO_FLOOR
+    )
+    assert code == 0, err
+    promoted = client.get_model_version_by_alias(name, CHAMPION_ALIAS)
+    assert promoted.version == other.version and promoted.tags["promotion_forced"] == "false"
+    assert "beats champion" in promoted.tags["promotion_reason"]
+
+    # Rolling back checks the floor of the version it goes back to.
+    code, _, err = _seqflow(capsys, "--env-file", env_file, "rollback", "--set", "promotion.accuracy_floor=0.999")
+    assert code == 4 and "rolling back to v" in err and "promotion.accuracy_floor gate" in err
+    assert client.get_model_version_by_alias(name, CHAMPION_ALIAS).version == other.version
+
+
+def test_champion_measured_on_other_data_is_rescored_before_promote(store):
+    """The gate compares on the challenger's test split: a champion from other data is scored, not trusted."""
+    from seqflow.registry import PromotionRefused, promote_version
+
+    client, champion, other = _champion_and_other(store)
+    name = store.registered_model_name
+    # Pretend the champion came from other data, with a recorded accuracy the challenger would beat easily.
+    client.set_model_version_tag(name, champion.version, "dataset_digest", "digest-of-other-data")
+    client.set_model_version_tag(name, champion.version, "test_accuracy", "0.0")
+    with pytest.raises(PromotionRefused) as refused:
+        promote_version(Tracker(store), other.version, PromotionConfig(accuracy_floor=0.0))
+    # Re-scored on the challenger's test split (the same rows it was measured on), it is the better one again.
+    rescored = f"({float(champion.tags['test_accuracy']):.4f})"
+    assert rescored in str(refused.value)
+
+
+@pytest.mark.parametrize("failing_write", ["set_model_version_tag", "set_registered_model_tag"])
+def test_alias_move_is_all_or_nothing(store, monkeypatch, failing_write):
+    """The alias moves first; a failure writing the audit tags (after one succeeded) or the history undoes it all."""
+    from seqflow.registry import promote_version
+
+    client, champion, other = _champion_and_other(store)
+    name = store.registered_model_name
+    tracker = Tracker(store)
+    history_before = tracker.champion_history()
+    real_write = getattr(tracker.client, failing_write)
+    calls: list[str] = []
+
+    def second_write_fails(*args, **kwargs):
+        calls.append(args[-2])
+        if len(calls) == 2 or failing_write == "set_registered_model_tag":
+            raise RuntimeError("registry went away")
+        return real_write(*args, **kwargs)
+
+    monkeypatch.setattr(tracker.client, failing_write, second_write_fails)
+    with pytest.raises(TrackingError, match="nothing changed"):
+        promote_version(tracker, other.version, PromotionConfig(accuracy_floor=0.0), reason="test", force=True)
+    monkeypatch.undo()
+    assert client.get_model_version_by_alias(name, CHAMPION_ALIAS).version == champion.version
+    assert client.get_model_version(name, other.version).tags == other.tags
+    assert Tracker(store).champion_history() == history_before
+
+
+def test_unknown_version_no_champion_and_nothing_to_serve(store, env_file, capsys):
+    client, champion, other = _champion_and_other(store)
+    code, _, err = _seqflow(capsys, "--env-file", env_file, "promote", "99")
+    assert code == 2 and "has no version '99'" in err and "(versions: 1, 2)" in err
+    code, _, err = _seqflow(capsys, "--env-file", env_file, "promote", champion.version)
+    assert code == 2 and "already" in err
+
+    client.delete_registered_model_alias(store.registered_model_name, CHAMPION_ALIAS)
+    for command in (["champion"], ["rollback"], ["serve", "--port", str(_free_port())]):
+        code, _, err = _seqflow(capsys, "--env-file", env_file, *command)
+        assert code == 2 and "has no 'champion' alias" in err, (command, err)
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def _post(url: str, payload: dict) -> dict:
+    request = urllib.request.Request(
+        url, data=json.dumps(payload).encode(), headers={"Content-Type": "application/json"}, method="POST"
+    )
+    with urllib.request.urlopen(request, timeout=120) as response:
+        return json.loads(response.read())
+
+
+# Starting the server imports TensorFlow and loads the model: slow on a busy 2-core machine.
+SERVER_START_SECONDS = 300
+
+
+def test_serve_scores_raw_reviews_over_http(store, env_file, tmp_path):
+    port = _free_port()
+    log_path = tmp_path / "serve.log"
+    with log_path.open("w") as log:
+        server = subprocess.Popen(
+            [sys.executable, "-m", "seqflow.cli", "--env-file", env_file, "serve", "--port", str(port)],
+            cwd=tmp_path, stdout=log, stderr=subprocess.STDOUT,
+        )
+    try:
+        deadline = time.monotonic() + SERVER_START_SECONDS
+        while True:
+            assert server.poll() is None, log_path.read_text()[-3000:]
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/ping", timeout=5) as response:
+                    if response.status == 200:
+                        break
+            except (urllib.error.URLError, ConnectionError, TimeoutError):
+                pass
+            assert time.monotonic() < deadline, "model server did not answer /ping:\n" + log_path.read_text()[-3000:]
+            time.sleep(2)
+
+        reviews = [
+            "A wonderful film, the best acting I have seen all year.",
+            "Awful. Boring and far too long; I walked out.",
+            "Not bad at all.",
+        ]
+        url = f"http://127.0.0.1:{port}/invocations"
+        records = _post(url, {"dataframe_records": [{"text": text} for text in reviews]})["predictions"]
+        split = _post(url, {"dataframe_split": {"columns": ["text"], "data": [[text] for text in reviews]}})["predictions"]
+        assert len(records) == len(reviews) == len(split)
+        for row, same in zip(records, split):
+            assert 0.0 <= row["probability"] <= 1.0 and row["label"] == int(row["probability"] >= 0.5)
+            assert same["probability"] == pytest.approx(row["probability"])
+        # The server answers what the champion answers in this process.
+        import pandas as pd
+
+        expected = Tracker(store).load_pyfunc(f"models:/{store.registered_model_name}@{CHAMPION_ALIAS}").predict(
+            pd.DataFrame({"text": reviews})
+        )
+        assert [row["probability"] for row in records] == pytest.approx(expected["probability"].tolist(), abs=1e-6)
+    finally:
+        server.send_signal(signal.SIGTERM)
+        returncode = server.wait(timeout=60)
+    output = log_path.read_text()
+    assert returncode == 0, output[-3000:]
+    assert "Traceback" not in output and "model server stopped" in output
+    # The server process group is gone with it: nothing listens on the port (closed connections may linger).
+    with socket.socket() as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        probe.bind(("127.0.0.1", port))
