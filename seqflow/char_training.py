@@ -20,7 +20,7 @@ import numpy as np
 from seqflow.char_generation import CharGenerator
 from seqflow.config import CharSamplingConfig, CharTrainingConfig
 from seqflow.errors import DataSourceError
-from seqflow.training import EpochCallback, make_optimizer, seed_everything
+from seqflow.training import EpochCallback, build_optimizer, seed_everything
 
 logger = logging.getLogger(__name__)
 
@@ -145,7 +145,10 @@ def train_char_model(
         batch_size=training.batch_size,
     )
     model = build_char_model(architecture, spec)
-    model.compile(optimizer=make_optimizer(training), loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    model.compile(
+        optimizer=build_optimizer(training.optimizer, training.learning_rate, training.clipnorm),
+        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+    )
     x, y = training_windows(train_ids, training.seq_length, training.batch_size, training.stateful)
     if training.stateful:
         # A stateful model has a fixed batch: drop the windows of an incomplete last batch.

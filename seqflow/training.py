@@ -85,13 +85,17 @@ def schedule_callbacks(training: TrainingConfig) -> list:
     ]
 
 
-def make_optimizer(training: TrainingConfig, steps_per_epoch: int = 1):  # noqa: ANN201 - a keras Optimizer
+def build_optimizer(name: str, learning_rate, clipnorm: float | None):  # noqa: ANN001, ANN201 - keras types
+    """A Keras optimizer by name; ``learning_rate`` is a number or a schedule, ``clipnorm`` a global-norm clip."""
     import keras
 
     optimizers = {"adam": keras.optimizers.Adam, "rmsprop": keras.optimizers.RMSprop, "sgd": keras.optimizers.SGD}
-    return optimizers[training.optimizer](
-        learning_rate=learning_rate_schedule(training, steps_per_epoch), global_clipnorm=training.clipnorm
-    )
+    return optimizers[name](learning_rate=learning_rate, global_clipnorm=clipnorm)
+
+
+def make_optimizer(training: TrainingConfig, steps_per_epoch: int = 1):  # noqa: ANN201 - a keras Optimizer
+    """The sentiment models' optimizer, with the configured learning-rate schedule."""
+    return build_optimizer(training.optimizer, learning_rate_schedule(training, steps_per_epoch), training.clipnorm)
 
 
 def model_spec(training: TrainingConfig, vocab_size: int):  # noqa: ANN201 - a ModelSpec
