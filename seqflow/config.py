@@ -103,6 +103,9 @@ class TrainingConfig:
     # Keras dtype policy while training: mixed_float16 speeds up GPUs with tensor cores, mixed_bfloat16 newer
     # CPUs/TPUs; the output layer always computes in float32 so probabilities and the loss stay precise.
     precision: Literal["float32", "mixed_float16", "mixed_bfloat16"] = "float32"
+    # Save the training state after every epoch (under artifacts_dir/checkpoints/) so that `seqflow run` after a
+    # crash resumes an interrupted training from its last completed epoch; the folder is deleted once it is done.
+    checkpoint: bool = True
 
 
 @dataclass(frozen=True)
