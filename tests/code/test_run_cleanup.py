@@ -1,10 +1,13 @@
-"""Runs left RUNNING by a dead process are found and closed; runs of live processes and other hosts are not."""
+"""Cleaning up after a dead or interrupted process: runs left RUNNING by a dead process are closed (those of live
+processes and other hosts are not), versions of unfinished executions are withdrawn, an interrupted
+registration leaves no version and the champion alias where it was."""
 
 from __future__ import annotations
 
 import subprocess
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 
 import psutil
 import pytest
@@ -12,7 +15,8 @@ from mlflow import MlflowClient
 
 from seqflow.processes import HOST_TAG, PID_TAG, STARTED_TAG, ProcessIdentity, current_process, is_gone
 from seqflow.settings import TrackingSettings
-from seqflow.steps import close_runs_of_dead_executions
+from seqflow.config import PromotionConfig
+from seqflow.steps import EvaluatedModel, close_runs_of_dead_executions, register_and_promote
 from seqflow.tracking import (
     CHAMPION_ALIAS,
     CLOSED_REASON_TAG,
@@ -157,3 +161,55 @@ def test_interrupts_end_runs_killed_and_errors_failed():
     from prefect.exceptions import TerminationSignal
 
     assert ended_status(TerminationSignal(signal=15)) == "KILLED"
+
+
+def _evaluated_model(tracker: Tracker, parent_run_id: str, accuracy: float) -> EvaluatedModel:
+    """A FINISHED child run with a (minimal) logged model, as evaluation leaves it."""
+    run_id = tracker.start_run("embedding_pool", {ROLE_TAG: "architecture"}, parent_run_id=parent_run_id)
+    tracker.log_text(run_id, "artifact_path: model\nflavors: {}\n", "model/MLmodel")
+    tracker.end_run(run_id)
+    return EvaluatedModel(
+        architecture="embedding_pool",
+        run_id=run_id,
+        model_uri=f"runs:/{run_id}/model",
+        dataset_digest="digest",
+        test_metrics={"accuracy": accuracy, "roc_auc": accuracy},
+        overfitting={},
+        epochs_run=1,
+        seconds=1.0,
+        seconds_per_epoch=1.0,
+    )
+
+
+@pytest.mark.parametrize("earlier_champion", [True, False])
+def test_registration_interrupted_after_the_alias_moved_keeps_nothing(tracker, monkeypatch, earlier_champion):
+    split_files = SimpleNamespace(digest="digest")
+    name = tracker.settings.registered_model_name
+    champion_before = None
+    if earlier_champion:
+        parent = tracker.start_run("earlier", {ROLE_TAG: "pipeline"})
+        earlier = register_and_promote(
+            tracker, [_evaluated_model(tracker, parent, 0.7)], split_files, PromotionConfig(accuracy_floor=0.0), parent
+        )
+        champion_before = earlier.champion_version
+        tracker.end_run(parent)
+
+    parent = tracker.start_run("interrupted", {ROLE_TAG: "pipeline"})
+    better = _evaluated_model(tracker, parent, 0.9)
+    moved_to = []
+    original_set_champion = tracker.set_champion
+
+    def set_champion_then_interrupt(version, audit):  # noqa: ANN001 - SIGTERM lands right after the alias moved
+        original_set_champion(version, audit)
+        moved_to.append(version)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(tracker, "set_champion", set_champion_then_interrupt)
+    with pytest.raises(KeyboardInterrupt):
+        register_and_promote(tracker, [better], split_files, PromotionConfig(accuracy_floor=0.0), parent)
+
+    assert moved_to, "the alias was never moved: the test did not interrupt where it meant to"
+    remaining = {str(version.version) for version in tracker.client.search_model_versions(f"name = '{name}'")}
+    assert remaining == ({champion_before} if champion_before else set())
+    champion = tracker.champion()
+    assert (str(champion.version) if champion else None) == champion_before
