@@ -8,10 +8,13 @@ subcommand that needs them, so ``seqflow --help`` answers at once.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import os
+import signal
 import sys
-from typing import Sequence
+import threading
+from typing import Iterator, Sequence
 
 from seqflow import __version__
 from seqflow.config import (
@@ -442,33 +445,84 @@ _COMMANDS = {
     "rollback": _cmd_rollback,
     "serve": _cmd_serve,
 }
+# Commands that open MLflow runs: SIGTERM must unwind them like Ctrl-C, so their runs end KILLED.
+_INTERRUPTIBLE_COMMANDS = ("run", "rerun", "charlm")
+_INTERRUPT_SIGNALS = (signal.SIGTERM, signal.SIGINT)
+
+
+class Interrupted(KeyboardInterrupt):
+    """SIGTERM or SIGINT arrived. Raised like Ctrl-C's KeyboardInterrupt, so that every step's cleanup runs on
+    the way out: open MLflow runs end KILLED, a registration in progress deletes its versions again."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+
+def _raise_interrupted(signum: int, frame: object) -> None:
+    raise Interrupted(signum)
+
+
+@contextlib.contextmanager
+def interrupts_unwind() -> Iterator[None]:
+    """While inside, SIGTERM and SIGINT raise :class:`Interrupted` in the main thread; the previous handlers
+    are restored on exit. (Prefect swaps in its own SIGTERM handler while a flow runs; it raises Prefect's
+    TerminationSignal, which unwinds the same way, and re-sends the signal to this handler afterwards.)"""
+    if threading.current_thread() is not threading.main_thread():
+        yield  # signal handlers can only be set from the main thread
+        return
+    previous = {signum: signal.signal(signum, _raise_interrupted) for signum in _INTERRUPT_SIGNALS}
+    try:
+        yield
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+
+
+def _end_runs_left_open(status: str) -> None:
+    """Last resort: end runs this process opened that no step's cleanup reached (e.g. interrupted between
+    two tasks). Normally there are none."""
+    from seqflow.tracking import end_open_runs
+
+    ended = end_open_runs(status)
+    if ended:
+        logger.warning("ended %d MLflow run(s) left open as %s: %s", len(ended), status, ", ".join(ended))
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     configure_runtime(args.log_level)
-    try:
-        settings = load_settings(args.env_file)
-        return _COMMANDS[args.command](args, settings)
-    except SeqflowError as error:
-        # Expected failures (bad input, failed contract) are one clear message, not a traceback.
-        print(f"seqflow: error: {error}", file=sys.stderr)
-        return error.exit_code
-    except KeyboardInterrupt:
-        print("seqflow: interrupted", file=sys.stderr)
-        return 130
-    except RuntimeError as error:
-        # Without PREFECT_API_URL, Prefect starts a temporary server per process; on a busy machine (or with
-        # several seqflow processes starting at once) it may not answer within Prefect's start-up timeout.
-        if EPHEMERAL_SERVER_TIMEOUT not in str(error):
-            raise
-        print(
-            "seqflow: error: the temporary Prefect server did not start in time. Start one server for all "
-            "seqflow processes (`prefect server start`, then PREFECT_API_URL=http://127.0.0.1:4200/api) or "
-            "raise PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS",
-            file=sys.stderr,
-        )
-        return 2
+    interruptible = interrupts_unwind() if args.command in _INTERRUPTIBLE_COMMANDS else contextlib.nullcontext()
+    with interruptible:
+        try:
+            settings = load_settings(args.env_file)
+            return _COMMANDS[args.command](args, settings)
+        except SeqflowError as error:
+            _end_runs_left_open("FAILED")
+            # Expected failures (bad input, failed contract) are one clear message, not a traceback.
+            print(f"seqflow: error: {error}", file=sys.stderr)
+            return error.exit_code
+        except KeyboardInterrupt as interrupt:
+            signum = interrupt.signum if isinstance(interrupt, Interrupted) else signal.SIGINT
+            # A second signal while cleaning up must not cut the cleanup short.
+            with contextlib.suppress(ValueError):
+                for ignored in _INTERRUPT_SIGNALS:
+                    signal.signal(ignored, signal.SIG_IGN)
+            _end_runs_left_open("KILLED")
+            print(f"seqflow: stopped by {signal.Signals(signum).name}; open MLflow runs are marked KILLED", file=sys.stderr)
+            return 128 + signum
+        except RuntimeError as error:
+            # Without PREFECT_API_URL, Prefect starts a temporary server per process; on a busy machine (or with
+            # several seqflow processes starting at once) it may not answer within Prefect's start-up timeout.
+            if EPHEMERAL_SERVER_TIMEOUT not in str(error):
+                raise
+            print(
+                "seqflow: error: the temporary Prefect server did not start in time. Start one server for all "
+                "seqflow processes (`prefect server start`, then PREFECT_API_URL=http://127.0.0.1:4200/api) or "
+                "raise PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS",
+                file=sys.stderr,
+            )
+            return 2
 
 
 if __name__ == "__main__":  # pragma: no cover

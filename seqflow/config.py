@@ -167,6 +167,10 @@ class TrainingConfig:
     # Settings for single architectures, applied on top of the fields above.
     per_architecture: tuple[ArchitectureOverride, ...] = ()
 
+    # Save the training state after every epoch (under artifacts_dir/checkpoints/) so that `seqflow run` after a
+    # crash resumes an interrupted training from its last completed epoch; the folder is deleted once it is done.
+    checkpoint: bool = True
+
     def for_architecture(self, architecture: str) -> TrainingConfig:
         """This config with ``architecture``'s overrides applied (and no overrides left)."""
         changes: dict[str, Any] = {}

@@ -31,10 +31,22 @@ from seqflow.promotion import PromotionDecision, decide_promotion
 from seqflow.summary import TaskStatus, render_task_statuses
 from seqflow.registry import VIA_RUN, audit_tags, champion_accuracy_on
 from seqflow.tokenise import TokenisedData, load_arrays, load_vocabulary
-from seqflow.tracking import FLOW_RUN_TAG, ROLE_TAG, RegisteredVersion, Tracker
-from seqflow.training import EmbeddingSource, export_serving_model, read_embedding_source, train_classifier
+from seqflow.tracking import FLOW_RUN_TAG, ROLE_TAG, RegisteredVersion, Tracker, ended_status
+from seqflow.training import (
+    EmbeddingSource,
+    checkpoint_dir_for,
+    export_serving_model,
+    read_embedding_source,
+    train_classifier,
+    training_fingerprint,
+)
 
 logger = logging.getLogger(__name__)
+
+# Tag on each architecture's run: epochs taken over from an interrupted earlier training (0: trained from scratch).
+RESUMED_FROM_EPOCH_TAG = "resumed_from_epoch"
+# Tag on each architecture's run: names its training (data, architecture, settings, seed); see training_fingerprint.
+FINGERPRINT_TAG = "seqflow.training_fingerprint"
 
 # Reviews stored with each logged model as its input example.
 INPUT_EXAMPLE_TEXTS = ["A moving, beautifully acted film.", "Dull plot and wooden acting; I walked out."]
@@ -150,7 +162,12 @@ def start_pipeline_run(
     contract_reports: list[ContractReport],
     flow_run_id: str | None,
 ) -> str:
-    """Create the parent run of one pipeline execution, with params, data tags and contract results."""
+    """Create the parent run of one pipeline execution, with params, data tags and contract results.
+
+    First, runs that a killed earlier execution left RUNNING are closed as KILLED, and versions it registered
+    are withdrawn (see :func:`close_runs_of_dead_executions`).
+    """
+    close_runs_of_dead_executions(tracker)
     run_id = tracker.start_run(
         run_name=f"{config.profile}-{time.strftime('%Y%m%d-%H%M%S')}",
         tags={ROLE_TAG: "pipeline", FLOW_RUN_TAG: flow_run_id, "profile": config.profile, **_dataset_tags(split_files, tokenised)},
@@ -165,8 +182,8 @@ def start_pipeline_run(
         )
         for report in contract_reports:
             tracker.log_artifact(run_id, report.report_dir, f"contracts/{report.contract}")
-    except BaseException:
-        tracker.end_run(run_id, "FAILED")
+    except BaseException as exc:
+        tracker.end_run(run_id, ended_status(exc))
         raise
     return run_id
 
@@ -177,6 +194,24 @@ def warm_start_source(tracker: Tracker, training: TrainingConfig, download_dir: 
         return None
     serving_path = tracker.download_serving_model(training.warm_start_model_uri, download_dir)
     return read_embedding_source(serving_path, training.warm_start_model_uri)
+
+
+def close_runs_of_dead_executions(tracker: Tracker) -> None:
+    """End the RUNNING runs of processes on this host that are gone (``kill -9``, out of memory, power cut) as
+    KILLED, and withdraw the registered versions of executions whose parent run was among them."""
+    closed = tracker.close_runs_of_dead_processes()
+    for run in closed:
+        logger.warning(
+            "closed MLflow run %s (%s) as KILLED: its process %s is gone", run.run_id, run.run_name, run.owner.describe()
+        )
+    dead_parents = [run.run_id for run in closed if run.role == "pipeline"]
+    withdrawn = tracker.withdraw_versions_of_executions(dead_parents)
+    if withdrawn:
+        logger.warning(
+            "deleted version(s) %s of %r: registered by an execution that never finished",
+            ", ".join(withdrawn),
+            tracker.settings.registered_model_name,
+        )
 
 
 def train_architecture(
@@ -208,6 +243,8 @@ def train_architecture(
             tracker.log_artifact(run_id, report.results_path, "contracts")
         output_dir = tokenised.tokenised_dir / "models" / run_id
         vocabulary = load_vocabulary(tokenised.vocabulary_path)
+        fingerprint = training_fingerprint(tokenised.array_digest, tokenised.vocab_size, architecture, training, config.seed)
+        tracker.set_tags(run_id, {FINGERPRINT_TAG: fingerprint})
         outcome = train_classifier(
             architecture,
             load_arrays(tokenised),
@@ -218,7 +255,9 @@ def train_architecture(
             on_epoch_end=tracker.epoch_logger(run_id),
             vocabulary=vocabulary,
             warm_start=warm_start_source(tracker, training, output_dir / "warm_start"),
+            checkpoint_dir=checkpoint_dir_for(config.artifacts_dir, fingerprint) if training.checkpoint else None,
         )
+        tracker.set_tags(run_id, {RESUMED_FROM_EPOCH_TAG: outcome.resumed_from_epoch})
         tracker.log_metrics(run_id, {"seconds_per_epoch": outcome.seconds_per_epoch, "train_seconds": outcome.seconds})
         curves = plot_learning_curves(outcome.history, f"{architecture}: training vs validation", output_dir / "learning_curves.png")
         tracker.log_artifact(run_id, curves, "plots")
@@ -232,8 +271,8 @@ def train_architecture(
             output_dir / f"{architecture}_serving.keras",
         )
         model_uri = tracker.log_serving_model(run_id, serving_path, INPUT_EXAMPLE_TEXTS)
-    except BaseException:
-        tracker.end_run(run_id, "FAILED")
+    except BaseException as exc:
+        tracker.end_run(run_id, ended_status(exc))
         raise
     return TrainedModel(
         architecture=architecture,
@@ -278,8 +317,8 @@ def evaluate_architecture(
             metrics, f"{trained.architecture}: test split", trained.classifier_path.parent / "confusion_matrix.png"
         )
         tracker.log_artifact(trained.run_id, matrix, "plots")
-    except BaseException:
-        tracker.end_run(trained.run_id, "FAILED")
+    except BaseException as exc:
+        tracker.end_run(trained.run_id, ended_status(exc))
         raise
     tracker.end_run(trained.run_id, "FINISHED")
     return EvaluatedModel(
@@ -322,7 +361,9 @@ def register_and_promote(
 ) -> RegistrationOutcome:
     """Register every evaluated model, then move ``champion`` to the best one if it passes the gates.
 
-    All or nothing: if anything fails before the alias moves, this execution's versions are deleted again.
+    All or nothing: if anything fails or the process is interrupted here, this execution's versions are deleted
+    again and the alias stays on (or goes back to) the previous champion. A process killed outright leaves them
+    to the next execution's :func:`close_runs_of_dead_executions`.
     """
     candidates = [
         (
@@ -341,9 +382,11 @@ def register_and_promote(
         for model in evaluated
     ]
     versions = tracker.register_versions(candidates)
+    previous_champion: str | None = None
     try:
         best = max(versions, key=lambda version: version.test_accuracy)
         champion = tracker.champion()
+        previous_champion = str(champion.version) if champion is not None else None
         champion_accuracy = (
             _champion_accuracy_on(tracker, champion, split_files) if champion is not None else None
         )
@@ -354,9 +397,10 @@ def register_and_promote(
             champion_accuracy,
             promotion,
         )
-        apply_promotion(tracker, decision, parent_run_id, VIA_RUN, str(champion.version) if champion is not None else None)
+        apply_promotion(tracker, decision, parent_run_id, VIA_RUN, previous_champion)
     except BaseException:
-        tracker.delete_versions(versions)
+        # Also when interrupted after the alias moved: the alias goes back to the version it was on.
+        tracker.withdraw_versions([version.version for version in versions], previous_champion)
         raise
     final_champion = tracker.champion()
     return RegistrationOutcome(
@@ -455,8 +499,8 @@ def finish_pipeline_run(
         log_overlay_figures(tracker, parent_run_id, evaluated)
         best = max(evaluated, key=lambda model: model.test_metrics["accuracy"])
         tracker.log_metrics(parent_run_id, {"best_test_accuracy": best.test_metrics["accuracy"]})
-    except BaseException:
-        tracker.end_run(parent_run_id, "FAILED")
+    except BaseException as exc:
+        tracker.end_run(parent_run_id, ended_status(exc))
         raise
     tracker.end_run(parent_run_id, "FINISHED")
     return summary

@@ -17,18 +17,22 @@ import os
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable, Iterator
 
 from seqflow.errors import SeqflowError
+from seqflow.processes import ProcessIdentity, current_process, is_gone
 from seqflow.settings import TrackingSettings
 
 logger = logging.getLogger(__name__)
 
 CHAMPION_ALIAS = "champion"
 MODEL_ARTIFACT_PATH = "model"
+# Runs or versions one search returns; more than this many stale runs at once would be closed over several starts.
+SEARCH_MAX_RESULTS = 1000
 # Tag that links every MLflow run to the Prefect flow run that created it (used to close runs of a failed flow).
 FLOW_RUN_TAG = "seqflow.prefect_flow_run_id"
 ROLE_TAG = "seqflow.role"
@@ -44,10 +48,69 @@ CHAMPION_HISTORY_TAG = "champion_history"
 CHAMPION_HISTORY_MAX_CHARS = 5000
 # MLflow accepts at most this many params per log_batch call.
 PARAMS_PER_BATCH = 100
+# Why a run of a dead process was closed by a later `seqflow run` (see Tracker.close_runs_of_dead_processes).
+CLOSED_REASON_TAG = "seqflow.closed_reason"
 
 
 class TrackingError(SeqflowError):
     """The tracking store or registry refused an operation, or a registered model is unusable."""
+
+
+def ended_status(exc: BaseException) -> str:
+    """MLflow status for a run cut short by ``exc``: KILLED for an interrupt or termination signal (anything
+    that is not an ``Exception``: KeyboardInterrupt, SystemExit, Prefect's TerminationSignal), else FAILED."""
+    return "FAILED" if isinstance(exc, Exception) else "KILLED"
+
+
+# Runs this process opened and has not ended yet, {run_id: tracking URI}: what a signal handler must close.
+_open_runs: dict[str, str] = {}
+_open_runs_lock = threading.Lock()
+
+
+def open_runs() -> dict[str, str]:
+    """The runs this process opened and has not ended, as ``{run_id: tracking_uri}``."""
+    with _open_runs_lock:
+        return dict(_open_runs)
+
+
+def end_open_runs(status: str = "KILLED") -> list[str]:
+    """End every run this process opened and has not ended (used when it is interrupted); returns their ids.
+
+    Never raises: it runs while the process is going down, and one unreachable store must not keep the other
+    runs open.
+    """
+    ended: list[str] = []
+    for run_id, tracking_uri in open_runs().items():
+        from mlflow import MlflowClient
+
+        try:
+            MlflowClient(tracking_uri=tracking_uri).set_terminated(run_id, status=status)
+        except Exception as exc:  # noqa: BLE001 - report and go on with the next run
+            logger.warning("could not end MLflow run %s as %s: %s", run_id, status, exc)
+            continue
+        _forget_run(run_id)
+        ended.append(run_id)
+    return ended
+
+
+def _remember_run(run_id: str, tracking_uri: str) -> None:
+    with _open_runs_lock:
+        _open_runs[run_id] = tracking_uri
+
+
+def _forget_run(run_id: str) -> None:
+    with _open_runs_lock:
+        _open_runs.pop(run_id, None)
+
+
+@dataclass(frozen=True)
+class ClosedRun:
+    """A RUNNING run whose owner process was gone, ended as KILLED."""
+
+    run_id: str
+    run_name: str
+    role: str | None
+    owner: ProcessIdentity
 
 
 def git_commit() -> str | None:
@@ -189,7 +252,10 @@ class Tracker:
             all_tags["mlflow.source.git.commit"] = commit
         if parent_run_id:
             all_tags["mlflow.parentRunId"] = parent_run_id
+        # The owner process, so that a later run can tell that this one died without closing it.
+        all_tags.update(current_process().as_tags())
         run = self.client.create_run(self.experiment_id, run_name=run_name, tags=all_tags)
+        _remember_run(run.info.run_id, self.settings.tracking_uri)
         return run.info.run_id
 
     def log_params(self, run_id: str, params: dict[str, Any]) -> None:
@@ -231,6 +297,7 @@ class Tracker:
 
     def end_run(self, run_id: str, status: str = "FINISHED") -> None:
         self.client.set_terminated(run_id, status=status)
+        _forget_run(run_id)
 
     def run_status(self, run_id: str) -> str:
         return self.client.get_run(run_id).info.status
@@ -272,8 +339,32 @@ class Tracker:
             [self.experiment_id], filter_string=f"tags.`{FLOW_RUN_TAG}` = '{flow_run_id}' and attributes.status = 'RUNNING'"
         )
         for run in runs:
-            self.client.set_terminated(run.info.run_id, status=status)
+            self.end_run(run.info.run_id, status)
         return [run.info.run_id for run in runs]
+
+    def close_runs_of_dead_processes(self) -> list[ClosedRun]:
+        """End as KILLED every RUNNING run of this experiment whose owner process on this host is gone.
+
+        A ``kill -9``, an out-of-memory kill or a power cut leaves runs RUNNING forever; the next ``seqflow run``
+        calls this first. Runs of live processes (another ``seqflow run`` at work) and of other hosts (which
+        cannot be checked from here) are left alone, as are runs without owner tags.
+        """
+        from seqflow.processes import HOST_TAG, current_host
+
+        runs = self.client.search_runs(
+            [self.experiment_id],
+            filter_string=f"attributes.status = 'RUNNING' and tags.`{HOST_TAG}` = '{current_host()}'",
+            max_results=SEARCH_MAX_RESULTS,
+        )
+        closed = []
+        for run in runs:
+            owner = ProcessIdentity.from_tags(run.data.tags)
+            if owner is None or not is_gone(owner):
+                continue
+            self.client.set_tag(run.info.run_id, CLOSED_REASON_TAG, f"owner process {owner.describe()} is gone")
+            self.client.set_terminated(run.info.run_id, status="KILLED")
+            closed.append(ClosedRun(run.info.run_id, run.info.run_name, run.data.tags.get(ROLE_TAG), owner))
+        return closed
 
     # --- models ------------------------------------------------------------------------------------------
 
@@ -366,17 +457,15 @@ class Tracker:
         Deleting a version also deletes its aliases: without this, a failure after the alias moved (while the
         promotion is still being recorded) would leave the model with no champion at all.
         """
-        name = self.settings.registered_model_name
-        versions = list(versions)
-        doomed = {str(registered.version) for registered in versions}
+        doomed = [str(registered.version) for registered in versions]
         champion = self.champion()
+        previous = None
         if champion is not None and str(champion.version) in doomed:
-            previous = (champion.tags or {}).get(PREVIOUS_CHAMPION_TAG)
-            if previous and previous not in doomed and self.version_exists(previous):
-                self.client.set_registered_model_alias(name, CHAMPION_ALIAS, previous)
+            candidate = (champion.tags or {}).get(PREVIOUS_CHAMPION_TAG)
+            if candidate and candidate not in doomed and self.version_exists(candidate):
+                previous = candidate
                 logger.warning("champion alias moved back to v%s: the version that replaced it is withdrawn", previous)
-        for registered in versions:
-            self.client.delete_model_version(name, registered.version)
+        self.withdraw_versions(doomed, previous)
 
     def version_exists(self, version: str) -> bool:
         from mlflow.exceptions import MlflowException
@@ -386,6 +475,43 @@ class Tracker:
         except MlflowException:
             return False
         return True
+
+    def withdraw_versions(self, versions: Iterable[str], previous_champion: str | None) -> None:
+        """Delete ``versions``; if that took the champion alias away, point it at ``previous_champion`` again
+        (when that version still exists). Deleting a version deletes the aliases on it."""
+        from mlflow.exceptions import MlflowException
+
+        name = self.settings.registered_model_name
+        for version in versions:
+            self.client.delete_model_version(name, version)
+        if previous_champion and self.champion() is None:
+            try:
+                self.client.set_registered_model_alias(name, CHAMPION_ALIAS, previous_champion)
+            except MlflowException as exc:
+                logger.warning("could not give %r back to version %s: %s", CHAMPION_ALIAS, previous_champion, exc)
+
+    def withdraw_versions_of_executions(self, parent_run_ids: Iterable[str]) -> list[str]:
+        """Delete the versions registered by pipeline executions that never finished (their parent run was
+        closed as KILLED), and give the champion alias back to the version it had before; returns the versions.
+
+        An execution registers its versions, then moves the alias, then closes its parent run: a process killed
+        in between leaves versions (and maybe the alias) that no finished execution stands behind.
+        """
+        name = self.settings.registered_model_name
+        withdrawn = []
+        for parent_run_id in parent_run_ids:
+            versions = self.client.search_model_versions(
+                f"name = '{name}' and tags.parent_run_id = '{parent_run_id}'", max_results=SEARCH_MAX_RESULTS
+            )
+            if not versions:
+                continue
+            champion = self.champion()
+            previous = None
+            if champion is not None and any(version.version == champion.version for version in versions):
+                previous = (champion.tags or {}).get(PREVIOUS_CHAMPION_TAG) or None
+            self.withdraw_versions([str(version.version) for version in versions], previous)
+            withdrawn.extend(str(version.version) for version in versions)
+        return withdrawn
 
     def champion(self):  # noqa: ANN201 - mlflow ModelVersion or None
         """The version behind the ``champion`` alias, or None when there is none yet."""

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
+import json
 import logging
 import math
 import sys
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -18,6 +20,8 @@ logger = logging.getLogger(__name__)
 
 # Called after every epoch with the 1-based epoch number and Keras' logs (loss, accuracy, val_loss, ...).
 EpochCallback = Callable[[int, dict[str, float]], None]
+# Hex characters of a training fingerprint (64 bits): folder names stay short, collisions stay unlikely.
+FINGERPRINT_CHARS = 16
 
 
 @dataclass(frozen=True)
@@ -28,7 +32,10 @@ class TrainingOutcome:
     classifier_path: Path
     history: dict[str, list[float]]
     epochs_run: int
+    # Wall time of all epochs, those of an interrupted earlier attempt included.
     seconds: float
+    # Epochs taken over from the checkpoint of an interrupted training; 0 for a fresh training.
+    resumed_from_epoch: int = 0
 
     @property
     def seconds_per_epoch(self) -> float:
@@ -189,6 +196,27 @@ def apply_warm_start(model, vocabulary: list[str], source: EmbeddingSource, trai
     return copied
 
 
+def training_fingerprint(array_digest: str, vocab_size: int, architecture: str, training: TrainingConfig, seed: int) -> str:
+    """Names one training: the same padded arrays, architecture, training settings and seed give the same
+    fingerprint, so a re-run after a crash finds the checkpoint of the interrupted training and nothing else.
+
+    ``training.architectures`` (which other models the run trains) and ``training.checkpoint`` do not change
+    this model's training and are left out.
+    """
+    settings = {key: value for key, value in dataclasses.asdict(training).items() if key not in ("architectures", "checkpoint")}
+    key = json.dumps(
+        {"arrays": array_digest, "vocab_size": vocab_size, "architecture": architecture, "training": settings, "seed": seed},
+        sort_keys=True,
+        default=str,
+    )
+    return hashlib.sha256(key.encode()).hexdigest()[:FINGERPRINT_CHARS]
+
+
+def checkpoint_dir_for(artifacts_dir: str | Path, fingerprint: str) -> Path:
+    """Where the training named by ``fingerprint`` keeps its per-epoch checkpoint."""
+    return Path(artifacts_dir) / "checkpoints" / fingerprint
+
+
 def train_classifier(
     architecture: str,
     arrays: dict[str, np.ndarray],
@@ -199,12 +227,17 @@ def train_classifier(
     on_epoch_end: EpochCallback | None = None,
     vocabulary: list[str] | None = None,
     warm_start: EmbeddingSource | None = None,
+    checkpoint_dir: Path | None = None,
 ) -> TrainingOutcome:
     """Fit ``architecture`` on ``x_train`` with ``x_validation`` for early stopping; save it as ``.keras``.
 
     ``training``'s per-architecture overrides for ``architecture`` apply. ``warm_start`` (with the
-    ``vocabulary`` of the arrays) initialises the embedding before fitting. The test split is not touched
-    here: evaluation uses it once, after training.
+    ``vocabulary`` of the arrays) initialises the embedding before fitting.
+
+    With ``checkpoint_dir``, the state after every epoch is saved there, and a training that was interrupted
+    (same folder, see :func:`training_fingerprint`) resumes after its last completed epoch: ``on_epoch_end`` is
+    first called again for the epochs already done, and the outcome covers all epochs. The folder is deleted
+    once the model is saved. The test split is not touched here: evaluation uses it once, after training.
     """
     import keras
 
@@ -216,9 +249,29 @@ def train_classifier(
     previous_policy = keras.mixed_precision.dtype_policy()
     keras.mixed_precision.set_dtype_policy(resolved.precision)
     try:
-        return _fit_and_save(architecture, arrays, vocab_size, resolved, seed, output_dir, on_epoch_end, vocabulary, warm_start)
+        return _fit_and_save(
+            architecture, arrays, vocab_size, resolved, seed, output_dir, on_epoch_end, vocabulary, warm_start,
+            checkpoint_dir,
+        )
     finally:
         keras.mixed_precision.set_dtype_policy(previous_policy)
+
+
+def _compiled_model(  # noqa: ANN202 - a keras.Model
+    architecture: str,
+    vocab_size: int,
+    training: TrainingConfig,
+    steps_per_epoch: int,
+    vocabulary: list[str] | None,
+    warm_start: EmbeddingSource | None,
+):
+    from seqflow.models.architectures import build_model
+
+    model = build_model(architecture, model_spec(training, vocab_size))
+    if warm_start is not None:
+        apply_warm_start(model, vocabulary, warm_start, training.warm_start_trainable)
+    model.compile(optimizer=make_optimizer(training, steps_per_epoch), loss="binary_crossentropy", metrics=["accuracy"])
+    return model
 
 
 def _fit_and_save(
@@ -231,27 +284,40 @@ def _fit_and_save(
     on_epoch_end: EpochCallback | None,
     vocabulary: list[str] | None,
     warm_start: EmbeddingSource | None,
+    checkpoint_dir: Path | None,
 ) -> TrainingOutcome:
     import keras
 
-    from seqflow.models.architectures import build_model
+    from seqflow.checkpoints import EpochCheckpoint, UnusableCheckpoint
 
-    model = build_model(architecture, model_spec(training, vocab_size))
-    if warm_start is not None:
-        apply_warm_start(model, vocabulary, warm_start, training.warm_start_trainable)
     steps_per_epoch = math.ceil(len(arrays["x_train"]) / training.batch_size)
-    model.compile(optimizer=make_optimizer(training, steps_per_epoch), loss="binary_crossentropy", metrics=["accuracy"])
-
-    callbacks: list[keras.callbacks.Callback] = schedule_callbacks(training)
-    if training.early_stopping_patience is not None:
-        callbacks.append(
-            keras.callbacks.EarlyStopping(
-                monitor="val_loss",
-                patience=training.early_stopping_patience,
-                restore_best_weights=training.restore_best_weights,
-            )
+    model = _compiled_model(architecture, vocab_size, training, steps_per_epoch, vocabulary, warm_start)
+    early_stopping = (
+        keras.callbacks.EarlyStopping(
+            monitor="val_loss",
+            patience=training.early_stopping_patience,
+            restore_best_weights=training.restore_best_weights,
         )
+        if training.early_stopping_patience is not None
+        else None
+    )
+    checkpoint = EpochCheckpoint(checkpoint_dir, early_stopping)
+    try:
+        resumed_from_epoch = checkpoint.restore(model, training.restore_best_weights)
+    except UnusableCheckpoint:
+        # Loading may have failed half-way: start again from the same initial weights as a fresh training.
+        seed_everything(seed)
+        model = _compiled_model(architecture, vocab_size, training, steps_per_epoch, vocabulary, warm_start)
+        resumed_from_epoch = 0
+    # Order matters: the checkpoint reads early stopping's state after it changed, and the tracking callback
+    # sees an epoch only once it is saved.
+    callbacks: list[keras.callbacks.Callback] = schedule_callbacks(training)
+    if early_stopping is not None:
+        callbacks.append(early_stopping)
+    callbacks.append(checkpoint)
     if on_epoch_end is not None:
+        for record in checkpoint.records:
+            on_epoch_end(record.epoch, record.logs)
         # Keras counts epochs from 0; people and MLflow charts read "epoch 1" as the first.
         callbacks.append(
             keras.callbacks.LambdaCallback(
@@ -259,31 +325,41 @@ def _fit_and_save(
             )
         )
 
+    if resumed_from_epoch:
+        logger.info(
+            "training %s: resuming after epoch %d of %d from %s%s",
+            architecture,
+            resumed_from_epoch,
+            training.epochs,
+            checkpoint.checkpoint_dir,
+            " (early stopping had already ended it)" if checkpoint.stopped else "",
+        )
     logger.info("training %s: %d parameters, up to %d epochs", architecture, model.count_params(), training.epochs)
-    started = time.perf_counter()
-    history = model.fit(
+    model.fit(
         input_pipeline(arrays["x_train"], arrays["y_train"], training.batch_size, seed=seed),
         validation_data=input_pipeline(arrays["x_validation"], arrays["y_validation"], training.batch_size),
-        epochs=training.epochs,
+        initial_epoch=resumed_from_epoch,
+        # Early stopping ended the interrupted training already: fit no further epoch, only restore the best.
+        epochs=resumed_from_epoch if checkpoint.stopped else training.epochs,
         # input_pipeline already reshuffles the training rows every epoch, with the run's seed.
         shuffle=False,
         callbacks=callbacks,
         # A progress bar on a terminal; one line per epoch in logs and CI.
         verbose=1 if sys.stdout.isatty() else 2,
     )
-    seconds = time.perf_counter() - started
 
     output_dir = Path(output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
     classifier_path = output_dir / f"{architecture}.keras"
     model.save(classifier_path)
-    values = {key: [float(v) for v in series] for key, series in history.history.items()}
+    checkpoint.remove()
     return TrainingOutcome(
         architecture=architecture,
         classifier_path=classifier_path,
-        history=values,
-        epochs_run=len(values.get("loss", [])),
-        seconds=seconds,
+        history=checkpoint.history(),
+        epochs_run=len(checkpoint.records),
+        seconds=checkpoint.seconds,
+        resumed_from_epoch=resumed_from_epoch,
     )
 
 

@@ -115,12 +115,14 @@ def finish_tracking(
 
 
 def close_runs_of_failed_flow(flow, flow_run_record, state) -> None:  # noqa: ANN001 - Prefect hook signature
-    """Flow hook: end every MLflow run this flow run left RUNNING as FAILED."""
+    """Flow hook: end every MLflow run this flow run left RUNNING: KILLED when the flow crashed (interrupted,
+    SIGTERM), FAILED when it failed."""
     import logging
 
     parameters = flow_run_record.parameters or {}
     raw_settings = parameters.get("settings")
     settings = raw_settings if isinstance(raw_settings, TrackingSettings) else TrackingSettings(**(raw_settings or {}))
-    closed = Tracker(settings).close_open_runs(str(flow_run_record.id))
+    status = "KILLED" if state.is_crashed() else "FAILED"
+    closed = Tracker(settings).close_open_runs(str(flow_run_record.id), status)
     if closed:
-        logging.getLogger(__name__).warning("marked %d MLflow run(s) of the failed flow FAILED: %s", len(closed), closed)
+        logging.getLogger(__name__).warning("marked %d MLflow run(s) of the failed flow %s: %s", len(closed), status, closed)
