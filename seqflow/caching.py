@@ -57,6 +57,7 @@ TASK_MODULES: dict[str, tuple[str, ...]] = {
     "train": (
         "seqflow.tasks.training", "seqflow.steps", "seqflow.training", "seqflow.models.architectures",
         "seqflow.models.text", "seqflow.tracking", "seqflow.evaluation", "seqflow.serving", "seqflow.tokenise",
+        "seqflow.checkpoints",
     ),
     "evaluate": (
         "seqflow.tasks.training", "seqflow.steps", "seqflow.evaluation", "seqflow.tracking", "seqflow.tokenise",
