@@ -439,13 +439,16 @@ def task_status_tags(statuses: list[TaskStatus]) -> dict[str, str]:
     }
 
 
-def row_as_flat_dict(row: ComparisonRow) -> dict[str, object]:
-    """A comparison row with its behavioural pass rates as ``behaviour_<check>_pass_rate`` columns."""
+def row_as_flat_dict(row) -> dict[str, object]:  # noqa: ANN001 - any comparison row dataclass
+    """A comparison row as flat columns; behavioural pass rates (sentiment rows) as ``behaviour_<check>_pass_rate``."""
     flat = {key: value for key, value in asdict(row).items() if key != "behaviour"}
-    return flat | {metric_name(check): row.behaviour.get(check, float("nan")) for check in CHECK_TYPES}
+    behaviour = getattr(row, "behaviour", None)
+    if behaviour is None:
+        return flat
+    return flat | {metric_name(check): behaviour.get(check, float("nan")) for check in CHECK_TYPES}
 
 
-def rows_as_csv(rows: list[ComparisonRow]) -> str:
+def rows_as_csv(rows: list) -> str:
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, fieldnames=list(row_as_flat_dict(rows[0]).keys()) if rows else ["architecture"])
     writer.writeheader()

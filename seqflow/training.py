@@ -225,6 +225,7 @@ def train_classifier(
     seed: int,
     output_dir: Path,
     on_epoch_end: EpochCallback | None = None,
+    *,
     vocabulary: list[str] | None = None,
     warm_start: EmbeddingSource | None = None,
     checkpoint_dir: Path | None = None,

@@ -133,8 +133,12 @@ def test_kill_9_during_training_then_run_again(command, client, tmp_path):
             assert closed.info.status == "KILLED"
             assert closed.data.tags[CLOSED_REASON_TAG] == f"owner process {first.pid} on {current_host()} is gone"
     new_runs = [run for run_id, run in runs.items() if run_id not in dead_runs]
-    assert {run.info.status for run in new_runs} == {"FINISHED"} and len(new_runs) == 3
+    # A new parent and a new lstm run; the architecture that had finished is reused from the task cache.
+    assert {run.info.status for run in new_runs} == {"FINISHED"} and len(new_runs) == 2
+    assert sorted(run.info.run_name for run in new_runs if run.data.tags[ROLE_TAG] != "pipeline") == ["lstm"]
     new_parent = next(run for run in new_runs if run.data.tags[ROLE_TAG] == "pipeline")
+    finished_before = next(run_id for run_id, run in dead_runs.items() if run.info.run_name == "embedding_pool")
+    assert finished_before in new_parent.data.tags["seqflow.reused_runs"]
     resumed = next(run for run in new_runs if run.info.run_name == "lstm")
     # The interrupted training went on from the last epoch its checkpoint had (at least the one seen logged).
     resumed_from = int(resumed.data.tags[RESUMED_FROM_EPOCH_TAG])

@@ -207,16 +207,23 @@ def _fail_after_the_alias_moved(monkeypatch: pytest.MonkeyPatch) -> None:
     [_fail_second_evaluation, _fail_second_registration, _fail_after_the_alias_moved],
     ids=["evaluation", "registration", "after-alias-moved"],
 )
-def test_failure_after_training_leaves_versions_and_champion_as_they_were(concurrent_store, inject, monkeypatch):
+def test_failure_after_training_leaves_versions_and_champion_as_they_were(concurrent_store, inject, monkeypatch, tmp_path):
     from seqflow.config import get_profile, with_overrides
     from seqflow.flows.sentiment import run_sentiment_flow
 
     folder, _, settings, overrides, _ = concurrent_store
     before = _store_snapshot(settings)
-    # Any challenger is promoted, so the alias really moves before the injected failure in the last case.
+    # Any challenger is promoted, so the alias really moves before the injected failure in the last case. A
+    # fresh artifacts folder: with the store's own, the task cache would reuse the earlier runs' results and no
+    # step would reach the injected failure.
     config = with_overrides(
         get_profile("quick"),
-        {**overrides, "data.source": f"csv:{folder / 'reviews.csv'}", "promotion.min_improvement": "-1.0"},
+        {
+            **overrides,
+            "data.source": f"csv:{folder / 'reviews.csv'}",
+            "promotion.min_improvement": "-1.0",
+            "artifacts_dir": str(tmp_path / "artifacts"),
+        },
     )
     inject(monkeypatch)
     with pytest.raises(Exception, match="simulated"):

@@ -37,9 +37,12 @@ def test_validate_flow_stops_on_a_broken_label(prefect_api, tiny_config, tmp_pat
     assert not (tmp_path / "artifacts" / "tokenised").exists()
 
 
-def test_cli_validate_bad_csv_exits_nonzero_without_traceback(tmp_path, short_reviews):
+def test_cli_validate_bad_csv_exits_nonzero_without_traceback(prefect_api, tmp_path, short_reviews):
+    import os
     import subprocess
     import sys
+
+    from prefect.settings import PREFECT_API_URL
 
     broken = short_reviews.copy()
     broken.loc[broken.index[0], "text"] = ""
@@ -48,7 +51,9 @@ def test_cli_validate_bad_csv_exits_nonzero_without_traceback(tmp_path, short_re
     broken.to_csv(path, index=False)
     result = subprocess.run(
         [sys.executable, "-m", "seqflow.cli", "validate", "--source", f"csv:{path}", "--set", "contracts.max_oov_rate=0.5"],
+        # The session's Prefect server: a temporary one per process may not start in time on a busy CI machine.
         cwd=tmp_path, capture_output=True, text=True, timeout=600,
+        env={**os.environ, "PREFECT_API_URL": str(PREFECT_API_URL.value())},
     )
     assert result.returncode == 3, result.stderr[-3000:]
     assert "Traceback" not in result.stderr

@@ -147,7 +147,7 @@ def _train(tokenised, tmp_path: Path, checkpoint_dir: Path | None, watcher=None,
         patch.setattr(keras.Model, "fit", fit_watched)
         return train_classifier(
             "embedding_pool", load_arrays(tokenised), tokenised.vocab_size, TRAINING, SEED, tmp_path / "out", log,
-            checkpoint_dir,
+            checkpoint_dir=checkpoint_dir,
         )
 
 
