@@ -11,7 +11,7 @@ from seqflow.config import PipelineConfig
 from seqflow.errors import SeqflowError
 from seqflow.pipeline_state import PipelineState
 from seqflow.config import RERUN_TASKS
-from seqflow.rerun import RerunPlan, RerunSummary
+from seqflow.rerun import RerunPlan, RerunSummary, registration_lines, swap_models
 from seqflow.settings import TrackingSettings
 from seqflow.tasks.data import check_raw_contract, check_tokenised_contract, download_reviews, tokenise_reviews
 from seqflow.tasks.rerun import close_rerun_training, finish_rerun_tracking, open_evaluation_run, start_rerun_tracking
@@ -48,8 +48,7 @@ def _rerun_task(task_name: str, earlier: PipelineState, config: PipelineConfig, 
             )
             close_rerun_training(settings, trained, rerun_of)
             retrained[architecture] = trained
-        trained_models = [model for model in earlier.trained if model.architecture not in retrained]
-        trained_models += list(retrained.values())
+        trained_models = swap_models(earlier.trained, retrained)
         outputs = [f"{arch}: new child run {model.run_id}, {model.epochs_run} epochs" for arch, model in retrained.items()]
         return dataclasses.replace(earlier, trained=trained_models), outputs
     if task_name == "evaluate":
@@ -59,8 +58,7 @@ def _rerun_task(task_name: str, earlier: PipelineState, config: PipelineConfig, 
             reevaluated[architecture] = forced(evaluate_model)(
                 settings, target, earlier.tokenised, config.training.batch_size, config.behaviour
             )
-        evaluated = [model for model in earlier.evaluated if model.architecture not in reevaluated]
-        evaluated += list(reevaluated.values())
+        evaluated = swap_models(earlier.evaluated, reevaluated)
         outputs = [
             f"{arch}: new child run {model.run_id}, test accuracy {model.test_metrics['accuracy']:.4f}"
             for arch, model in reevaluated.items()
@@ -68,9 +66,7 @@ def _rerun_task(task_name: str, earlier: PipelineState, config: PipelineConfig, 
         return dataclasses.replace(earlier, evaluated=evaluated), outputs
     if task_name == "register":
         registration = forced(register_models)(settings, earlier.evaluated, earlier.split_files, config.promotion, parent_run_id)
-        versions = ", ".join(f"{version.architecture} v{version.version}" for version in registration.versions)
-        reason = registration.decision.reason if registration.decision else "no decision"
-        return dataclasses.replace(earlier, registration=registration), [f"versions {versions}", f"promotion: {reason}"]
+        return dataclasses.replace(earlier, registration=registration), registration_lines(registration)
     raise SeqflowError(f"cannot rerun {task_name!r}; tasks: {', '.join(RERUN_TASKS)}")
 
 

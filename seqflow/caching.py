@@ -1,7 +1,7 @@
 """Task caching that explains itself: content keys, code hashes, stale-output checks and a ledger of why.
 
 Prefect decides hits and misses from the key :class:`PipelineCache` computes; this module decides what goes
-into that key, per task (see ``_KEY_PARTS``):
+into that key, per task (see ``_KEY_PARTS``; the tasks of ``seqflow run`` and of ``seqflow charlm run``):
 
 - the content of the task's inputs: the data source's bytes, split and array digests, the vocabulary file,
   MLflow run ids of earlier steps; never object ids or paths alone;
@@ -37,7 +37,7 @@ if TYPE_CHECKING:
     from prefect import Task
     from prefect.context import TaskRunContext
 
-    from seqflow.config import DataConfig
+    from seqflow.config import CharDataConfig, DataConfig
     from seqflow.settings import TrackingSettings
 
 logger = logging.getLogger(__name__)
@@ -67,9 +67,34 @@ TASK_MODULES: dict[str, tuple[str, ...]] = {
         "seqflow.tasks.training", "seqflow.steps", "seqflow.promotion", "seqflow.tracking", "seqflow.evaluation",
         "seqflow.serving",
     ),
+    # `seqflow charlm run`: the character-model tasks (their Prefect task names; see seqflow.tasks.charlm).
+    "load-text": ("seqflow.tasks.charlm", "seqflow.char_sources", "seqflow.char_data"),
+    "contracts-char-text": (
+        "seqflow.tasks.charlm", "seqflow.char_contracts", "seqflow.contracts", "seqflow.data_contracts",
+        "seqflow.char_data",
+    ),
+    "encode-chars": ("seqflow.tasks.charlm", "seqflow.char_data"),
+    "train-charlm": (
+        "seqflow.tasks.charlm", "seqflow.char_steps", "seqflow.char_training", "seqflow.char_generation",
+        "seqflow.char_data", "seqflow.models.charlm", "seqflow.tracking", "seqflow.evaluation",
+    ),
+    "evaluate-charlm": (
+        "seqflow.tasks.charlm", "seqflow.char_steps", "seqflow.char_training", "seqflow.char_data", "seqflow.tracking",
+    ),
+    "register-charlm": (
+        "seqflow.tasks.charlm", "seqflow.char_steps", "seqflow.char_training", "seqflow.char_data",
+        "seqflow.promotion", "seqflow.tracking", "seqflow.steps", "seqflow.registry",
+    ),
 }
 # The order tasks appear in a summary.
 TASK_ORDER = ("download", "contracts-raw", "tokenise", "contracts-tokenised", "train", "evaluate", "register")
+CHARLM_TASK_ORDER = ("load-text", "contracts-char-text", "encode-chars", "train-charlm", "evaluate-charlm", "register-charlm")
+# Summary order of the names tasks report under (their identity: ``train-lstm``, ``train-char_gru``,
+# ``register-charlm``, ...): each flow's data steps, then train, evaluate and register.
+_SUMMARY_ORDER = (
+    "download", "contracts-raw", "tokenise", "contracts-tokenised", "load-text", "contracts-char-text", "encode-chars",
+    "train", "evaluate", "register",
+)
 
 
 # --- content digests ---------------------------------------------------------------------------------------
@@ -134,6 +159,27 @@ def source_fingerprint(data_config: DataConfig) -> str:
         return file_digest(path)
     # Missing: the download task reports it properly; the key just cannot match an earlier one.
     return f"missing:{path}"
+
+
+def char_source_fingerprint(data_config: CharDataConfig) -> str:
+    """What the load-text task reads, by content: the embedded plays it reads or the text file.
+
+    ``tfds:`` datasets are versioned and immutable, so their spec (in the config slice) names them.
+    """
+    from seqflow.char_sources import embedded_play_paths, parse_char_source_spec
+
+    kind, argument = parse_char_source_spec(data_config.source)
+    if kind == "embedded":
+        plays = embedded_play_paths()
+        wanted = [name.strip() for name in argument.split(",") if name.strip()] or list(plays)
+        # An unknown play: the task reports it properly; the key just cannot match an earlier one.
+        return hashlib.sha256(
+            "\n".join(f"{name}={file_digest(plays[name]) if name in plays else 'missing'}" for name in wanted).encode()
+        ).hexdigest()
+    if kind == "tfds":
+        return f"tfds:{argument}"
+    path = Path(argument)
+    return file_digest(path) if path.is_file() else f"missing:{path}"
 
 
 def _slice(prefix: str, section: Any) -> dict[str, Any]:
@@ -226,6 +272,66 @@ def _register_parts(inputs: dict[str, Any]) -> tuple[str, dict[str, str], dict[s
     )
 
 
+def _load_text_parts(inputs: dict[str, Any]) -> tuple[str, dict[str, str], dict[str, Any]]:
+    data_config = inputs["data_config"]
+    return "load-text", {"source": char_source_fingerprint(data_config)}, {**_slice("data", data_config), "seed": inputs["seed"]}
+
+
+def _char_contract_parts(inputs: dict[str, Any]) -> tuple[str, dict[str, str], dict[str, Any]]:
+    return "contracts-char-text", _split_digests(inputs["split_files"]), _slice("contracts", inputs["contracts"])
+
+
+def _encode_chars_parts(inputs: dict[str, Any]) -> tuple[str, dict[str, str], dict[str, Any]]:
+    # Encoding has no settings: the vocabulary and ids follow from the text alone.
+    return "encode-chars", _split_digests(inputs["split_files"]), {}
+
+
+def _char_stream_settings(config: Any) -> dict[str, Any]:
+    """The settings of the carried-state validation pass (evaluation, and re-scoring a champion)."""
+    training = config.training
+    return {"training.validation_streams": training.validation_streams, "training.validation_window": training.validation_window}
+
+
+def _train_char_parts(inputs: dict[str, Any]) -> tuple[str, dict[str, str], dict[str, Any]]:
+    encoded, config = inputs["encoded"], inputs["config"]
+    training = {key: value for key, value in _slice("training", config.training).items() if key != "training.architectures"}
+    return (
+        f"train-{inputs['architecture']}",
+        {
+            "dataset digest": inputs["split_files"].digest,
+            "ids digest": encoded.ids_digest,
+            "vocabulary digest": file_digest(encoded.vocabulary_path),
+            **_store(inputs["settings"]),
+        },
+        # Sampling settings too: training logs the samples (and an empty prefix reads the validation text).
+        {"architecture": inputs["architecture"], "seed": config.seed, **training, **_slice("sampling", config.sampling)},
+    )
+
+
+def _evaluate_char_parts(inputs: dict[str, Any]) -> tuple[str, dict[str, str], dict[str, Any]]:
+    trained = inputs["trained"]
+    return (
+        f"evaluate-{trained.architecture}",
+        {"trained run": trained.run_id, "ids digest": inputs["encoded"].ids_digest, **_store(inputs["settings"])},
+        _char_stream_settings(inputs["config"]),
+    )
+
+
+def _register_char_parts(inputs: dict[str, Any]) -> tuple[str, dict[str, str], dict[str, Any]]:
+    evaluated, config = inputs["evaluated"], inputs["config"]
+    scores = json.dumps([[model.run_id, model.val_loss, model.val_perplexity] for model in evaluated], sort_keys=True)
+    return (
+        "register-charlm",
+        {
+            "evaluated runs": ", ".join(f"{model.architecture}={model.run_id}" for model in evaluated),
+            "validation scores": hashlib.sha256(scores.encode()).hexdigest(),
+            "ids digest": inputs["encoded"].ids_digest,
+            **_store(inputs["settings"]),
+        },
+        {**_slice("promotion", config.promotion), **_char_stream_settings(config)},
+    )
+
+
 _KEY_PARTS: dict[str, Callable[[dict[str, Any]], tuple[str, dict[str, str], dict[str, Any]]]] = {
     "download": _download_parts,
     "contracts-raw": _raw_contract_parts,
@@ -234,6 +340,12 @@ _KEY_PARTS: dict[str, Callable[[dict[str, Any]], tuple[str, dict[str, str], dict
     "train": _train_parts,
     "evaluate": _evaluate_parts,
     "register": _register_parts,
+    "load-text": _load_text_parts,
+    "contracts-char-text": _char_contract_parts,
+    "encode-chars": _encode_chars_parts,
+    "train-charlm": _train_char_parts,
+    "evaluate-charlm": _evaluate_char_parts,
+    "register-charlm": _register_char_parts,
 }
 
 
@@ -245,17 +357,21 @@ def key_parts(task_name: str, inputs: dict[str, Any]) -> KeyParts:
 # --- is a stored result still usable? ----------------------------------------------------------------------
 
 
+def _splits_problem(split_files: Any, splits: tuple[str, ...], digest_of: Callable[[str], str]) -> str | None:
+    for split in splits:
+        path = split_files.path_of(split)
+        if not Path(path).is_file():
+            return f"split file {path} is gone"
+        if digest_of(split) != split_files.digests[split]:
+            return f"split file {path} changed on disk"
+    return None
+
+
 def split_files_problem(split_files: Any) -> str | None:
     """Why these split files cannot be used (gone or changed on disk), or None."""
     from seqflow.datasets import SPLITS, content_digest, read_split
 
-    for split in SPLITS:
-        path = split_files.path_of(split)
-        if not Path(path).is_file():
-            return f"split file {path} is gone"
-        if content_digest(read_split(split_files, split)) != split_files.digests[split]:
-            return f"split file {path} changed on disk"
-    return None
+    return _splits_problem(split_files, SPLITS, lambda split: content_digest(read_split(split_files, split)))
 
 
 def tokenised_problem(tokenised: Any) -> str | None:
@@ -267,6 +383,25 @@ def tokenised_problem(tokenised: Any) -> str | None:
             return f"{path} is gone"
     if arrays_digest(load_arrays(tokenised)) != tokenised.array_digest:
         return f"{tokenised.arrays_path} changed on disk"
+    return None
+
+
+def char_split_files_problem(split_files: Any) -> str | None:
+    """Why these character split files cannot be used (gone or changed on disk), or None."""
+    from seqflow.char_data import CHAR_SPLITS, read_char_split, text_digest
+
+    return _splits_problem(split_files, CHAR_SPLITS, lambda split: text_digest(read_char_split(split_files, split)))
+
+
+def char_encoded_problem(encoded: Any) -> str | None:
+    """Why these character ids and vocabulary cannot be used (gone or changed on disk), or None."""
+    from seqflow.char_data import CHAR_SPLITS, char_ids_digest, load_char_ids
+
+    for path in (encoded.vocabulary_path, *(encoded.ids_path_of(split) for split in CHAR_SPLITS)):
+        if not Path(path).is_file():
+            return f"{path} is gone"
+    if char_ids_digest({split: load_char_ids(encoded, split) for split in CHAR_SPLITS}) != encoded.ids_digest:
+        return f"character ids in {encoded.encoded_dir} changed on disk"
     return None
 
 
@@ -289,8 +424,10 @@ def _run_problem(settings: TrackingSettings, run_id: str) -> str | None:
 
 
 def _trained_problem(trained: Any, inputs: dict[str, Any]) -> str | None:
-    if not Path(trained.classifier_path).is_file():
-        return f"model file {trained.classifier_path} is gone"
+    # The file evaluation loads: the classifier (sentiment) or the step model (character models).
+    model_path = getattr(trained, "classifier_path", None) or trained.step_model_path
+    if not Path(model_path).is_file():
+        return f"model file {model_path} is gone"
     return _run_problem(inputs["settings"], trained.run_id)
 
 
@@ -321,6 +458,12 @@ _OUTPUT_PROBLEMS: dict[str, Callable[[Any, dict[str, Any]], str | None]] = {
     "train": _trained_problem,
     "evaluate": _evaluated_problem,
     "register": _registration_problem,
+    "load-text": lambda split_files, inputs: char_split_files_problem(split_files),
+    "contracts-char-text": _report_problem,
+    "encode-chars": lambda encoded, inputs: char_encoded_problem(encoded),
+    "train-charlm": _trained_problem,
+    "evaluate-charlm": _evaluated_problem,
+    "register-charlm": _registration_problem,
 }
 
 
@@ -450,8 +593,8 @@ def task_statuses(artifacts_dir: str | Path, flow_run_id: str | None) -> list[Ta
     statuses = [TaskStatus(**payload) for path in folder.glob("*.json") if (payload := _read_json(path))]
 
     def order(status: TaskStatus) -> tuple[int, str]:
-        stem = next((name for name in TASK_ORDER if status.task == name or status.task.startswith(f"{name}-")), "")
-        return (TASK_ORDER.index(stem) if stem else len(TASK_ORDER), status.task)
+        stem = next((name for name in _SUMMARY_ORDER if status.task == name or status.task.startswith(f"{name}-")), "")
+        return (_SUMMARY_ORDER.index(stem) if stem else len(_SUMMARY_ORDER), status.task)
 
     return sorted(statuses, key=order)
 

@@ -145,6 +145,14 @@ def load_char_ids(encoded: CharEncodedData, split: str) -> np.ndarray:
     return np.load(encoded.ids_path_of(split))
 
 
+def char_ids_digest(ids: dict[str, np.ndarray]) -> str:
+    """One digest of both splits' character ids (what a cache checks them against on disk)."""
+    hasher = hashlib.sha256()
+    for split in CHAR_SPLITS:
+        hasher.update(f"{split}:".encode() + ids[split].tobytes())
+    return hasher.hexdigest()
+
+
 def encode_char_splits(split_files: CharSplitFiles, artifacts_dir: Path) -> CharEncodedData:
     """Vocabulary from the training text only; both splits as int32 id arrays in a digest-named folder."""
     encoded_dir = Path(artifacts_dir) / "char_encoded" / split_files.digest[:16]
@@ -155,12 +163,10 @@ def encode_char_splits(split_files: CharSplitFiles, artifacts_dir: Path) -> Char
     vocabulary_path = encoded_dir / "vocabulary.json"
     vocabulary_path.write_text(json.dumps(vocabulary, ensure_ascii=False), encoding="utf-8")
     paths = {split: encoded_dir / f"{split}_ids.npy" for split in CHAR_SPLITS}
-    hasher = hashlib.sha256()
     for split in CHAR_SPLITS:
         partial = encoded_dir / f"{split}_ids.partial.npy"
         np.save(partial, ids[split])
         partial.replace(paths[split])
-        hasher.update(f"{split}:".encode() + ids[split].tobytes())
     validation = ids["validation"]
     encoded = CharEncodedData(
         encoded_dir=encoded_dir,
@@ -168,7 +174,7 @@ def encode_char_splits(split_files: CharSplitFiles, artifacts_dir: Path) -> Char
         train_ids_path=paths["train"],
         validation_ids_path=paths["validation"],
         dataset_digest=split_files.digest,
-        ids_digest=hasher.hexdigest(),
+        ids_digest=char_ids_digest(ids),
         vocab_size=len(vocabulary),
         unseen_share=float((validation == UNKNOWN_ID).mean()) if len(validation) else 0.0,
     )

@@ -12,7 +12,7 @@ import logging
 import math
 import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -29,7 +29,8 @@ from seqflow.config import CharLMConfig, CharPromotionConfig
 from seqflow.contracts import ContractReport
 from seqflow.evaluation import plot_learning_curves
 from seqflow.promotion import PromotionDecision, decide_by_metric
-from seqflow.steps import apply_promotion, rows_as_csv
+from seqflow.steps import apply_promotion, log_execution_records, rows_as_csv
+from seqflow.summary import TaskStatus, render_task_statuses
 from seqflow.tracking import FLOW_RUN_TAG, ROLE_TAG, RegisteredVersion, Tracker
 
 logger = logging.getLogger(__name__)
@@ -96,6 +97,8 @@ class CharRunSummary:
     rows: list[CharComparisonRow]
     decision_reason: str
     champion_version: str | None
+    # What each task did in this execution (ran / cached) and why.
+    tasks: list[TaskStatus] = field(default_factory=list)
 
     def render(self) -> str:
         header = (
@@ -116,6 +119,7 @@ class CharRunSummary:
             if self.champion_version
             else "champion:  none",
             f"MLflow:    experiment {self.experiment_name!r}, parent run {self.parent_run_id}",
+            *render_task_statuses(self.tasks),
         ]
         return "\n".join(lines)
 
@@ -355,9 +359,15 @@ def register_and_promote_charlm(
 
 
 def finish_charlm_run(
-    tracker: Tracker, parent_run_id: str, evaluated: list[EvaluatedCharModel], registration: CharRegistrationOutcome
+    tracker: Tracker,
+    parent_run_id: str,
+    evaluated: list[EvaluatedCharModel],
+    registration: CharRegistrationOutcome,
+    task_statuses: list[TaskStatus] | None = None,
+    texts: dict[str, str] | None = None,
 ) -> CharRunSummary:
-    """Log the comparison table to the parent run and close it FINISHED."""
+    """Log the comparison table, what each task did (``tasks.json``) and ``texts`` (artifact file -> text, e.g.
+    the execution's state for reruns) to the parent run and close it FINISHED."""
     version_of = {version.run_id: version.version for version in registration.versions}
     rows = [
         CharComparisonRow(
@@ -381,9 +391,11 @@ def finish_charlm_run(
         rows=rows,
         decision_reason=registration.decision.reason if registration.decision else "no model evaluated",
         champion_version=registration.champion_version,
+        tasks=list(task_statuses or []),
     )
     try:
         tracker.log_text(parent_run_id, summary.render(), "comparison.txt")
+        log_execution_records(tracker, parent_run_id, summary.tasks, texts)
         tracker.log_text(parent_run_id, rows_as_csv(rows), "comparison.csv")
         tracker.log_metrics(parent_run_id, {"best_val_perplexity": min(model.val_perplexity for model in evaluated)})
     except BaseException:

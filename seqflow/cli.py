@@ -174,8 +174,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def add_charlm_commands(commands: argparse._SubParsersAction) -> None:
-    """``seqflow charlm run|profiles`` and ``seqflow generate``."""
-    from seqflow.config import CHARLM_PROFILES
+    """``seqflow charlm run|rerun|profiles`` and ``seqflow generate``."""
+    from seqflow.config import ALL_CHAR_ARCHITECTURES, CHARLM_PROFILES, CHARLM_RERUN_TASKS
 
     charlm = commands.add_parser("charlm", help="character-level language models: train, register, promote")
     charlm_commands = charlm.add_subparsers(dest="charlm_command", required=True, metavar="COMMAND")
@@ -186,6 +186,22 @@ def add_charlm_commands(commands: argparse._SubParsersAction) -> None:
     run.add_argument(
         "--set", dest="assignments", action="append", default=[], metavar="SECTION.FIELD=VALUE",
         help="override one setting, e.g. --set training.epochs=20 (repeatable)",
+    )
+    rerun = charlm_commands.add_parser(
+        "rerun", help="run one task of an earlier charlm execution again, past the cache, on that execution's outputs"
+    )
+    rerun.add_argument("task", choices=list(CHARLM_RERUN_TASKS), help="the task to run again (validate: the text contract)")
+    rerun.add_argument(
+        "--arch", dest="rerun_architectures", action="append", choices=list(ALL_CHAR_ARCHITECTURES),
+        help="train or evaluate only this architecture (repeatable; default: those of the earlier execution)",
+    )
+    rerun.add_argument(
+        "--from-run", metavar="PARENT_RUN_ID",
+        help="MLflow parent run of the earlier charlm execution (default: the latest FINISHED one)",
+    )
+    rerun.add_argument(
+        "--set", dest="assignments", action="append", default=[], metavar="SECTION.FIELD=VALUE",
+        help="change one of the earlier execution's settings, e.g. --set training.epochs=3 (repeatable)",
     )
     profiles = charlm_commands.add_parser("profiles", help="list the charlm profiles and their settings")
     profiles.add_argument("name", nargs="?", help="show one profile in full")
@@ -214,6 +230,8 @@ def _cmd_charlm(args: argparse.Namespace, settings: TrackingSettings) -> int:
                 f"epochs {train.epochs:>3}  {'stateful ' if train.stateful else ''}archs {','.join(train.architectures)}"
             )
         return 0
+    if args.charlm_command == "rerun":
+        return _cmd_charlm_rerun(args, settings)
     overrides: dict[str, object] = {}
     if args.source:
         overrides["data.source"] = args.source
@@ -224,6 +242,19 @@ def _cmd_charlm(args: argparse.Namespace, settings: TrackingSettings) -> int:
     from seqflow.flows.charlm import charlm_flow
 
     summary = charlm_flow(config, settings.for_charlm())
+    print(summary.render())
+    return 0
+
+
+def _cmd_charlm_rerun(args: argparse.Namespace, settings: TrackingSettings) -> int:
+    from seqflow.char_rerun import plan_charlm_rerun
+    from seqflow.flows.charlm import charlm_rerun_flow
+    from seqflow.tracking import Tracker
+
+    charlm_settings = settings.for_charlm()
+    overrides = parse_assignments(args.assignments)
+    plan = plan_charlm_rerun(Tracker(charlm_settings), args.task, args.from_run, args.rerun_architectures, overrides)
+    summary = charlm_rerun_flow(plan, charlm_settings)
     print(summary.render())
     return 0
 

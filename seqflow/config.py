@@ -691,6 +691,8 @@ def parse_assignments(assignments: list[str]) -> dict[str, str]:
 
 CharArchitecture = Literal["char_simple_rnn", "char_gru", "char_lstm"]
 ALL_CHAR_ARCHITECTURES: tuple[str, ...] = typing.get_args(CharArchitecture)
+# Tasks ``seqflow charlm rerun`` can run again on an earlier execution's outputs (validate: the text contract).
+CHARLM_RERUN_TASKS: tuple[str, ...] = ("load", "validate", "encode", "train", "evaluate", "register")
 
 
 @dataclass(frozen=True)
@@ -898,6 +900,11 @@ def resolve_charlm_config(
 ) -> CharLMConfig:
     """The charlm profile, then ``SEQFLOW_*`` overrides from mlflow.env / the environment, then explicit ones."""
     merged = {**dict(environment_overrides or {}), **dict(explicit_overrides or {})}
-    config = replace_settings(get_charlm_profile(profile), merged)
-    validate_charlm_config(config)
-    return config
+    return with_charlm_overrides(get_charlm_profile(profile), merged)
+
+
+def with_charlm_overrides(config: CharLMConfig, overrides: Mapping[str, Any]) -> CharLMConfig:
+    """A new charlm config with ``{"section.field" or "field": value}`` applied (values may be strings), checked."""
+    new_config = replace_settings(config, overrides)
+    validate_charlm_config(new_config)
+    return new_config

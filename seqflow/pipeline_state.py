@@ -3,6 +3,8 @@
 ``pipeline_state.json`` holds the configuration and every task's output record (split files and digests,
 tokenised arrays, contract reports, trained and evaluated models per architecture, the registration). Loading
 it back rebuilds the records; ``seqflow rerun`` checks the files are still there with the same digests.
+A ``seqflow charlm run`` execution logs the same file with its own records (:class:`CharLMState`), for
+``seqflow charlm rerun``.
 """
 
 from __future__ import annotations
@@ -15,11 +17,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from seqflow.config import PipelineConfig, get_profile, with_overrides
+from seqflow.char_data import CharEncodedData, CharSplitFiles
+from seqflow.char_steps import CharRegistrationOutcome, EvaluatedCharModel, TrainedCharModel
+from seqflow.char_steps import _dataset_tags as char_dataset_tags
+from seqflow.config import CharLMConfig, PipelineConfig, get_profile, resolve_charlm_config, with_overrides
 from seqflow.contracts import ContractReport
 from seqflow.datasets import SplitFiles
 from seqflow.errors import SeqflowError
 from seqflow.steps import EvaluatedModel, RegistrationOutcome, TrainedModel
+from seqflow.steps import _dataset_tags as sentiment_dataset_tags
 from seqflow.tokenise import TokenisedData
 
 STATE_ARTIFACT = "pipeline_state.json"
@@ -41,6 +47,33 @@ class PipelineState:
     def evaluated_model(self, architecture: str) -> EvaluatedModel:
         return _by_architecture(self.evaluated, architecture, "evaluated")
 
+    def dataset_tags(self) -> dict[str, str]:
+        """The data tags of the execution's runs (source and digests)."""
+        return sentiment_dataset_tags(self.split_files, self.tokenised)
+
+
+@dataclass(frozen=True)
+class CharLMState:
+    """What one ``seqflow charlm run`` execution produced (the same file name and layout as PipelineState)."""
+
+    config: CharLMConfig
+    split_files: CharSplitFiles
+    encoded: CharEncodedData
+    contract_reports: list[ContractReport]
+    trained: list[TrainedCharModel]
+    evaluated: list[EvaluatedCharModel]
+    registration: CharRegistrationOutcome | None
+
+    def trained_model(self, architecture: str) -> TrainedCharModel:
+        return _by_architecture(self.trained, architecture, "trained")
+
+    def evaluated_model(self, architecture: str) -> EvaluatedCharModel:
+        return _by_architecture(self.evaluated, architecture, "evaluated")
+
+    def dataset_tags(self) -> dict[str, str]:
+        """The data tags of the execution's runs (source and digests)."""
+        return char_dataset_tags(self.split_files, self.encoded)
+
 
 def _by_architecture(models: list[Any], architecture: str, what: str) -> Any:
     for model in models:
@@ -50,7 +83,7 @@ def _by_architecture(models: list[Any], architecture: str, what: str) -> Any:
     raise SeqflowError(f"the earlier execution {what} no {architecture!r} model; it {what}: {known}")
 
 
-def state_to_json(state: PipelineState) -> str:
+def state_to_json(state: PipelineState | CharLMState) -> str:
     payload = {field.name: getattr(state, field.name) for field in dataclasses.fields(state)}
     payload = {name: _plain(value) for name, value in payload.items()}
     payload["config"] = state.config.to_flat_dict()
@@ -90,16 +123,32 @@ def _load(annotation: Any, value: Any) -> Any:
     return value
 
 
+def _flat_overrides(flat: dict[str, Any]) -> dict[str, Any]:
+    return {key: ("none" if value is None else value) for key, value in flat.items() if key != "profile"}
+
+
 def config_from_flat(flat: dict[str, Any]) -> PipelineConfig:
     """The configuration an earlier execution ran with, from its flat ``section.field`` form."""
-    overrides = {key: ("none" if value is None else value) for key, value in flat.items() if key != "profile"}
-    return with_overrides(get_profile(str(flat.get("profile", "quick"))), overrides)
+    return with_overrides(get_profile(str(flat.get("profile", "quick"))), _flat_overrides(flat))
+
+
+def charlm_config_from_flat(flat: dict[str, Any]) -> CharLMConfig:
+    """The configuration an earlier ``seqflow charlm run`` ran with, from its flat ``section.field`` form."""
+    return resolve_charlm_config(str(flat.get("profile", "quick")), None, _flat_overrides(flat))
+
+
+def _state_from_json(state_type: type, config_loader: Any, text: str) -> Any:
+    payload = json.loads(text)
+    hints = typing.get_type_hints(state_type)
+    return state_type(
+        config=config_loader(payload["config"]),
+        **{name: _load(hints[name], payload.get(name)) for name in hints if name != "config"},
+    )
 
 
 def state_from_json(text: str) -> PipelineState:
-    payload = json.loads(text)
-    hints = typing.get_type_hints(PipelineState)
-    return PipelineState(
-        config=config_from_flat(payload["config"]),
-        **{name: _load(hints[name], payload.get(name)) for name in hints if name != "config"},
-    )
+    return _state_from_json(PipelineState, config_from_flat, text)
+
+
+def charlm_state_from_json(text: str) -> CharLMState:
+    return _state_from_json(CharLMState, charlm_config_from_flat, text)

@@ -1,10 +1,12 @@
-"""``seqflow rerun TASK``: run one task of an earlier execution again, past the cache, on that execution's
-upstream outputs.
+"""``seqflow rerun TASK`` and ``seqflow charlm rerun TASK``: run one task of an earlier execution again, past
+the cache, on that execution's upstream outputs.
 
 The earlier execution is a parent MLflow run with ``pipeline_state.json`` (what every task produced). A rerun
 opens a new parent run tagged ``rerun_of=<earlier parent run id>``; a rerun train or evaluate writes to a new
 child run under it, tagged the same. Downstream tasks are not rerun; the new parent run's state is the earlier
-one with the rerun task's output swapped in, so a later rerun can start from it.
+one with the rerun task's output swapped in, so a later rerun can start from it. What differs between the two
+pipelines (run roles, commands, how the state is read) is in :class:`ExecutionKind`; the character model's
+plan is made in :mod:`seqflow.char_rerun`.
 """
 
 from __future__ import annotations
@@ -15,18 +17,45 @@ import time
 from dataclasses import dataclass, field
 
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 from seqflow.caching import split_files_problem, tokenised_problem
-from seqflow.config import ALL_ARCHITECTURES, RERUN_TASKS, PipelineConfig, with_overrides
+from seqflow.config import ALL_ARCHITECTURES, RERUN_TASKS, CharLMConfig, PipelineConfig, with_overrides
 from seqflow.errors import ConfigError, SeqflowError
-from seqflow.pipeline_state import STATE_ARTIFACT, PipelineState, state_from_json, state_to_json
-from seqflow.steps import TrainedModel, _dataset_tags
+from seqflow.pipeline_state import (
+    STATE_ARTIFACT,
+    CharLMState,
+    PipelineState,
+    charlm_state_from_json,
+    state_from_json,
+    state_to_json,
+)
 from seqflow.summary import TaskStatus, render_task_statuses
 from seqflow.tracking import FLOW_RUN_TAG, ROLE_TAG, Tracker
 
 RERUN_OF_TAG = "rerun_of"
 RERUN_TASK_TAG = "seqflow.rerun_task"
+
+
+@dataclass(frozen=True)
+class ExecutionKind:
+    """Which pipeline an execution belongs to: the commands, and the roles its parent and child runs are tagged
+    with (``seqflow.role``)."""
+
+    command: str
+    rerun_command: str
+    parent_role: str
+    child_role: str
+
+
+SENTIMENT = ExecutionKind("seqflow run", "seqflow rerun", "pipeline", "architecture")
+CHARLM = ExecutionKind("seqflow charlm run", "seqflow charlm rerun", "charlm-pipeline", "charlm-architecture")
+_KINDS = (SENTIMENT, CHARLM)
+# How each kind's pipeline_state.json is read back.
+_STATE_READERS: dict[str, Callable[[str], Any]] = {
+    SENTIMENT.parent_role: state_from_json,
+    CHARLM.parent_role: charlm_state_from_json,
+}
 
 
 @dataclass(frozen=True)
@@ -48,28 +77,33 @@ class RerunSummary:
         return "\n".join(lines)
 
 
-def load_earlier_execution(tracker: Tracker, run_id: str | None) -> tuple[str, PipelineState]:
-    """The parent run ``run_id`` (default: the latest FINISHED one) and the state it recorded."""
+def load_earlier_execution(tracker: Tracker, run_id: str | None, kind: ExecutionKind = SENTIMENT) -> tuple[str, Any]:
+    """The parent run ``run_id`` (default: the latest FINISHED one of ``kind``) and the state it recorded."""
     if run_id is None:
-        run_id = tracker.latest_pipeline_run()
+        run_id = tracker.latest_pipeline_run(role=kind.parent_role)
         if run_id is None:
             raise SeqflowError(
-                f"no FINISHED `seqflow run` execution in experiment {tracker.settings.experiment_name!r} of "
-                f"{tracker.settings.tracking_uri}; run `seqflow run` first or pass --from-run"
+                f"no FINISHED `{kind.command}` execution in experiment {tracker.settings.experiment_name!r} of "
+                f"{tracker.settings.tracking_uri}; run `{kind.command}` first or pass --from-run"
             )
     state = tracker.run_state(run_id)
     if state is None:
         raise SeqflowError(
-            f"no MLflow run {run_id!r} in {tracker.settings.tracking_uri}; pass the id of a `seqflow run` parent run"
+            f"no MLflow run {run_id!r} in {tracker.settings.tracking_uri}; pass the id of a `{kind.command}` parent run"
+        )
+    role = tracker.run_tags(run_id).get(ROLE_TAG, "unknown")
+    other = next((other for other in _KINDS if other != kind and other.parent_role == role), None)
+    if other is not None:
+        raise SeqflowError(
+            f"MLflow run {run_id} is a `{other.command}` execution; rerun its tasks with `{other.rerun_command}`"
         )
     text = tracker.read_text(run_id, STATE_ARTIFACT)
     if text is None:
-        role = tracker.run_tags(run_id).get(ROLE_TAG, "unknown")
         raise SeqflowError(
-            f"MLflow run {run_id} (role {role}) has no {STATE_ARTIFACT}: it is not a finished `seqflow run` "
+            f"MLflow run {run_id} (role {role}) has no {STATE_ARTIFACT}: it is not a finished `{kind.command}` "
             "execution, or one from before reruns were recorded; pass another --from-run"
         )
-    return run_id, state_from_json(text)
+    return run_id, _STATE_READERS[kind.parent_role](text)
 
 
 @dataclass(frozen=True)
@@ -78,9 +112,10 @@ class RerunPlan:
 
     task: str
     rerun_of: str
-    earlier: PipelineState
-    config: PipelineConfig
+    earlier: PipelineState | CharLMState
+    config: PipelineConfig | CharLMConfig
     architectures: list[str]
+    kind: ExecutionKind = SENTIMENT
 
 
 # Upstream outputs each rerunnable task reads, checked before anything runs.
@@ -128,18 +163,24 @@ def plan_rerun(
 
 
 def start_rerun_run(
-    tracker: Tracker, task: str, rerun_of: str, config: PipelineConfig, state: PipelineState, flow_run_id: str | None
+    tracker: Tracker,
+    task: str,
+    rerun_of: str,
+    config: PipelineConfig | CharLMConfig,
+    state: PipelineState | CharLMState,
+    flow_run_id: str | None,
+    kind: ExecutionKind = SENTIMENT,
 ) -> str:
     """The new parent run of a rerun: the execution's params and data tags, tagged with what it reruns."""
     run_id = tracker.start_run(
         run_name=f"rerun-{task}-{time.strftime('%Y%m%d-%H%M%S')}",
         tags={
-            ROLE_TAG: "pipeline",
+            ROLE_TAG: kind.parent_role,
             FLOW_RUN_TAG: flow_run_id,
             "profile": config.profile,
             RERUN_OF_TAG: rerun_of,
             RERUN_TASK_TAG: task,
-            **_dataset_tags(state.split_files, state.tokenised),
+            **state.dataset_tags(),
         },
     )
     try:
@@ -151,13 +192,19 @@ def start_rerun_run(
 
 
 def start_evaluation_run(
-    tracker: Tracker, trained: TrainedModel, parent_run_id: str, rerun_of: str, flow_run_id: str | None
-) -> TrainedModel:
-    """A new child run for evaluating an already trained model again; ``trained`` pointed at it."""
+    tracker: Tracker,
+    trained: Any,
+    parent_run_id: str,
+    rerun_of: str,
+    flow_run_id: str | None,
+    kind: ExecutionKind = SENTIMENT,
+) -> Any:
+    """A new child run for evaluating an already trained model (TrainedModel or TrainedCharModel) again;
+    ``trained`` pointed at it."""
     run_id = tracker.start_run(
         run_name=f"{trained.architecture}-evaluation",
         tags={
-            ROLE_TAG: "architecture",
+            ROLE_TAG: kind.child_role,
             "architecture": trained.architecture,
             FLOW_RUN_TAG: flow_run_id,
             RERUN_OF_TAG: rerun_of,
@@ -169,7 +216,19 @@ def start_evaluation_run(
     return dataclasses.replace(trained, run_id=run_id)
 
 
-def close_trained_run(tracker: Tracker, trained: TrainedModel, rerun_of: str) -> None:
+def swap_models(models: list[Any], replacements: dict[str, Any]) -> list[Any]:
+    """``models`` (per architecture) with those of ``replacements``' architectures replaced, the new ones last."""
+    return [model for model in models if model.architecture not in replacements] + list(replacements.values())
+
+
+def registration_lines(registration: Any) -> list[str]:
+    """What a rerun register produced: the versions and the promotion decision."""
+    versions = ", ".join(f"{version.architecture} v{version.version}" for version in registration.versions)
+    reason = registration.decision.reason if registration.decision else "no decision"
+    return [f"versions {versions}", f"promotion: {reason}"]
+
+
+def close_trained_run(tracker: Tracker, trained: Any, rerun_of: str) -> None:
     """A rerun train stops before evaluation: tag its child run and close it FINISHED (no test metrics)."""
     tracker.set_tags(trained.run_id, {RERUN_OF_TAG: rerun_of})
     tracker.end_run(trained.run_id, "FINISHED")
@@ -180,7 +239,7 @@ def finish_rerun_run(
     task: str,
     rerun_of: str,
     parent_run_id: str,
-    state: PipelineState,
+    state: PipelineState | CharLMState,
     outputs: list[str],
     statuses: list[TaskStatus],
 ) -> RerunSummary:

@@ -439,6 +439,18 @@ def task_status_tags(statuses: list[TaskStatus]) -> dict[str, str]:
     }
 
 
+def log_execution_records(
+    tracker: Tracker, parent_run_id: str, task_statuses: list[TaskStatus], texts: dict[str, str] | None
+) -> None:
+    """What each task did (``tasks.json`` and the cached/reused tags) and ``texts`` (artifact file -> text, e.g.
+    the execution's state for reruns), on the parent run of an execution."""
+    if task_statuses:
+        tracker.log_text(parent_run_id, json.dumps([asdict(status) for status in task_statuses], indent=2), "tasks.json")
+        tracker.set_tags(parent_run_id, task_status_tags(task_statuses))
+    for artifact_file, text in (texts or {}).items():
+        tracker.log_text(parent_run_id, text, artifact_file)
+
+
 def row_as_flat_dict(row) -> dict[str, object]:  # noqa: ANN001 - any comparison row dataclass
     """A comparison row as flat columns; behavioural pass rates (sentiment rows) as ``behaviour_<check>_pass_rate``."""
     flat = {key: value for key, value in asdict(row).items() if key != "behaviour"}
@@ -493,11 +505,7 @@ def finish_pipeline_run(
     )
     try:
         tracker.log_text(parent_run_id, summary.render(), "comparison.txt")
-        if task_statuses:
-            tracker.log_text(parent_run_id, json.dumps([asdict(status) for status in task_statuses], indent=2), "tasks.json")
-            tracker.set_tags(parent_run_id, task_status_tags(task_statuses))
-        for artifact_file, text in (texts or {}).items():
-            tracker.log_text(parent_run_id, text, artifact_file)
+        log_execution_records(tracker, parent_run_id, task_statuses, texts)
         tracker.log_text(parent_run_id, rows_as_csv(rows), "comparison.csv")
         log_overlay_figures(tracker, parent_run_id, evaluated)
         best = max(evaluated, key=lambda model: model.test_metrics["accuracy"])

@@ -323,11 +323,12 @@ class Tracker:
                 return None
             return Path(local_path).read_text(encoding="utf-8")
 
-    def latest_pipeline_run(self, status: str = "FINISHED") -> str | None:
-        """The most recently started parent run (one per execution) with ``status``, or None."""
+    def latest_pipeline_run(self, status: str = "FINISHED", role: str = "pipeline") -> str | None:
+        """The most recently started parent run (one per execution) with ``status``, or None; ``role``:
+        ``pipeline`` (seqflow run) or ``charlm-pipeline`` (seqflow charlm run)."""
         runs = self.client.search_runs(
             [self.experiment_id],
-            filter_string=f"tags.`{ROLE_TAG}` = 'pipeline' and attributes.status = '{status}'",
+            filter_string=f"tags.`{ROLE_TAG}` = '{role}' and attributes.status = '{status}'",
             order_by=["attributes.start_time DESC"],
             max_results=1,
         )
@@ -586,6 +587,10 @@ class Tracker:
             if isinstance(exc, Exception):
                 raise TrackingError(f"moving {name}@{CHAMPION_ALIAS} to v{version} failed, nothing changed: {exc}") from exc
             raise
+
+    def run_tags(self, run_id: str) -> dict[str, str]:
+        """The tags of a run (its role, data digests, rerun_of, ...)."""
+        return dict(self.client.get_run(run_id).data.tags)
 
     def run_data(self, run_id: str) -> tuple[dict[str, str], dict[str, float]]:
         """``(params, metrics)`` of a run."""

@@ -2,7 +2,8 @@
 and :mod:`seqflow.char_steps`.
 
 Every task takes and returns paths, digests and run ids (CharSplitFiles, CharEncodedData, ...), never live
-text or models, so a cache keyed on its inputs' digests can skip it, and any worker can run it.
+text or models, so the cache of :mod:`seqflow.caching`, keyed on its inputs' digests, can skip it, and any
+worker can run it.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from prefect import task
 from prefect.artifacts import create_table_artifact
 from prefect.runtime import flow_run
 
+from seqflow.caching import task_statuses
 from seqflow.char_contracts import validate_char_splits
 from seqflow.char_data import CharEncodedData, CharSplitFiles, encode_char_splits, write_char_splits
 from seqflow.char_sources import load_char_source
@@ -29,6 +31,7 @@ from seqflow.char_steps import (
 )
 from seqflow.config import CharContractConfig, CharDataConfig, CharLMConfig
 from seqflow.contracts import ContractReport, raise_on_failure
+from seqflow.pipeline_state import STATE_ARTIFACT, CharLMState, state_to_json
 from seqflow.settings import TrackingSettings
 from seqflow.tasks.retry import retry_unless_bad_input
 from seqflow.tracking import Tracker
@@ -105,9 +108,13 @@ def finish_charlm_tracking(
     parent_run_id: str,
     evaluated: list[EvaluatedCharModel],
     registration: CharRegistrationOutcome,
+    state: CharLMState | None = None,
 ) -> CharRunSummary:
-    """Log the comparison table to the parent run, close it, and publish the table in Prefect."""
-    summary = finish_charlm_run(Tracker(settings), parent_run_id, evaluated, registration)
+    """Log the comparison table, what each task did and why, and the execution's state (for ``seqflow charlm
+    rerun``) to the parent run, close it, and publish the table in Prefect."""
+    statuses = task_statuses(state.config.artifacts_dir, flow_run.get_id()) if state is not None else []
+    texts = {STATE_ARTIFACT: state_to_json(state)} if state is not None else {}
+    summary = finish_charlm_run(Tracker(settings), parent_run_id, evaluated, registration, statuses, texts)
     create_table_artifact(
         key="charlm-comparison",
         table=[

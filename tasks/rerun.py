@@ -1,4 +1,4 @@
-"""Tasks that open and close the MLflow runs of ``seqflow rerun``."""
+"""Tasks that open and close the MLflow runs of ``seqflow rerun`` and ``seqflow charlm rerun``."""
 
 from __future__ import annotations
 
@@ -6,9 +6,18 @@ from prefect import task
 from prefect.runtime import flow_run
 
 from seqflow.caching import task_statuses
-from seqflow.config import PipelineConfig
-from seqflow.pipeline_state import PipelineState
-from seqflow.rerun import RerunSummary, close_trained_run, finish_rerun_run, start_evaluation_run, start_rerun_run
+from seqflow.char_steps import TrainedCharModel
+from seqflow.config import CharLMConfig, PipelineConfig
+from seqflow.pipeline_state import CharLMState, PipelineState
+from seqflow.rerun import (
+    SENTIMENT,
+    ExecutionKind,
+    RerunSummary,
+    close_trained_run,
+    finish_rerun_run,
+    start_evaluation_run,
+    start_rerun_run,
+)
 from seqflow.settings import TrackingSettings
 from seqflow.steps import TrainedModel
 from seqflow.tracking import Tracker
@@ -16,20 +25,31 @@ from seqflow.tracking import Tracker
 
 @task(name="start-rerun-tracking")
 def start_rerun_tracking(
-    settings: TrackingSettings, task_name: str, rerun_of: str, config: PipelineConfig, state: PipelineState
+    settings: TrackingSettings,
+    task_name: str,
+    rerun_of: str,
+    config: PipelineConfig | CharLMConfig,
+    state: PipelineState | CharLMState,
+    kind: ExecutionKind = SENTIMENT,
 ) -> str:
     """Open the rerun's parent MLflow run, tagged ``rerun_of``; returns its run id."""
-    return start_rerun_run(Tracker(settings), task_name, rerun_of, config, state, flow_run.get_id())
+    return start_rerun_run(Tracker(settings), task_name, rerun_of, config, state, flow_run.get_id(), kind)
 
 
 @task(name="open-evaluation-run", task_run_name="open-evaluation-run-{trained.architecture}")
-def open_evaluation_run(settings: TrackingSettings, trained: TrainedModel, parent_run_id: str, rerun_of: str) -> TrainedModel:
+def open_evaluation_run(
+    settings: TrackingSettings,
+    trained: TrainedModel | TrainedCharModel,
+    parent_run_id: str,
+    rerun_of: str,
+    kind: ExecutionKind = SENTIMENT,
+) -> TrainedModel | TrainedCharModel:
     """A new child run to evaluate an earlier trained model in."""
-    return start_evaluation_run(Tracker(settings), trained, parent_run_id, rerun_of, flow_run.get_id())
+    return start_evaluation_run(Tracker(settings), trained, parent_run_id, rerun_of, flow_run.get_id(), kind)
 
 
 @task(name="close-trained-run", task_run_name="close-trained-run-{trained.architecture}")
-def close_rerun_training(settings: TrackingSettings, trained: TrainedModel, rerun_of: str) -> None:
+def close_rerun_training(settings: TrackingSettings, trained: TrainedModel | TrainedCharModel, rerun_of: str) -> None:
     """Close a retrained child run (it is not evaluated: downstream tasks are not rerun)."""
     close_trained_run(Tracker(settings), trained, rerun_of)
 
@@ -40,7 +60,7 @@ def finish_rerun_tracking(
     task_name: str,
     rerun_of: str,
     parent_run_id: str,
-    state: PipelineState,
+    state: PipelineState | CharLMState,
     outputs: list[str],
 ) -> RerunSummary:
     """Log the new state and what ran to the rerun's parent run and close it."""
