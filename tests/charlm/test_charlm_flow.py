@@ -9,7 +9,7 @@ import sys
 import pytest
 from mlflow import MlflowClient
 
-from seqflow.tracking import CHAMPION_ALIAS, ROLE_TAG
+from seqflow.tracking import CHAMPION_ALIAS, FLOW_RUN_TAG, ROLE_TAG
 from tests.charlm.conftest import CHINESE_LINES, charlm_settings_in, tiny_charlm_config_in
 
 pytestmark = pytest.mark.slow
@@ -154,3 +154,100 @@ def test_chinese_text_trains_and_generates(prefect_api, tiny_charlm_config, char
     assert len(continuation) == 30
     poem_chars = set("".join(CHINESE_LINES) + "\n")
     assert set(continuation) <= poem_chars
+
+
+def _statuses(summary) -> dict[str, tuple[str, str]]:
+    return {status.task: (status.status, status.reason) for status in summary.tasks}
+
+
+def test_repeat_reuses_every_task_changed_epochs_retrain_and_rerun_runs_one_task(
+    first_execution, shared_folder, shared_settings, tmp_path, capsys
+):
+    """The sentiment flow's caching and reruns, on the module's execution: a repeat is fully cached under a new
+    parent run, a changed training.epochs retrains (and says why), and `seqflow charlm rerun evaluate` scores
+    one architecture again without redoing the rest."""
+    from seqflow.cli import main
+    from seqflow.flows.charlm import charlm_flow
+
+    config, first = first_execution
+    client = MlflowClient(shared_settings.tracking_uri)
+    name = shared_settings.registered_model_name
+    first_flow_run = client.get_run(first.parent_run_id).data.tags[FLOW_RUN_TAG]
+    runs_before = {run.info.run_id for run in _runs(client, shared_settings.experiment_name)}
+    versions_before = len(client.search_model_versions(f"name='{name}'"))
+
+    second = charlm_flow(config, shared_settings)
+    statuses = _statuses(second)
+    assert list(statuses) == [
+        "load-text", "contracts-char-text", "encode-chars", "train-char_gru", "train-char_lstm",
+        "evaluate-char_gru", "evaluate-char_lstm", "register-charlm",
+    ]
+    for task, (status, reason) in statuses.items():
+        assert (status, reason) == ("cached", f"same inputs, config and code as flow run {first_flow_run}"), task
+    new_runs = [run for run in _runs(client, shared_settings.experiment_name) if run.info.run_id not in runs_before]
+    # Only a new parent run: the child runs and registered versions are the first execution's.
+    assert [run.data.tags[ROLE_TAG] for run in new_runs] == ["charlm-pipeline"]
+    parent = new_runs[0]
+    assert parent.info.run_id == second.parent_run_id and parent.info.status == "FINISHED"
+    assert len(client.search_model_versions(f"name='{name}'")) == versions_before
+    assert [(row.architecture, row.val_perplexity, row.version) for row in second.rows] == [
+        (row.architecture, row.val_perplexity, row.version) for row in first.rows
+    ]
+    assert parent.data.tags["seqflow.cached_tasks"] == ",".join(statuses)
+    for row in first.rows:
+        child_run = client.get_model_version(name, row.version).run_id
+        assert f"train-{row.architecture}={child_run}" in parent.data.tags["seqflow.reused_runs"]
+    with open(client.download_artifacts(second.parent_run_id, "tasks.json")) as handle:
+        assert [entry["status"] for entry in json.load(handle)] == ["cached"] * len(statuses)
+    assert "tasks:" in second.render() and "train-char_gru" in second.render()
+
+    # Another training.epochs for one architecture: data tasks cached; its training and what follows ran, saying why.
+    changed = charlm_flow(tiny_charlm_config_in(shared_folder, **{"training.architectures": "char_gru",
+                                                                  "training.epochs": "1"}), shared_settings)
+    statuses = _statuses(changed)
+    assert {task: statuses[task][0] for task in ("load-text", "contracts-char-text", "encode-chars")} == {
+        "load-text": "cached", "contracts-char-text": "cached", "encode-chars": "cached"
+    }
+    assert statuses["train-char_gru"] == ("ran", "training.epochs changed (2 -> 1)")
+    assert statuses["evaluate-char_gru"] == ("ran", "input changed (trained run)")
+    assert statuses["register-charlm"][0] == "ran"
+    assert changed.rows[0].epochs == 1
+
+    # Rerun one task of that execution from a fresh CLI call: a new parent and child run tagged rerun_of.
+    env_file = tmp_path / "test.env"
+    env_file.write_text(
+        f"MLFLOW_TRACKING_URI={shared_settings.tracking_uri}\nMLFLOW_EXPERIMENT_NAME=seqflow-test\n"
+        "SEQFLOW_REGISTERED_MODEL_NAME=seqflow-test-sentiment\n"
+    )
+    runs_before = {run.info.run_id for run in _runs(client, shared_settings.experiment_name)}
+    versions_before = len(client.search_model_versions(f"name='{name}'"))
+    capsys.readouterr()
+    exit_code = main(["--env-file", str(env_file), "charlm", "rerun", "evaluate", "--arch", "char_gru",
+                      "--from-run", changed.parent_run_id])
+    output = capsys.readouterr().out
+    assert exit_code == 0, output
+    new_runs = [run for run in _runs(client, shared_settings.experiment_name) if run.info.run_id not in runs_before]
+    parents = [run for run in new_runs if run.data.tags[ROLE_TAG] == "charlm-pipeline"]
+    children = [run for run in new_runs if run.data.tags[ROLE_TAG] == "charlm-architecture"]
+    assert len(parents) == 1 and len(children) == 1 and len(new_runs) == 2
+    parent, child = parents[0], children[0]
+    assert parent.data.tags["rerun_of"] == child.data.tags["rerun_of"] == changed.parent_run_id
+    assert parent.data.tags["seqflow.rerun_task"] == "evaluate"
+    assert child.data.tags["mlflow.parentRunId"] == parent.info.run_id and child.data.tags["architecture"] == "char_gru"
+    assert {parent.info.status, child.info.status} == {"FINISHED"}
+    # The earlier execution's trained model and ids were scored again, not retrained: the same loss.
+    trained_run = client.get_model_version(name, changed.rows[0].version).run_id
+    assert child.data.tags["evaluated_model_run"] == trained_run
+    assert parent.data.tags["ids_digest"] == client.get_run(changed.parent_run_id).data.tags["ids_digest"]
+    assert child.data.metrics["best_val_loss"] == pytest.approx(changed.rows[0].val_loss, rel=1e-5)
+    with open(client.download_artifacts(parent.info.run_id, "tasks.json")) as handle:
+        assert json.load(handle) == [{"task": "evaluate-char_gru", "status": "ran", "reason": "forced (rerun)", "run_id": None}]
+    with open(client.download_artifacts(parent.info.run_id, "pipeline_state.json")) as handle:
+        assert [model["run_id"] for model in json.load(handle)["evaluated"]] == [child.info.run_id]
+    # Registration is downstream: not rerun.
+    assert len(client.search_model_versions(f"name='{name}'")) == versions_before
+    assert f"rerun_of={changed.parent_run_id}" in output
+
+    # A sentiment command given a charlm execution says which command reruns it.
+    assert main(["--env-file", str(env_file), "rerun", "train", "--from-run", changed.parent_run_id]) == 2
+    assert "rerun its tasks with `seqflow charlm rerun`" in capsys.readouterr().err

@@ -95,6 +95,6 @@ def test_split_files_that_changed_on_disk_are_not_usable(tmp_path, short_reviews
     assert caching.split_files_problem(split_files) == f"split file {split_files.test_path} is gone"
 
 
-@pytest.mark.parametrize("task_name", caching.TASK_ORDER)
+@pytest.mark.parametrize("task_name", caching.TASK_ORDER + caching.CHARLM_TASK_ORDER)
 def test_every_cached_task_has_key_parts_and_an_output_check(task_name):
-    assert task_name in caching._KEY_PARTS and task_name in caching._OUTPUT_PROBLEMS
+    assert task_name in caching._KEY_PARTS and task_name in caching._OUTPUT_PROBLEMS and task_name in caching.TASK_MODULES
