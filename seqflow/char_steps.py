@@ -29,7 +29,7 @@ from seqflow.config import CharLMConfig, CharPromotionConfig
 from seqflow.contracts import ContractReport
 from seqflow.evaluation import plot_learning_curves
 from seqflow.promotion import PromotionDecision, decide_by_metric
-from seqflow.steps import apply_promotion, log_execution_records, rows_as_csv
+from seqflow.steps import apply_promotion, close_runs_of_dead_executions, log_execution_records, rows_as_csv
 from seqflow.summary import TaskStatus, render_task_statuses
 from seqflow.tracking import FLOW_RUN_TAG, ROLE_TAG, RegisteredVersion, Tracker
 
@@ -149,7 +149,13 @@ def start_charlm_run(
     contract_reports: list[ContractReport],
     flow_run_id: str | None,
 ) -> str:
-    """Create the parent run of one execution, with params, data tags and the contract results."""
+    """Create the parent run of one execution, with params, data tags and the contract results.
+
+    First, like ``seqflow run``, the runs of this experiment that a killed earlier execution on this host left
+    RUNNING are closed as KILLED and the versions it registered are withdrawn (a cached task never reuses an
+    unfinished run either way).
+    """
+    close_runs_of_dead_executions(tracker)
     run_id = tracker.start_run(
         run_name=f"charlm-{config.profile}-{time.strftime('%Y%m%d-%H%M%S')}",
         tags={ROLE_TAG: "charlm-pipeline", FLOW_RUN_TAG: flow_run_id, "profile": config.profile,

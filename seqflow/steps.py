@@ -31,7 +31,7 @@ from seqflow.promotion import PromotionDecision, decide_promotion
 from seqflow.summary import TaskStatus, render_task_statuses
 from seqflow.registry import VIA_RUN, audit_tags, champion_accuracy_on
 from seqflow.tokenise import TokenisedData, load_arrays, load_vocabulary
-from seqflow.tracking import FLOW_RUN_TAG, ROLE_TAG, RegisteredVersion, Tracker, ended_status
+from seqflow.tracking import EXECUTION_ROLES, FLOW_RUN_TAG, ROLE_TAG, RegisteredVersion, Tracker, ended_status
 from seqflow.training import (
     EmbeddingSource,
     checkpoint_dir_for,
@@ -204,7 +204,7 @@ def close_runs_of_dead_executions(tracker: Tracker) -> None:
         logger.warning(
             "closed MLflow run %s (%s) as KILLED: its process %s is gone", run.run_id, run.run_name, run.owner.describe()
         )
-    dead_parents = [run.run_id for run in closed if run.role == "pipeline"]
+    dead_parents = [run.run_id for run in closed if run.role in EXECUTION_ROLES]
     withdrawn = tracker.withdraw_versions_of_executions(dead_parents)
     if withdrawn:
         logger.warning(

@@ -36,6 +36,8 @@ SEARCH_MAX_RESULTS = 1000
 # Tag that links every MLflow run to the Prefect flow run that created it (used to close runs of a failed flow).
 FLOW_RUN_TAG = "seqflow.prefect_flow_run_id"
 ROLE_TAG = "seqflow.role"
+# Roles of the parent run of one execution: `seqflow run` and `seqflow charlm run` (and their reruns).
+EXECUTION_ROLES = ("pipeline", "charlm-pipeline")
 # Model version tag: the champion version this one replaced when it was promoted.
 PREVIOUS_CHAMPION_TAG = "previous_champion"
 # Lock file next to a SQLite store, held while a process opens (and maybe creates) the store.

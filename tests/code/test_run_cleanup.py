@@ -126,10 +126,11 @@ def test_versions_of_a_killed_execution_are_withdrawn_and_the_champion_restored(
     assert str(client.get_model_version_by_alias(name, CHAMPION_ALIAS).version) == champion_before
 
 
-def test_a_killed_first_execution_leaves_no_champion(tracker, dead_process):
+@pytest.mark.parametrize("role", ["pipeline", "charlm-pipeline"])
+def test_a_killed_first_execution_leaves_no_champion(tracker, dead_process, role):
     name = tracker.settings.registered_model_name
     tracker.client.create_registered_model(name)
-    dead_parent = _run_owned_by(tracker, "killed-execution", dead_process, role="pipeline")
+    dead_parent = _run_owned_by(tracker, "killed-execution", dead_process, role=role)
     version = tracker.client.create_model_version(name, "runs:/x/model", None, tags={"parent_run_id": dead_parent})
     tracker.client.set_model_version_tag(name, version.version, PREVIOUS_CHAMPION_TAG, "")
     tracker.client.set_registered_model_alias(name, CHAMPION_ALIAS, version.version)
@@ -138,6 +139,28 @@ def test_a_killed_first_execution_leaves_no_champion(tracker, dead_process):
 
     assert tracker.client.search_model_versions(f"name = '{name}'") == []
     assert tracker.champion() is None
+
+
+def test_a_charlm_execution_first_closes_what_a_killed_one_left(tracker, dead_process, tmp_path):
+    from seqflow.char_data import encode_char_splits, write_char_splits
+    from seqflow.char_sources import CharSource
+    from seqflow.char_steps import start_charlm_run
+    from seqflow.config import CharDataConfig, resolve_charlm_config
+
+    name = tracker.settings.registered_model_name
+    tracker.client.create_registered_model(name)
+    dead_parent = _run_owned_by(tracker, "killed-charlm", dead_process, role="charlm-pipeline")
+    dead_child = _run_owned_by(tracker, "char_gru", dead_process, role="charlm-architecture")
+    tracker.client.create_model_version(name, f"runs:/{dead_child}/model", dead_child, tags={"parent_run_id": dead_parent})
+    text = "".join(f"line {i}: to be or not to be\n" for i in range(100))
+    split_files = write_char_splits(CharSource("text:x", text), CharDataConfig(block_chars=500), 7, tmp_path)
+
+    run_id = start_charlm_run(tracker, resolve_charlm_config("quick"), split_files,
+                              encode_char_splits(split_files, tmp_path), [], None)
+
+    assert tracker.run_status(dead_parent) == tracker.run_status(dead_child) == "KILLED"
+    assert tracker.client.search_model_versions(f"name = '{name}'") == []
+    tracker.end_run(run_id)
 
 
 def test_process_remembers_its_open_runs_until_they_end(tracker):
