@@ -126,11 +126,10 @@ def test_versions_of_a_killed_execution_are_withdrawn_and_the_champion_restored(
     assert str(client.get_model_version_by_alias(name, CHAMPION_ALIAS).version) == champion_before
 
 
-@pytest.mark.parametrize("role", ["pipeline", "charlm-pipeline"])
-def test_a_killed_first_execution_leaves_no_champion(tracker, dead_process, role):
+def test_a_killed_first_execution_leaves_no_champion(tracker, dead_process):
     name = tracker.settings.registered_model_name
     tracker.client.create_registered_model(name)
-    dead_parent = _run_owned_by(tracker, "killed-execution", dead_process, role=role)
+    dead_parent = _run_owned_by(tracker, "killed-execution", dead_process, role="pipeline")
     version = tracker.client.create_model_version(name, "runs:/x/model", None, tags={"parent_run_id": dead_parent})
     tracker.client.set_model_version_tag(name, version.version, PREVIOUS_CHAMPION_TAG, "")
     tracker.client.set_registered_model_alias(name, CHAMPION_ALIAS, version.version)
