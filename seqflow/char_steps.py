@@ -28,9 +28,9 @@ from seqflow.char_data import (
 from seqflow.config import CharLMConfig, CharPromotionConfig
 from seqflow.contracts import ContractReport
 from seqflow.evaluation import plot_learning_curves
-from seqflow.promotion import PromotionDecision, decide_by_metric
-from seqflow.steps import apply_promotion, rows_as_csv
-from seqflow.tracking import FLOW_RUN_TAG, ROLE_TAG, RegisteredVersion, Tracker
+from seqflow.promotion import decide_by_metric
+from seqflow.steps import RegistrationOutcome, apply_promotion, rows_as_csv
+from seqflow.tracking import FLOW_RUN_TAG, ROLE_TAG, Tracker
 
 logger = logging.getLogger(__name__)
 
@@ -66,13 +66,6 @@ class EvaluatedCharModel:
     epochs_run: int
     seconds: float
     parameters: int
-
-
-@dataclass(frozen=True)
-class CharRegistrationOutcome:
-    versions: list[RegisteredVersion]
-    decision: PromotionDecision | None
-    champion_version: str | None
 
 
 @dataclass(frozen=True)
@@ -151,7 +144,7 @@ def start_charlm_run(
         tags={ROLE_TAG: "charlm-pipeline", FLOW_RUN_TAG: flow_run_id, "profile": config.profile,
               **_dataset_tags(split_files, encoded)},
     )
-    try:
+    with tracker.closing_on_failure(run_id):
         tracker.log_params(run_id, config.to_flat_dict())
         tracker.log_metrics(
             run_id,
@@ -160,9 +153,6 @@ def start_charlm_run(
         )
         for report in contract_reports:
             tracker.log_artifact(run_id, report.report_dir, f"contracts/{report.contract}")
-    except BaseException:
-        tracker.end_run(run_id, "FAILED")
-        raise
     return run_id
 
 
@@ -189,7 +179,7 @@ def train_char_architecture(
               "profile": config.profile, **_dataset_tags(split_files, encoded)},
         parent_run_id=parent_run_id,
     )
-    try:
+    with tracker.closing_on_failure(run_id):
         tracker.log_params(run_id, {"architecture": architecture, **config.to_flat_dict()})
         output_dir = encoded.encoded_dir / "models" / run_id
         outcome = train_char_model(
@@ -230,9 +220,6 @@ def train_char_architecture(
             signature,
             pd.DataFrame(INPUT_EXAMPLE),
         )
-    except BaseException:
-        tracker.end_run(run_id, "FAILED")
-        raise
     return TrainedCharModel(
         architecture=architecture,
         run_id=run_id,
@@ -255,17 +242,13 @@ def evaluate_char_architecture(
 
     from seqflow.char_training import stream_loss
 
-    try:
+    with tracker.closing_on_failure(trained.run_id, finish=True):
         step_model = keras.saving.load_model(trained.step_model_path, compile=False)
         training = config.training
         val_loss = stream_loss(step_model, load_char_ids(encoded, "validation"), training.validation_streams,
                                training.validation_window)
         val_perplexity = math.exp(min(val_loss, 50.0))
         tracker.log_metrics(trained.run_id, {"best_val_loss": val_loss, "best_val_perplexity": val_perplexity})
-    except BaseException:
-        tracker.end_run(trained.run_id, "FAILED")
-        raise
-    tracker.end_run(trained.run_id, "FINISHED")
     return EvaluatedCharModel(
         architecture=trained.architecture,
         run_id=trained.run_id,
@@ -313,7 +296,7 @@ def register_and_promote_charlm(
     encoded: CharEncodedData,
     config: CharLMConfig,
     parent_run_id: str,
-) -> CharRegistrationOutcome:
+) -> RegistrationOutcome:
     """Register every evaluated model, then move ``champion`` to the lowest validation perplexity if it passes
     the gates. All or nothing: if anything fails before the alias moves, this execution's versions are deleted."""
     promotion: CharPromotionConfig = config.promotion
@@ -348,17 +331,13 @@ def register_and_promote_charlm(
     except BaseException:
         tracker.delete_versions(versions)
         raise
-    final_champion = tracker.champion()
-    return CharRegistrationOutcome(
-        versions=versions, decision=decision, champion_version=str(final_champion.version) if final_champion else None
-    )
+    return RegistrationOutcome.now(tracker, versions, decision)
 
 
 def finish_charlm_run(
-    tracker: Tracker, parent_run_id: str, evaluated: list[EvaluatedCharModel], registration: CharRegistrationOutcome
+    tracker: Tracker, parent_run_id: str, evaluated: list[EvaluatedCharModel], registration: RegistrationOutcome
 ) -> CharRunSummary:
     """Log the comparison table to the parent run and close it FINISHED."""
-    version_of = {version.run_id: version.version for version in registration.versions}
     rows = [
         CharComparisonRow(
             architecture=model.architecture,
@@ -368,9 +347,8 @@ def finish_charlm_run(
             val_perplexity=model.val_perplexity,
             parameters=model.parameters,
             seconds=model.seconds,
-            version=version_of.get(model.run_id),
-            champion=version_of.get(model.run_id) is not None
-            and version_of.get(model.run_id) == registration.champion_version,
+            version=registration.version_of(model.run_id),
+            champion=registration.is_champion(model.run_id),
         )
         for model in evaluated
     ]
@@ -379,15 +357,12 @@ def finish_charlm_run(
         experiment_name=tracker.settings.experiment_name,
         registered_model_name=tracker.settings.registered_model_name,
         rows=rows,
-        decision_reason=registration.decision.reason if registration.decision else "no model evaluated",
+        decision_reason=registration.decision_reason,
         champion_version=registration.champion_version,
     )
-    try:
+    # As for sentiment (steps.finish_pipeline_run): a failure here withdraws this execution's versions.
+    with tracker.closing_on_failure(parent_run_id, finish=True, withdraw_versions=True):
         tracker.log_text(parent_run_id, summary.render(), "comparison.txt")
         tracker.log_text(parent_run_id, rows_as_csv(rows), "comparison.csv")
         tracker.log_metrics(parent_run_id, {"best_val_perplexity": min(model.val_perplexity for model in evaluated)})
-    except BaseException:
-        tracker.end_run(parent_run_id, "FAILED")
-        raise
-    tracker.end_run(parent_run_id, "FINISHED")
     return summary
