@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from seqflow.char_data import (
+    UNKNOWN_ID,
     CharEncodedData,
     CharSplitFiles,
     encode,
@@ -34,8 +35,9 @@ from seqflow.tracking import FLOW_RUN_TAG, ROLE_TAG, Tracker
 
 logger = logging.getLogger(__name__)
 
-# Rows stored with each logged model as its input example.
-INPUT_EXAMPLE = {"prefix": ["ROMEO:"], "length": [40], "temperature": [0.8], "seed": [0]}
+# The row stored with each logged model as its input example; its prefix is the sample prefix (see
+# example_prefix), so that the example is one the model accepts whatever language it was trained on.
+INPUT_EXAMPLE = {"length": [40], "temperature": [0.8], "seed": [0]}
 # The tag (and metric) the champion is chosen by.
 SCORE_TAG = "val_perplexity"
 
@@ -130,6 +132,12 @@ def sample_prefix(config: CharLMConfig, split_files: CharSplitFiles) -> str:
     return read_char_split(split_files, "validation").lstrip("\n").split("\n", 1)[0][:40]
 
 
+def example_prefix(prefix: str, vocabulary: list[str]) -> str:
+    """``prefix`` without the characters the model cannot read (the served pyfunc refuses those)."""
+    known = set(vocabulary) - {vocabulary[UNKNOWN_ID]}
+    return "".join(char for char in prefix if char in known)
+
+
 def start_charlm_run(
     tracker: Tracker,
     config: CharLMConfig,
@@ -182,14 +190,15 @@ def train_char_architecture(
     with tracker.closing_on_failure(run_id):
         tracker.log_params(run_id, {"architecture": architecture, **config.to_flat_dict()})
         output_dir = encoded.encoded_dir / "models" / run_id
+        vocabulary, prefix = load_char_vocabulary(encoded.vocabulary_path), sample_prefix(config, split_files)
         outcome = train_char_model(
             architecture,
             load_char_ids(encoded, "train"),
             load_char_ids(encoded, "validation"),
-            load_char_vocabulary(encoded.vocabulary_path),
+            vocabulary,
             config.training,
             config.sampling,
-            sample_prefix(config, split_files),
+            prefix,
             config.seed,
             output_dir,
             on_epoch_end=tracker.epoch_logger(run_id),
@@ -218,7 +227,7 @@ def train_char_architecture(
             CharGenerationModel(),
             {STEP_MODEL_ARTIFACT: str(outcome.step_model_path), VOCABULARY_ARTIFACT: str(encoded.vocabulary_path)},
             signature,
-            pd.DataFrame(INPUT_EXAMPLE),
+            pd.DataFrame({"prefix": [example_prefix(prefix, vocabulary)], **INPUT_EXAMPLE}),
         )
     return TrainedCharModel(
         architecture=architecture,
