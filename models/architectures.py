@@ -175,11 +175,11 @@ def build_serving_model(
     truncation: str,
 ) -> keras.Model:
     """Raw review strings -> positive probability: vectoriser and padding in front of a trained classifier."""
-    from seqflow.models.text import PadAndTruncate, build_vectoriser
+    from seqflow.models.text import PAD_LAYER_NAME, PadAndTruncate, build_vectoriser
 
     texts = keras.Input(shape=(1,), dtype="string", name="text")
     # Same standardisation and vocabulary as training: ids match what the classifier learned.
     ids = build_vectoriser(len(vocabulary), vocabulary)(texts)
     # Same length and padding side as the training arrays.
-    padded = PadAndTruncate(max_length, padding, truncation, name="pad_and_truncate")(ids)
+    padded = PadAndTruncate(max_length, padding, truncation, name=PAD_LAYER_NAME)(ids)
     return keras.Model(texts, classifier(padded), name=f"{classifier.name}_serving")

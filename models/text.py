@@ -15,6 +15,9 @@ import tensorflow as tf
 PADDING_ID = 0
 OOV_ID = 1
 OOV_TOKEN = "[UNK]"
+# Name of the PadAndTruncate layer in a serving model: its output is exactly the ids the classifier sees, which
+# the served pyfunc reads to refuse reviews that leave nothing but padding.
+PAD_LAYER_NAME = "pad_and_truncate"
 
 
 @keras.saving.register_keras_serializable(package="seqflow")

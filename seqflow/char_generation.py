@@ -3,6 +3,10 @@
 The step model (:func:`seqflow.models.charlm.build_step_model`) takes ``[ids, *states]`` and returns
 ``[logits, *new_states]``. :class:`CharGenerator` reads the prefix once (one call over the whole prefix from a
 zero state), then samples one character per call, feeding back only that character and the carried state.
+
+The registered pyfunc refuses a batch with a prefix the model cannot read (characters outside its vocabulary,
+which it never saw in training and would read as the untrained unknown id), or a negative length or
+temperature, as a whole, naming each such row; see :class:`seqflow.serving.InputRefused`.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ import numpy as np
 import pandas as pd
 
 from seqflow.char_data import UNKNOWN_ID
+from seqflow.serving import REFUSED_ROWS_SHOWN, REFUSED_TEXT_PREVIEW_CHARS, InputRefused
 
 # Artifact keys of the logged pyfunc model.
 STEP_MODEL_ARTIFACT = "step_model"
@@ -24,6 +29,8 @@ VOCABULARY_ARTIFACT = "vocabulary"
 PREFIX_COLUMN, LENGTH_COLUMN, TEMPERATURE_COLUMN, SEED_COLUMN = "prefix", "length", "temperature", "seed"
 # The character fed first when the prefix is empty: the models learn text that follows a line break.
 EMPTY_PREFIX_START = "\n"
+# Unknown characters of a prefix named in a refusal.
+UNKNOWN_CHARS_SHOWN = 20
 
 
 class CharGenerator:
@@ -84,6 +91,27 @@ class CharGenerator:
     def encode(self, text: str) -> np.ndarray:
         return np.array([[self._index.get(char, UNKNOWN_ID) for char in text]], dtype=np.int32)
 
+    def unknown_characters(self, text: str) -> list[str]:
+        """Characters of ``text`` that :meth:`encode` reads as the unknown id (never seen in training, so their
+        embedding is untrained), in order of first appearance."""
+        return list(dict.fromkeys(char for char in text if self._index.get(char, UNKNOWN_ID) == UNKNOWN_ID))
+
+    def prefix_problem(self, prefix: str) -> str | None:
+        """Why this model cannot continue ``prefix``, or None. (Training's sample texts may start from a
+        validation line with unseen characters; they are diagnostics and use :meth:`generate` directly.)"""
+        if not prefix:
+            if self.unknown_characters(EMPTY_PREFIX_START):
+                return "is empty, and this model's vocabulary has no line break to start from: give a prefix"
+            return None
+        unknown = self.unknown_characters(prefix)
+        if not unknown:
+            return None
+        shown = "".join(unknown[:UNKNOWN_CHARS_SHOWN]) + ("..." if len(unknown) > UNKNOWN_CHARS_SHOWN else "")
+        return (
+            f"has {len(unknown)} character(s) outside the model's vocabulary of {len(self.vocabulary) - 1} "
+            f"(never seen in its training text): {shown!r}"
+        )
+
     def generate(self, prefix: str, length: int, temperature: float, seed: int | None = None) -> str:
         """``length`` characters continuing ``prefix`` (the prefix itself is not repeated); the same seed
         gives the same text."""
@@ -123,17 +151,36 @@ class CharGenerationModel(mlflow.pyfunc.PythonModel):
     def predict(self, context, model_input, params=None) -> pd.DataFrame:  # noqa: ANN001
         frame = model_input if isinstance(model_input, pd.DataFrame) else pd.DataFrame(model_input)
         if PREFIX_COLUMN not in frame.columns:
-            raise ValueError(f"input needs a {PREFIX_COLUMN!r} column; got columns {list(frame.columns)}")
-        continuations = [
-            self._generator.generate(str(prefix), int(length), float(temperature), None if seed is None else int(seed))
-            for prefix, length, temperature, seed in zip(
-                _column(frame, PREFIX_COLUMN, ""),
-                _column(frame, LENGTH_COLUMN, 200),
-                _column(frame, TEMPERATURE_COLUMN, 1.0),
-                _column(frame, SEED_COLUMN, None),
-            )
-        ]
-        prefixes = [str(prefix) for prefix in _column(frame, PREFIX_COLUMN, "")]
+            raise InputRefused(f"input needs a {PREFIX_COLUMN!r} column; got columns {list(frame.columns)}")
+        rows = list(zip(
+            [str(prefix) for prefix in _column(frame, PREFIX_COLUMN, "")],
+            [int(length) for length in _column(frame, LENGTH_COLUMN, 200)],
+            [float(temperature) for temperature in _column(frame, TEMPERATURE_COLUMN, 1.0)],
+            [None if seed is None else int(seed) for seed in _column(frame, SEED_COLUMN, None)],
+        ))
+        refuse_unusable_rows(self._generator, rows)
+        continuations = [self._generator.generate(*row) for row in rows]
+        prefixes = [prefix for prefix, *_ in rows]
         return pd.DataFrame(
             {"text": [p + c for p, c in zip(prefixes, continuations)], "continuation": continuations}
         )
+
+
+def _row_problem(generator: CharGenerator, prefix: str, length: int, temperature: float) -> str | None:
+    if length < 0 or temperature < 0:
+        return f"{LENGTH_COLUMN} and {TEMPERATURE_COLUMN} must not be negative, got {length} and {temperature}"
+    problem = generator.prefix_problem(prefix)
+    return f"prefix {prefix[:REFUSED_TEXT_PREVIEW_CHARS]!r} {problem}" if problem else None
+
+
+def refuse_unusable_rows(generator: CharGenerator, rows: list[tuple[str, int, float, int | None]]) -> None:
+    """:class:`InputRefused` naming every row the model cannot generate for; nothing is generated then."""
+    problems = [
+        (number, problem)
+        for number, (prefix, length, temperature, _) in enumerate(rows, start=1)
+        if (problem := _row_problem(generator, prefix, length, temperature))
+    ]
+    if problems:
+        named = "; ".join(f"row {number} of {len(rows)}: {problem}" for number, problem in problems[:REFUSED_ROWS_SHOWN])
+        more = f"; and {len(problems) - REFUSED_ROWS_SHOWN} more" if len(problems) > REFUSED_ROWS_SHOWN else ""
+        raise InputRefused(f"cannot generate for {len(problems)} of {len(rows)} row(s), the whole batch is refused: {named}{more}")

@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from seqflow.char_data import (
+    UNKNOWN_ID,
     CharEncodedData,
     CharSplitFiles,
     encode,
@@ -28,15 +29,16 @@ from seqflow.char_data import (
 from seqflow.config import CharLMConfig, CharPromotionConfig
 from seqflow.contracts import ContractReport
 from seqflow.evaluation import plot_learning_curves
-from seqflow.promotion import PromotionDecision, decide_by_metric
-from seqflow.steps import apply_promotion, close_runs_of_dead_executions, log_execution_records, rows_as_csv
+from seqflow.promotion import decide_by_metric
+from seqflow.steps import RegistrationOutcome, apply_promotion, close_runs_of_dead_executions, log_execution_records, rows_as_csv
 from seqflow.summary import TaskStatus, render_task_statuses
-from seqflow.tracking import FLOW_RUN_TAG, ROLE_TAG, RegisteredVersion, Tracker
+from seqflow.tracking import FLOW_RUN_TAG, ROLE_TAG, Tracker
 
 logger = logging.getLogger(__name__)
 
-# Rows stored with each logged model as its input example.
-INPUT_EXAMPLE = {"prefix": ["ROMEO:"], "length": [40], "temperature": [0.8], "seed": [0]}
+# The row stored with each logged model as its input example; its prefix is the sample prefix (see
+# example_prefix), so that the example is one the model accepts whatever language it was trained on.
+INPUT_EXAMPLE = {"length": [40], "temperature": [0.8], "seed": [0]}
 # The tag (and metric) the champion is chosen by.
 SCORE_TAG = "val_perplexity"
 
@@ -67,13 +69,6 @@ class EvaluatedCharModel:
     epochs_run: int
     seconds: float
     parameters: int
-
-
-@dataclass(frozen=True)
-class CharRegistrationOutcome:
-    versions: list[RegisteredVersion]
-    decision: PromotionDecision | None
-    champion_version: str | None
 
 
 @dataclass(frozen=True)
@@ -141,6 +136,12 @@ def sample_prefix(config: CharLMConfig, split_files: CharSplitFiles) -> str:
     return read_char_split(split_files, "validation").lstrip("\n").split("\n", 1)[0][:40]
 
 
+def example_prefix(prefix: str, vocabulary: list[str]) -> str:
+    """``prefix`` without the characters the model cannot read (the served pyfunc refuses those)."""
+    known = set(vocabulary) - {vocabulary[UNKNOWN_ID]}
+    return "".join(char for char in prefix if char in known)
+
+
 def start_charlm_run(
     tracker: Tracker,
     config: CharLMConfig,
@@ -161,7 +162,7 @@ def start_charlm_run(
         tags={ROLE_TAG: "charlm-pipeline", FLOW_RUN_TAG: flow_run_id, "profile": config.profile,
               **_dataset_tags(split_files, encoded)},
     )
-    try:
+    with tracker.closing_on_failure(run_id):
         tracker.log_params(run_id, config.to_flat_dict())
         tracker.log_metrics(
             run_id,
@@ -170,9 +171,6 @@ def start_charlm_run(
         )
         for report in contract_reports:
             tracker.log_artifact(run_id, report.report_dir, f"contracts/{report.contract}")
-    except BaseException:
-        tracker.end_run(run_id, "FAILED")
-        raise
     return run_id
 
 
@@ -199,17 +197,18 @@ def train_char_architecture(
               "profile": config.profile, **_dataset_tags(split_files, encoded)},
         parent_run_id=parent_run_id,
     )
-    try:
+    with tracker.closing_on_failure(run_id):
         tracker.log_params(run_id, {"architecture": architecture, **config.to_flat_dict()})
         output_dir = encoded.encoded_dir / "models" / run_id
+        vocabulary, prefix = load_char_vocabulary(encoded.vocabulary_path), sample_prefix(config, split_files)
         outcome = train_char_model(
             architecture,
             load_char_ids(encoded, "train"),
             load_char_ids(encoded, "validation"),
-            load_char_vocabulary(encoded.vocabulary_path),
+            vocabulary,
             config.training,
             config.sampling,
-            sample_prefix(config, split_files),
+            prefix,
             config.seed,
             output_dir,
             on_epoch_end=tracker.epoch_logger(run_id),
@@ -238,11 +237,8 @@ def train_char_architecture(
             CharGenerationModel(),
             {STEP_MODEL_ARTIFACT: str(outcome.step_model_path), VOCABULARY_ARTIFACT: str(encoded.vocabulary_path)},
             signature,
-            pd.DataFrame(INPUT_EXAMPLE),
+            pd.DataFrame({"prefix": [example_prefix(prefix, vocabulary)], **INPUT_EXAMPLE}),
         )
-    except BaseException:
-        tracker.end_run(run_id, "FAILED")
-        raise
     return TrainedCharModel(
         architecture=architecture,
         run_id=run_id,
@@ -265,17 +261,13 @@ def evaluate_char_architecture(
 
     from seqflow.char_training import stream_loss
 
-    try:
+    with tracker.closing_on_failure(trained.run_id, finish=True):
         step_model = keras.saving.load_model(trained.step_model_path, compile=False)
         training = config.training
         val_loss = stream_loss(step_model, load_char_ids(encoded, "validation"), training.validation_streams,
                                training.validation_window)
         val_perplexity = math.exp(min(val_loss, 50.0))
         tracker.log_metrics(trained.run_id, {"best_val_loss": val_loss, "best_val_perplexity": val_perplexity})
-    except BaseException:
-        tracker.end_run(trained.run_id, "FAILED")
-        raise
-    tracker.end_run(trained.run_id, "FINISHED")
     return EvaluatedCharModel(
         architecture=trained.architecture,
         run_id=trained.run_id,
@@ -323,7 +315,7 @@ def register_and_promote_charlm(
     encoded: CharEncodedData,
     config: CharLMConfig,
     parent_run_id: str,
-) -> CharRegistrationOutcome:
+) -> RegistrationOutcome:
     """Register every evaluated model, then move ``champion`` to the lowest validation perplexity if it passes
     the gates. All or nothing: if anything fails before the alias moves, this execution's versions are deleted."""
     promotion: CharPromotionConfig = config.promotion
@@ -358,23 +350,19 @@ def register_and_promote_charlm(
     except BaseException:
         tracker.delete_versions(versions)
         raise
-    final_champion = tracker.champion()
-    return CharRegistrationOutcome(
-        versions=versions, decision=decision, champion_version=str(final_champion.version) if final_champion else None
-    )
+    return RegistrationOutcome.now(tracker, versions, decision)
 
 
 def finish_charlm_run(
     tracker: Tracker,
     parent_run_id: str,
     evaluated: list[EvaluatedCharModel],
-    registration: CharRegistrationOutcome,
+    registration: RegistrationOutcome,
     task_statuses: list[TaskStatus] | None = None,
     texts: dict[str, str] | None = None,
 ) -> CharRunSummary:
     """Log the comparison table, what each task did (``tasks.json``) and ``texts`` (artifact file -> text, e.g.
     the execution's state for reruns) to the parent run and close it FINISHED."""
-    version_of = {version.run_id: version.version for version in registration.versions}
     rows = [
         CharComparisonRow(
             architecture=model.architecture,
@@ -384,9 +372,8 @@ def finish_charlm_run(
             val_perplexity=model.val_perplexity,
             parameters=model.parameters,
             seconds=model.seconds,
-            version=version_of.get(model.run_id),
-            champion=version_of.get(model.run_id) is not None
-            and version_of.get(model.run_id) == registration.champion_version,
+            version=registration.version_of(model.run_id),
+            champion=registration.is_champion(model.run_id),
         )
         for model in evaluated
     ]
@@ -395,17 +382,14 @@ def finish_charlm_run(
         experiment_name=tracker.settings.experiment_name,
         registered_model_name=tracker.settings.registered_model_name,
         rows=rows,
-        decision_reason=registration.decision.reason if registration.decision else "no model evaluated",
+        decision_reason=registration.decision_reason,
         champion_version=registration.champion_version,
         tasks=list(task_statuses or []),
     )
-    try:
+    # As for sentiment (steps.finish_pipeline_run): a failure here withdraws this execution's versions.
+    with tracker.closing_on_failure(parent_run_id, finish=True, withdraw_versions=True):
         tracker.log_text(parent_run_id, summary.render(), "comparison.txt")
         log_execution_records(tracker, parent_run_id, summary.tasks, texts)
         tracker.log_text(parent_run_id, rows_as_csv(rows), "comparison.csv")
         tracker.log_metrics(parent_run_id, {"best_val_perplexity": min(model.val_perplexity for model in evaluated)})
-    except BaseException:
-        tracker.end_run(parent_run_id, "FAILED")
-        raise
-    tracker.end_run(parent_run_id, "FINISHED")
     return summary

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from seqflow.char_data import CharEncodedData, CharSplitFiles
-from seqflow.char_steps import CharRegistrationOutcome, EvaluatedCharModel, TrainedCharModel
+from seqflow.char_steps import EvaluatedCharModel, TrainedCharModel
 from seqflow.char_steps import _dataset_tags as char_dataset_tags
 from seqflow.config import CharLMConfig, PipelineConfig, get_profile, resolve_charlm_config, with_overrides
 from seqflow.contracts import ContractReport
@@ -62,7 +62,7 @@ class CharLMState:
     contract_reports: list[ContractReport]
     trained: list[TrainedCharModel]
     evaluated: list[EvaluatedCharModel]
-    registration: CharRegistrationOutcome | None
+    registration: RegistrationOutcome | None
 
     def trained_model(self, architecture: str) -> TrainedCharModel:
         return _by_architecture(self.trained, architecture, "trained")

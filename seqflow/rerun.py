@@ -183,11 +183,8 @@ def start_rerun_run(
             **state.dataset_tags(),
         },
     )
-    try:
+    with tracker.closing_on_failure(run_id):
         tracker.log_params(run_id, config.to_flat_dict())
-    except BaseException:
-        tracker.end_run(run_id, "FAILED")
-        raise
     return run_id
 
 
@@ -245,12 +242,9 @@ def finish_rerun_run(
 ) -> RerunSummary:
     """Log the new state and what ran to the rerun's parent run and close it FINISHED."""
     summary = RerunSummary(task, rerun_of, parent_run_id, tracker.settings.experiment_name, outputs, statuses)
-    try:
+    # A rerun of register registered its versions under this parent: a failure here withdraws them.
+    with tracker.closing_on_failure(parent_run_id, finish=True, withdraw_versions=True):
         tracker.log_text(parent_run_id, state_to_json(state), STATE_ARTIFACT)
         tracker.log_text(parent_run_id, json.dumps([dataclasses.asdict(status) for status in statuses], indent=2), "tasks.json")
         tracker.log_text(parent_run_id, summary.render(), "rerun.txt")
-    except BaseException:
-        tracker.end_run(parent_run_id, "FAILED")
-        raise
-    tracker.end_run(parent_run_id, "FINISHED")
     return summary

@@ -31,7 +31,7 @@ from seqflow.promotion import PromotionDecision, decide_promotion
 from seqflow.summary import TaskStatus, render_task_statuses
 from seqflow.registry import VIA_RUN, audit_tags, champion_accuracy_on
 from seqflow.tokenise import TokenisedData, load_arrays, load_vocabulary
-from seqflow.tracking import EXECUTION_ROLES, FLOW_RUN_TAG, ROLE_TAG, RegisteredVersion, Tracker, ended_status
+from seqflow.tracking import EXECUTION_ROLES, FLOW_RUN_TAG, ROLE_TAG, RegisteredVersion, Tracker
 from seqflow.training import (
     EmbeddingSource,
     checkpoint_dir_for,
@@ -82,9 +82,29 @@ class EvaluatedModel:
 
 @dataclass(frozen=True)
 class RegistrationOutcome:
+    """What registration did; the same record for sentiment and character models."""
+
     versions: list[RegisteredVersion]
     decision: PromotionDecision | None
     champion_version: str | None
+
+    @classmethod
+    def now(cls, tracker: Tracker, versions: list[RegisteredVersion], decision: PromotionDecision | None) -> RegistrationOutcome:
+        """The outcome with the champion as the registry has it now (moved by ``decision`` or not)."""
+        champion = tracker.champion()
+        return cls(versions=versions, decision=decision, champion_version=str(champion.version) if champion else None)
+
+    @property
+    def decision_reason(self) -> str:
+        return self.decision.reason if self.decision else "no model evaluated"
+
+    def version_of(self, run_id: str) -> str | None:
+        """The version registered from the model of ``run_id``, or None."""
+        return next((version.version for version in self.versions if version.run_id == run_id), None)
+
+    def is_champion(self, run_id: str) -> bool:
+        version = self.version_of(run_id)
+        return version is not None and version == self.champion_version
 
 
 @dataclass(frozen=True)
@@ -172,7 +192,7 @@ def start_pipeline_run(
         run_name=f"{config.profile}-{time.strftime('%Y%m%d-%H%M%S')}",
         tags={ROLE_TAG: "pipeline", FLOW_RUN_TAG: flow_run_id, "profile": config.profile, **_dataset_tags(split_files, tokenised)},
     )
-    try:
+    with tracker.closing_on_failure(run_id):
         tracker.log_params(run_id, config.to_flat_dict())
         tracker.log_metrics(
             run_id,
@@ -182,9 +202,6 @@ def start_pipeline_run(
         )
         for report in contract_reports:
             tracker.log_artifact(run_id, report.report_dir, f"contracts/{report.contract}")
-    except BaseException as exc:
-        tracker.end_run(run_id, ended_status(exc))
-        raise
     return run_id
 
 
@@ -237,7 +254,7 @@ def train_architecture(
         },
         parent_run_id=parent_run_id,
     )
-    try:
+    with tracker.closing_on_failure(run_id):
         tracker.log_params(run_id, {"architecture": architecture, **config.to_flat_dict()})
         for report in contract_reports:
             tracker.log_artifact(run_id, report.results_path, "contracts")
@@ -271,9 +288,6 @@ def train_architecture(
             output_dir / f"{architecture}_serving.keras",
         )
         model_uri = tracker.log_serving_model(run_id, serving_path, INPUT_EXAMPLE_TEXTS)
-    except BaseException as exc:
-        tracker.end_run(run_id, ended_status(exc))
-        raise
     return TrainedModel(
         architecture=architecture,
         run_id=run_id,
@@ -293,7 +307,7 @@ def evaluate_architecture(
     serving model and the confusion matrix; close the run."""
     import keras
 
-    try:
+    with tracker.closing_on_failure(trained.run_id, finish=True):
         arrays = load_arrays(tokenised)
         classifier = keras.saving.load_model(trained.classifier_path)
         probabilities = classifier.predict(arrays["x_test"], batch_size=batch_size, verbose=0)
@@ -317,10 +331,6 @@ def evaluate_architecture(
             metrics, f"{trained.architecture}: test split", trained.classifier_path.parent / "confusion_matrix.png"
         )
         tracker.log_artifact(trained.run_id, matrix, "plots")
-    except BaseException as exc:
-        tracker.end_run(trained.run_id, ended_status(exc))
-        raise
-    tracker.end_run(trained.run_id, "FINISHED")
     return EvaluatedModel(
         architecture=trained.architecture,
         run_id=trained.run_id,
@@ -402,14 +412,10 @@ def register_and_promote(
         # Also when interrupted after the alias moved: the alias goes back to the version it was on.
         tracker.withdraw_versions([version.version for version in versions], previous_champion)
         raise
-    final_champion = tracker.champion()
-    return RegistrationOutcome(
-        versions=versions, decision=decision, champion_version=str(final_champion.version) if final_champion else None
-    )
+    return RegistrationOutcome.now(tracker, versions, decision)
 
 
 def comparison_rows(evaluated: list[EvaluatedModel], registration: RegistrationOutcome) -> list[ComparisonRow]:
-    version_of = {version.run_id: version.version for version in registration.versions}
     return [
         ComparisonRow(
             architecture=model.architecture,
@@ -419,8 +425,8 @@ def comparison_rows(evaluated: list[EvaluatedModel], registration: RegistrationO
             roc_auc=model.test_metrics["roc_auc"],
             gap_at_end=model.overfitting.get("gap_at_end", float("nan")),
             seconds=model.seconds,
-            version=version_of.get(model.run_id),
-            champion=version_of.get(model.run_id) is not None and version_of.get(model.run_id) == registration.champion_version,
+            version=registration.version_of(model.run_id),
+            champion=registration.is_champion(model.run_id),
             best_epoch=int(model.overfitting.get("best_epoch", 0)),
             gap_at_best=model.overfitting.get("gap_at_best", float("nan")),
             epochs_past_best=int(model.overfitting.get("epochs_past_best", 0)),
@@ -499,19 +505,18 @@ def finish_pipeline_run(
         experiment_name=tracker.settings.experiment_name,
         registered_model_name=tracker.settings.registered_model_name,
         rows=rows,
-        decision_reason=registration.decision.reason if registration.decision else "no model evaluated",
+        decision_reason=registration.decision_reason,
         champion_version=registration.champion_version,
         tasks=task_statuses,
     )
-    try:
+    # A failure here ends the execution FAILED: its versions are withdrawn and the alias goes back (see
+    # Tracker.closing_on_failure), like a failure in any earlier step; the models are complete, but no version
+    # stays registered by an execution that did not finish.
+    with tracker.closing_on_failure(parent_run_id, finish=True, withdraw_versions=True):
         tracker.log_text(parent_run_id, summary.render(), "comparison.txt")
         log_execution_records(tracker, parent_run_id, task_statuses, texts)
         tracker.log_text(parent_run_id, rows_as_csv(rows), "comparison.csv")
         log_overlay_figures(tracker, parent_run_id, evaluated)
         best = max(evaluated, key=lambda model: model.test_metrics["accuracy"])
         tracker.log_metrics(parent_run_id, {"best_test_accuracy": best.test_metrics["accuracy"]})
-    except BaseException as exc:
-        tracker.end_run(parent_run_id, ended_status(exc))
-        raise
-    tracker.end_run(parent_run_id, "FINISHED")
     return summary

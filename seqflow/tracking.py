@@ -301,6 +301,42 @@ class Tracker:
         self.client.set_terminated(run_id, status=status)
         _forget_run(run_id)
 
+    @contextlib.contextmanager
+    def closing_on_failure(self, run_id: str, *, finish: bool = False, withdraw_versions: bool = False) -> Iterator[None]:
+        """Run the block for ``run_id``; if it raises, end the run FAILED (KILLED for an interrupt, see
+        :func:`ended_status`) and re-raise. ``finish``: end it FINISHED when the block succeeds.
+
+        ``withdraw_versions`` (for an execution's parent run): first delete the versions registered with this
+        run as their ``parent_run_id`` and give ``champion`` back to the version it replaced, so a failed
+        execution leaves no version or alias behind. Withdrawn before the run is ended: a process killed in
+        between leaves the run RUNNING, and the next execution withdraws the versions of its dead parent.
+
+        A failure of this cleanup is logged, never raised in place of the error that caused it (often the same
+        unreachable store); a run it could not end stays on the process's list for the CLI's last resort.
+        """
+        try:
+            yield
+            if finish:
+                self.end_run(run_id, "FINISHED")
+        except BaseException as exc:
+            status = ended_status(exc)
+            if withdraw_versions:
+                try:
+                    withdrawn = self.withdraw_versions_of_executions([run_id])
+                except Exception as cleanup_exc:  # noqa: BLE001 - see the docstring
+                    logger.error("could not withdraw the versions of failed execution %s: %s", run_id, cleanup_exc)
+                else:
+                    if withdrawn:
+                        logger.warning(
+                            "deleted version(s) %s of %r: the execution that registered them ended %s",
+                            ", ".join(withdrawn), self.settings.registered_model_name, status,
+                        )
+            try:
+                self.end_run(run_id, status)
+            except Exception as cleanup_exc:  # noqa: BLE001 - see the docstring
+                logger.error("could not end MLflow run %s as %s: %s", run_id, status, cleanup_exc)
+            raise
+
     def run_status(self, run_id: str) -> str:
         return self.client.get_run(run_id).info.status
 
@@ -337,10 +373,20 @@ class Tracker:
         return runs[0].info.run_id if runs else None
 
     def close_open_runs(self, flow_run_id: str, status: str = "FAILED") -> list[str]:
-        """End every RUNNING run created by the Prefect flow run ``flow_run_id``; returns their ids."""
+        """End every RUNNING run created by the Prefect flow run ``flow_run_id``; returns their ids.
+
+        Versions registered under one of them (as ``parent_run_id``) are withdrawn first: the flow failed
+        between registering and finishing its parent run, so no finished execution stands behind them.
+        """
         runs = self.client.search_runs(
             [self.experiment_id], filter_string=f"tags.`{FLOW_RUN_TAG}` = '{flow_run_id}' and attributes.status = 'RUNNING'"
         )
+        withdrawn = self.withdraw_versions_of_executions(run.info.run_id for run in runs)
+        if withdrawn:
+            logger.warning(
+                "deleted version(s) %s of %r: registered by a flow run that failed before it finished",
+                ", ".join(withdrawn), self.settings.registered_model_name,
+            )
         for run in runs:
             self.end_run(run.info.run_id, status)
         return [run.info.run_id for run in runs]

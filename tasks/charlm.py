@@ -19,7 +19,6 @@ from seqflow.char_contracts import validate_char_splits
 from seqflow.char_data import CharEncodedData, CharSplitFiles, encode_char_splits, write_char_splits
 from seqflow.char_sources import load_char_source
 from seqflow.char_steps import (
-    CharRegistrationOutcome,
     CharRunSummary,
     EvaluatedCharModel,
     TrainedCharModel,
@@ -33,6 +32,7 @@ from seqflow.config import CharContractConfig, CharDataConfig, CharLMConfig
 from seqflow.contracts import ContractReport, raise_on_failure
 from seqflow.pipeline_state import STATE_ARTIFACT, CharLMState, state_to_json
 from seqflow.settings import TrackingSettings
+from seqflow.steps import RegistrationOutcome
 from seqflow.tasks.retry import retry_unless_bad_input
 from seqflow.tracking import Tracker
 
@@ -97,7 +97,7 @@ def register_char_models(
     encoded: CharEncodedData,
     config: CharLMConfig,
     parent_run_id: str,
-) -> CharRegistrationOutcome:
+) -> RegistrationOutcome:
     """Register every model and move the champion alias if the lowest perplexity passes the gates."""
     return register_and_promote_charlm(Tracker(settings), evaluated, encoded, config, parent_run_id)
 
@@ -107,7 +107,7 @@ def finish_charlm_tracking(
     settings: TrackingSettings,
     parent_run_id: str,
     evaluated: list[EvaluatedCharModel],
-    registration: CharRegistrationOutcome,
+    registration: RegistrationOutcome,
     state: CharLMState | None = None,
 ) -> CharRunSummary:
     """Log the comparison table, what each task did and why, and the execution's state (for ``seqflow charlm

@@ -80,13 +80,19 @@ def test_charlm_run_tracks_registers_and_promotes(first_execution, shared_settin
     assert "first champion: validation perplexity" in summary.decision_reason
 
 
-def test_generate_answers_from_a_fresh_process(first_execution, shared_settings, tmp_path):
-    env_file = tmp_path / "test.env"
+def _env_file(settings, folder):  # noqa: ANN001, ANN202
+    """An --env-file naming the sentiment names: the CLI derives the charlm ones (settings.for_charlm)."""
+    env_file = folder / "test.env"
     env_file.write_text(
-        f"MLFLOW_TRACKING_URI={shared_settings.tracking_uri}\n"
+        f"MLFLOW_TRACKING_URI={settings.tracking_uri}\n"
         "MLFLOW_EXPERIMENT_NAME=seqflow-test\n"
         "SEQFLOW_REGISTERED_MODEL_NAME=seqflow-test-sentiment\n"
     )
+    return env_file
+
+
+def test_generate_answers_from_a_fresh_process(first_execution, shared_settings, tmp_path):
+    env_file = _env_file(shared_settings, tmp_path)
     command = [sys.executable, "-m", "seqflow.cli", "--env-file", str(env_file), "generate", "--prefix", "ROMEO:",
                "--length", "120", "--temperature", "0.8", "--seed", "3", "--json"]
     first = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=600)
@@ -96,6 +102,18 @@ def test_generate_answers_from_a_fresh_process(first_execution, shared_settings,
     second = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=600)
     # Same seed, same text.
     assert json.loads(second.stdout) == result
+
+
+def test_generate_refuses_a_prefix_outside_the_vocabulary(first_execution, shared_settings, tmp_path, capsys):
+    from seqflow.cli import main
+
+    env_file = _env_file(shared_settings, tmp_path)
+    code = main(["--env-file", str(env_file), "generate", "--prefix", "ROMEO: \u2603\u2603", "--length", "5"])
+    captured = capsys.readouterr()
+    assert code == 2 and captured.out == "", captured.err
+    assert "seqflow: error: cannot generate for 1 of 1 row(s)" in captured.err
+    assert "prefix 'ROMEO: \u2603\u2603' has 1 character(s) outside the model's vocabulary" in captured.err
+    assert "Traceback" not in captured.err
 
 
 def test_worse_second_execution_does_not_move_the_champion(first_execution, shared_folder, shared_settings):

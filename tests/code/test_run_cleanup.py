@@ -4,6 +4,8 @@ registration leaves no version and the champion alias where it was."""
 
 from __future__ import annotations
 
+import shutil
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -13,8 +15,8 @@ import psutil
 import pytest
 from mlflow import MlflowClient
 
+from seqflow.cli import Interrupted
 from seqflow.processes import HOST_TAG, PID_TAG, STARTED_TAG, ProcessIdentity, current_process, is_gone
-from seqflow.settings import TrackingSettings
 from seqflow.config import PromotionConfig
 from seqflow.steps import EvaluatedModel, close_runs_of_dead_executions, register_and_promote
 from seqflow.tracking import (
@@ -27,18 +29,22 @@ from seqflow.tracking import (
     ended_status,
     open_runs,
 )
+from tests.flows.conftest import tracking_settings_for
+
+
+@pytest.fixture(scope="module")
+def empty_store_path(tmp_path_factory) -> Path:
+    """A new store with its experiment and nothing else: creating MLflow's schema takes seconds, a copy does not."""
+    folder = tmp_path_factory.mktemp("empty-store")
+    Tracker(tracking_settings_for(folder))
+    return folder / "mlflow.db"
 
 
 @pytest.fixture
-def tracker(tmp_path: Path) -> Tracker:
-    return Tracker(
-        TrackingSettings(
-            tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}",
-            experiment_name="stale-runs",
-            registered_model_name="stale-model",
-            artifact_location=(tmp_path / "artifacts").as_uri(),
-        )
-    )
+def tracker(tmp_path: Path, empty_store_path: Path) -> Tracker:
+    """A fresh store of this test's own (a copy of the empty one)."""
+    shutil.copy(empty_store_path, tmp_path / "mlflow.db")
+    return Tracker(tracking_settings_for(tmp_path))
 
 
 @pytest.fixture
@@ -203,18 +209,22 @@ def _evaluated_model(tracker: Tracker, parent_run_id: str, accuracy: float) -> E
     )
 
 
+# Registration's inputs: promotion reads only the test split's digest; no floor for these made-up accuracies.
+SPLIT_FILES, PROMOTION = SimpleNamespace(digest="digest"), PromotionConfig(accuracy_floor=0.0)
+
+
+def _finished_execution(tracker: Tracker, accuracy: float) -> str:
+    """An execution that registered one model (champion when it beats the current one) and finished."""
+    parent = tracker.start_run("earlier", {ROLE_TAG: "pipeline"})
+    register_and_promote(tracker, [_evaluated_model(tracker, parent, accuracy)], SPLIT_FILES, PROMOTION, parent)
+    tracker.end_run(parent)
+    return str(tracker.champion().version)
+
+
 @pytest.mark.parametrize("earlier_champion", [True, False])
 def test_registration_interrupted_after_the_alias_moved_keeps_nothing(tracker, monkeypatch, earlier_champion):
-    split_files = SimpleNamespace(digest="digest")
     name = tracker.settings.registered_model_name
-    champion_before = None
-    if earlier_champion:
-        parent = tracker.start_run("earlier", {ROLE_TAG: "pipeline"})
-        earlier = register_and_promote(
-            tracker, [_evaluated_model(tracker, parent, 0.7)], split_files, PromotionConfig(accuracy_floor=0.0), parent
-        )
-        champion_before = earlier.champion_version
-        tracker.end_run(parent)
+    champion_before = _finished_execution(tracker, 0.7) if earlier_champion else None
 
     parent = tracker.start_run("interrupted", {ROLE_TAG: "pipeline"})
     better = _evaluated_model(tracker, parent, 0.9)
@@ -228,9 +238,81 @@ def test_registration_interrupted_after_the_alias_moved_keeps_nothing(tracker, m
 
     monkeypatch.setattr(tracker, "set_champion", set_champion_then_interrupt)
     with pytest.raises(KeyboardInterrupt):
-        register_and_promote(tracker, [better], split_files, PromotionConfig(accuracy_floor=0.0), parent)
+        register_and_promote(tracker, [better], SPLIT_FILES, PROMOTION, parent)
 
     assert moved_to, "the alias was never moved: the test did not interrupt where it meant to"
+    remaining = {str(version.version) for version in tracker.client.search_model_versions(f"name = '{name}'")}
+    assert remaining == ({champion_before} if champion_before else set())
+    champion = tracker.champion()
+    assert (str(champion.version) if champion else None) == champion_before
+
+
+@pytest.mark.parametrize(
+    ("raised", "status"),
+    [
+        (RuntimeError("step failed"), "FAILED"),
+        (KeyboardInterrupt(), "KILLED"),
+        # What the CLI raises on SIGTERM (see seqflow.cli.interrupts_unwind).
+        (Interrupted(signal.SIGTERM), "KILLED"),
+    ],
+    ids=["error", "ctrl-c", "sigterm"],
+)
+def test_closing_on_failure_ends_the_run_and_reraises(tracker, raised, status):
+    run_id = tracker.start_run("step", {ROLE_TAG: "architecture"})
+    with pytest.raises(type(raised)) as caught:
+        with tracker.closing_on_failure(run_id):
+            raise raised
+    assert caught.value is raised
+    assert tracker.run_status(run_id) == status
+    assert run_id not in open_runs()
+
+
+def test_closing_on_failure_leaves_a_successful_run_open_unless_told_to_finish(tracker):
+    kept_open = tracker.start_run("train", {ROLE_TAG: "architecture"})
+    with tracker.closing_on_failure(kept_open):
+        tracker.log_metrics(kept_open, {"loss": 0.5})
+    assert tracker.run_status(kept_open) == "RUNNING" and kept_open in open_runs()
+    tracker.end_run(kept_open)
+    finished = tracker.start_run("evaluate", {ROLE_TAG: "architecture"})
+    with tracker.closing_on_failure(finished, finish=True):
+        tracker.log_metrics(finished, {"accuracy": 0.9})
+    assert tracker.run_status(finished) == "FINISHED" and finished not in open_runs()
+
+
+def test_a_cleanup_that_fails_does_not_hide_the_error_that_caused_it(tracker, monkeypatch, caplog):
+    run_id = tracker.start_run("step", {ROLE_TAG: "pipeline"})
+
+    def store_gone(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
+        raise OSError("tracking store unreachable")
+
+    monkeypatch.setattr(tracker.client, "set_terminated", store_gone)
+    monkeypatch.setattr(tracker.client, "search_model_versions", store_gone)
+    with caplog.at_level("ERROR", logger="seqflow.tracking"), pytest.raises(RuntimeError, match="the real failure"):
+        with tracker.closing_on_failure(run_id, finish=True, withdraw_versions=True):
+            raise RuntimeError("the real failure")
+    assert f"could not end MLflow run {run_id} as FAILED: tracking store unreachable" in caplog.text
+    assert f"could not withdraw the versions of failed execution {run_id}" in caplog.text
+    # Still listed, so the CLI's last resort (end_open_runs) tries again.
+    assert run_id in open_runs()
+    monkeypatch.undo()
+    assert run_id in end_open_runs("FAILED")
+    assert tracker.run_status(run_id) == "FAILED"
+
+
+@pytest.mark.parametrize("earlier_champion", [True, False])
+def test_a_failed_execution_withdraws_its_versions_and_gives_the_alias_back(tracker, earlier_champion):
+    name = tracker.settings.registered_model_name
+    champion_before = _finished_execution(tracker, 0.7) if earlier_champion else None
+    parent = tracker.start_run("failing", {ROLE_TAG: "pipeline"})
+    registration = register_and_promote(tracker, [_evaluated_model(tracker, parent, 0.9)], SPLIT_FILES, PROMOTION, parent)
+    assert registration.champion_version == registration.versions[0].version, "the better model should be champion"
+
+    # What finish_pipeline_run does around logging the summary, when that logging fails.
+    with pytest.raises(RuntimeError, match="summary upload failed"):
+        with tracker.closing_on_failure(parent, finish=True, withdraw_versions=True):
+            raise RuntimeError("summary upload failed")
+
+    assert tracker.run_status(parent) == "FAILED"
     remaining = {str(version.version) for version in tracker.client.search_model_versions(f"name = '{name}'")}
     assert remaining == ({champion_before} if champion_before else set())
     champion = tracker.champion()

@@ -232,6 +232,13 @@ def test_unknown_version_no_champion_and_nothing_to_serve(store, env_file, capsy
         assert code == 2 and "has no 'champion' alias" in err, (command, err)
 
 
+def test_predict_refuses_reviews_empty_after_tokenisation(store, env_file, capsys):
+    code, out, err = _seqflow(capsys, "--env-file", env_file, "predict", "A wonderful film.", "", "!!! ...")
+    assert code == 2 and out == "", err
+    assert "seqflow: error: 2 of 3 review(s) are empty after tokenisation" in err
+    assert "row 2 of 3 (''), row 3 of 3 ('!!! ...')" in err and "Traceback" not in err
+
+
 def _free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
@@ -290,6 +297,15 @@ def test_serve_scores_raw_reviews_over_http(store, env_file, tmp_path):
             pd.DataFrame({"text": reviews})
         )
         assert [row["probability"] for row in records] == pytest.approx(expected["probability"].tolist(), abs=1e-6)
+
+        # A review with no word left after tokenisation: the whole request is refused with HTTP 400, naming it.
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            _post(url, {"dataframe_records": [{"text": reviews[0]}, {"text": " ?! <br />"}]})
+        assert refused.value.code == 400
+        error = json.loads(refused.value.read())
+        assert error["error_code"] == "INVALID_PARAMETER_VALUE"
+        assert "1 of 2 review(s) are empty after tokenisation" in error["message"]
+        assert "row 2 of 2 (' ?! <br />')" in error["message"]
     finally:
         server.send_signal(signal.SIGTERM)
         returncode = server.wait(timeout=60)

@@ -239,6 +239,40 @@ def test_failure_after_training_leaves_versions_and_champion_as_they_were(concur
     assert new_runs[new_parent] == "FAILED"
 
 
+def test_failure_finishing_the_parent_run_withdraws_its_versions_and_gives_the_alias_back(concurrent_store, monkeypatch):
+    """finish-tracking (the last step: the summary to the parent run) fails after this execution registered its
+    versions and moved the alias: the versions are deleted, the alias is back on the earlier champion."""
+    from seqflow.config import get_profile, with_overrides
+    from seqflow.flows.sentiment import run_sentiment_flow
+    from seqflow.tracking import Tracker
+
+    folder, _, settings, overrides, _ = concurrent_store
+    before = _store_snapshot(settings)
+    # The store's own artifacts folder, so data, training and evaluation come from the task cache (seconds, not
+    # minutes); the changed promotion setting makes registration run again, and promotes any challenger.
+    config = with_overrides(
+        get_profile("quick"),
+        {**overrides, "data.source": f"csv:{folder / 'reviews.csv'}", "promotion.min_improvement": "-1.0"},
+    )
+    real_log_metrics, at_failure = Tracker.log_metrics, {}
+
+    def log_metrics_then_fail(self, run_id, metrics, step=None):  # noqa: ANN001, ANN202
+        if "best_test_accuracy" in metrics:  # the last write of finish_pipeline_run
+            at_failure.update(parent=run_id, champion_registered_by=self.champion().tags["parent_run_id"])
+            raise RuntimeError("simulated failure logging the summary")
+        return real_log_metrics(self, run_id, metrics, step)
+
+    monkeypatch.setattr(Tracker, "log_metrics", log_metrics_then_fail)
+    with pytest.raises(Exception, match="simulated failure logging the summary"):
+        run_sentiment_flow(config, settings)
+
+    assert at_failure["champion_registered_by"] == at_failure["parent"], "the alias should have moved before the failure"
+    after = _store_snapshot(settings)
+    assert after["versions"] == before["versions"] and after["champion"] == before["champion"]
+    new_runs = {run_id: status for run_id, status in after["runs"].items() if run_id not in before["runs"]}
+    assert new_runs[at_failure["parent"]] == "FAILED" and "RUNNING" not in new_runs.values()
+
+
 def test_prefect_server_that_does_not_start_in_time_is_one_clear_error(tmp_path, short_reviews_csv):
     """Without PREFECT_API_URL each process starts a temporary Prefect server; on a busy machine that can time
     out (seen with two runs at once on 2 cores). That is reported with what to do, not as a traceback."""

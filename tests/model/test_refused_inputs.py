@@ -1,0 +1,111 @@
+"""Served models refuse what they cannot score: a review with no word left after tokenisation (the classifier
+would answer NaN), a prefix with characters the character model never saw. The whole batch is refused, with
+every such row named, as an error both the CLI (SeqflowError) and MLflow's scoring server (HTTP 400) report.
+
+The registered pyfuncs are used as MLflow loads them (``load_context`` with the artifact paths) on tiny
+untrained models: refusing depends on the vocabulary and the tokenisation, not on what was learned.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from types import SimpleNamespace
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from seqflow.errors import SeqflowError
+from seqflow.serving import InputRefused
+
+REVIEW_VOCABULARY = ["", "[UNK]", "good", "bad", "film"]
+
+
+@pytest.fixture(scope="module")
+def review_model(tmp_path_factory):
+    """The sentiment pyfunc around an untrained embedding_pool serving model (pre-padding: the padding side
+    must not matter), plus the serving model itself."""
+    from seqflow.models.architectures import ModelSpec, build_model, build_serving_model
+    from seqflow.serving import KERAS_ARTIFACT, ReviewSentimentModel
+
+    classifier = build_model("embedding_pool", ModelSpec(vocab_size=len(REVIEW_VOCABULARY), embedding_dim=4))
+    serving = build_serving_model(classifier, REVIEW_VOCABULARY, max_length=6, padding="pre", truncation="post")
+    path = tmp_path_factory.mktemp("review-model") / "serving.keras"
+    serving.save(path)
+    model = ReviewSentimentModel()
+    model.load_context(SimpleNamespace(artifacts={KERAS_ARTIFACT: str(path)}))
+    return model, serving
+
+
+def test_reviews_without_words_are_refused_by_row_not_scored_as_nan(review_model):
+    from mlflow.exceptions import MlflowException
+
+    from seqflow.serving import score_texts
+
+    model, serving = review_model
+    texts = ["good film", "", "  !!! <br /> ...", "zzz unknown words", None]
+    # What the refusal prevents: the averaging classifier divides by zero words.
+    assert np.isnan(score_texts(serving, ["", "!!!"])).all()
+
+    with pytest.raises(InputRefused) as refused:
+        model.predict(None, pd.DataFrame({"text": texts}))
+    error = refused.value
+    assert isinstance(error, SeqflowError) and isinstance(error, MlflowException)
+    assert error.error_code == "INVALID_PARAMETER_VALUE" and error.get_http_status_code() == 400
+    message = str(error)
+    assert message.startswith("3 of 5 review(s) are empty after tokenisation")
+    assert "row 2 of 5 (''), row 3 of 5 ('  !!! <br /> ...'), row 5 of 5 ('')" in message
+    assert "row 1 " not in message and "row 4 " not in message
+
+    # Words outside the vocabulary are still words (the OOV id): scored like any review.
+    scored = model.predict(None, pd.DataFrame({"text": [texts[0], texts[3]]}))
+    assert len(scored) == 2 and np.isfinite(scored["probability"]).all()
+    with pytest.raises(InputRefused, match="input needs a 'text' column; got columns \\['review'\\]"):
+        model.predict(None, pd.DataFrame({"review": ["good film"]}))
+
+
+def _char_model(folder: Path, vocabulary: list[str]):
+    from seqflow.char_generation import STEP_MODEL_ARTIFACT, VOCABULARY_ARTIFACT, CharGenerationModel
+    from seqflow.models.charlm import CharLMSpec, build_char_model, build_step_model
+
+    step_model = build_step_model(build_char_model("char_gru", CharLMSpec(vocab_size=len(vocabulary), embedding_dim=4, rnn_units=8)))
+    step_model.save(folder / "step.keras")
+    (folder / "vocabulary.json").write_text(json.dumps(vocabulary), encoding="utf-8")
+    model = CharGenerationModel()
+    model.load_context(SimpleNamespace(artifacts={
+        STEP_MODEL_ARTIFACT: str(folder / "step.keras"), VOCABULARY_ARTIFACT: str(folder / "vocabulary.json"),
+    }))
+    return model
+
+
+def test_char_model_refuses_prefixes_it_cannot_read(tmp_path):
+    # Index 0 is the unknown marker, as in every character vocabulary; no line break in this one.
+    model = _char_model(tmp_path, ["\ufffd", *"abc :"])
+    rows = pd.DataFrame({
+        "prefix": ["ab c", "abé☃é", "", "a\ufffd", "abc"],
+        "length": [5, 5, 5, 5, -1],
+        "temperature": [0.5, 0.5, 0.5, 0.5, 0.5],
+        "seed": [1, 1, 1, 1, 1],
+    })
+    with pytest.raises(InputRefused) as refused:
+        model.predict(None, rows)
+    message = str(refused.value)
+    assert refused.value.error_code == "INVALID_PARAMETER_VALUE"
+    assert message.startswith("cannot generate for 4 of 5 row(s), the whole batch is refused")
+    assert "row 2 of 5: prefix 'abé☃é' has 2 character(s) outside the model's vocabulary of 5" in message
+    assert "'é☃'" in message
+    assert "row 3 of 5: prefix '' is empty, and this model's vocabulary has no line break to start from" in message
+    # The unknown marker is in the vocabulary list, but only as the untrained stand-in for unseen characters.
+    assert "row 4 of 5: prefix 'a\ufffd' has 1 character(s)" in message
+    assert "row 5 of 5: length and temperature must not be negative, got -1 and 0.5" in message
+    assert "row 1 " not in message
+
+    generated = model.predict(None, rows.iloc[[0]])
+    assert generated["text"][0] == "ab c" + generated["continuation"][0] and len(generated["continuation"][0]) == 5
+
+
+def test_empty_prefix_starts_after_a_line_break_when_the_model_knows_one(tmp_path):
+    model = _char_model(tmp_path, ["\ufffd", "\n", *"abc"])
+    generated = model.predict(None, pd.DataFrame({"prefix": [""], "length": [4], "temperature": [0.0]}))
+    assert len(generated["continuation"][0]) == 4
