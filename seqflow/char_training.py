@@ -51,6 +51,29 @@ class CharTrainingOutcome:
         return math.exp(self.best_val_loss)
 
 
+class TrainingBudget:
+    """A wall-clock budget for an epoch loop: after each epoch, whether one more epoch (as long as the longest so
+    far) would end past the budget. No budget (None) never stops training."""
+
+    def __init__(self, minutes: float | None, clock: Callable[[], float] = time.monotonic) -> None:
+        self.seconds = None if minutes is None else minutes * 60.0
+        self.clock = clock
+        self.started: float | None = None
+        self.longest_epoch = 0.0
+        self.last_mark: float | None = None
+
+    def start(self) -> None:
+        self.started = self.last_mark = self.clock()
+
+    def another_epoch_would_overrun(self, epochs_done: int) -> bool:
+        if self.seconds is None or self.started is None or self.last_mark is None:
+            return False
+        now = self.clock()
+        self.longest_epoch = max(self.longest_epoch, now - self.last_mark)
+        self.last_mark = now
+        return (now - self.started) + self.longest_epoch > self.seconds
+
+
 def training_windows(ids: np.ndarray, seq_length: int, batch_size: int, stateful: bool) -> tuple[np.ndarray, np.ndarray]:
     """Inputs and next-character targets, ``(windows, seq_length)`` each.
 
@@ -157,8 +180,12 @@ def train_char_model(
 
     history: dict[str, list[float]] = {"loss": [], "perplexity": [], "val_loss": [], "val_perplexity": []}
     best: dict[str, object] = {"loss": math.inf, "epoch": 0, "weights": None}
+    budget = TrainingBudget(training.max_training_minutes)
 
     class EpochEnd(keras.callbacks.Callback):
+        def on_train_begin(self, logs=None) -> None:  # noqa: ANN001
+            budget.start()
+
         def on_epoch_begin(self, epoch: int, logs=None) -> None:  # noqa: ANN001
             if training.stateful:
                 # Each epoch reads the streams from their start again.
@@ -185,12 +212,18 @@ def train_char_model(
                 best.update(loss=val_loss, epoch=number, weights=self.model.get_weights())
             if on_epoch_end is not None:
                 on_epoch_end(number, metrics)
-            if on_samples is not None and (number % sampling.every_epochs == 0 or number == training.epochs):
-                on_samples(number, render_samples(CharGenerator(step_model, vocabulary), sample_prefix, sampling))
             patience = training.early_stopping_patience
             if patience is not None and number - int(best["epoch"]) >= patience:
                 logger.info("%s: no better validation loss for %d epochs; stopping", architecture, patience)
                 self.model.stop_training = True
+            elif number < training.epochs and budget.another_epoch_would_overrun(number):
+                logger.info("%s: another epoch would end past the %.1f-minute training budget; stopping after epoch %d",
+                            architecture, training.max_training_minutes, number)
+                self.model.stop_training = True
+            # Samples every few epochs and from the last epoch trained, however training ends.
+            last_epoch = number == training.epochs or self.model.stop_training
+            if on_samples is not None and (number % sampling.every_epochs == 0 or last_epoch):
+                on_samples(number, render_samples(CharGenerator(step_model, vocabulary), sample_prefix, sampling))
 
     logger.info("training %s: %d parameters, %d windows, up to %d epochs", architecture, model.count_params(), len(x),
                 training.epochs)

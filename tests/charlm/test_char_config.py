@@ -66,3 +66,25 @@ def test_lower_is_better_gate():
     # The sentiment gate keeps its wording.
     sentiment = decide_promotion("3", 0.6, None, None, PromotionConfig(accuracy_floor=0.7))
     assert not sentiment.promote and sentiment.reason == "test accuracy 0.6000 is below the floor 0.7000"
+
+
+def test_training_budget_stops_before_an_epoch_that_would_overrun():
+    from seqflow.char_training import TrainingBudget
+
+    now = [0.0]
+    budget = TrainingBudget(1.0, clock=lambda: now[0])  # 60 s
+    budget.start()
+    now[0] = 20.0  # epoch 1 took 20 s: 20 + 20 <= 60
+    assert not budget.another_epoch_would_overrun(1)
+    now[0] = 45.0  # epoch 2 took 25 s (the longest): 45 + 25 > 60
+    assert budget.another_epoch_would_overrun(2)
+    unlimited = TrainingBudget(None, clock=lambda: now[0])
+    unlimited.start()
+    now[0] = 1e9
+    assert not unlimited.another_epoch_would_overrun(1)
+
+
+def test_training_budget_must_be_positive():
+    with pytest.raises(ConfigError, match="max_training_minutes must be positive"):
+        resolve_charlm_config("quick", None, {"training.max_training_minutes": "0"})
+    assert resolve_charlm_config("quick", None, {"training.max_training_minutes": "2.5"}).training.max_training_minutes == 2.5
