@@ -124,7 +124,10 @@ class TrainingConfig:
     architectures: tuple[str, ...] = ALL_ARCHITECTURES
     epochs: int = 5
     batch_size: int = 64
-    optimizer: Literal["adam", "rmsprop", "sgd"] = "adam"
+    # lazy_adam: Adam that updates only the embedding rows a batch touches (and their moments), as fastText-style
+    # models train; plain Adam rewrites every row every step, so its step cost grows with the table (hashed bigrams:
+    # 1M rows). Untouched rows do not drift on stale momentum. See seqflow/optimizers.py.
+    optimizer: Literal["adam", "lazy_adam", "rmsprop", "sgd"] = "adam"
     learning_rate: float = 1e-3
     embedding_dim: int = 64
     rnn_units: int = 64

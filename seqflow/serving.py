@@ -58,7 +58,9 @@ class ReviewSentimentModel(mlflow.pyfunc.PythonModel):
     def load_context(self, context) -> None:  # noqa: ANN001 - mlflow's PythonModelContext
         import keras
 
-        # Importing it registers PadAndTruncate and the standardisation function before the model file is read.
+        # Importing them registers PadAndTruncate, the standardisation function and LazyAdam (the nested classifier
+        # keeps its compile config) before the model file is read.
+        import seqflow.optimizers  # noqa: F401
         from seqflow.models.text import PAD_LAYER_NAME
 
         self._model = keras.saving.load_model(context.artifacts[KERAS_ARTIFACT])
