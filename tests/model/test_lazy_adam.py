@@ -138,7 +138,7 @@ def test_global_clipnorm_scales_sparse_gradients_like_keras_and_keeps_them_spars
     np.testing.assert_allclose(clipped[1].numpy(), [0.0, 6 * scale], rtol=1e-6)
 
 
-def test_a_model_compiled_with_lazy_adam_saves_loads_resumes_and_serves(tmp_path):
+def test_a_model_compiled_with_lazy_adam_saves_loads_resumes_and_exports(tmp_path):
     import keras
 
     from seqflow.optimizers import LazyAdam
@@ -156,6 +156,15 @@ def test_a_model_compiled_with_lazy_adam_saves_loads_resumes_and_serves(tmp_path
     assert isinstance(loaded.optimizer, LazyAdam)
     assert loaded.optimizer.global_clipnorm == training.clipnorm
     for saved, restored in zip(classifier.optimizer.variables, loaded.optimizer.variables):
+        np.testing.assert_array_equal(np.asarray(saved), np.asarray(restored))
+    # Crash recovery (seqflow.checkpoints): weights file of model + optimizer, loaded into a fresh compiled model.
+    weights_path = tmp_path / "epoch-0001.weights.h5"
+    classifier.save_weights(weights_path)
+    resumed = build_model("embedding_pool", SPEC)
+    resumed.compile(optimizer=make_optimizer(training), loss="binary_crossentropy")
+    resumed.optimizer.build(resumed.trainable_variables)
+    resumed.load_weights(weights_path)
+    for saved, restored in zip(classifier.optimizer.variables, resumed.optimizer.variables):
         np.testing.assert_array_equal(np.asarray(saved), np.asarray(restored))
     # Training goes on from the restored moments and step exactly as it would have without the round trip.
     classifier.train_on_batch(SECOND_BATCH, LABELS)
