@@ -82,7 +82,6 @@ def test_served_schedule_matches_prefect_yaml_and_runs(prefect_api, tiny_overrid
     from prefect.settings import PREFECT_API_URL
 
     settings = tracking_settings_for(tmp_path / "store")
-    (tmp_path / "store").mkdir()
     env_file = write_env_file(settings, tmp_path / "schedule.env")
     overrides = {**tiny_overrides, "training.architectures": "embedding_pool", "training.epochs": "1"}
     name = "served-test"

@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import csv
-import dataclasses
 import io
 import json
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -15,7 +13,7 @@ import pytest
 from mlflow import MlflowClient
 
 from seqflow.tracking import CHAMPION_ALIAS, ROLE_TAG
-from tests.flows.conftest import tiny_overrides_for, tracking_settings_for, write_env_file
+from tests.flows.conftest import copy_of_store, write_env_file
 
 pytestmark = pytest.mark.slow
 
@@ -23,30 +21,6 @@ pytestmark = pytest.mark.slow
 def _runs(client: MlflowClient, experiment_name: str):
     experiment = client.get_experiment_by_name(experiment_name)
     return client.search_runs([experiment.experiment_id])
-
-
-@pytest.fixture(scope="module")
-def shared_folder(tmp_path_factory) -> Path:
-    return tmp_path_factory.mktemp("sentiment_flow")
-
-
-@pytest.fixture(scope="module")
-def shared_settings(shared_folder):
-    return tracking_settings_for(shared_folder)
-
-
-@pytest.fixture(scope="module")
-def shared_config(shared_folder, short_reviews):
-    """The tiny config of :func:`tiny_config`, in this module's folder; ``make(**overrides)`` varies it."""
-    from seqflow.config import get_profile, with_overrides
-
-    reviews_csv = shared_folder / "short_reviews.csv"
-    short_reviews.to_csv(reviews_csv, index=False)
-
-    def make(**overrides: str):
-        return with_overrides(get_profile("quick"), {**tiny_overrides_for(shared_folder, reviews_csv), **overrides})
-
-    return make
 
 
 @pytest.fixture(scope="module")
@@ -62,12 +36,8 @@ def first_execution(prefect_api, shared_config, shared_settings):
 
 @pytest.fixture
 def store_copy(first_execution, shared_settings, tmp_path):
-    """Tracking settings for a copy of the module's SQLite store made after the first execution. Its artifact
-    URIs still point at the module's folder, which holds the first execution's artifacts unchanged."""
-    store_path = Path(shared_settings.tracking_uri.removeprefix("sqlite:///"))
-    copy_path = tmp_path / store_path.name
-    shutil.copyfile(store_path, copy_path)
-    return dataclasses.replace(shared_settings, tracking_uri=f"sqlite:///{copy_path}")
+    """Tracking settings for a copy of the module's store made after the first execution."""
+    return copy_of_store(shared_settings, tmp_path)
 
 
 def test_run_tracks_registers_and_promotes(first_execution, shared_settings, tmp_path):
@@ -192,8 +162,7 @@ def test_failure_mid_run_leaves_no_version_alias_or_running_run(prefect_api, tin
 
 def test_champion_measured_on_other_data_is_rescored_on_this_test_split(first_execution, shared_settings, shared_folder):
     """Comparing on the same test data: a champion whose digest differs is scored again, not taken from tags."""
-    import dataclasses
-
+    
     from seqflow.datasets import SplitFiles
     from seqflow.steps import _champion_accuracy_on
     from seqflow.tracking import Tracker
