@@ -162,7 +162,8 @@ def test_failure_mid_run_leaves_no_version_alias_or_running_run(prefect_api, tin
 
 def test_champion_measured_on_other_data_is_rescored_on_this_test_split(first_execution, shared_settings, shared_folder):
     """Comparing on the same test data: a champion whose digest differs is scored again, not taken from tags."""
-    
+    import dataclasses
+
     from seqflow.datasets import SplitFiles
     from seqflow.steps import _champion_accuracy_on
     from seqflow.tracking import Tracker
