@@ -7,7 +7,9 @@ The served deployment is the one ``prefect.yaml`` describes for work pools: flow
 
 from __future__ import annotations
 
+import asyncio
 import datetime
+import logging
 import os
 import warnings
 
@@ -18,11 +20,24 @@ SHOWN_NEXT_RUNS = 3
 CRON_HELP = 'five fields, minute hour day-of-month month day-of-week, e.g. "0 3 * * *" for 03:00 every day'
 
 
+class ShutdownCancellationFilter(logging.Filter):
+    """Drops asyncio's "Exception in callback" records for a task cancelled because the process is exiting.
+
+    Prefect's runner handles SIGTERM by calling ``sys.exit(0)`` from inside the event loop. If a control-channel
+    connection is being set up at that moment, its task is cancelled while ``SystemExit`` propagates, and asyncio
+    logs the ``CancelledError`` (whose ``__context__`` is that ``SystemExit``) with a full traceback although the
+    deployment is paused and the process exits 0. Only exactly that record is dropped; every other asyncio
+    error still reaches the log.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        error = record.exc_info[1] if record.exc_info else None
+        return not (isinstance(error, asyncio.CancelledError) and isinstance(error.__context__, SystemExit))
+
+
 def next_run_times(cron: str, timezone: str, count: int = SHOWN_NEXT_RUNS) -> list[datetime.datetime]:
     """The next ``count`` times ``cron`` fires in ``timezone``, computed as Prefect's scheduler computes them;
     a ConfigError for an expression or time zone Prefect would refuse."""
-    import asyncio
-
     from pydantic import ValidationError
 
     # The server's schedule model: the same validation and date arithmetic as the scheduler that creates runs.
@@ -59,6 +74,9 @@ def serve_schedule(
     print(f"  run now:   prefect deployment run {deployment!r}; stop with Ctrl-C or SIGTERM", flush=True)
     if not api_url:
         print("warning: without PREFECT_API_URL the deployment lives only as long as this process", flush=True)
+    asyncio_logger = logging.getLogger("asyncio")
+    shutdown_noise = ShutdownCancellationFilter()
+    asyncio_logger.addFilter(shutdown_noise)
     with warnings.catch_warnings():
         # Prefect's SIGTERM handler calls the runner's async stop without awaiting it, then exits; the
         # deployment is usually paused on the way out. Its "never awaited" warning is noise in a service log.
@@ -72,5 +90,6 @@ def serve_schedule(
                 print_starting_message=False,
             )
         finally:
+            asyncio_logger.removeFilter(shutdown_noise)
             print(f"stopped serving {deployment!r}", flush=True)
     return 0

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import atexit
+import functools
 import os
+import shutil
+import tempfile
 from pathlib import Path
 
 import pandas as pd
@@ -14,6 +18,27 @@ def pytest_configure(config: pytest.Config) -> None:
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+
+@functools.cache
+def _migrated_empty_store() -> Path:
+    """A SQLite file with MLflow's current schema and no seqflow experiment, made once per test process."""
+    from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore
+
+    folder = Path(tempfile.mkdtemp(prefix="seqflow-empty-store-"))
+    atexit.register(shutil.rmtree, folder, True)
+    store_path = folder / "mlflow.db"
+    SqlAlchemyStore(f"sqlite:///{store_path}", (folder / "mlartifacts").as_uri())
+    return store_path
+
+
+def new_empty_store(store_path: Path) -> None:
+    """Put a new, empty MLflow store at ``store_path`` (unless one is there): a copy of a migrated one, since
+    creating MLflow's schema (its migrations) takes seconds and nearly every flow test needs a fresh store."""
+    if store_path.exists():
+        return
+    store_path.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(_migrated_empty_store(), store_path)
 
 
 @pytest.fixture(scope="session")

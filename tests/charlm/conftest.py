@@ -8,6 +8,7 @@ import pytest
 
 from seqflow.config import resolve_charlm_config
 from seqflow.settings import TrackingSettings
+from tests.conftest import new_empty_store
 
 # A Chinese text made in the tests: lines of a few classical poems (public domain), repeated with variations so
 # a split has enough characters; every character of validation also occurs in training.
@@ -30,6 +31,7 @@ def chinese_text_path(tmp_path: Path) -> Path:
 
 def charlm_settings_in(folder: Path) -> TrackingSettings:
     """A fresh SQLite tracking store and registry in ``folder``, with the charlm names."""
+    new_empty_store(folder / "mlflow.db")
     return TrackingSettings(
         tracking_uri=f"sqlite:///{folder / 'mlflow.db'}",
         experiment_name="seqflow-test",

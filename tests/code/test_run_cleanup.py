@@ -4,7 +4,6 @@ registration leaves no version and the champion alias where it was."""
 
 from __future__ import annotations
 
-import shutil
 import signal
 import subprocess
 import sys
@@ -32,18 +31,9 @@ from seqflow.tracking import (
 from tests.flows.conftest import tracking_settings_for
 
 
-@pytest.fixture(scope="module")
-def empty_store_path(tmp_path_factory) -> Path:
-    """A new store with its experiment and nothing else: creating MLflow's schema takes seconds, a copy does not."""
-    folder = tmp_path_factory.mktemp("empty-store")
-    Tracker(tracking_settings_for(folder))
-    return folder / "mlflow.db"
-
-
 @pytest.fixture
-def tracker(tmp_path: Path, empty_store_path: Path) -> Tracker:
-    """A fresh store of this test's own (a copy of the empty one)."""
-    shutil.copy(empty_store_path, tmp_path / "mlflow.db")
+def tracker(tmp_path: Path) -> Tracker:
+    """A fresh store of this test's own."""
     return Tracker(tracking_settings_for(tmp_path))
 
 

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import dataclasses
+import shutil
 from pathlib import Path
+from typing import Callable
 
 import pytest
 
 from seqflow.config import get_profile, with_overrides
 from seqflow.settings import TrackingSettings
+from tests.conftest import new_empty_store
 
 
 @pytest.fixture
@@ -39,6 +43,7 @@ def tiny_overrides_for(base_dir: Path, reviews_csv: Path) -> dict[str, str]:
 
 def tracking_settings_for(base_dir: Path) -> TrackingSettings:
     """A fresh SQLite tracking store and registry in ``base_dir``."""
+    new_empty_store(base_dir / "mlflow.db")
     return TrackingSettings(
         tracking_uri=f"sqlite:///{base_dir / 'mlflow.db'}",
         experiment_name="seqflow-test",
@@ -55,6 +60,45 @@ def write_env_file(settings: TrackingSettings, path: Path) -> Path:
         f"SEQFLOW_REGISTERED_MODEL_NAME={settings.registered_model_name}\n"
     )
     return path
+
+
+def copy_of_store(settings: TrackingSettings, folder: Path) -> TrackingSettings:
+    """``settings`` on a copy of its SQLite store in ``folder``: tests that add runs or versions to a store
+    shared by their module work on a copy, so every test of the module sees the same store. Artifact URIs in the
+    copy still point at the original's artifacts, which such tests only read."""
+    store_path = Path(settings.tracking_uri.removeprefix("sqlite:///"))
+    copy_path = folder / store_path.name
+    shutil.copyfile(store_path, copy_path)
+    return dataclasses.replace(settings, tracking_uri=f"sqlite:///{copy_path}")
+
+
+def tiny_config_maker(base_dir: Path, reviews_csv: Path) -> Callable[..., object]:
+    """``make(**overrides)``: the tiny config (see :func:`tiny_overrides_for`) with ``overrides`` on top."""
+
+    def make(**overrides: str):
+        return with_overrides(get_profile("quick"), {**tiny_overrides_for(base_dir, reviews_csv), **overrides})
+
+    return make
+
+
+@pytest.fixture(scope="module")
+def shared_folder(tmp_path_factory) -> Path:
+    """One folder per test module, for a flow execution its tests share (training is the slow part)."""
+    return tmp_path_factory.mktemp("shared")
+
+
+@pytest.fixture(scope="module")
+def shared_settings(shared_folder: Path) -> TrackingSettings:
+    """The module's SQLite tracking store and registry."""
+    return tracking_settings_for(shared_folder)
+
+
+@pytest.fixture(scope="module")
+def shared_config(shared_folder: Path, short_reviews):
+    """The tiny config of :func:`tiny_config`, in the module's folder; ``make(**overrides)`` varies it."""
+    reviews_csv = shared_folder / "short_reviews.csv"
+    short_reviews.to_csv(reviews_csv, index=False)
+    return tiny_config_maker(shared_folder, reviews_csv)
 
 
 @pytest.fixture

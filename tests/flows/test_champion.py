@@ -6,10 +6,8 @@ SQLite store (the artifacts are shared and only read), so the tests do not depen
 
 from __future__ import annotations
 
-import dataclasses
 import datetime
 import json
-import shutil
 import signal
 import socket
 import subprocess
@@ -26,7 +24,7 @@ from seqflow.cli import main
 from seqflow.config import PromotionConfig, get_profile, with_overrides
 from seqflow.settings import TrackingSettings
 from seqflow.tracking import CHAMPION_ALIAS, CHAMPION_HISTORY_TAG, Tracker, TrackingError
-from tests.flows.conftest import tiny_overrides_for, tracking_settings_for, write_env_file
+from tests.flows.conftest import copy_of_store, tiny_overrides_for, tracking_settings_for, write_env_file
 
 pytestmark = pytest.mark.slow
 
@@ -47,9 +45,7 @@ def trained_store(prefect_api, tmp_path_factory, short_reviews) -> TrackingSetti
 @pytest.fixture
 def store(trained_store: TrackingSettings, tmp_path: Path) -> TrackingSettings:
     """This test's own copy of the trained store's database."""
-    copy_path = tmp_path / "mlflow.db"
-    shutil.copy(trained_store.tracking_uri.removeprefix("sqlite:///"), copy_path)
-    return dataclasses.replace(trained_store, tracking_uri=f"sqlite:///{copy_path}")
+    return copy_of_store(trained_store, tmp_path)
 
 
 @pytest.fixture

@@ -9,6 +9,7 @@ import pytest
 from mlflow import MlflowClient
 
 from seqflow.tracking import ROLE_TAG
+from tests.flows.conftest import copy_of_store
 
 
 def _env_file(tmp_path: Path, settings) -> Path:
@@ -27,19 +28,28 @@ def _runs(client: MlflowClient, experiment_name: str):
     return client.search_runs([experiment.experiment_id], order_by=["attributes.start_time ASC"])
 
 
-@pytest.fixture
-def earlier_execution(prefect_api, tiny_config, tracking_settings):
+@pytest.fixture(scope="module")
+def earlier_execution(prefect_api, shared_config, shared_settings):
+    """One execution shared by this module's tests. Tests that rerun tasks do so on a copy of the store
+    (:func:`store_copy`), so each sees only this execution; reruns read its artifacts, never change them."""
     from seqflow.flows.sentiment import sentiment_flow
 
     # One epoch: reruns need finished models, not good ones.
-    config = tiny_config(**{"training.epochs": "1"})
-    return config, sentiment_flow(config, tracking_settings)
+    config = shared_config(**{"training.epochs": "1"})
+    return config, sentiment_flow(config, shared_settings)
+
+
+@pytest.fixture
+def store_copy(earlier_execution, shared_settings, tmp_path):
+    """Tracking settings for a copy of the module's store made after the earlier execution."""
+    return copy_of_store(shared_settings, tmp_path)
 
 
 @pytest.mark.slow
-def test_rerun_train_one_architecture_on_the_earlier_outputs(earlier_execution, tracking_settings, tmp_path, capsys):
+def test_rerun_train_one_architecture_on_the_earlier_outputs(earlier_execution, store_copy, tmp_path, capsys):
     from seqflow.cli import main
 
+    tracking_settings = store_copy
     config, earlier = earlier_execution
     client = MlflowClient(tracking_settings.tracking_uri)
     children_before = {run.info.run_id for run in _runs(client, tracking_settings.experiment_name)}
@@ -78,11 +88,12 @@ def test_rerun_train_one_architecture_on_the_earlier_outputs(earlier_execution, 
 
 
 @pytest.mark.slow
-def test_rerun_evaluate_and_register_use_the_earlier_models(earlier_execution, tracking_settings):
+def test_rerun_evaluate_and_register_use_the_earlier_models(earlier_execution, store_copy):
     from seqflow.flows.rerun import rerun_flow
     from seqflow.rerun import plan_rerun
     from seqflow.tracking import Tracker
 
+    tracking_settings = store_copy
     _, earlier = earlier_execution
     client = MlflowClient(tracking_settings.tracking_uri)
     tracker = Tracker(tracking_settings)
@@ -114,15 +125,19 @@ def test_rerun_from_an_unknown_run_says_so(tracking_settings, tmp_path, capsys):
 
 
 @pytest.mark.slow
-def test_rerun_with_deleted_upstream_files_fails_before_running(earlier_execution, tracking_settings):
+def test_rerun_with_deleted_upstream_files_fails_before_running(earlier_execution, shared_settings):
     from seqflow.errors import SeqflowError
     from seqflow.rerun import plan_rerun
     from seqflow.tracking import Tracker
 
     config, earlier = earlier_execution
     arrays = next((Path(config.artifacts_dir) / "tokenised").glob("*/arrays.npz"))
-    arrays.unlink()
-    with pytest.raises(SeqflowError, match=f"cannot rerun train from parent run {earlier.parent_run_id}: .*arrays.npz is gone"):
-        plan_rerun(Tracker(tracking_settings), "train", None, ["lstm"], {})
+    # Moved away, not deleted: the module's other tests rerun from these arrays.
+    kept = arrays.rename(arrays.with_name("arrays.npz.kept"))
+    try:
+        with pytest.raises(SeqflowError, match=f"cannot rerun train from parent run {earlier.parent_run_id}: .*arrays.npz is gone"):
+            plan_rerun(Tracker(shared_settings), "train", None, ["lstm"], {})
+    finally:
+        kept.rename(arrays)
     with pytest.raises(SeqflowError, match="--arch applies to train and evaluate"):
-        plan_rerun(Tracker(tracking_settings), "register", None, ["lstm"], {})
+        plan_rerun(Tracker(shared_settings), "register", None, ["lstm"], {})

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import signal
 import subprocess
@@ -15,6 +16,7 @@ import yaml
 from mlflow import MlflowClient
 
 from seqflow.cli import DEFAULT_DEPLOYMENT_NAME, main
+from seqflow.scheduling import ShutdownCancellationFilter
 from seqflow.tracking import CHAMPION_ALIAS
 from tests.flows.conftest import tracking_settings_for, write_env_file
 
@@ -43,6 +45,36 @@ def test_default_name_is_prefect_yaml_deployment():
     assert DEFAULT_DEPLOYMENT_NAME == _prefect_yaml_deployment()["name"]
 
 
+def _asyncio_error_record(error: BaseException | None) -> logging.LogRecord:
+    exc_info = (type(error), error, error.__traceback__) if error is not None else None
+    return logging.LogRecord("asyncio", logging.ERROR, __file__, 1, "Exception in callback %s", ("cb",), exc_info)
+
+
+def test_shutdown_filter_drops_only_cancellations_caused_by_the_sigterm_exit():
+    shutdown_filter = ShutdownCancellationFilter()
+    try:
+        try:
+            raise SystemExit(0)
+        except SystemExit:
+            raise asyncio.CancelledError()
+    except asyncio.CancelledError as error:
+        cancelled_by_exit = error
+    assert isinstance(cancelled_by_exit.__context__, SystemExit)
+    assert not shutdown_filter.filter(_asyncio_error_record(cancelled_by_exit))
+
+    try:
+        try:
+            raise ValueError("a real bug")
+        except ValueError:
+            raise asyncio.CancelledError()
+    except asyncio.CancelledError as error:
+        cancelled_otherwise = error
+    assert shutdown_filter.filter(_asyncio_error_record(cancelled_otherwise))
+    assert shutdown_filter.filter(_asyncio_error_record(asyncio.CancelledError()))
+    assert shutdown_filter.filter(_asyncio_error_record(RuntimeError("Task was destroyed but it is pending")))
+    assert shutdown_filter.filter(_asyncio_error_record(None))
+
+
 @pytest.mark.slow
 def test_served_schedule_matches_prefect_yaml_and_runs(prefect_api, tiny_overrides, tmp_path):
     from prefect.client.orchestration import get_client
@@ -50,7 +82,6 @@ def test_served_schedule_matches_prefect_yaml_and_runs(prefect_api, tiny_overrid
     from prefect.settings import PREFECT_API_URL
 
     settings = tracking_settings_for(tmp_path / "store")
-    (tmp_path / "store").mkdir()
     env_file = write_env_file(settings, tmp_path / "schedule.env")
     overrides = {**tiny_overrides, "training.architectures": "embedding_pool", "training.epochs": "1"}
     name = "served-test"

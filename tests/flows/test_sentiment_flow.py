@@ -13,6 +13,7 @@ import pytest
 from mlflow import MlflowClient
 
 from seqflow.tracking import CHAMPION_ALIAS, ROLE_TAG
+from tests.flows.conftest import copy_of_store, write_env_file
 
 pytestmark = pytest.mark.slow
 
@@ -22,17 +23,26 @@ def _runs(client: MlflowClient, experiment_name: str):
     return client.search_runs([experiment.experiment_id])
 
 
-@pytest.fixture
-def first_execution(prefect_api, tiny_config, tracking_settings):
+@pytest.fixture(scope="module")
+def first_execution(prefect_api, shared_config, shared_settings):
+    """One execution shared by the tests of this module (training is the slow part); tests that add to the
+    store do so in a copy of it (:func:`store_copy`), so every test sees exactly this execution."""
     from seqflow.flows.sentiment import sentiment_flow
 
-    config = tiny_config(**{"training.epochs": "3"})
-    summary = sentiment_flow(config, tracking_settings)
+    config = shared_config(**{"training.epochs": "3"})
+    summary = sentiment_flow(config, shared_settings)
     return config, summary
 
 
-def test_run_tracks_registers_and_promotes(first_execution, tracking_settings, tmp_path):
+@pytest.fixture
+def store_copy(first_execution, shared_settings, tmp_path):
+    """Tracking settings for a copy of the module's store made after the first execution."""
+    return copy_of_store(shared_settings, tmp_path)
+
+
+def test_run_tracks_registers_and_promotes(first_execution, shared_settings, tmp_path):
     config, summary = first_execution
+    tracking_settings = shared_settings
     client = MlflowClient(tracking_settings.tracking_uri)
     runs = _runs(client, tracking_settings.experiment_name)
     parents = [run for run in runs if run.data.tags.get(ROLE_TAG) == "pipeline"]
@@ -89,13 +99,10 @@ def test_run_tracks_registers_and_promotes(first_execution, tracking_settings, t
     assert "champion" in summary.render()
 
 
-def test_predict_answers_from_a_fresh_process(first_execution, tracking_settings, tmp_path):
-    env_file = tmp_path / "test.env"
-    env_file.write_text(
-        f"MLFLOW_TRACKING_URI={tracking_settings.tracking_uri}\n"
-        f"MLFLOW_EXPERIMENT_NAME={tracking_settings.experiment_name}\n"
-        f"SEQFLOW_REGISTERED_MODEL_NAME={tracking_settings.registered_model_name}\n"
-    )
+def test_predict_answers_from_a_fresh_process(first_execution, shared_settings, tmp_path, capsys):
+    from seqflow.cli import main
+
+    env_file = write_env_file(shared_settings, tmp_path / "test.env")
     reviews = ["A wonderful film, the best acting I have seen all year.", "Awful. Boring and far too long."]
     result = subprocess.run(
         [sys.executable, "-m", "seqflow.cli", "--env-file", str(env_file), "predict", "--json", *reviews],
@@ -106,23 +113,22 @@ def test_predict_answers_from_a_fresh_process(first_execution, tracking_settings
     assert [p["text"] for p in predictions] == reviews
     assert all(0.0 <= p["probability"] <= 1.0 and p["label"] == int(p["probability"] >= 0.5) for p in predictions)
 
-    plain = subprocess.run(
-        [sys.executable, "-m", "seqflow.cli", "--env-file", str(env_file), "predict", reviews[0]],
-        cwd=tmp_path, capture_output=True, text=True, timeout=600,
-    )
-    assert plain.returncode == 0, plain.stderr[-3000:]
-    assert plain.stdout.strip().split()[1] in ("positive", "negative")
-    assert "A wonderful film" in plain.stdout
+    # The plain-text form needs no second fresh process (15-30 s of imports): the one above proved that.
+    assert main(["--env-file", str(env_file), "predict", reviews[0]]) == 0
+    plain = capsys.readouterr().out
+    assert plain.strip().split()[1] in ("positive", "negative")
+    assert "A wonderful film" in plain
 
 
-def test_worse_second_execution_does_not_move_the_champion(first_execution, tiny_config, tracking_settings):
+def test_worse_second_execution_does_not_move_the_champion(first_execution, shared_config, store_copy):
     from seqflow.flows.sentiment import sentiment_flow
 
+    tracking_settings = store_copy
     client = MlflowClient(tracking_settings.tracking_uri)
     name = tracking_settings.registered_model_name
     champion_before = client.get_model_version_by_alias(name, CHAMPION_ALIAS)
     # Same data, so the same test split; a learning rate this small leaves the model at chance.
-    worse = tiny_config(**{"training.architectures": "embedding_pool", "training.epochs": "1", "training.learning_rate": "1e-7"})
+    worse = shared_config(**{"training.architectures": "embedding_pool", "training.epochs": "1", "training.learning_rate": "1e-7"})
     summary = sentiment_flow(worse, tracking_settings)
     champion_after = client.get_model_version_by_alias(name, CHAMPION_ALIAS)
     assert champion_after.version == champion_before.version
@@ -154,7 +160,7 @@ def test_failure_mid_run_leaves_no_version_alias_or_running_run(prefect_api, tin
     assert client.search_model_versions(f"name='{tracking_settings.registered_model_name}'") == []
 
 
-def test_champion_measured_on_other_data_is_rescored_on_this_test_split(first_execution, tracking_settings, tmp_path):
+def test_champion_measured_on_other_data_is_rescored_on_this_test_split(first_execution, shared_settings, shared_folder):
     """Comparing on the same test data: a champion whose digest differs is scored again, not taken from tags."""
     import dataclasses
 
@@ -162,9 +168,9 @@ def test_champion_measured_on_other_data_is_rescored_on_this_test_split(first_ex
     from seqflow.steps import _champion_accuracy_on
     from seqflow.tracking import Tracker
 
-    tracker = Tracker(tracking_settings)
+    tracker = Tracker(shared_settings)
     champion = tracker.champion()
-    test_path = next((tmp_path / "artifacts" / "datasets").glob("*/test.parquet"))
+    test_path = next((shared_folder / "artifacts" / "datasets").glob("*/test.parquet"))
     same_data = SplitFiles(
         source="csv", dataset_dir=test_path.parent, train_path=test_path.parent / "train.parquet",
         validation_path=test_path.parent / "validation.parquet", test_path=test_path,
