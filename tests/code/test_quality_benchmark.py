@@ -60,3 +60,32 @@ def test_results_round_trip_and_unmeasured_rows_give_their_command(quality, tmp_
     overhead = quality.Overhead("best", "embedding_pool", 3, 33.0, 31.5, 30.0, "CPU", "date", "cmd")
     assert overhead.ratio == pytest.approx(1.1) and overhead.fit_ratio == pytest.approx(1.05)
     assert "1.100" in quality.render_overhead([overhead])
+
+
+def test_targets_are_computed_from_full_runs_only(quality):
+    def run(profile, architecture, accuracy, **changes):
+        fields = dict(
+            profile=profile, architecture=architecture, test_accuracy=accuracy, best_val_accuracy=accuracy, epochs=3,
+            seconds_per_epoch=1.0, max_epochs=None, overrides=[], rows={"train": 1, "validation": 1, "test": 1},
+            machine="CPU", date_utc="date", command="cmd",
+        )
+        return quality.Measurement(**{**fields, **changes})
+
+    lines = quality.target_lines(
+        [
+            run("seed-004-embedding", "embedding_pool", 0.86),
+            run("best", "embedding_pool", 0.8791),  # 0.859 + 0.02 = 0.879: met
+            run("best", "simple_rnn", 0.79),
+            run("best", "lstm", 0.95, max_epochs=1),  # capped: ignored
+            run("best", "bilstm", 0.893),
+            run("seed-000-bilstm", "bilstm", 0.88),  # no reported figure: our run + 0.02 = 0.90
+        ]
+    )
+    text = "\n".join(lines)
+    assert "`best` embedding_pool >= `seed-004-embedding` + 0.02 = 0.879 (0.859 reported): met (0.8791)" in text
+    assert "`best` bilstm >= `seed-000-bilstm` + 0.02 = 0.900 (our run of its setting): NOT met (0.8930)" in text
+    assert "`best` stacked_bilstm >= `seed-004-stacked-bilstm` + 0.02 = 0.864 (0.844 reported): not measured" in text
+    assert "simple_rnn >= 0.80 on 500-token reviews (target: 500): NOT met (0.7900)" in text
+    assert "best recurrent variant >= 0.89: met (0.8930), bilstm" in text
+    assert "best variant overall >= 0.90 (aim 0.91): NOT met (0.8930), bilstm" in text
+    assert quality.target_lines([])[-1] == "best variant overall >= 0.90 (aim 0.91): not measured"
