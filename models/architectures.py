@@ -38,6 +38,8 @@ class ModelSpec:
     l2: float = 0.0
     # embedding_pool only: hashed bigram buckets appended to the vocabulary; 0 is unigrams only.
     bigram_buckets: int = 0
+    # embedding_pool with bigram_buckets: highest n-gram order hashed into those buckets (3 adds trigrams).
+    max_ngram: int = 2
 
     def regulariser(self) -> keras.regularizers.Regularizer | None:
         """A fresh L2 regulariser, or None when l2 is 0 (so the default model has no penalty term at all)."""
@@ -53,17 +55,18 @@ class ModelSpec:
 
 
 EMBEDDING_LAYER = "embedding"
+NGRAM_LAYER = "hashed_ngrams"
 
 
 def _embedded_ids(spec: ModelSpec, bigram_buckets: int = 0) -> tuple[keras.KerasTensor, keras.KerasTensor]:
-    """The shared input and embedding stem: ids (plus hashed bigram ids) -> (optionally masked) dense vectors."""
-    from seqflow.models.text import HashedBigrams
+    """The shared input and embedding stem: ids (plus hashed n-gram ids) -> (optionally masked) dense vectors."""
+    from seqflow.models.text import HashedNgrams
 
     ids = keras.Input(shape=(None,), dtype="int32", name="token_ids")
     features = ids
     if bigram_buckets:
-        # Word ids followed by hashed word-pair ids, all below vocab_size + bigram_buckets.
-        features = HashedBigrams(spec.vocab_size, bigram_buckets, name="hashed_bigrams")(ids)
+        # Word ids followed by hashed word-pair (and word-triple) ids, all below vocab_size + bigram_buckets.
+        features = HashedNgrams(spec.vocab_size, bigram_buckets, spec.max_ngram, name=NGRAM_LAYER)(ids)
     # One vector per vocabulary id; mask_zero marks id 0 (padding) so later layers ignore it.
     vectors = layers.Embedding(
         spec.vocab_size + bigram_buckets,

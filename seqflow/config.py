@@ -110,6 +110,7 @@ class ArchitectureOverride:
     dense_units: int | None = None
     lr_schedule: LrSchedule | None = None
     bigram_buckets: int | None = None
+    max_ngram: int | None = None
 
 
 def describe_override(override: ArchitectureOverride) -> str:
@@ -157,6 +158,9 @@ class TrainingConfig:
     # embedding_pool only: also embed hashed word bigrams into this many buckets (fastText-style); 0 is off.
     # The hashing is a layer inside the model, so the served model still takes raw text.
     bigram_buckets: int = 0
+    # With bigram_buckets: the highest word n-gram order hashed into those buckets; 3 adds trigrams (more phrases
+    # such as "not at all" and "waste of time", 1.5x the ids per review).
+    max_ngram: int = 2
     # Mask padding ids so recurrent layers skip them (the seeds' SimpleRNN failed without this).
     mask_padding: bool = True
     # Stop when validation loss has not improved for this many epochs; None trains all epochs.
@@ -633,10 +637,16 @@ def validate_config(config: PipelineConfig) -> None:
         resolved = train.for_architecture(architecture)
         problems.extend(_training_problems(resolved, f"training.per_architecture[{architecture}]"))
     for architecture in train.architectures:
-        if architecture != "embedding_pool" and train.for_architecture(architecture).bigram_buckets:
+        resolved = train.for_architecture(architecture)
+        if architecture != "embedding_pool" and resolved.bigram_buckets:
             problems.append(
                 f"training.bigram_buckets applies to embedding_pool only, but is set for {architecture}; "
                 "set it with training.per_architecture.embedding_pool.bigram_buckets"
+            )
+        if architecture == "embedding_pool" and resolved.max_ngram > 2 and not resolved.bigram_buckets:
+            problems.append(
+                f"training.max_ngram={resolved.max_ngram} hashes n-grams into bigram_buckets, which is 0 for "
+                "embedding_pool; set training.per_architecture.embedding_pool.bigram_buckets too"
             )
     if problems:
         raise ConfigError("invalid configuration: " + "; ".join(problems))
@@ -657,6 +667,8 @@ def _training_problems(train: TrainingConfig, where: str) -> list[str]:
         problems.append(f"{where}: l2 must not be negative, got {train.l2}")
     if train.bigram_buckets < 0:
         problems.append(f"{where}: bigram_buckets must not be negative (0 is off), got {train.bigram_buckets}")
+    if train.max_ngram not in (2, 3):
+        problems.append(f"{where}: max_ngram must be 2 (bigrams) or 3 (bigrams and trigrams), got {train.max_ngram}")
     if train.early_stopping_patience is not None and train.early_stopping_patience < 1:
         problems.append(f"{where}: early_stopping_patience must be at least 1 (or None), got {train.early_stopping_patience}")
     if train.warmup_epochs < 0 or (train.warmup_epochs and train.lr_schedule != "cosine"):

@@ -219,3 +219,14 @@ def test_importing_seqflow_has_no_side_effects(tmp_path):
     assert result.returncode == 0, result.stderr[-2000:]
     assert "clean" in result.stdout
     assert not (tmp_path / "should-not-be-read.db").exists()
+
+
+def test_trigrams_need_hashed_buckets_and_an_order_of_two_or_three():
+    config = with_overrides(
+        get_profile("best"), {"training.per_architecture.embedding_pool.max_ngram": "3"}
+    )
+    assert config.training.for_architecture("embedding_pool").max_ngram == 3
+    with pytest.raises(ConfigError, match="max_ngram must be 2"):
+        with_overrides(get_profile("best"), {"training.per_architecture.embedding_pool.max_ngram": "4"})
+    with pytest.raises(ConfigError, match="max_ngram=3 hashes n-grams into bigram_buckets"):
+        with_overrides(get_profile("quick"), {"training.architectures": "embedding_pool", "training.max_ngram": "3"})

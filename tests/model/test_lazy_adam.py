@@ -13,7 +13,7 @@ import pytest
 
 from seqflow.config import TrainingConfig, get_profile, with_overrides
 from seqflow.errors import ConfigError
-from seqflow.models.architectures import EMBEDDING_LAYER, ModelSpec, build_model, build_serving_model
+from seqflow.models.architectures import EMBEDDING_LAYER, NGRAM_LAYER, ModelSpec, build_model, build_serving_model
 from seqflow.training import build_optimizer, make_optimizer
 
 VOCABULARY = ["", "[UNK]", "good", "bad", "film", "plot", "acting", "dull", "great", "boring"]
@@ -49,7 +49,7 @@ def _embedding(model) -> np.ndarray:  # noqa: ANN001 - a keras.Model
 
 def _rows_of(model, batch: np.ndarray) -> np.ndarray:  # noqa: ANN001 - a keras.Model
     """The embedding rows a batch reads: its word ids and their hashed bigram ids (padding row 0 excluded)."""
-    ids = np.asarray(model.get_layer("hashed_bigrams")(batch))
+    ids = np.asarray(model.get_layer(NGRAM_LAYER)(batch))
     return np.unique(ids[ids > 0])
 
 

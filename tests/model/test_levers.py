@@ -8,15 +8,15 @@ import pytest
 
 from seqflow.config import ArchitectureOverride, TrainingConfig
 from seqflow.errors import SeqflowError
-from seqflow.models.architectures import ModelSpec, build_model, build_serving_model
-from seqflow.models.text import BIGRAM_HASH_MULTIPLIER, HashedBigrams
+from seqflow.models.architectures import NGRAM_LAYER, ModelSpec, build_model, build_serving_model
+from seqflow.models.text import BIGRAM_HASH_MULTIPLIER, HashedBigrams, HashedNgrams
 
 SPEC = ModelSpec(vocab_size=30, embedding_dim=8, rnn_units=8, dense_units=8, dropout=0.0)
 
 
 def test_hashed_bigrams_follow_the_formula_and_skip_padding():
     ids = np.array([[3, 4, 5, 0, 0], [0, 0, 7, 8, 9]], dtype="int32")
-    out = HashedBigrams(vocab_size=30, buckets=11)(ids).numpy()
+    out = HashedNgrams(vocab_size=30, buckets=11)(ids).numpy()
 
     def bigram(a: int, b: int) -> int:
         return 30 + (a * BIGRAM_HASH_MULTIPLIER + b) % 11
@@ -27,6 +27,27 @@ def test_hashed_bigrams_follow_the_formula_and_skip_padding():
     # Order matters: (a, b) and (b, a) are different pairs (they may only collide by chance).
     assert bigram(3, 4) != bigram(4, 3)
     assert out.min() >= 0 and out.max() < 30 + 11
+    # The layer's earlier name (in models saved before trigrams) computes the same ids.
+    np.testing.assert_array_equal(HashedBigrams(vocab_size=30, buckets=11)(ids).numpy(), out)
+
+
+def test_hashed_trigrams_follow_the_bigrams_and_skip_padding():
+    ids = np.array([[3, 4, 5, 6, 0]], dtype="int32")
+    out = HashedNgrams(vocab_size=30, buckets=11, max_order=3)(ids).numpy()
+
+    def bigram(a: int, b: int) -> int:
+        return 30 + (a * BIGRAM_HASH_MULTIPLIER + b) % 11
+
+    def trigram(a: int, b: int, c: int) -> int:
+        return 30 + ((a * BIGRAM_HASH_MULTIPLIER + b) * BIGRAM_HASH_MULTIPLIER + c) % 11
+
+    # 5 words, 4 pairs, 3 triples; every n-gram reaching into the padding is padding itself.
+    assert out[0].tolist() == [3, 4, 5, 6, 0, bigram(3, 4), bigram(4, 5), bigram(5, 6), 0,
+                               trigram(3, 4, 5), trigram(4, 5, 6), 0]
+    layer = HashedNgrams(vocab_size=30, buckets=11, max_order=3)
+    assert layer.compute_output_shape((None, 5)) == (None, 12)
+    with pytest.raises(ValueError, match="max_order"):
+        HashedNgrams(vocab_size=30, buckets=11, max_order=4)
 
 
 def test_bigram_embedding_pool_tells_word_order_apart_where_unigrams_cannot():
@@ -57,8 +78,26 @@ def test_bigram_model_survives_a_save_and_load_inside_the_serving_model(tmp_path
     reloaded = keras.saving.load_model(path)
     texts = tf.constant([["not good film"], ["good film, not"], ["unknown words only"]])
     np.testing.assert_allclose(reloaded(texts).numpy(), serving(texts).numpy(), rtol=1e-6)
-    layer = reloaded.get_layer(classifier.name).get_layer("hashed_bigrams")
-    assert (layer.vocab_size, layer.buckets) == (5, 13)
+    layer = reloaded.get_layer(classifier.name).get_layer(NGRAM_LAYER)
+    assert (layer.vocab_size, layer.buckets, layer.max_order) == (5, 13, 2)
+
+
+def test_trigram_model_survives_a_save_and_load(tmp_path):
+    import keras
+
+    classifier = build_model("embedding_pool", ModelSpec(**{**SPEC.__dict__, "bigram_buckets": 50, "max_ngram": 3}))
+    path = tmp_path / "trigram.keras"
+    classifier.save(path)
+    reloaded = keras.saving.load_model(path)
+    ids = np.array([[5, 6, 7, 0], [5, 6, 7, 8]], dtype="int32")
+    np.testing.assert_allclose(reloaded(ids).numpy(), classifier(ids).numpy(), rtol=1e-6)
+    assert reloaded.get_layer(NGRAM_LAYER).max_order == 3
+    # Padding adds no n-gram of any order.
+    np.testing.assert_allclose(
+        classifier(np.array([[5, 6, 7]], dtype="int32")).numpy(),
+        classifier(np.array([[5, 6, 7, 0, 0]], dtype="int32")).numpy(),
+        rtol=1e-5,
+    )
 
 
 def test_l2_adds_penalties_and_spatial_dropout_has_its_own_rate():
