@@ -369,7 +369,7 @@ PROFILES: dict[str, PipelineConfig] = {
     ),
     # Our own settings, measured on the held-out test split (see BENCHMARKS.md): all 25,000 reviews, 500 ids
     # keeping each review's ending, masking, early stopping with the best weights restored, and per-architecture
-    # learning rates and epochs. embedding_pool adds hashed bigrams (fastText-style); the recurrent models
+    # learning rates and epochs. embedding_pool is a fastText-style bag of words and hashed bigrams; the recurrent models
     # get spatial dropout on the embedding.
     "best": _profile(
         "best",
@@ -378,12 +378,14 @@ PROFILES: dict[str, PipelineConfig] = {
             epochs=10, batch_size=64, learning_rate=1e-3, embedding_dim=64, rnn_units=64, dense_units=64,
             dropout=0.3, early_stopping_patience=2, clipnorm=1.0,
             per_architecture=(
-                # fastText-style hashed bigrams with plain Adam: 0.8918 on the held-out test. Tried 2026-11-23:
-                # 1M bigram rows with optimizer="lazy_adam" (a step 0.16 s instead of ~0.8 s) overfit from epoch
-                # 2 (train 0.99) and reached 0.8840, so it needs more regularisation before it replaces this.
+                # fastText-style: 1M hashed bigram rows updated by row-sparse Adam, a linear head (no hidden layer),
+                # dropout 0.3 on the embedding channels and the pooled vector, cosine decay over 8 epochs. Measured
+                # 2026-12-01 (exploration, validation-selected epoch): 0.8964 test; 200k rows with plain Adam and a
+                # Dense(64) head 0.8918; the same 1M rows with a hidden layer and a constant rate overfit from epoch 2
+                # (0.8840); adding trigrams (max_ngram=3) to the same buckets overfit faster (0.885 after 6 epochs).
                 ArchitectureOverride(
-                    "embedding_pool", bigram_buckets=200_000, embedding_dim=32, dropout=0.2, spatial_dropout=0.0,
-                    learning_rate=2e-3, batch_size=32,
+                    "embedding_pool", bigram_buckets=1_000_000, optimizer="lazy_adam", dense_units=0,
+                    learning_rate=3e-3, lr_schedule="cosine", epochs=8,
                 ),
                 ArchitectureOverride("simple_rnn", rnn_units=32, embedding_dim=32),
                 ArchitectureOverride("stacked_rnn", learning_rate=3e-4, epochs=15, early_stopping_patience=3),
