@@ -369,8 +369,8 @@ PROFILES: dict[str, PipelineConfig] = {
     ),
     # Our own settings, measured on the held-out test split (see BENCHMARKS.md): all 25,000 reviews, 500 ids
     # keeping each review's ending, masking, early stopping with the best weights restored, and per-architecture
-    # learning rates and epochs. embedding_pool is a fastText-style bag of words and hashed bigrams; the recurrent models
-    # get spatial dropout on the embedding.
+    # learning rates and epochs. embedding_pool is a fastText-style bag of words and hashed bigrams; the recurrent
+    # models get spatial dropout on the embedding.
     "best": _profile(
         "best",
         tokenisation=TokenisationConfig(vocab_size=20_000, max_length=500, padding="post", truncation="pre"),
