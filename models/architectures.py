@@ -32,6 +32,8 @@ class ModelSpec:
     mask_padding: bool = True
     # SpatialDropout1D rate after the embedding; None uses `dropout`.
     spatial_dropout: float | None = None
+    # Fraction of whole token vectors zeroed while training (word dropout); 0 adds no layer.
+    token_dropout: float = 0.0
     # Dropout on the inputs of each recurrent step.
     recurrent_input_dropout: float = 0.0
     # L2 penalty on the embedding and all kernels; 0 adds no regulariser.
@@ -75,6 +77,9 @@ def _embedded_ids(spec: ModelSpec, bigram_buckets: int = 0) -> tuple[keras.Keras
         embeddings_regularizer=spec.regulariser(),
         name=EMBEDDING_LAYER,
     )(features)
+    if spec.token_dropout:
+        # Zeroes whole word (and n-gram) vectors, the same channels at once: word dropout.
+        vectors = layers.Dropout(spec.token_dropout, noise_shape=(None, None, 1), name="token_dropout")(vectors)
     # Drops whole embedding channels rather than single values: neighbouring words share channels.
     rate = spec.dropout if spec.spatial_dropout is None else spec.spatial_dropout
     vectors = layers.SpatialDropout1D(rate, name="embedding_dropout")(vectors)

@@ -104,6 +104,7 @@ class ArchitectureOverride:
     early_stopping_patience: int | None = None
     dropout: float | None = None
     spatial_dropout: float | None = None
+    token_dropout: float | None = None
     l2: float | None = None
     embedding_dim: int | None = None
     rnn_units: int | None = None
@@ -143,6 +144,9 @@ class TrainingConfig:
     dropout: float = 0.2
     # SpatialDropout1D after the embedding (drops whole channels); None uses `dropout`.
     spatial_dropout: float | None = None
+    # Fraction of whole words (and n-grams) zeroed while training, a word dropout: a bag of words cannot lean on
+    # a few memorised phrases. 0 is off and leaves the layer out.
+    token_dropout: float = 0.0
     # Dropout on the inputs of every recurrent step (Keras' `dropout=` of SimpleRNN/LSTM; seed 001 used 0.2).
     recurrent_input_dropout: float = 0.0
     # L2 penalty on the embedding and every kernel (Dense, recurrent input and recurrent weights); 0 is off.
@@ -668,7 +672,7 @@ def _training_problems(train: TrainingConfig, where: str) -> list[str]:
         problems.append(f"{where}: epochs and batch_size must be positive, dense_units not negative")
     if train.learning_rate <= 0:
         problems.append(f"{where}: learning_rate must be positive, got {train.learning_rate}")
-    for name in ("dropout", "spatial_dropout", "recurrent_input_dropout"):
+    for name in ("dropout", "spatial_dropout", "token_dropout", "recurrent_input_dropout"):
         value = getattr(train, name)
         if value is not None and not 0.0 <= value < 1.0:
             problems.append(f"{where}: {name} must be in [0, 1), got {value}")

@@ -114,6 +114,28 @@ def test_l2_adds_penalties_and_spatial_dropout_has_its_own_rate():
     assert build_model("lstm", ModelSpec(**{**SPEC.__dict__, "dropout": 0.4})).get_layer("embedding_dropout").rate == 0.4
 
 
+def test_token_dropout_zeroes_whole_words_in_training_only_and_keeps_the_mask():
+    import keras
+
+    # Off by default: models saved before the lever have no such layer, and default builds stay the same.
+    assert "token_dropout" not in [layer.name for layer in build_model("embedding_pool", SPEC).layers]
+    model = build_model("embedding_pool", ModelSpec(**{**SPEC.__dict__, "token_dropout": 0.5}))
+    stem = keras.Model(model.input, model.get_layer("token_dropout").output)
+    ids = np.tile(np.arange(1, 29, dtype="int32"), (4, 1))
+    ids[:, -4:] = 0  # padding
+    keras.utils.set_random_seed(0)
+    dropped = np.asarray(stem(ids, training=True))
+    kept = np.asarray(stem(ids, training=False))
+    zero_rows = np.all(dropped == 0.0, axis=-1)
+    # Whole vectors go (every channel of a word at once), about half of them, and survivors are rescaled.
+    assert np.all((dropped == 0.0).any(axis=-1) == zero_rows)
+    assert 0.3 < zero_rows[:, :24].mean() < 0.7
+    np.testing.assert_allclose(dropped[~zero_rows], 2.0 * kept[~zero_rows], rtol=1e-6)
+    # Inference is deterministic and untouched; padding stays masked for the average.
+    np.testing.assert_array_equal(kept, np.asarray(stem(ids, training=False)))
+    assert model.get_layer("token_dropout").output._keras_mask is not None
+
+
 def test_recurrent_input_dropout_reaches_every_recurrent_layer():
     model = build_model("stacked_rnn", ModelSpec(**{**SPEC.__dict__, "recurrent_input_dropout": 0.2}))
     assert [model.get_layer(name).dropout for name in ("simple_rnn_1", "simple_rnn_2")] == [0.2, 0.2]
