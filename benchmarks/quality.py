@@ -99,6 +99,9 @@ class Overhead:
     machine: str
     date_utc: str
     command: str
+    # The same bare fit, but through seqflow's tf.data input pipeline: what tracking, checkpoints and the task
+    # add on their own. None in rows measured before it was recorded.
+    pipeline_fit_seconds: float | None = None
 
     @property
     def ratio(self) -> float:
@@ -107,6 +110,10 @@ class Overhead:
     @property
     def fit_ratio(self) -> float:
         return self.flow_fit_seconds / self.bare_fit_seconds
+
+    @property
+    def tracking_ratio(self) -> float | None:
+        return None if self.pipeline_fit_seconds is None else self.flow_training_seconds / self.pipeline_fit_seconds
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -172,12 +179,15 @@ def _short_machine() -> str:
     return f"{machine['CPU']}, {os.cpu_count()} CPUs"
 
 
-def bare_fit_seconds(config: PipelineConfig, architecture: str, epochs: int, vocab_size: int) -> float:
-    """Seconds of a plain ``model.fit`` on the flow's own arrays (numpy in, no callbacks, no tracking)."""
+def bare_fit_seconds(
+    config: PipelineConfig, architecture: str, epochs: int, vocab_size: int, through_pipeline: bool = False
+) -> float:
+    """Seconds of a plain ``model.fit`` on the flow's own arrays (no callbacks, no tracking): numpy in, as a user
+    would write it, or through seqflow's seeded tf.data pipeline (``through_pipeline``) as the flow feeds it."""
     import numpy as np
 
     from seqflow.models.architectures import build_model
-    from seqflow.training import make_optimizer, model_spec, seed_everything
+    from seqflow.training import input_pipeline, make_optimizer, model_spec, seed_everything
 
     (arrays_path,) = Path(config.artifacts_dir).rglob("arrays.npz")
     with np.load(arrays_path) as stored:
@@ -188,10 +198,17 @@ def bare_fit_seconds(config: PipelineConfig, architecture: str, epochs: int, voc
     steps_per_epoch = math.ceil(len(arrays["x_train"]) / training.batch_size)
     model.compile(optimizer=make_optimizer(training, steps_per_epoch), loss="binary_crossentropy", metrics=["accuracy"])
     started = time.perf_counter()
-    model.fit(
-        arrays["x_train"], arrays["y_train"], validation_data=(arrays["x_validation"], arrays["y_validation"]),
-        epochs=epochs, batch_size=training.batch_size, verbose=0,
-    )
+    if through_pipeline:
+        model.fit(
+            input_pipeline(arrays["x_train"], arrays["y_train"], training.batch_size, seed=config.seed),
+            validation_data=input_pipeline(arrays["x_validation"], arrays["y_validation"], training.batch_size),
+            epochs=epochs, shuffle=False, verbose=0,
+        )
+    else:
+        model.fit(
+            arrays["x_train"], arrays["y_train"], validation_data=(arrays["x_validation"], arrays["y_validation"]),
+            epochs=epochs, batch_size=training.batch_size, verbose=0,
+        )
     return time.perf_counter() - started
 
 
@@ -233,8 +250,12 @@ def measure(profile: str, args: argparse.Namespace) -> tuple[list[Measurement], 
         architecture = architectures[0]
         in_flow, fit_in_flow, epochs, vocab_size = flow_training_seconds(settings, summary, architecture)
         bare = bare_fit_seconds(config, architecture, epochs, vocab_size)
+        bare_pipeline = bare_fit_seconds(config, architecture, epochs, vocab_size, through_pipeline=True)
         overhead.append(
-            Overhead(architecture, profile, epochs, in_flow, fit_in_flow, bare, _short_machine(), _now(), command)
+            Overhead(
+                architecture, profile, epochs, in_flow, fit_in_flow, bare, _short_machine(), _now(), command,
+                bare_pipeline,
+            )
         )
 
     result = pb.run_benchmark(bench_args, adjust_config=lambda c: cap_epochs(c, args.max_epochs), after_flow=after_flow)
@@ -301,6 +322,8 @@ SIMPLE_RNN_TARGET_LENGTH = 500
 RECURRENT_TARGET = 0.89
 OVERALL_TARGET = 0.90
 OVERALL_AIM = 0.91
+# The pipeline's cost: flow training time over a bare numpy fit of the same model and arrays.
+OVERHEAD_TARGET = 1.10
 RECURRENT_ARCHITECTURES = tuple(a for a in ALL_ARCHITECTURES if a != "embedding_pool")
 
 
@@ -409,19 +432,40 @@ def render_overhead(overheads: list[Overhead]) -> str:
         "Flow training = the child run's creation to the end of fitting inside the flow (parameters, contract "
         "reports, arrays, model, fit through the seeded tf.data pipeline with per-epoch MLflow logging); bare = "
         "`model.fit` on the same numpy arrays, same model, epochs and batch size, no callbacks, in the same process "
-        "right after the flow. Target: ratio at most 1.10.",
+        "right after the flow. Target: ratio at most 1.10. A ratio below 1 means seqflow's tf.data input (shuffled "
+        "row indices, one gather per batch, prefetch) beats Keras' own numpy input by more than tracking costs; "
+        "the last ratio divides by a bare fit through that same tf.data input instead, so it is what tracking, "
+        "per-epoch checkpoints, contract reports and the Prefect task add on their own.",
         "",
-        "| profile | architecture | epochs | flow training s | of which fit s | bare fit s | ratio | fit ratio | machine, date | command |",
-        "|:---|:---|---:|---:|---:|---:|---:|---:|:---|:---|",
+        "| profile | architecture | epochs | flow training s | of which fit s | bare fit s (numpy) | ratio | fit ratio "
+        "| bare fit s (tf.data) | ratio to tf.data fit | machine, date | command |",
+        "|:---|:---|---:|---:|---:|---:|---:|---:|---:|---:|:---|:---|",
     ]
     for o in overheads:
+        pipeline = "-" if o.pipeline_fit_seconds is None else f"{o.pipeline_fit_seconds:.1f}"
+        tracking = "-" if o.tracking_ratio is None else f"{o.tracking_ratio:.3f}"
         lines.append(
             f"| `{o.profile}` | {o.architecture} | {o.epochs} | {o.flow_training_seconds:.1f} | {o.flow_fit_seconds:.1f} "
-            f"| {o.bare_fit_seconds:.1f} | {o.ratio:.3f} | {o.fit_ratio:.3f} | {o.machine}, {o.date_utc} | `{o.command}` |"
+            f"| {o.bare_fit_seconds:.1f} | {o.ratio:.3f} | {o.fit_ratio:.3f} | {pipeline} | {tracking} "
+            f"| {o.machine}, {o.date_utc} | `{o.command}` |"
         )
     if not overheads:
-        lines.append(f"| - | - | - | - | - | - | - | - | not measured | `{SCRIPT_PATH} --profile {BEST_PROFILE} --arch embedding_pool --overhead` |")
+        lines.append(
+            "| - | - | - | - | - | - | - | - | - | - | not measured "
+            f"| `{SCRIPT_PATH} --profile {BEST_PROFILE} --arch embedding_pool --overhead` |"
+        )
+    lines += ["", overhead_target_line(overheads)]
     return "\n".join(lines) + "\n"
+
+
+def overhead_target_line(overheads: list[Overhead]) -> str:
+    """The ratio target, judged on the most recent measurement."""
+    if not overheads:
+        return f"Target ratio <= {OVERHEAD_TARGET:.2f}: not measured"
+    latest = max(overheads, key=lambda o: o.date_utc)
+    # Judged at the three decimals shown: 33 s / 30 s is 1.100, not 1.1000000000000003.
+    verdict = "met" if round(latest.ratio, 3) <= OVERHEAD_TARGET else "NOT met"
+    return f"Target ratio <= {OVERHEAD_TARGET:.2f}: {verdict} ({latest.ratio:.3f}, `{latest.profile}` {latest.architecture}, {latest.date_utc})"
 
 
 def write_markdown(path: Path, measurements: list[Measurement], overheads: list[Overhead]) -> None:

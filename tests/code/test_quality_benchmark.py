@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import importlib.util
 import sys
 from pathlib import Path
@@ -57,9 +58,18 @@ def test_results_round_trip_and_unmeasured_rows_give_their_command(quality, tmp_
     lstm_row = next(line for line in section.splitlines() if line.startswith("| lstm"))
     assert "0." not in lstm_row  # nothing measured, nothing reported
 
-    overhead = quality.Overhead("best", "embedding_pool", 3, 33.0, 31.5, 30.0, "CPU", "date", "cmd")
+    overhead = quality.Overhead("embedding_pool", "best", 3, 33.0, 31.5, 30.0, "CPU", "2026-12-01 04:00 UTC", "cmd")
     assert overhead.ratio == pytest.approx(1.1) and overhead.fit_ratio == pytest.approx(1.05)
-    assert "1.100" in quality.render_overhead([overhead])
+    # Rows stored before the tf.data baseline was recorded still render, with a dash for it.
+    assert overhead.tracking_ratio is None
+    rendered = quality.render_overhead([overhead])
+    assert "1.100" in rendered and "| - | - |" in rendered
+    assert "Target ratio <= 1.10: met (1.100, `best` embedding_pool" in rendered
+    slower = dataclasses.replace(overhead, flow_training_seconds=36.0, date_utc="2026-12-01 05:00 UTC", pipeline_fit_seconds=24.0)
+    assert slower.tracking_ratio == pytest.approx(1.5)
+    # The newest measurement decides the verdict.
+    assert "Target ratio <= 1.10: NOT met (1.200" in quality.render_overhead([overhead, slower])
+    assert quality.render_overhead([]).rstrip().endswith("Target ratio <= 1.10: not measured")
 
 
 def test_targets_are_computed_from_full_runs_only(quality):
