@@ -9,11 +9,14 @@ epochs | seconds per epoch | machine, date. A row never measured says so and giv
 ``--overhead`` also measures the pipeline's cost: the wall time of training inside the flow (the child run's
 creation to the end of fitting: parameters, contract reports, loading arrays, building, fitting through the
 tf.data pipeline with per-epoch MLflow logging) divided by a bare ``model.fit`` on the same arrays, with the same
-model, epochs and batch size, in the same process afterwards.
+model, epochs and batch size, in the same process afterwards (and by a second bare fit through seqflow's tf.data
+input). One run's ratio varies by about +-20% on a small VM: ``--overhead-runs N`` repeats the flow and its bare
+fits N times and reports the medians with the spread.
 
 Usage::
 
-    uv run python benchmarks/quality.py [--profile NAME ...] [--arch NAME ...] [--max-epochs N] [--overhead]
+    uv run python benchmarks/quality.py [--profile NAME ...] [--arch NAME ...] [--max-epochs N]
+                                        [--overhead [--overhead-runs N]]
                                         [--results benchmarks/quality_results.json] [--output BENCHMARKS.md]
 """
 
@@ -25,6 +28,7 @@ import json
 import math
 import os
 import shlex
+import statistics
 import sys
 import time
 from dataclasses import dataclass
@@ -102,6 +106,10 @@ class Overhead:
     # The same bare fit, but through seqflow's tf.data input pipeline: what tracking, checkpoints and the task
     # add on their own. None in rows measured before it was recorded.
     pipeline_fit_seconds: float | None = None
+    # With --overhead-runs N, every time above is the median over N flows (each followed by its bare fits), and
+    # this is the lowest and highest single-run ratio: on a 2-core VM one run's ratio varies by +-20%.
+    runs: int = 1
+    ratio_range: tuple[float, float] | None = None
 
     @property
     def ratio(self) -> float:
@@ -132,6 +140,10 @@ def build_parser() -> argparse.ArgumentParser:
         help="extra config override for every profile (e.g. data.limit=2000 for a smoke run; marked in the table)",
     )
     parser.add_argument("--overhead", action="store_true", help="also measure flow training time against a bare model.fit")
+    parser.add_argument(
+        "--overhead-runs", type=int, default=1, metavar="N",
+        help="with --overhead: run the flow and its bare fits N times and report medians (default 1)",
+    )
     parser.add_argument("--results", type=Path, default=DEFAULT_RESULTS, help="JSON file of all measured rows")
     parser.add_argument("--output", type=Path, default=pb.DEFAULT_OUTPUT, help="markdown file to write or update")
     parser.add_argument("--render-only", action="store_true", help="only re-render BENCHMARKS.md from --results")
@@ -146,7 +158,12 @@ def _profile_architectures(profile: str, wanted: Sequence[str] | None) -> list[s
 
 
 def _command(
-    profile: str, architectures: Sequence[str], max_epochs: int | None, overhead: bool = False, assignments: Sequence[str] = ()
+    profile: str,
+    architectures: Sequence[str],
+    max_epochs: int | None,
+    overhead: bool = False,
+    assignments: Sequence[str] = (),
+    overhead_runs: int = 1,
 ) -> str:
     argv = ["uv", "run", "python", SCRIPT_PATH, "--profile", profile]
     for architecture in architectures:
@@ -157,6 +174,8 @@ def _command(
         argv += ["--max-epochs", str(max_epochs)]
     if overhead:
         argv.append("--overhead")
+        if overhead_runs > 1:
+            argv += ["--overhead-runs", str(overhead_runs)]
     return shlex.join(argv)
 
 
@@ -241,7 +260,7 @@ def measure(profile: str, args: argparse.Namespace) -> tuple[list[Measurement], 
             *(["--keep-temp"] if args.keep_temp else []),
         ]
     )
-    command = _command(profile, architectures, args.max_epochs, args.overhead, args.assignments)
+    command = _command(profile, architectures, args.max_epochs, args.overhead, args.assignments, args.overhead_runs)
     overhead: list[Overhead] = []
 
     def after_flow(config: PipelineConfig, settings: TrackingSettings, summary: RunSummary) -> None:
@@ -281,7 +300,29 @@ def load_results(path: Path) -> tuple[list[Measurement], list[Overhead]]:
     if not path.is_file():
         return [], []
     stored = json.loads(path.read_text(encoding="utf-8"))
-    return [Measurement(**m) for m in stored.get("measurements", [])], [Overhead(**o) for o in stored.get("overhead", [])]
+    overheads = [
+        Overhead(**{**o, "ratio_range": tuple(o["ratio_range"]) if o.get("ratio_range") else None})
+        for o in stored.get("overhead", [])
+    ]
+    return [Measurement(**m) for m in stored.get("measurements", [])], overheads
+
+
+def combine_overheads(runs: list[Overhead]) -> Overhead:
+    """One row from several measurements of the same flow: the median of every time, and the ratio's spread."""
+    if len(runs) == 1:
+        return runs[0]
+    pipeline = [run.pipeline_fit_seconds for run in runs if run.pipeline_fit_seconds is not None]
+    ratios = [run.ratio for run in runs]
+    return dataclasses.replace(
+        runs[-1],
+        epochs=int(statistics.median(run.epochs for run in runs)),
+        flow_training_seconds=statistics.median(run.flow_training_seconds for run in runs),
+        flow_fit_seconds=statistics.median(run.flow_fit_seconds for run in runs),
+        bare_fit_seconds=statistics.median(run.bare_fit_seconds for run in runs),
+        pipeline_fit_seconds=statistics.median(pipeline) if len(pipeline) == len(runs) else None,
+        runs=len(runs),
+        ratio_range=(min(ratios), max(ratios)),
+    )
 
 
 def save_results(path: Path, measurements: list[Measurement], overheads: list[Overhead]) -> None:
@@ -435,7 +476,9 @@ def render_overhead(overheads: list[Overhead]) -> str:
         "right after the flow. Target: ratio at most 1.10. A ratio below 1 means seqflow's tf.data input (shuffled "
         "row indices, one gather per batch, prefetch) beats Keras' own numpy input by more than tracking costs; "
         "the last ratio divides by a bare fit through that same tf.data input instead, so it is what tracking, "
-        "per-epoch checkpoints, contract reports and the Prefect task add on their own.",
+        "per-epoch checkpoints, contract reports and the Prefect task add on their own. With `--overhead-runs N` each "
+        "time is the median of N flows and their bare fits, and the ratio column also shows the lowest and highest "
+        "single run.",
         "",
         "| profile | architecture | epochs | flow training s | of which fit s | bare fit s (numpy) | ratio | fit ratio "
         "| bare fit s (tf.data) | ratio to tf.data fit | machine, date | command |",
@@ -446,7 +489,7 @@ def render_overhead(overheads: list[Overhead]) -> str:
         tracking = "-" if o.tracking_ratio is None else f"{o.tracking_ratio:.3f}"
         lines.append(
             f"| `{o.profile}` | {o.architecture} | {o.epochs} | {o.flow_training_seconds:.1f} | {o.flow_fit_seconds:.1f} "
-            f"| {o.bare_fit_seconds:.1f} | {o.ratio:.3f} | {o.fit_ratio:.3f} | {pipeline} | {tracking} "
+            f"| {o.bare_fit_seconds:.1f} | {o.ratio:.3f}{_spread(o)} | {o.fit_ratio:.3f} | {pipeline} | {tracking} "
             f"| {o.machine}, {o.date_utc} | `{o.command}` |"
         )
     if not overheads:
@@ -456,6 +499,13 @@ def render_overhead(overheads: list[Overhead]) -> str:
         )
     lines += ["", overhead_target_line(overheads)]
     return "\n".join(lines) + "\n"
+
+
+def _spread(overhead: Overhead) -> str:
+    if overhead.ratio_range is None:
+        return ""
+    low, high = overhead.ratio_range
+    return f" ({low:.3f}-{high:.3f} over {overhead.runs} runs)"
 
 
 def overhead_target_line(overheads: list[Overhead]) -> str:
@@ -480,6 +530,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.max_epochs is not None and args.max_epochs < 1:
         print(f"{SCRIPT_PATH}: error: --max-epochs must be at least 1", file=sys.stderr)
         return 2
+    if args.overhead_runs < 1:
+        print(f"{SCRIPT_PATH}: error: --overhead-runs must be at least 1", file=sys.stderr)
+        return 2
     os.environ.update(pb.RUNTIME_ENVIRONMENT)
     pb.configure_runtime(args.log_level)
     measurements, overheads = load_results(args.results)
@@ -489,6 +542,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                 continue
             try:
                 new, overhead = measure(profile, args)
+                if overhead is not None and args.overhead_runs > 1:
+                    repeats = [overhead] + [measure(profile, args)[1] for _ in range(args.overhead_runs - 1)]
+                    overhead = combine_overheads([run for run in repeats if run is not None])
             except SeqflowError as error:
                 print(f"{SCRIPT_PATH}: error in profile {profile}: {error}", file=sys.stderr)
                 return error.exit_code
