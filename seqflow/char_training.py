@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import logging
 import math
-import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,7 +19,7 @@ import numpy as np
 from seqflow.char_generation import CharGenerator
 from seqflow.config import CharSamplingConfig, CharTrainingConfig
 from seqflow.errors import DataSourceError
-from seqflow.training import EpochCallback, build_optimizer, seed_everything
+from seqflow.training import EpochCallback, build_optimizer, progress_reporting, seed_everything
 
 logger = logging.getLogger(__name__)
 
@@ -227,6 +226,7 @@ def train_char_model(
 
     logger.info("training %s: %d parameters, %d windows, up to %d epochs", architecture, model.count_params(), len(x),
                 training.epochs)
+    verbose, progress = progress_reporting(architecture, training.epochs)
     started = time.perf_counter()
     model.fit(
         x,
@@ -235,8 +235,8 @@ def train_char_model(
         batch_size=training.batch_size,
         # Stateful windows must stay in stream order; stateless ones are shuffled.
         shuffle=not training.stateful,
-        callbacks=[EpochEnd()],
-        verbose=1 if sys.stdout.isatty() else 2,
+        callbacks=[EpochEnd(), *progress],
+        verbose=verbose,
     )
     seconds = time.perf_counter() - started
     if best["weights"] is not None:

@@ -8,6 +8,7 @@ import json
 import logging
 import math
 import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -121,6 +122,28 @@ def model_spec(training: TrainingConfig, vocab_size: int):  # noqa: ANN201 - a M
     # Every ModelSpec field except the vocabulary size is a TrainingConfig field of the same name.
     shared = {f.name: getattr(training, f.name) for f in dataclasses.fields(ModelSpec) if f.name != "vocab_size"}
     return ModelSpec(vocab_size=vocab_size, **shared)
+
+
+def progress_reporting(what: str, total_epochs: int) -> tuple[int, list]:
+    """Keras' ``verbose`` and extra callbacks for a fit: the progress bar on a terminal; elsewhere (logs, CI,
+    ``seqflow run`` piped to a file) one log line per epoch through this module's logger, instead of Keras'
+    own prints to stdout, which would land among the results table."""
+    if sys.stdout.isatty():
+        return 1, []
+    import keras
+
+    class EpochLog(keras.callbacks.Callback):
+        def on_epoch_begin(self, epoch: int, logs=None) -> None:  # noqa: ANN001 - Keras callback signature
+            self.started = time.perf_counter()
+
+        def on_epoch_end(self, epoch: int, logs=None) -> None:  # noqa: ANN001
+            metrics = ", ".join(f"{name} {float(value):.4f}" for name, value in (logs or {}).items())
+            logger.info(
+                "training %s: epoch %d/%d in %.1f s: %s",
+                what, epoch + 1, total_epochs, time.perf_counter() - self.started, metrics,
+            )
+
+    return 0, [EpochLog()]
 
 
 def input_pipeline(x: np.ndarray, y: np.ndarray, batch_size: int, seed: int | None = None):  # noqa: ANN201
@@ -355,6 +378,7 @@ def _fit_and_save(
             " (early stopping had already ended it)" if checkpoint.stopped else "",
         )
     logger.info("training %s: %d parameters, up to %d epochs", architecture, model.count_params(), training.epochs)
+    verbose, progress = progress_reporting(architecture, training.epochs)
     model.fit(
         input_pipeline(arrays["x_train"], arrays["y_train"], training.batch_size, seed=seed),
         validation_data=input_pipeline(arrays["x_validation"], arrays["y_validation"], training.batch_size),
@@ -363,9 +387,8 @@ def _fit_and_save(
         epochs=resumed_from_epoch if checkpoint.stopped else training.epochs,
         # input_pipeline already reshuffles the training rows every epoch, with the run's seed.
         shuffle=False,
-        callbacks=callbacks,
-        # A progress bar on a terminal; one line per epoch in logs and CI.
-        verbose=1 if sys.stdout.isatty() else 2,
+        callbacks=callbacks + progress,
+        verbose=verbose,
     )
 
     output_dir = Path(output_dir)

@@ -223,6 +223,21 @@ def test_per_architecture_settings_reach_training(tmp_path):
     assert model.get_layer("embedding").input_dim == 18 + 40
 
 
+def test_training_logs_one_line_per_epoch_instead_of_printing(tmp_path, caplog, capfd):
+    from seqflow.training import train_classifier
+
+    training = TrainingConfig(epochs=2, batch_size=32, embedding_dim=8, dense_units=0, early_stopping_patience=None)
+    with caplog.at_level("INFO", logger="seqflow.training"):
+        train_classifier("embedding_pool", _toy_arrays(), 18, training, seed=1, output_dir=tmp_path)
+    epoch_lines = [r.getMessage() for r in caplog.records if ": epoch " in r.getMessage()]
+    assert [line.split(" in ")[0] for line in epoch_lines] == [
+        "training embedding_pool: epoch 1/2", "training embedding_pool: epoch 2/2"
+    ]
+    assert "val_accuracy" in epoch_lines[-1]
+    # Under pytest stdout is not a terminal: Keras prints no per-epoch lines that would mix with a results table.
+    assert "val_accuracy" not in capfd.readouterr().out
+
+
 def test_warm_start_copies_rows_by_token_and_freezes(tmp_path):
     from seqflow.training import EmbeddingSource, apply_warm_start, train_classifier
 
