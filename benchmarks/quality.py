@@ -107,12 +107,19 @@ class Overhead:
     # add on their own. None in rows measured before it was recorded.
     pipeline_fit_seconds: float | None = None
     # With --overhead-runs N, every time above is the median over N flows (each followed by its bare fits), and
-    # this is the lowest and highest single-run ratio: on a 2-core VM one run's ratio varies by +-20%.
-    runs: int = 1
-    ratio_range: tuple[float, float] | None = None
+    # these are the N single-run ratios (flow training / bare numpy fit of the same run): on a 2-core VM one
+    # run's ratio varies by +-20%, and a flow is best compared with the bare fits that ran right after it.
+    run_ratios: tuple[float, ...] | None = None
+
+    @property
+    def runs(self) -> int:
+        return len(self.run_ratios) if self.run_ratios else 1
 
     @property
     def ratio(self) -> float:
+        """Flow training over the bare numpy fit; over several runs, the median of the runs' own ratios."""
+        if self.run_ratios:
+            return statistics.median(self.run_ratios)
         return self.flow_training_seconds / self.bare_fit_seconds
 
     @property
@@ -301,18 +308,17 @@ def load_results(path: Path) -> tuple[list[Measurement], list[Overhead]]:
         return [], []
     stored = json.loads(path.read_text(encoding="utf-8"))
     overheads = [
-        Overhead(**{**o, "ratio_range": tuple(o["ratio_range"]) if o.get("ratio_range") else None})
+        Overhead(**{**o, "run_ratios": tuple(o["run_ratios"]) if o.get("run_ratios") else None})
         for o in stored.get("overhead", [])
     ]
     return [Measurement(**m) for m in stored.get("measurements", [])], overheads
 
 
 def combine_overheads(runs: list[Overhead]) -> Overhead:
-    """One row from several measurements of the same flow: the median of every time, and the ratio's spread."""
+    """One row from several measurements of the same flow: the median of every time, and each run's ratio."""
     if len(runs) == 1:
         return runs[0]
     pipeline = [run.pipeline_fit_seconds for run in runs if run.pipeline_fit_seconds is not None]
-    ratios = [run.ratio for run in runs]
     return dataclasses.replace(
         runs[-1],
         epochs=int(statistics.median(run.epochs for run in runs)),
@@ -320,8 +326,7 @@ def combine_overheads(runs: list[Overhead]) -> Overhead:
         flow_fit_seconds=statistics.median(run.flow_fit_seconds for run in runs),
         bare_fit_seconds=statistics.median(run.bare_fit_seconds for run in runs),
         pipeline_fit_seconds=statistics.median(pipeline) if len(pipeline) == len(runs) else None,
-        runs=len(runs),
-        ratio_range=(min(ratios), max(ratios)),
+        run_ratios=tuple(run.ratio for run in runs),
     )
 
 
@@ -477,8 +482,8 @@ def render_overhead(overheads: list[Overhead]) -> str:
         "row indices, one gather per batch, prefetch) beats Keras' own numpy input by more than tracking costs; "
         "the last ratio divides by a bare fit through that same tf.data input instead, so it is what tracking, "
         "per-epoch checkpoints, contract reports and the Prefect task add on their own. With `--overhead-runs N` each "
-        "time is the median of N flows and their bare fits, and the ratio column also shows the lowest and highest "
-        "single run.",
+        "time is the median of N flows and their bare fits, and the ratio is the median of the N runs' own ratios "
+        "(each flow against the bare fit right after it), all of them listed; the other two ratios divide medians.",
         "",
         "| profile | architecture | epochs | flow training s | of which fit s | bare fit s (numpy) | ratio | fit ratio "
         "| bare fit s (tf.data) | ratio to tf.data fit | machine, date | command |",
@@ -502,10 +507,9 @@ def render_overhead(overheads: list[Overhead]) -> str:
 
 
 def _spread(overhead: Overhead) -> str:
-    if overhead.ratio_range is None:
+    if not overhead.run_ratios:
         return ""
-    low, high = overhead.ratio_range
-    return f" ({low:.3f}-{high:.3f} over {overhead.runs} runs)"
+    return f" (median of {overhead.runs} runs: {', '.join(f'{r:.3f}' for r in sorted(overhead.run_ratios))})"
 
 
 def overhead_target_line(overheads: list[Overhead]) -> str:
@@ -543,8 +547,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             try:
                 new, overhead = measure(profile, args)
                 if overhead is not None and args.overhead_runs > 1:
-                    repeats = [overhead] + [measure(profile, args)[1] for _ in range(args.overhead_runs - 1)]
-                    overhead = combine_overheads([run for run in repeats if run is not None])
+                    repeats = [overhead]
+                    while len(repeats) < args.overhead_runs:
+                        print(f"overhead run {len(repeats)}/{args.overhead_runs}: ratio {repeats[-1].ratio:.3f}", flush=True)
+                        repeats.append(measure(profile, args)[1])
+                    overhead = combine_overheads(repeats)
             except SeqflowError as error:
                 print(f"{SCRIPT_PATH}: error in profile {profile}: {error}", file=sys.stderr)
                 return error.exit_code

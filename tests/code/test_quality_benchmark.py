@@ -71,13 +71,15 @@ def test_results_round_trip_and_unmeasured_rows_give_their_command(quality, tmp_
     assert "Target ratio <= 1.10: NOT met (1.200" in quality.render_overhead([overhead, slower])
     assert quality.render_overhead([]).rstrip().endswith("Target ratio <= 1.10: not measured")
 
-    # Repeated runs: medians of every time, the single-run ratios' spread, and a row that survives the JSON file.
-    third = dataclasses.replace(slower, flow_training_seconds=30.0, pipeline_fit_seconds=26.0)
+    # Repeated runs: medians of every time, each run's own ratio, and a row that survives the JSON file.
+    third = dataclasses.replace(slower, flow_training_seconds=30.0, bare_fit_seconds=25.0, pipeline_fit_seconds=26.0)
     combined = quality.combine_overheads([overhead, slower, third])
     assert (combined.runs, combined.flow_training_seconds, combined.bare_fit_seconds) == (3, 33.0, 30.0)
+    # The ratio is the median of each run's own ratio (1.1, 1.2, 1.2), not the ratio of the medians (33 / 30).
+    assert combined.ratio == pytest.approx(1.2)
     assert combined.pipeline_fit_seconds is None  # the first run had no tf.data baseline: no median of two
-    assert combined.ratio_range == pytest.approx((1.0, 1.2))
-    assert "1.100 (1.000-1.200 over 3 runs)" in quality.render_overhead([combined])
+    assert combined.run_ratios == pytest.approx((1.1, 1.2, 1.2))
+    assert "1.200 (median of 3 runs: 1.100, 1.200, 1.200)" in quality.render_overhead([combined])
     assert quality.combine_overheads([slower]) is slower
     quality.save_results(results_path, [], [combined])
     assert quality.load_results(results_path) == ([], [combined])
