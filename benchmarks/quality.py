@@ -11,7 +11,7 @@ creation to the end of fitting: parameters, contract reports, loading arrays, bu
 tf.data pipeline with per-epoch MLflow logging) divided by a bare ``model.fit`` on the same arrays, with the same
 model, epochs and batch size, in the same process afterwards (and by a second bare fit through seqflow's tf.data
 input). One run's ratio varies by about +-20% on a small VM: ``--overhead-runs N`` repeats the flow and its bare
-fits N times and reports the medians with the spread.
+fits N times and reports the median of the runs' own ratios, each of them listed.
 
 Usage::
 
