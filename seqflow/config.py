@@ -144,8 +144,8 @@ class TrainingConfig:
     dropout: float = 0.2
     # SpatialDropout1D after the embedding (drops whole channels); None uses `dropout`.
     spatial_dropout: float | None = None
-    # Fraction of whole words (and n-grams) zeroed while training, a word dropout: a bag of words cannot lean on
-    # a few memorised phrases. 0 is off and leaves the layer out.
+    # Fraction of whole words (and n-grams) zeroed while training, right after the embedding of every architecture:
+    # word dropout, so a model cannot lean on a few memorised phrases. 0 is off and leaves the layer out.
     token_dropout: float = 0.0
     # Dropout on the inputs of every recurrent step (Keras' `dropout=` of SimpleRNN/LSTM; seed 001 used 0.2).
     recurrent_input_dropout: float = 0.0
