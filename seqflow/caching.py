@@ -234,8 +234,15 @@ def _tokenised_contract_parts(inputs: dict[str, Any]) -> tuple[str, dict[str, st
 
 def _train_parts(inputs: dict[str, Any]) -> tuple[str, dict[str, str], dict[str, Any]]:
     tokenised, config = inputs["tokenised"], inputs["config"]
-    # Which other architectures run alongside does not change this one's model.
-    training = {key: value for key, value in _slice("training", config.training).items() if key != "training.architectures"}
+    # This architecture's settings with its overrides applied: another architecture's override, or which other
+    # architectures run alongside, does not change this one's model (and must not retrain it), while a change
+    # is reported by the field that changed ("training.learning_rate"), not as a new override list.
+    resolved = config.training.for_architecture(inputs["architecture"])
+    training = {
+        key: value
+        for key, value in _slice("training", resolved).items()
+        if key not in ("training.architectures", "training.per_architecture")
+    }
     return (
         f"train-{inputs['architecture']}",
         {

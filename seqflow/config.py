@@ -268,6 +268,18 @@ class PipelineConfig:
         flat["training.per_architecture"] = ",".join(describe_override(o) for o in self.training.per_architecture)
         return flat
 
+    def architecture_params(self, architecture: str) -> dict[str, Any]:
+        """MLflow params of ``architecture``'s child run: the settings it actually trained with (its overrides
+        applied, so the runs table compares the learning rates, epochs and widths each model really had) and, under
+        ``training.per_architecture``, only the overrides that applied to it."""
+        resolved = dataclasses.replace(self, training=self.training.for_architecture(architecture))
+        applied = (o for o in self.training.per_architecture if o.architecture == architecture)
+        return {
+            "architecture": architecture,
+            **flat_dict(resolved),
+            "training.per_architecture": ",".join(describe_override(o) for o in applied),
+        }
+
 
 def flat_dict(config: Any) -> dict[str, Any]:
     """``{"section.field": value}`` of a config made of sections (PipelineConfig, CharLMConfig)."""

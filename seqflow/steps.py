@@ -255,7 +255,7 @@ def train_architecture(
         parent_run_id=parent_run_id,
     )
     with tracker.closing_on_failure(run_id):
-        tracker.log_params(run_id, {"architecture": architecture, **config.to_flat_dict()})
+        tracker.log_params(run_id, config.architecture_params(architecture))
         for report in contract_reports:
             tracker.log_artifact(run_id, report.results_path, "contracts")
         output_dir = tokenised.tokenised_dir / "models" / run_id

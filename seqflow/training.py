@@ -242,10 +242,12 @@ def training_fingerprint(array_digest: str, vocab_size: int, architecture: str, 
     """Names one training: the same padded arrays, architecture, training settings and seed give the same
     fingerprint, so a re-run after a crash finds the checkpoint of the interrupted training and nothing else.
 
+    ``training`` is resolved for ``architecture`` first: other architectures' overrides,
     ``training.architectures`` (which other models the run trains) and ``training.checkpoint`` do not change
     this model's training and are left out.
     """
-    settings = {key: value for key, value in dataclasses.asdict(training).items() if key not in ("architectures", "checkpoint")}
+    resolved = dataclasses.asdict(training.for_architecture(architecture))
+    settings = {key: value for key, value in resolved.items() if key not in ("architectures", "checkpoint", "per_architecture")}
     key = json.dumps(
         {"arrays": array_digest, "vocab_size": vocab_size, "architecture": architecture, "training": settings, "seed": seed},
         sort_keys=True,

@@ -98,3 +98,34 @@ def test_split_files_that_changed_on_disk_are_not_usable(tmp_path, short_reviews
 @pytest.mark.parametrize("task_name", caching.TASK_ORDER + caching.CHARLM_TASK_ORDER)
 def test_every_cached_task_has_key_parts_and_an_output_check(task_name):
     assert task_name in caching._KEY_PARTS and task_name in caching._OUTPUT_PROBLEMS and task_name in caching.TASK_MODULES
+
+
+def test_train_key_follows_its_own_architectures_settings_only(tmp_path):
+    from types import SimpleNamespace
+
+    from seqflow.config import PipelineConfig, TrainingConfig, with_overrides
+
+    vocabulary_path = tmp_path / "vocabulary.txt"
+    vocabulary_path.write_text("\n[UNK]\ngood")
+    base = PipelineConfig(training=TrainingConfig(architectures=("embedding_pool", "lstm")))
+
+    def parts(architecture: str, config: PipelineConfig) -> caching.KeyParts:
+        inputs = {
+            "architecture": architecture,
+            "config": config,
+            "split_files": SimpleNamespace(digest="d" * 64),
+            "tokenised": SimpleNamespace(array_digest="e" * 64, vocabulary_path=vocabulary_path),
+            "settings": SimpleNamespace(tracking_uri="sqlite:///m.db", experiment_name="x", registered_model_name="m"),
+        }
+        return caching.key_parts("train", inputs)
+
+    # Tuning one architecture (the way people rerun one task) must not retrain the others...
+    tuned = with_overrides(base, {"training.per_architecture": "embedding_pool:learning_rate=0.003"})
+    assert parts("lstm", tuned).key() == parts("lstm", base).key()
+    # ...and the tuned one's miss names the field, not the override list.
+    assert caching.describe_change(parts("embedding_pool", base).as_dict(), parts("embedding_pool", tuned).as_dict()) == (
+        "training.learning_rate changed (0.001 -> 0.003)"
+    )
+    # An override that sets what the shared setting already is changes nothing.
+    same = with_overrides(base, {"training.per_architecture": "lstm:learning_rate=0.001"})
+    assert parts("lstm", same).key() == parts("lstm", base).key()

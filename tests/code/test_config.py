@@ -81,6 +81,23 @@ def test_per_architecture_overrides_in_both_text_forms():
     assert with_overrides(base, {"training.per_architecture": logged}).training == changed.training
 
 
+def test_child_run_params_are_the_settings_each_architecture_trained_with():
+    best = get_profile("best")
+    pooled = best.architecture_params("embedding_pool")
+    # The runs table must show the bag model's own rate and epochs, not the shared defaults it overrode.
+    assert pooled["architecture"] == "embedding_pool"
+    assert pooled["training.learning_rate"] == best.training.for_architecture("embedding_pool").learning_rate != (
+        best.training.learning_rate
+    )
+    assert pooled["training.bigram_buckets"] > 0
+    assert pooled["training.per_architecture"].startswith("embedding_pool:") and "lstm" not in pooled["training.per_architecture"]
+    lstm = best.architecture_params("lstm")
+    assert lstm["training.embedding_dim"] == 32 and lstm["training.bigram_buckets"] == 0
+    # Every other setting is logged as for the parent run.
+    assert set(pooled) == set(best.to_flat_dict()) | {"architecture"}
+    assert best.training.per_architecture  # not mutated
+
+
 def test_new_training_fields_take_text():
     changed = with_overrides(
         get_profile("quick"),

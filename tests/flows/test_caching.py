@@ -95,6 +95,18 @@ def test_second_run_reuses_every_task_and_changes_rerun_only_what_they_reach(pre
     assert third["evaluate-lstm"] == ("ran", "input changed (trained run)")
     assert third["register"][0] == "ran" and "input changed (evaluated runs, test metrics)" in third["register"][1]
 
+    # Tuning one architecture retrains that one alone, says which setting changed, and its child run's params
+    # show the value it trained with.
+    tuned_config = tiny_config(**{"training.per_architecture": "lstm:learning_rate=0.0123"})
+    tuned = _statuses(sentiment_flow(tuned_config, tracking_settings))
+    assert tuned["train-lstm"][0] == "ran" and "training.learning_rate changed" in tuned["train-lstm"][1]
+    assert "0.0123" in tuned["train-lstm"][1]
+    assert tuned["train-embedding_pool"][0] == "cached"
+    _, children = _parents(client, tracking_settings.experiment_name)
+    params = children[-1].data.params
+    assert (children[-1].data.tags["architecture"], params["training.learning_rate"]) == ("lstm", "0.0123")
+    assert params["training.per_architecture"] == "lstm:learning_rate=0.0123"
+
     # A longer max_length reruns tokenise and everything after it, nothing before.
     longer = tiny_config(**{"tokenisation.max_length": "80"})
     fourth = _statuses(sentiment_flow(longer, tracking_settings))

@@ -125,6 +125,15 @@ def test_fingerprint_is_stable_and_names_every_input_of_a_training(tokenised):
     # Which other architectures the run trains, and the checkpoint switch itself, do not change this training.
     assert _fingerprint(tokenised, training=dataclasses.replace(TRAINING, architectures=("lstm", "bilstm"))) == base
     assert _fingerprint(tokenised, training=dataclasses.replace(TRAINING, checkpoint=False)) == base
+    # Another architecture's override does not either; this one's override is the same as setting the field.
+    from seqflow.config import ArchitectureOverride
+
+    others = (ArchitectureOverride("lstm", learning_rate=0.5),)
+    assert _fingerprint(tokenised, training=dataclasses.replace(TRAINING, per_architecture=others)) == base
+    own = (ArchitectureOverride("embedding_pool", learning_rate=0.001),)
+    assert _fingerprint(tokenised, training=dataclasses.replace(TRAINING, per_architecture=own)) == _fingerprint(
+        tokenised, training=dataclasses.replace(TRAINING, learning_rate=0.001)
+    )
 
 
 def _train(tokenised, tmp_path: Path, checkpoint_dir: Path | None, watcher=None, logged=None):
