@@ -237,12 +237,7 @@ def _train_parts(inputs: dict[str, Any]) -> tuple[str, dict[str, str], dict[str,
     # This architecture's settings with its overrides applied: another architecture's override, or which other
     # architectures run alongside, does not change this one's model (and must not retrain it), while a change
     # is reported by the field that changed ("training.learning_rate"), not as a new override list.
-    resolved = config.training.for_architecture(inputs["architecture"])
-    training = {
-        key: value
-        for key, value in _slice("training", resolved).items()
-        if key not in ("training.architectures", "training.per_architecture")
-    }
+    training = {f"training.{key}": value for key, value in config.training.settings_of(inputs["architecture"]).items()}
     return (
         f"train-{inputs['architecture']}",
         {

@@ -201,6 +201,12 @@ class TrainingConfig:
                 )
         return dataclasses.replace(self, per_architecture=(), **changes)
 
+    def settings_of(self, architecture: str) -> dict[str, Any]:
+        """What decides ``architecture``'s model: its resolved fields. Which other architectures the run trains,
+        and the override list (already applied), are left out: neither changes this model."""
+        resolved = dataclasses.asdict(self.for_architecture(architecture))
+        return {key: value for key, value in resolved.items() if key not in ("architectures", "per_architecture")}
+
     @property
     def effective_spatial_dropout(self) -> float:
         return self.dropout if self.spatial_dropout is None else self.spatial_dropout

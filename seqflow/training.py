@@ -115,8 +115,6 @@ def make_optimizer(training: TrainingConfig, steps_per_epoch: int = 1):  # noqa:
 
 def model_spec(training: TrainingConfig, vocab_size: int):  # noqa: ANN201 - a ModelSpec
     """The builders' view of one architecture's (already resolved) training settings."""
-    import dataclasses
-
     from seqflow.models.architectures import ModelSpec
 
     # Every ModelSpec field except the vocabulary size is a TrainingConfig field of the same name.
@@ -246,8 +244,7 @@ def training_fingerprint(array_digest: str, vocab_size: int, architecture: str, 
     ``training.architectures`` (which other models the run trains) and ``training.checkpoint`` do not change
     this model's training and are left out.
     """
-    resolved = dataclasses.asdict(training.for_architecture(architecture))
-    settings = {key: value for key, value in resolved.items() if key not in ("architectures", "checkpoint", "per_architecture")}
+    settings = {key: value for key, value in training.settings_of(architecture).items() if key != "checkpoint"}
     key = json.dumps(
         {"arrays": array_digest, "vocab_size": vocab_size, "architecture": architecture, "training": settings, "seed": seed},
         sort_keys=True,
