@@ -58,11 +58,21 @@ class PadAndTruncate(keras.layers.Layer):
         return {**super().get_config(), "max_length": self.max_length, "padding": self.padding, "truncation": self.truncation}
 
 
-# Multiplier of the n-gram hash: a prime well above any vocabulary size, so (previous, current) pairs spread
-# over the buckets; int64 arithmetic keeps a * M + b exact for vocabularies up to ~1e12, and a trigram's
+# Multiplier that packs an n-gram into one int64 key: a prime above any vocabulary size, so a * M + b is a
+# distinct key for every (a, b); int64 keeps it exact for vocabularies up to ~1e12, and a trigram's
 # (a * M + b) * M + c exact for vocabularies up to MAX_TRIGRAM_VOCABULARY.
 BIGRAM_HASH_MULTIPLIER = 1_000_003
 MAX_TRIGRAM_VOCABULARY = 9_000_000
+# The key is then scrambled before taking it modulo the buckets: k -> ((k mod P) * A + C) mod P, a bijection on
+# the residues of the Mersenne prime P (A * (k mod P) < 2**62 stays exact in int64). Without it, a bucket count
+# near the packing multiplier aliases badly: 1M buckets saw only (3a + b) mod 1M, i.e. under 80,000 distinct
+# buckets for a 20,000-word vocabulary (found 2026-12-01 when NB-SVM counted its features).
+HASH_PRIME = 2_147_483_647
+HASH_MIXER = 1_103_515_245
+HASH_OFFSET = 12_345
+# HashedNgrams' ways of turning keys into buckets: "mixed" (scrambled, above) for every new model; "packed" (key
+# mod buckets) only so models saved before the scrambling still compute the ids they were trained on.
+NGRAM_HASHINGS = ("mixed", "packed")
 # Highest n-gram order HashedNgrams computes (bigrams and trigrams; NB-SVM on IMDB gains from trigrams too).
 MAX_NGRAM_ORDER = 3
 
@@ -71,18 +81,20 @@ MAX_NGRAM_ORDER = 3
 class HashedNgrams(keras.layers.Layer):
     """Padded ids ``(batch, n)`` -> the same ids followed by hashed n-gram ids of orders 2..``max_order``.
 
-    fastText-style: each adjacent pair (a, b) becomes ``vocab_size + (a * M + b) mod buckets`` and, with
-    ``max_order=3``, each triple (a, b, c) becomes ``vocab_size + ((a * M + b) * M + c) mod buckets``: ids past the
-    word ids, so one embedding table of ``vocab_size + buckets`` rows holds words and n-grams alike (bigrams and
+    fastText-style: each adjacent pair (a, b) becomes ``vocab_size + mix(a * M + b) mod buckets`` and, with
+    ``max_order=3``, each triple (a, b, c) becomes ``vocab_size + mix((a * M + b) * M + c) mod buckets`` (``mix``:
+    see HASH_PRIME; ``hashing="packed"`` leaves it out, for models saved before it): ids past the word ids, so one embedding table of ``vocab_size + buckets`` rows holds words and n-grams alike (bigrams and
     trigrams share the buckets). The output has ``n + (n - 1)`` ids for bigrams, ``+ (n - 2)`` with trigrams. An
     n-gram touching padding becomes the padding id, so masking and averaging ignore it. Because the hashing is a
     layer of the model, a saved model (and the raw-text serving model around it) computes the same ids as training.
     """
 
-    def __init__(self, vocab_size: int, buckets: int, max_order: int = 2, **kwargs) -> None:
+    def __init__(self, vocab_size: int, buckets: int, max_order: int = 2, hashing: str = "mixed", **kwargs) -> None:
         super().__init__(**kwargs)
         if vocab_size < 1 or buckets < 1:
             raise ValueError(f"vocab_size and buckets must be positive, got {vocab_size}, {buckets}")
+        if hashing not in NGRAM_HASHINGS:
+            raise ValueError(f"hashing must be one of {NGRAM_HASHINGS}, got {hashing!r}")
         if not 2 <= max_order <= MAX_NGRAM_ORDER:
             raise ValueError(f"max_order must be between 2 and {MAX_NGRAM_ORDER}, got {max_order}")
         if max_order >= 3 and vocab_size > MAX_TRIGRAM_VOCABULARY:
@@ -90,8 +102,16 @@ class HashedNgrams(keras.layers.Layer):
         self.vocab_size = int(vocab_size)
         self.buckets = int(buckets)
         self.max_order = int(max_order)
+        self.hashing = hashing
+
+    @classmethod
+    def from_config(cls, config: dict) -> HashedNgrams:
+        # A config without "hashing" was saved before the scrambling existed: keep that model's own ids.
+        return cls(**{"hashing": "packed", **config})
 
     def _bucketed(self, keys: tf.Tensor, touches_padding: tf.Tensor) -> tf.Tensor:
+        if self.hashing == "mixed":
+            keys = tf.math.floormod(tf.math.floormod(keys, HASH_PRIME) * HASH_MIXER + HASH_OFFSET, HASH_PRIME)
         hashed = tf.math.floormod(keys, self.buckets) + self.vocab_size
         return tf.where(touches_padding, tf.zeros_like(hashed), hashed)
 
@@ -113,7 +133,13 @@ class HashedNgrams(keras.layers.Layer):
         return (input_shape[0], length + sum(max(length - order + 1, 0) for order in range(2, self.max_order + 1)))
 
     def get_config(self) -> dict:
-        return {**super().get_config(), "vocab_size": self.vocab_size, "buckets": self.buckets, "max_order": self.max_order}
+        return {
+            **super().get_config(),
+            "vocab_size": self.vocab_size,
+            "buckets": self.buckets,
+            "max_order": self.max_order,
+            "hashing": self.hashing,
+        }
 
 
 @keras.saving.register_keras_serializable(package="seqflow")

@@ -9,9 +9,14 @@ import pytest
 from seqflow.config import ArchitectureOverride, TrainingConfig
 from seqflow.errors import SeqflowError
 from seqflow.models.architectures import NGRAM_LAYER, ModelSpec, build_model, build_serving_model
-from seqflow.models.text import BIGRAM_HASH_MULTIPLIER, HashedBigrams, HashedNgrams
+from seqflow.models.text import BIGRAM_HASH_MULTIPLIER, HASH_MIXER, HASH_OFFSET, HASH_PRIME, HashedBigrams, HashedNgrams
 
 SPEC = ModelSpec(vocab_size=30, embedding_dim=8, rnn_units=8, dense_units=8, dropout=0.0)
+
+
+def mix(key: int) -> int:
+    """The n-gram key scrambling, written out in Python integers."""
+    return ((key % HASH_PRIME) * HASH_MIXER + HASH_OFFSET) % HASH_PRIME
 
 
 def test_hashed_bigrams_follow_the_formula_and_skip_padding():
@@ -19,7 +24,7 @@ def test_hashed_bigrams_follow_the_formula_and_skip_padding():
     out = HashedNgrams(vocab_size=30, buckets=11)(ids).numpy()
 
     def bigram(a: int, b: int) -> int:
-        return 30 + (a * BIGRAM_HASH_MULTIPLIER + b) % 11
+        return 30 + mix(a * BIGRAM_HASH_MULTIPLIER + b) % 11
 
     assert out.shape == (2, 9)
     assert out[0].tolist() == [3, 4, 5, 0, 0, bigram(3, 4), bigram(4, 5), 0, 0]
@@ -31,15 +36,39 @@ def test_hashed_bigrams_follow_the_formula_and_skip_padding():
     np.testing.assert_array_equal(HashedBigrams(vocab_size=30, buckets=11)(ids).numpy(), out)
 
 
+def test_hashed_bigrams_of_a_real_vocabulary_spread_over_all_buckets():
+    """Every pair of 200 words in 1M buckets: nearly all distinct, as a uniform hash would have them. Before the
+    scrambling, the 1_000_003 packing multiplier left (3a + b) mod 1M: 789 buckets for these 39,204 pairs."""
+    words = np.arange(2, 200, dtype="int32")
+    pairs = np.stack(np.meshgrid(words, words, indexing="ij"), axis=-1).reshape(-1, 2)
+    out = HashedNgrams(vocab_size=20_000, buckets=1_000_000)(pairs).numpy()[:, 2]
+    expected_distinct = 1_000_000 * (1 - (1 - 1 / 1_000_000) ** len(pairs))
+    assert len(np.unique(out)) >= 0.99 * expected_distinct
+    assert out.min() >= 20_000 and out.max() < 1_020_000
+
+
+def test_models_saved_before_the_scrambling_keep_their_own_bigram_ids():
+    ids = np.array([[3, 4, 5, 0]], dtype="int32")
+    config = HashedNgrams(vocab_size=30, buckets=11).get_config()
+    # An earlier model's saved layer config has no "hashing" key.
+    legacy = HashedNgrams.from_config({key: value for key, value in config.items() if key != "hashing"})
+    assert legacy.hashing == "packed"
+    assert legacy(ids).numpy()[0].tolist()[4:] == [30 + (3 * BIGRAM_HASH_MULTIPLIER + 4) % 11, 30 + (4 * BIGRAM_HASH_MULTIPLIER + 5) % 11, 0]
+    assert HashedNgrams.from_config(config).hashing == "mixed"
+    assert HashedBigrams.from_config({key: value for key, value in config.items() if key != "hashing"}).hashing == "packed"
+    with pytest.raises(ValueError, match="hashing"):
+        HashedNgrams(vocab_size=30, buckets=11, hashing="md5")
+
+
 def test_hashed_trigrams_follow_the_bigrams_and_skip_padding():
     ids = np.array([[3, 4, 5, 6, 0]], dtype="int32")
     out = HashedNgrams(vocab_size=30, buckets=11, max_order=3)(ids).numpy()
 
     def bigram(a: int, b: int) -> int:
-        return 30 + (a * BIGRAM_HASH_MULTIPLIER + b) % 11
+        return 30 + mix(a * BIGRAM_HASH_MULTIPLIER + b) % 11
 
     def trigram(a: int, b: int, c: int) -> int:
-        return 30 + ((a * BIGRAM_HASH_MULTIPLIER + b) * BIGRAM_HASH_MULTIPLIER + c) % 11
+        return 30 + mix((a * BIGRAM_HASH_MULTIPLIER + b) * BIGRAM_HASH_MULTIPLIER + c) % 11
 
     # 5 words, 4 pairs, 3 triples; every n-gram reaching into the padding is padding itself.
     assert out[0].tolist() == [3, 4, 5, 6, 0, bigram(3, 4), bigram(4, 5), bigram(5, 6), 0,
