@@ -38,9 +38,9 @@ class ModelSpec:
     recurrent_input_dropout: float = 0.0
     # L2 penalty on the embedding and all kernels; 0 adds no regulariser.
     l2: float = 0.0
-    # embedding_pool only: hashed bigram buckets appended to the vocabulary; 0 is unigrams only.
+    # embedding_pool and nbsvm: hashed bigram buckets appended to the vocabulary; 0 is unigrams only.
     bigram_buckets: int = 0
-    # embedding_pool with bigram_buckets: highest n-gram order hashed into those buckets (3 adds trigrams).
+    # With bigram_buckets: highest n-gram order hashed into those buckets (3 adds trigrams).
     max_ngram: int = 2
 
     def regulariser(self) -> keras.regularizers.Regularizer | None:
@@ -58,6 +58,14 @@ class ModelSpec:
 
 EMBEDDING_LAYER = "embedding"
 NGRAM_LAYER = "hashed_ngrams"
+# nbsvm: the frozen per-feature naive-Bayes log-count ratios, which training sets from the training split before
+# fitting (seqflow.training.set_log_count_ratios), and the layer whose output is the features they are counted on.
+LOG_COUNT_RATIO_LAYER = "log_count_ratios"
+DISTINCT_FEATURES_LAYER = "distinct_features"
+# nbsvm: every feature's learnt weight on its log-count ratio starts here, so an untrained model is naive Bayes
+# scaled down: a review's summed ratios (tens) give a logit of a few units rather than a saturated sigmoid. It
+# matches fast.ai's NBSVM++ effective starting weight ((0.4 + w) / 10 with w near 0).
+NBSVM_INITIAL_WEIGHT = 0.04
 
 
 def _embedded_ids(spec: ModelSpec, bigram_buckets: int = 0) -> tuple[keras.KerasTensor, keras.KerasTensor]:
@@ -156,6 +164,47 @@ def build_stacked_bilstm(spec: ModelSpec) -> keras.Model:
     return keras.Model(ids, _classifier_head(state, spec), name="stacked_bilstm")
 
 
+def build_nbsvm(spec: ModelSpec) -> keras.Model:
+    """NB-SVM (Wang & Manning, 2012) as a Keras model: a linear model on which words and hashed n-grams a review
+    contains, each scaled by its naive-Bayes log-count ratio. The ratios come from the training split (set before
+    fitting, then frozen); the model learns one weight per feature on top of them, plus a scale and a bias.
+    """
+    from seqflow.models.text import DistinctIds, HashedNgrams, SumOverSequence
+
+    ids = keras.Input(shape=(None,), dtype="int32", name="token_ids")
+    features = ids
+    if spec.bigram_buckets:
+        # Word ids followed by hashed word-pair (and word-triple) ids, as in embedding_pool.
+        features = HashedNgrams(spec.vocab_size, spec.bigram_buckets, spec.max_ngram, name=NGRAM_LAYER)(ids)
+    # Each feature once per review (presence, not counts); repeats become padding.
+    distinct = DistinctIds(name=DISTINCT_FEATURES_LAYER)(features)
+    rows = spec.vocab_size + spec.bigram_buckets
+    # Log-count ratio per feature: zero (no evidence) until training sets it; padding's row stays zero.
+    ratios = layers.Embedding(
+        rows, 1, embeddings_initializer="zeros", trainable=False, name=LOG_COUNT_RATIO_LAYER
+    )(distinct)
+    # Learnt weight per feature on its ratio (the SVM half): features with misleading ratios get turned down.
+    weights = layers.Embedding(
+        rows,
+        1,
+        embeddings_initializer=keras.initializers.Constant(NBSVM_INITIAL_WEIGHT),
+        embeddings_regularizer=spec.regulariser(),
+        name="feature_weights",
+    )(distinct)
+    if spec.token_dropout:
+        # Drops whole features while training, so the model cannot lean on a few memorised phrases.
+        weights = layers.Dropout(spec.token_dropout, noise_shape=(None, None, 1), name="token_dropout")(weights)
+    # Each feature's evidence: ratio times its weight.
+    evidence = layers.Multiply(name="weighted_ratios")([ratios, weights])
+    # The review's total evidence; padding adds 0.
+    total = SumOverSequence(name="total_evidence")(evidence)
+    # Probability that the review is positive: a learnt scale (starting at 1) and bias on the total.
+    probability = layers.Dense(
+        1, activation="sigmoid", kernel_initializer="ones", dtype="float32", name="positive_probability"
+    )(total)
+    return keras.Model(ids, probability, name="nbsvm")
+
+
 MODEL_BUILDERS: dict[str, Callable[[ModelSpec], keras.Model]] = {
     "embedding_pool": build_embedding_pool,
     "simple_rnn": build_simple_rnn,
@@ -163,6 +212,7 @@ MODEL_BUILDERS: dict[str, Callable[[ModelSpec], keras.Model]] = {
     "lstm": build_lstm,
     "bilstm": build_bilstm,
     "stacked_bilstm": build_stacked_bilstm,
+    "nbsvm": build_nbsvm,
 }
 
 

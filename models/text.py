@@ -143,6 +143,38 @@ class HashedNgrams(keras.layers.Layer):
 
 
 @keras.saving.register_keras_serializable(package="seqflow")
+class DistinctIds(keras.layers.Layer):
+    """Padded ids ``(batch, n)`` -> each row's distinct ids in ascending order, repeats replaced by padding.
+
+    A binarised bag of words (and n-grams): a review that says "great" five times counts it once, as NB-SVM
+    reads presence rather than counts. The shape stays ``(batch, n)``, so a saved model serves any length.
+    """
+
+    def call(self, ids: tf.Tensor) -> tf.Tensor:
+        ordered = tf.sort(ids, axis=1)
+        # An id equal to its left neighbour in sorted order is a repeat; the first of a run is kept.
+        repeats = tf.concat([tf.zeros_like(ordered[:, :1], dtype=tf.bool), tf.equal(ordered[:, 1:], ordered[:, :-1])], axis=1)
+        return tf.where(repeats, tf.zeros_like(ordered), ordered)
+
+    def compute_output_shape(self, input_shape):  # noqa: ANN001, ANN201 - Keras signature
+        return input_shape
+
+
+@keras.saving.register_keras_serializable(package="seqflow")
+class SumOverSequence(keras.layers.Layer):
+    """``(batch, n, d)`` -> ``(batch, d)``: the sum over the sequence (Keras has average and max pooling only).
+
+    NB-SVM adds up the evidence of every feature a review has; averaging would dilute a long review's evidence.
+    """
+
+    def call(self, values: tf.Tensor) -> tf.Tensor:
+        return tf.reduce_sum(values, axis=1)
+
+    def compute_output_shape(self, input_shape):  # noqa: ANN001, ANN201 - Keras signature
+        return (input_shape[0], input_shape[2])
+
+
+@keras.saving.register_keras_serializable(package="seqflow")
 class HashedBigrams(HashedNgrams):
     """The bigram-only layer under its earlier name, so models saved before trigrams existed still load."""
 

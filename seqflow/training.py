@@ -23,6 +23,11 @@ logger = logging.getLogger(__name__)
 EpochCallback = Callable[[int, dict[str, float]], None]
 # Hex characters of a training fingerprint (64 bits): folder names stay short, collisions stay unlikely.
 FINGERPRINT_CHARS = 16
+# nbsvm: the count added to every feature in each class before taking ratios (Wang & Manning's alpha = 1), so a
+# feature seen in one class only gets a large but finite ratio.
+NB_SMOOTHING = 1.0
+# Reviews turned into features at a time while counting them for the log-count ratios.
+NB_COUNT_BATCH = 1024
 
 
 @dataclass(frozen=True)
@@ -212,7 +217,13 @@ def apply_warm_start(model, vocabulary: list[str], source: EmbeddingSource, trai
     from seqflow.errors import SeqflowError
     from seqflow.models.architectures import EMBEDDING_LAYER
 
-    embedding = model.get_layer(EMBEDDING_LAYER)
+    try:
+        embedding = model.get_layer(EMBEDDING_LAYER)
+    except ValueError:
+        raise SeqflowError(
+            f"warm start: the {model.name} model has no embedding layer to initialise from {source.model_uri}; "
+            "unset training.warm_start_model_uri for it"
+        ) from None
     matrix = np.array(embedding.get_weights()[0])
     if matrix.shape[1] != source.vectors.shape[1]:
         raise SeqflowError(
@@ -234,6 +245,46 @@ def apply_warm_start(model, vocabulary: list[str], source: EmbeddingSource, trai
     logger.info("warm start: %d of %d embedding rows from %s (%s)", copied, len(vocabulary), source.model_uri,
                 "trainable" if trainable else "frozen")
     return copied
+
+
+def log_count_ratios(positive_counts: np.ndarray, negative_counts: np.ndarray, smoothing: float = NB_SMOOTHING) -> np.ndarray:
+    """Naive-Bayes log-count ratio per feature: log of (share of positive reviews' feature occurrences) over
+    (share of negative reviews'), both smoothed; row 0 (padding) is 0, so padding is never evidence."""
+    positive = np.asarray(positive_counts, dtype=np.float64) + smoothing
+    negative = np.asarray(negative_counts, dtype=np.float64) + smoothing
+    ratios = np.log((positive / positive.sum()) / (negative / negative.sum()))
+    ratios[0] = 0.0
+    return ratios
+
+
+def set_log_count_ratios(model, x_train: np.ndarray, y_train: np.ndarray) -> bool:  # noqa: ANN001 - a keras.Model
+    """For an nbsvm model, count in how many positive and negative training reviews each feature occurs (as the
+    model itself extracts features, n-gram hashing included) and set its frozen log-count ratios; other models
+    are left alone. Returns whether ratios were set. Only the training split is counted: the validation split
+    stays unseen for early stopping, the test split for evaluation."""
+    import keras
+
+    from seqflow.models.architectures import DISTINCT_FEATURES_LAYER, LOG_COUNT_RATIO_LAYER
+
+    try:
+        ratio_layer = model.get_layer(LOG_COUNT_RATIO_LAYER)
+    except ValueError:
+        return False
+    features = keras.Model(model.input, model.get_layer(DISTINCT_FEATURES_LAYER).output)
+    rows = ratio_layer.input_dim
+    counts = {label: np.zeros(rows, dtype=np.int64) for label in (0, 1)}
+    labels = np.asarray(y_train).astype(np.int64).ravel()
+    for start in range(0, len(x_train), NB_COUNT_BATCH):
+        ids = np.asarray(features(x_train[start : start + NB_COUNT_BATCH]))
+        for label, count in counts.items():
+            count += np.bincount(ids[labels[start : start + NB_COUNT_BATCH] == label].ravel(), minlength=rows)
+    ratios = log_count_ratios(counts[1], counts[0])
+    ratio_layer.set_weights([ratios.reshape(rows, 1).astype(np.float32)])
+    logger.info(
+        "nbsvm: log-count ratios of %d features seen in %d training reviews (range %.2f to %.2f)",
+        int(np.count_nonzero(counts[0][1:] + counts[1][1:])), len(x_train), ratios.min(), ratios.max(),
+    )
+    return True
 
 
 def training_fingerprint(array_digest: str, vocab_size: int, architecture: str, training: TrainingConfig, seed: int) -> str:
@@ -301,6 +352,7 @@ def train_classifier(
 
 def _compiled_model(  # noqa: ANN202 - a keras.Model
     architecture: str,
+    arrays: dict[str, np.ndarray],
     vocab_size: int,
     training: TrainingConfig,
     steps_per_epoch: int,
@@ -310,6 +362,7 @@ def _compiled_model(  # noqa: ANN202 - a keras.Model
     from seqflow.models.architectures import build_model
 
     model = build_model(architecture, model_spec(training, vocab_size))
+    set_log_count_ratios(model, arrays["x_train"], arrays["y_train"])
     if warm_start is not None:
         apply_warm_start(model, vocabulary, warm_start, training.warm_start_trainable)
     model.compile(optimizer=make_optimizer(training, steps_per_epoch), loss="binary_crossentropy", metrics=["accuracy"])
@@ -333,7 +386,7 @@ def _fit_and_save(
     from seqflow.checkpoints import EpochCheckpoint, UnusableCheckpoint
 
     steps_per_epoch = math.ceil(len(arrays["x_train"]) / training.batch_size)
-    model = _compiled_model(architecture, vocab_size, training, steps_per_epoch, vocabulary, warm_start)
+    model = _compiled_model(architecture, arrays, vocab_size, training, steps_per_epoch, vocabulary, warm_start)
     early_stopping = (
         keras.callbacks.EarlyStopping(
             monitor="val_loss",
@@ -349,7 +402,7 @@ def _fit_and_save(
     except UnusableCheckpoint:
         # Loading may have failed half-way: start again from the same initial weights as a fresh training.
         seed_everything(seed)
-        model = _compiled_model(architecture, vocab_size, training, steps_per_epoch, vocabulary, warm_start)
+        model = _compiled_model(architecture, arrays, vocab_size, training, steps_per_epoch, vocabulary, warm_start)
         resumed_from_epoch = 0
     # Order matters: the checkpoint reads early stopping's state after it changed, and the tracking callback
     # sees an epoch only once it is saved.

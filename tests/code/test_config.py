@@ -128,7 +128,7 @@ def test_new_training_fields_take_text():
         ({"training.per_architecture": "lstm:epochs=2,lstm:epochs=3"}, "more than once"),
         ({"training.per_architecture.lstm.dropout": "1.5"}, "per_architecture\\[lstm\\]: dropout must be in"),
         ({"training.per_architecture.embedding_pool.token_dropout": "1"}, "token_dropout must be in \\[0, 1\\)"),
-        ({"training.bigram_buckets": "100"}, "applies to embedding_pool only"),
+        ({"training.bigram_buckets": "100"}, "applies to embedding_pool and nbsvm only"),
         ({"training.lr_schedule": "linear"}, "must be one of"),
         ({"training.warmup_epochs": "2"}, "lr_schedule=cosine only"),
         ({"training.l2": "-1"}, "l2 must not be negative"),
