@@ -212,7 +212,8 @@ def apply_warm_start(model, vocabulary: list[str], source: EmbeddingSource, trai
 
     Rows are matched by token, not by id, so the two vocabularies may differ in order and size; tokens the
     source does not know keep their fresh initialisation, as do hashed bigram rows. ``trainable=False``
-    freezes the embedding (set before compiling, so the optimizer leaves it alone).
+    freezes the embedding (set before compiling, so the optimizer leaves it alone). A model without an embedding
+    (nbsvm) is left as it is: 0 rows copied.
     """
     from seqflow.errors import SeqflowError
     from seqflow.models.architectures import EMBEDDING_LAYER
@@ -220,10 +221,9 @@ def apply_warm_start(model, vocabulary: list[str], source: EmbeddingSource, trai
     try:
         embedding = model.get_layer(EMBEDDING_LAYER)
     except ValueError:
-        raise SeqflowError(
-            f"warm start: the {model.name} model has no embedding layer to initialise from {source.model_uri}; "
-            "unset training.warm_start_model_uri for it"
-        ) from None
+        # nbsvm learns one weight per feature, no embedding: the run's warm start is for the other models.
+        logger.info("warm start: %s has no embedding layer, so %s does not apply to it", model.name, source.model_uri)
+        return 0
     matrix = np.array(embedding.get_weights()[0])
     if matrix.shape[1] != source.vectors.shape[1]:
         raise SeqflowError(

@@ -281,6 +281,11 @@ def test_warm_start_copies_rows_by_token_and_freezes(tmp_path):
     np.testing.assert_array_equal(weights[3], fresh_film_row)
     with pytest.raises(SeqflowError, match="embedding_dim=4"):
         apply_warm_start(build_model("lstm", ModelSpec(vocab_size=18, embedding_dim=4)), target_vocabulary, source, True)
+    # nbsvm has no embedding: a run-wide warm start leaves it as built instead of failing its training.
+    nbsvm = build_model("nbsvm", ModelSpec(vocab_size=18))
+    before = [w.copy() for w in nbsvm.get_weights()]
+    assert apply_warm_start(nbsvm, target_vocabulary, source, trainable=False) == 0
+    assert all(np.array_equal(a, b) for a, b in zip(before, nbsvm.get_weights()))
 
     training = TrainingConfig(
         epochs=2, batch_size=32, embedding_dim=8, dense_units=8, early_stopping_patience=None, warm_start_trainable=False
