@@ -14,6 +14,7 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 
@@ -360,9 +361,11 @@ def finish_charlm_run(
     registration: RegistrationOutcome,
     task_statuses: list[TaskStatus] | None = None,
     texts: dict[str, str] | None = None,
+    publish: Callable[[CharRunSummary], None] | None = None,
 ) -> CharRunSummary:
     """Log the comparison table, what each task did (``tasks.json``) and ``texts`` (artifact file -> text, e.g.
-    the execution's state for reruns) to the parent run and close it FINISHED."""
+    the execution's state for reruns) to the parent run, ``publish`` the summary elsewhere (the Prefect table
+    artifact), and only then close the run FINISHED."""
     rows = [
         CharComparisonRow(
             architecture=model.architecture,
@@ -392,4 +395,6 @@ def finish_charlm_run(
         log_execution_records(tracker, parent_run_id, summary.tasks, texts)
         tracker.log_text(parent_run_id, rows_as_csv(rows), "comparison.csv")
         tracker.log_metrics(parent_run_id, {"best_val_perplexity": min(model.val_perplexity for model in evaluated)})
+        if publish is not None:
+            publish(summary)
     return summary

@@ -14,6 +14,7 @@ import tempfile
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Callable
 
 from seqflow.behaviour import CHECK_TYPES, describe_failures, metric_name, pass_rates, pyfunc_predictor, run_behaviour_checks
 from seqflow.config import BehaviourConfig, PipelineConfig, PromotionConfig, TrainingConfig
@@ -497,9 +498,11 @@ def finish_pipeline_run(
     registration: RegistrationOutcome,
     task_statuses: list[TaskStatus] | None = None,
     texts: dict[str, str] | None = None,
+    publish: Callable[[RunSummary], None] | None = None,
 ) -> RunSummary:
     """Log the comparison table, what each task did (``tasks.json``) and ``texts`` (artifact file -> text, e.g.
-    the execution's state for reruns) to the parent run and close it FINISHED."""
+    the execution's state for reruns) to the parent run, ``publish`` the summary elsewhere (the Prefect table
+    artifact), and only then close the run FINISHED."""
     rows = comparison_rows(evaluated, registration)
     task_statuses = list(task_statuses or [])
     summary = RunSummary(
@@ -521,4 +524,8 @@ def finish_pipeline_run(
         log_overlay_figures(tracker, parent_run_id, evaluated)
         best = max(evaluated, key=lambda model: model.test_metrics["accuracy"])
         tracker.log_metrics(parent_run_id, {"best_test_accuracy": best.test_metrics["accuracy"]})
+        if publish is not None:
+            # Inside the block: a publication that fails fails the execution the same way, so no finished
+            # execution's versions stay behind a failed flow.
+            publish(summary)
     return summary

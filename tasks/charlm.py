@@ -111,10 +111,16 @@ def finish_charlm_tracking(
     state: CharLMState | None = None,
 ) -> CharRunSummary:
     """Log the comparison table, what each task did and why, and the execution's state (for ``seqflow charlm
-    rerun``) to the parent run, close it, and publish the table in Prefect."""
+    rerun``) to the parent run, publish the table in Prefect, then close the run."""
     statuses = task_statuses(state.config.artifacts_dir, flow_run.get_id()) if state is not None else []
     texts = {STATE_ARTIFACT: state_to_json(state)} if state is not None else {}
-    summary = finish_charlm_run(Tracker(settings), parent_run_id, evaluated, registration, statuses, texts)
+    return finish_charlm_run(
+        Tracker(settings), parent_run_id, evaluated, registration, statuses, texts, publish=publish_charlm_table
+    )
+
+
+def publish_charlm_table(summary: CharRunSummary) -> None:
+    """The comparison table as a Prefect table artifact of the flow run."""
     create_table_artifact(
         key="charlm-comparison",
         table=[
@@ -130,6 +136,5 @@ def finish_charlm_tracking(
             }
             for row in summary.rows
         ],
-        description=f"MLflow parent run {parent_run_id}; promotion: {summary.decision_reason}",
+        description=f"MLflow parent run {summary.parent_run_id}; promotion: {summary.decision_reason}",
     )
-    return summary

@@ -85,10 +85,16 @@ def finish_tracking(
     state: PipelineState | None = None,
 ) -> RunSummary:
     """Log the comparison table, what each task did and why, and the execution's state (for ``seqflow
-    rerun``) to the parent run, close it, and publish the table in Prefect."""
+    rerun``) to the parent run, publish the table in Prefect, then close the run."""
     statuses = task_statuses(state.config.artifacts_dir, flow_run.get_id()) if state is not None else []
     texts = {STATE_ARTIFACT: state_to_json(state)} if state is not None else {}
-    summary = finish_pipeline_run(Tracker(settings), parent_run_id, evaluated, registration, statuses, texts)
+    return finish_pipeline_run(
+        Tracker(settings), parent_run_id, evaluated, registration, statuses, texts, publish=publish_comparison_table
+    )
+
+
+def publish_comparison_table(summary: RunSummary) -> None:
+    """The comparison table as a Prefect table artifact of the flow run."""
     create_table_artifact(
         key="architecture-comparison",
         table=[
@@ -109,9 +115,8 @@ def finish_tracking(
             }
             for row in summary.rows
         ],
-        description=f"MLflow parent run {parent_run_id}; promotion: {summary.decision_reason}",
+        description=f"MLflow parent run {summary.parent_run_id}; promotion: {summary.decision_reason}",
     )
-    return summary
 
 
 def close_runs_of_failed_flow(flow, flow_run_record, state) -> None:  # noqa: ANN001 - Prefect hook signature

@@ -289,6 +289,30 @@ def test_a_cleanup_that_fails_does_not_hide_the_error_that_caused_it(tracker, mo
     assert tracker.run_status(run_id) == "FAILED"
 
 
+def test_a_failed_publication_of_the_table_fails_the_execution_before_it_is_finished(tracker):
+    """The Prefect table is published before the parent run closes: if the Prefect API fails there, the
+    execution ends FAILED with its versions withdrawn, instead of a FINISHED record behind a failed flow."""
+    from seqflow.steps import finish_pipeline_run
+
+    name = tracker.settings.registered_model_name
+    champion_before = _finished_execution(tracker, 0.7)
+    parent = tracker.start_run("failing", {ROLE_TAG: "pipeline"})
+    registration = register_and_promote(tracker, [_evaluated_model(tracker, parent, 0.9)], SPLIT_FILES, PROMOTION, parent)
+    published = []
+
+    def unreachable_prefect(summary) -> None:  # noqa: ANN001 - a RunSummary
+        published.append(summary.parent_run_id)
+        raise ConnectionError("Prefect API unreachable")
+
+    with pytest.raises(ConnectionError, match="Prefect API unreachable"):
+        finish_pipeline_run(tracker, parent, [_evaluated_model(tracker, parent, 0.9)], registration, publish=unreachable_prefect)
+    assert published == [parent]
+    assert tracker.run_status(parent) == "FAILED"
+    remaining = {str(version.version) for version in tracker.client.search_model_versions(f"name = '{name}'")}
+    assert remaining == {champion_before}
+    assert str(tracker.champion().version) == champion_before
+
+
 @pytest.mark.parametrize("earlier_champion", [True, False])
 def test_a_failed_execution_withdraws_its_versions_and_gives_the_alias_back(tracker, earlier_champion):
     name = tracker.settings.registered_model_name
