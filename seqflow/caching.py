@@ -77,6 +77,7 @@ TASK_MODULES: dict[str, tuple[str, ...]] = {
     "train-charlm": (
         "seqflow.tasks.charlm", "seqflow.char_steps", "seqflow.char_training", "seqflow.char_generation",
         "seqflow.char_data", "seqflow.models.charlm", "seqflow.tracking", "seqflow.evaluation",
+        "seqflow.checkpoints", "seqflow.training",
     ),
     "evaluate-charlm": (
         "seqflow.tasks.charlm", "seqflow.char_steps", "seqflow.char_training", "seqflow.char_data", "seqflow.tracking",

@@ -31,7 +31,15 @@ from seqflow.config import CharLMConfig, CharPromotionConfig
 from seqflow.contracts import ContractReport
 from seqflow.evaluation import plot_learning_curves
 from seqflow.promotion import decide_by_metric
-from seqflow.steps import RegistrationOutcome, apply_promotion, close_runs_of_dead_executions, log_execution_records, rows_as_csv
+from seqflow.steps import (
+    FINGERPRINT_TAG,
+    RESUMED_FROM_EPOCH_TAG,
+    RegistrationOutcome,
+    apply_promotion,
+    close_runs_of_dead_executions,
+    log_execution_records,
+    rows_as_csv,
+)
 from seqflow.summary import TaskStatus, render_task_statuses
 from seqflow.tracking import FLOW_RUN_TAG, ROLE_TAG, Tracker
 
@@ -190,7 +198,8 @@ def train_char_architecture(
     from mlflow.models import ModelSignature
 
     from seqflow.char_generation import STEP_MODEL_ARTIFACT, VOCABULARY_ARTIFACT, CharGenerationModel
-    from seqflow.char_training import train_char_model
+    from seqflow.char_training import char_training_fingerprint, train_char_model
+    from seqflow.training import checkpoint_dir_for
 
     run_id = tracker.start_run(
         run_name=architecture,
@@ -202,6 +211,8 @@ def train_char_architecture(
         tracker.log_params(run_id, {"architecture": architecture, **config.to_flat_dict()})
         output_dir = encoded.encoded_dir / "models" / run_id
         vocabulary, prefix = load_char_vocabulary(encoded.vocabulary_path), sample_prefix(config, split_files)
+        fingerprint = char_training_fingerprint(encoded.ids_digest, encoded.vocab_size, architecture, config.training, config.seed)
+        tracker.set_tags(run_id, {FINGERPRINT_TAG: fingerprint})
         outcome = train_char_model(
             architecture,
             load_char_ids(encoded, "train"),
@@ -214,7 +225,9 @@ def train_char_architecture(
             output_dir,
             on_epoch_end=tracker.epoch_logger(run_id),
             on_samples=lambda epoch, text: tracker.log_text(run_id, text, f"samples/epoch_{epoch:03d}.txt"),
+            checkpoint_dir=checkpoint_dir_for(config.artifacts_dir, fingerprint) if config.training.checkpoint else None,
         )
+        tracker.set_tags(run_id, {RESUMED_FROM_EPOCH_TAG: outcome.resumed_from_epoch})
         tracker.log_metrics(
             run_id,
             {"seconds_per_epoch": outcome.seconds_per_epoch, "train_seconds": outcome.seconds,

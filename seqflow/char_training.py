@@ -7,10 +7,12 @@ current weights, so stateful and stateless models are compared on the same footi
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 import math
 import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Callable
 
@@ -19,12 +21,14 @@ import numpy as np
 from seqflow.char_generation import CharGenerator
 from seqflow.config import CharSamplingConfig, CharTrainingConfig
 from seqflow.errors import DataSourceError
-from seqflow.training import EpochCallback, build_optimizer, progress_reporting, seed_everything
+from seqflow.training import FINGERPRINT_CHARS, EpochCallback, build_optimizer, progress_reporting, seed_everything
 
 logger = logging.getLogger(__name__)
 
 # Called with the 1-based epoch and the samples' text (one block per seed and temperature).
 SamplesCallback = Callable[[int, str], None]
+# What a character model's run logs per epoch (and its history holds), in this order.
+CHAR_HISTORY_KEYS = ("loss", "perplexity", "val_loss", "val_perplexity")
 
 
 @dataclass(frozen=True)
@@ -38,8 +42,11 @@ class CharTrainingOutcome:
     epochs_run: int
     best_epoch: int
     best_val_loss: float
+    # Wall time of all epochs, those of an interrupted earlier attempt included.
     seconds: float
     parameters: int
+    # Epochs taken over from the checkpoint of an interrupted training; 0 for a fresh training.
+    resumed_from_epoch: int = 0
 
     @property
     def seconds_per_epoch(self) -> float:
@@ -136,6 +143,18 @@ def render_samples(generator: CharGenerator, prefix: str, sampling: CharSampling
     return "\n".join(blocks)
 
 
+def char_training_fingerprint(ids_digest: str, vocab_size: int, architecture: str, training: CharTrainingConfig, seed: int) -> str:
+    """Names one character-model training (encoded text, architecture, settings, seed), so a re-run after a crash
+    finds the checkpoint of the interrupted training; ``architectures`` and ``checkpoint`` do not change it."""
+    settings = {key: value for key, value in asdict(training).items() if key not in ("architectures", "checkpoint")}
+    key = json.dumps(
+        {"ids": ids_digest, "vocab_size": vocab_size, "architecture": architecture, "training": settings, "seed": seed},
+        sort_keys=True,
+        default=str,
+    )
+    return hashlib.sha256(key.encode()).hexdigest()[:FINGERPRINT_CHARS]
+
+
 def train_char_model(
     architecture: str,
     train_ids: np.ndarray,
@@ -148,15 +167,23 @@ def train_char_model(
     output_dir: Path,
     on_epoch_end: EpochCallback | None = None,
     on_samples: SamplesCallback | None = None,
+    *,
+    checkpoint_dir: Path | None = None,
 ) -> CharTrainingOutcome:
     """Fit ``architecture`` on shifted windows of ``train_ids``; after every epoch measure the carried-state
     validation loss, keep the best weights, and every ``sampling.every_epochs`` epochs generate samples.
-    Saves the best model and its step model as ``.keras``."""
+    Saves the best model and its step model as ``.keras``.
+
+    With ``checkpoint_dir``, the state after every epoch (weights, optimizer, history, best epoch and its weights)
+    is saved there, and an interrupted training with the same folder resumes after its last completed epoch, as
+    :func:`seqflow.training.train_classifier` does: ``on_epoch_end`` hears the completed epochs again first. Samples
+    of those epochs are not generated again, and a training budget counts from the resumption.
+    """
     import keras
 
+    from seqflow.checkpoints import EpochCheckpoint, UnusableCheckpoint
     from seqflow.models.charlm import CharLMSpec, build_char_model, build_step_model
 
-    seed_everything(seed)
     spec = CharLMSpec(
         vocab_size=len(vocabulary),
         embedding_dim=training.embedding_dim,
@@ -166,22 +193,41 @@ def train_char_model(
         stateful=training.stateful,
         batch_size=training.batch_size,
     )
-    model = build_char_model(architecture, spec)
-    model.compile(
-        optimizer=build_optimizer(training.optimizer, training.learning_rate, training.clipnorm),
-        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-    )
+
+    def compiled_model() -> keras.Model:
+        seed_everything(seed)
+        model = build_char_model(architecture, spec)
+        model.compile(
+            optimizer=build_optimizer(training.optimizer, training.learning_rate, training.clipnorm),
+            loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        )
+        return model
+
+    model = compiled_model()
     x, y = training_windows(train_ids, training.seq_length, training.batch_size, training.stateful)
     if training.stateful:
         # A stateful model has a fixed batch: drop the windows of an incomplete last batch.
         usable = len(x) // training.batch_size * training.batch_size
         x, y = x[:usable], y[:usable]
 
-    history: dict[str, list[float]] = {"loss": [], "perplexity": [], "val_loss": [], "val_perplexity": []}
-    best: dict[str, object] = {"loss": math.inf, "epoch": 0, "weights": None}
+    # Keras' early stopping keeps the best epoch's weights (and restores them when fit ends) and, with a patience,
+    # stops; without one it never stops, it only keeps the best. The checkpoint saves its state with every epoch.
+    early_stopping = keras.callbacks.EarlyStopping(
+        monitor="val_loss",
+        patience=training.early_stopping_patience if training.early_stopping_patience is not None else training.epochs + 1,
+        restore_best_weights=True,
+    )
+    checkpoint = EpochCheckpoint(checkpoint_dir, early_stopping)
+    try:
+        resumed_from_epoch = checkpoint.restore(model, restore_best_weights=True)
+    except UnusableCheckpoint:
+        model, resumed_from_epoch = compiled_model(), 0
     budget = TrainingBudget(training.max_training_minutes)
 
-    class EpochEnd(keras.callbacks.Callback):
+    class ValidationMetrics(keras.callbacks.Callback):
+        """Adds the carried-state validation loss and both perplexities to the epoch's logs, which the callbacks
+        after it (early stopping, the checkpoint, tracking) read."""
+
         def on_train_begin(self, logs=None) -> None:  # noqa: ANN001
             budget.start()
 
@@ -193,28 +239,23 @@ def train_char_model(
                         layer.reset_state()
 
         def on_epoch_end(self, epoch: int, logs=None) -> None:  # noqa: ANN001
-            number = epoch + 1
             step_model = build_step_model(self.model)
             val_loss = stream_loss(step_model, validation_ids, training.validation_streams, training.validation_window)
-            train_loss = float((logs or {})["loss"])
-            metrics = {
-                "loss": train_loss,
-                "perplexity": math.exp(min(train_loss, 50.0)),
-                "val_loss": val_loss,
-                "val_perplexity": math.exp(min(val_loss, 50.0)),
-            }
-            for key, value in metrics.items():
-                history[key].append(value)
-            logger.info("%s epoch %d: loss %.4f, val_loss %.4f (perplexity %.3f)", architecture, number, train_loss,
-                        val_loss, metrics["val_perplexity"])
-            if val_loss < best["loss"]:
-                best.update(loss=val_loss, epoch=number, weights=self.model.get_weights())
-            if on_epoch_end is not None:
-                on_epoch_end(number, metrics)
-            patience = training.early_stopping_patience
-            if patience is not None and number - int(best["epoch"]) >= patience:
-                logger.info("%s: no better validation loss for %d epochs; stopping", architecture, patience)
-                self.model.stop_training = True
+            train_loss = float(logs["loss"])
+            logs.update(
+                perplexity=math.exp(min(train_loss, 50.0)), val_loss=val_loss, val_perplexity=math.exp(min(val_loss, 50.0))
+            )
+            logger.info("%s epoch %d: loss %.4f, val_loss %.4f (perplexity %.3f)", architecture, epoch + 1, train_loss,
+                        val_loss, logs["val_perplexity"])
+
+    class BudgetAndSamples(keras.callbacks.Callback):
+        """After early stopping decided: stop when another epoch would overrun the budget; generate samples."""
+
+        def on_epoch_end(self, epoch: int, logs=None) -> None:  # noqa: ANN001
+            number = epoch + 1
+            if self.model.stop_training:
+                logger.info("%s: no better validation loss for %d epochs; stopping", architecture,
+                            training.early_stopping_patience)
             elif number < training.epochs and budget.another_epoch_would_overrun(number):
                 logger.info("%s: another epoch would end past the %.1f-minute training budget; stopping after epoch %d",
                             architecture, training.max_training_minutes, number)
@@ -222,25 +263,36 @@ def train_char_model(
             # Samples every few epochs and from the last epoch trained, however training ends.
             last_epoch = number == training.epochs or self.model.stop_training
             if on_samples is not None and (number % sampling.every_epochs == 0 or last_epoch):
-                on_samples(number, render_samples(CharGenerator(step_model, vocabulary), sample_prefix, sampling))
+                generator = CharGenerator(build_step_model(self.model), vocabulary)
+                on_samples(number, render_samples(generator, sample_prefix, sampling))
 
+    # Order matters: metrics first, then early stopping reads val_loss, then the budget, then the checkpoint saves
+    # the epoch with every decision made, and only then does tracking hear of it.
+    callbacks: list[keras.callbacks.Callback] = [ValidationMetrics(), early_stopping, BudgetAndSamples(), checkpoint]
+    if on_epoch_end is not None:
+        for record in checkpoint.records:
+            on_epoch_end(record.epoch, _char_metrics(record.logs))
+        callbacks.append(
+            keras.callbacks.LambdaCallback(on_epoch_end=lambda epoch, logs: on_epoch_end(epoch + 1, _char_metrics(logs)))
+        )
+    if resumed_from_epoch:
+        logger.info("training %s: resuming after epoch %d of %d from %s%s", architecture, resumed_from_epoch,
+                    training.epochs, checkpoint.checkpoint_dir, " (it had already stopped)" if checkpoint.stopped else "")
     logger.info("training %s: %d parameters, %d windows, up to %d epochs", architecture, model.count_params(), len(x),
                 training.epochs)
     verbose, progress = progress_reporting(architecture, training.epochs)
-    started = time.perf_counter()
     model.fit(
         x,
         y,
-        epochs=training.epochs,
+        initial_epoch=resumed_from_epoch,
+        epochs=resumed_from_epoch if checkpoint.stopped else training.epochs,
         batch_size=training.batch_size,
         # Stateful windows must stay in stream order; stateless ones are shuffled.
         shuffle=not training.stateful,
-        callbacks=[EpochEnd(), *progress],
+        callbacks=callbacks + progress,
         verbose=verbose,
     )
-    seconds = time.perf_counter() - started
-    if best["weights"] is not None:
-        model.set_weights(best["weights"])
+    # Early stopping has restored the best epoch's weights (also after a resumed fit that ran no epoch).
 
     output_dir = Path(output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
@@ -248,14 +300,23 @@ def train_char_model(
     model.save(model_path)
     step_model_path = output_dir / f"{architecture}_step.keras"
     build_step_model(model).save(step_model_path)
+    checkpoint.remove()
+    history = {key: values for key, values in checkpoint.history().items() if key in CHAR_HISTORY_KEYS}
+    best_index = int(np.argmin(history["val_loss"]))
     return CharTrainingOutcome(
         architecture=architecture,
         model_path=model_path,
         step_model_path=step_model_path,
         history=history,
-        epochs_run=len(history["loss"]),
-        best_epoch=int(best["epoch"]),
-        best_val_loss=float(best["loss"]),
-        seconds=seconds,
+        epochs_run=len(checkpoint.records),
+        best_epoch=best_index + 1,
+        best_val_loss=float(history["val_loss"][best_index]),
+        seconds=checkpoint.seconds,
         parameters=int(model.count_params()),
+        resumed_from_epoch=resumed_from_epoch,
     )
+
+
+def _char_metrics(logs: dict[str, float]) -> dict[str, float]:
+    """The per-epoch metrics a character model's run logs, from an epoch's logs."""
+    return {key: float(logs[key]) for key in CHAR_HISTORY_KEYS}

@@ -824,6 +824,9 @@ class CharTrainingConfig:
     # Parallel streams and window length of the carried-state validation pass.
     validation_streams: int = 16
     validation_window: int = 500
+    # Save the training state after every epoch (under artifacts_dir/checkpoints/) so that `seqflow charlm run`
+    # after a crash resumes an interrupted training from its last completed epoch; deleted once it is done.
+    checkpoint: bool = True
 
 
 @dataclass(frozen=True)

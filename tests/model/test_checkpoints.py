@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 from pathlib import Path
+from typing import Iterator
 
 import keras
 import numpy as np
@@ -136,13 +138,10 @@ def test_fingerprint_is_stable_and_names_every_input_of_a_training(tokenised):
     )
 
 
-def _train(tokenised, tmp_path: Path, checkpoint_dir: Path | None, watcher=None, logged=None):
-    """train_classifier with ``watcher`` (a Keras callback) added to fit's callbacks; a crash propagates."""
-
-    def log(epoch: int, logs: dict[str, float]) -> None:
-        if logged is not None:
-            logged.append((epoch, logs["val_loss"]))
-
+@contextlib.contextmanager
+def fit_watched_by(watcher: keras.callbacks.Callback | None) -> Iterator[None]:
+    """Inside: every ``keras.Model.fit`` also calls ``watcher`` (after the training's own callbacks, which it
+    gets as ``watcher.fit_callbacks``). The training functions take no extra callbacks, so it goes in here."""
     original_fit = keras.Model.fit
 
     def fit_watched(self, *args, **kwargs):  # noqa: ANN001, ANN002, ANN003
@@ -151,9 +150,19 @@ def _train(tokenised, tmp_path: Path, checkpoint_dir: Path | None, watcher=None,
             kwargs["callbacks"] = [*kwargs["callbacks"], watcher]
         return original_fit(self, *args, **kwargs)
 
-    # train_classifier takes no extra Keras callbacks: add the watcher inside Keras' fit instead.
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(keras.Model, "fit", fit_watched)
+        yield
+
+
+def _train(tokenised, tmp_path: Path, checkpoint_dir: Path | None, watcher=None, logged=None):
+    """train_classifier with ``watcher`` (a Keras callback) added to fit's callbacks; a crash propagates."""
+
+    def log(epoch: int, logs: dict[str, float]) -> None:
+        if logged is not None:
+            logged.append((epoch, logs["val_loss"]))
+
+    with fit_watched_by(watcher):
         return train_classifier(
             "embedding_pool", load_arrays(tokenised), tokenised.vocab_size, TRAINING, SEED, tmp_path / "out", log,
             checkpoint_dir=checkpoint_dir,
