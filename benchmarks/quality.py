@@ -422,6 +422,14 @@ def target_lines(measurements: list[Measurement]) -> list[str]:
     return lines
 
 
+def command_lines(measurements: list[Measurement]) -> list[str]:
+    """One line per distinct command: the command, then the (profile, architecture) cells it measured."""
+    cells: dict[str, list[str]] = {}
+    for m in sorted(measurements, key=lambda m: (m.profile, m.architecture)):
+        cells.setdefault(m.command, []).append(f"`{m.profile}` {m.architecture}")
+    return [f"`{command}`: {', '.join(measured)}" for command, measured in cells.items()]
+
+
 def render_section(measurements: list[Measurement]) -> str:
     by_key = {(m.profile, m.architecture): m for m in measurements}
     header = (
@@ -457,12 +465,16 @@ def render_section(measurements: list[Measurement]) -> str:
             "Test accuracy on the test split no training step saw (source `embedded`: a held-out 20% of the "
             "25,000 reviews; the seeds used IMDB's official 25,000-review test split, and seeds 001/002 reported "
             "validation figures). Seed profiles reproduce the seeds' settings (see seqflow/config.py); `best` is ours. "
-            "Every number below was measured by the command in its cell's row; rows marked *not measured* give the "
-            "command that measures them.",
+            "Every measured number below was produced by a command listed under the table (run from the "
+            "repository root); cells marked *not measured* give the command that measures them.",
             "",
             *lines,
             "",
             *(f"- {note}" for note in data_notes),
+            "",
+            "Commands that measured the cells above:",
+            "",
+            *(f"- {line}" for line in command_lines(measurements)),
             "",
             "Targets (computed from the rows above; capped or `--set` runs do not count):",
             "",

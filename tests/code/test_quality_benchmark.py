@@ -57,6 +57,8 @@ def test_results_round_trip_and_unmeasured_rows_give_their_command(quality, tmp_
     assert "not measured: `uv run python benchmarks/quality.py --profile best --arch embedding_pool`" in embedding_row
     lstm_row = next(line for line in section.splitlines() if line.startswith("| lstm"))
     assert "0." not in lstm_row  # nothing measured, nothing reported
+    # Every measured cell names the command that measured it.
+    assert "- `uv run python benchmarks/quality.py`: `seed-004-embedding` embedding_pool" in section.splitlines()
 
     overhead = quality.Overhead("embedding_pool", "best", 3, 33.0, 31.5, 30.0, "CPU", "2026-12-01 04:00 UTC", "cmd")
     assert overhead.ratio == pytest.approx(1.1) and overhead.fit_ratio == pytest.approx(1.05)
