@@ -83,8 +83,9 @@ class HashedNgrams(keras.layers.Layer):
 
     fastText-style: each adjacent pair (a, b) becomes ``vocab_size + mix(a * M + b) mod buckets`` and, with
     ``max_order=3``, each triple (a, b, c) becomes ``vocab_size + mix((a * M + b) * M + c) mod buckets`` (``mix``:
-    see HASH_PRIME; ``hashing="packed"`` leaves it out, for models saved before it): ids past the word ids, so one embedding table of ``vocab_size + buckets`` rows holds words and n-grams alike (bigrams and
-    trigrams share the buckets). The output has ``n + (n - 1)`` ids for bigrams, ``+ (n - 2)`` with trigrams. An
+    see HASH_PRIME; ``hashing="packed"`` leaves it out, for models saved before it): ids past the word ids, so one
+    embedding table of ``vocab_size + buckets`` rows holds words and n-grams alike (bigrams and trigrams share the
+    buckets). The output has ``n + (n - 1)`` ids for bigrams, ``+ (n - 2)`` with trigrams. An
     n-gram touching padding becomes the padding id, so masking and averaging ignore it. Because the hashing is a
     layer of the model, a saved model (and the raw-text serving model around it) computes the same ids as training.
     """
