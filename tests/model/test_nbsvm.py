@@ -97,3 +97,17 @@ def test_trained_model_keeps_its_ratios_frozen_and_round_trips_through_a_keras_f
     )
     assert not np.allclose(loaded.get_layer("feature_weights").get_weights()[0], 0.04)
     assert outcome.history["val_accuracy"][-1] >= 0.9
+
+
+def test_an_nbsvm_version_as_warm_start_source_is_refused_by_name(tmp_path):
+    """Warm start copies embedding rows; nbsvm has none, so pointing --warm-start at it must say so plainly."""
+    from seqflow.errors import SeqflowError
+    from seqflow.models.architectures import build_serving_model
+    from seqflow.training import read_embedding_source
+
+    vocabulary = ["", "[UNK]", "not", "good", "film"]
+    classifier = build_model("nbsvm", ModelSpec(vocab_size=len(vocabulary), bigram_buckets=7))
+    serving_path = tmp_path / "serving.keras"
+    build_serving_model(classifier, vocabulary, max_length=8, padding="post", truncation="pre").save(serving_path)
+    with pytest.raises(SeqflowError, match=r"models:/imdb-nbsvm/1 has no layer named 'embedding'"):
+        read_embedding_source(serving_path, "models:/imdb-nbsvm/1")
