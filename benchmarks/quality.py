@@ -41,7 +41,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import pipeline_benchmark as pb  # noqa: E402 - a sibling script, not a package
 
 from seqflow.config import ALL_ARCHITECTURES, NGRAM_ARCHITECTURES, PipelineConfig, get_profile  # noqa: E402
-from seqflow.errors import SeqflowError  # noqa: E402
+from seqflow.core.errors import SeqflowError  # noqa: E402
 from seqflow.settings import TrackingSettings  # noqa: E402
 from seqflow.steps import RunSummary  # noqa: E402
 

@@ -10,7 +10,7 @@ from prefect import flow
 from seqflow.caching import cached
 from seqflow.char_steps import CharRunSummary
 from seqflow.config import CharLMConfig
-from seqflow.errors import SeqflowError
+from seqflow.core.errors import SeqflowError
 from seqflow.execution import InlineTaskRunner
 from seqflow.flows.sentiment import evaluated_models
 from seqflow.pipeline_state import CharLMState

@@ -8,7 +8,7 @@ from prefect import flow
 
 from seqflow.caching import cached
 from seqflow.config import PipelineConfig
-from seqflow.errors import SeqflowError
+from seqflow.core.errors import SeqflowError
 from seqflow.pipeline_state import PipelineState
 from seqflow.config import RERUN_TASKS
 from seqflow.rerun import RerunPlan, RerunSummary, registration_lines, swap_models

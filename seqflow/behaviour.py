@@ -21,7 +21,7 @@ from typing import Callable, Sequence
 import numpy as np
 
 from seqflow.config import BehaviourConfig
-from seqflow.errors import SeqflowError
+from seqflow.core.errors import SeqflowError
 
 INVARIANCE = "invariance"
 DIRECTION = "direction"

@@ -18,7 +18,7 @@ import numpy as np
 
 from seqflow.char_sources import CharSource
 from seqflow.config import CharDataConfig
-from seqflow.errors import DataSourceError
+from seqflow.core.errors import DataSourceError
 
 logger = logging.getLogger(__name__)
 

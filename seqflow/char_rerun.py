@@ -8,7 +8,7 @@ from typing import Any, Mapping
 
 from seqflow.caching import char_encoded_problem, char_split_files_problem
 from seqflow.config import ALL_CHAR_ARCHITECTURES, CHARLM_RERUN_TASKS, with_charlm_overrides
-from seqflow.errors import ConfigError, SeqflowError
+from seqflow.core.errors import ConfigError, SeqflowError
 from seqflow.pipeline_state import CharLMState
 from seqflow.rerun import CHARLM, RerunPlan, load_earlier_execution
 from seqflow.tracking import Tracker

@@ -19,7 +19,7 @@ from importlib import resources
 from pathlib import Path
 
 from seqflow.config import CharDataConfig
-from seqflow.errors import DataSourceError
+from seqflow.core.errors import DataSourceError
 from seqflow.sources import _network_reaches
 
 logger = logging.getLogger(__name__)

@@ -20,7 +20,7 @@ import numpy as np
 
 from seqflow.char_generation import CharGenerator
 from seqflow.config import CharSamplingConfig, CharTrainingConfig
-from seqflow.errors import DataSourceError
+from seqflow.core.errors import DataSourceError
 from seqflow.training import FINGERPRINT_CHARS, EpochCallback, build_optimizer, progress_reporting, seed_everything
 
 logger = logging.getLogger(__name__)

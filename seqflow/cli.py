@@ -29,7 +29,7 @@ from seqflow.config import (
     parse_assignments,
     resolve_pipeline_config,
 )
-from seqflow.errors import SeqflowError
+from seqflow.core.errors import SeqflowError
 from seqflow.settings import TrackingSettings, load_settings
 
 logger = logging.getLogger("seqflow")
@@ -351,7 +351,7 @@ def _cmd_run(args: argparse.Namespace, settings: TrackingSettings) -> int:
 
 
 def _cmd_rerun(args: argparse.Namespace, settings: TrackingSettings) -> int:
-    from seqflow.errors import ConfigError
+    from seqflow.core.errors import ConfigError
 
     if args.profile:
         raise ConfigError("rerun uses the settings of the earlier execution; change one with --set, not --profile")

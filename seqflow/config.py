@@ -16,7 +16,7 @@ import typing
 from dataclasses import dataclass, field
 from typing import Any, Literal, Mapping
 
-from seqflow.errors import ConfigError
+from seqflow.core.errors import ConfigError
 
 PaddingSide = Literal["pre", "post"]
 # How the learning rate moves during training (see TrainingConfig.lr_schedule).

@@ -2,7 +2,7 @@
 
 Each run validates one frame per split, saves the GX validation results as JSON and builds GX Data Docs
 (HTML) in the report folder, so the flow can log both to MLflow. A failure becomes one
-:class:`~seqflow.errors.ContractViolation` naming the contract, split, expectation, counts and examples.
+:class:`~seqflow.core.errors.ContractViolation` naming the contract, split, expectation, counts and examples.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ import pandas as pd
 from seqflow.atomic import partial_path, publish_directory
 from seqflow.config import ContractConfig, TokenisationConfig
 from seqflow.datasets import SPLITS, SplitFiles, read_split
-from seqflow.errors import ContractViolation
+from seqflow.core.errors import ContractViolation
 from seqflow.tokenise import TokenisedData, load_arrays
 
 logger = logging.getLogger(__name__)

@@ -16,7 +16,7 @@ import pandas as pd
 
 from seqflow.atomic import partial_path, write_text_atomically
 from seqflow.config import DataConfig
-from seqflow.errors import DataSourceError
+from seqflow.core.errors import DataSourceError
 from seqflow.sources import LABEL_COLUMN, TEXT_COLUMN, SourceData
 
 SPLITS = ("train", "validation", "test")

@@ -19,7 +19,7 @@ from prefect.futures import PrefectConcurrentFuture, PrefectFuture
 from prefect.task_runners import TaskRunner
 
 from seqflow.config import ExecutionConfig
-from seqflow.errors import ConfigError
+from seqflow.core.errors import ConfigError
 
 logger = logging.getLogger(__name__)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from typing import Iterable
 
-from seqflow.errors import SeqflowError
+from seqflow.core.errors import SeqflowError
 
 # Loggers through which Prefect reports a failed task or flow, with the exception's traceback attached.
 PREFECT_RUN_LOGGERS = ("prefect.task_runs", "prefect.flow_runs", "prefect.engine")

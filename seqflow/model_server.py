@@ -13,7 +13,7 @@ import socket
 import subprocess
 import time
 
-from seqflow.errors import SeqflowError
+from seqflow.core.errors import SeqflowError
 from seqflow.settings import TrackingSettings
 from seqflow.tracking import CHAMPION_ALIAS, Tracker
 

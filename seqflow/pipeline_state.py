@@ -23,7 +23,7 @@ from seqflow.char_steps import _dataset_tags as char_dataset_tags
 from seqflow.config import CharLMConfig, PipelineConfig, get_profile, resolve_charlm_config, with_overrides
 from seqflow.contracts import ContractReport
 from seqflow.datasets import SplitFiles
-from seqflow.errors import SeqflowError
+from seqflow.core.errors import SeqflowError
 from seqflow.steps import EvaluatedModel, RegistrationOutcome, TrainedModel
 from seqflow.steps import _dataset_tags as sentiment_dataset_tags
 from seqflow.tokenise import TokenisedData

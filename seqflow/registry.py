@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Callable
 
 from seqflow.config import PromotionConfig
-from seqflow.errors import SeqflowError
+from seqflow.core.errors import SeqflowError
 from seqflow.promotion import FLOOR_GATE, PromotionDecision, decide_promotion
 from seqflow.tracking import CHAMPION_ALIAS, Tracker
 

@@ -13,7 +13,7 @@ import logging
 import os
 import warnings
 
-from seqflow.errors import ConfigError
+from seqflow.core.errors import ConfigError
 
 # Upcoming runs printed before serving, so a wrong expression or time zone shows at once.
 SHOWN_NEXT_RUNS = 3

@@ -19,7 +19,7 @@ import pandas as pd
 from mlflow.exceptions import MlflowException
 from mlflow.protos.databricks_pb2 import INVALID_PARAMETER_VALUE
 
-from seqflow.errors import SeqflowError
+from seqflow.core.errors import SeqflowError
 
 TEXT_COLUMN = "text"
 KERAS_ARTIFACT = "keras_model"

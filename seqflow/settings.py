@@ -14,7 +14,7 @@ from typing import Mapping
 
 from dotenv import dotenv_values
 
-from seqflow.errors import ConfigError
+from seqflow.core.errors import ConfigError
 
 DEFAULT_ENV_FILE = "mlflow.env"
 

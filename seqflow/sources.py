@@ -27,7 +27,7 @@ from pathlib import Path
 import pandas as pd
 
 from seqflow.config import DataConfig
-from seqflow.errors import DataSourceError
+from seqflow.core.errors import DataSourceError
 
 logger = logging.getLogger(__name__)
 

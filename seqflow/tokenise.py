@@ -21,7 +21,7 @@ import pandas as pd
 from seqflow.atomic import partial_path, write_text_atomically
 from seqflow.config import TokenisationConfig
 from seqflow.datasets import SPLITS, SplitFiles, read_split
-from seqflow.errors import DataSourceError
+from seqflow.core.errors import DataSourceError
 from seqflow.sources import LABEL_COLUMN, TEXT_COLUMN
 
 logger = logging.getLogger(__name__)

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable, Iterator
 
-from seqflow.errors import SeqflowError
+from seqflow.core.errors import SeqflowError
 from seqflow.processes import ProcessIdentity, current_process, is_gone
 from seqflow.settings import TrackingSettings
 

@@ -185,7 +185,7 @@ def read_embedding_source(serving_model_path: Path, model_uri: str) -> Embedding
     """The embedding rows and vocabulary of a saved raw-text serving model (vectoriser + classifier)."""
     import keras
 
-    from seqflow.errors import SeqflowError
+    from seqflow.core.errors import SeqflowError
     from seqflow.models.architectures import EMBEDDING_LAYER
 
     import seqflow.models.text  # noqa: F401 - registers the custom layers before loading
@@ -215,7 +215,7 @@ def apply_warm_start(model, vocabulary: list[str], source: EmbeddingSource, trai
     freezes the embedding (set before compiling, so the optimizer leaves it alone). A model without an embedding
     (nbsvm) is left as it is: 0 rows copied.
     """
-    from seqflow.errors import SeqflowError
+    from seqflow.core.errors import SeqflowError
     from seqflow.models.architectures import EMBEDDING_LAYER
 
     try:

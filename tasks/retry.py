@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from seqflow.errors import SeqflowError
+from seqflow.core.errors import SeqflowError
 
 
 def retry_unless_bad_input(task: Any, task_run: Any, state: Any) -> bool:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from seqflow.config import CHARLM_PROFILES, PromotionConfig, resolve_charlm_config
-from seqflow.errors import ConfigError
+from seqflow.core.errors import ConfigError
 from seqflow.promotion import decide_by_metric, decide_promotion
 from seqflow.settings import TrackingSettings, load_settings
 

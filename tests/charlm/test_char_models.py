@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from seqflow.char_training import stream_loss, training_windows
-from seqflow.errors import DataSourceError
+from seqflow.core.errors import DataSourceError
 from seqflow.models.charlm import CHAR_MODEL_BUILDERS, CharLMSpec, build_char_model, build_step_model, state_sizes
 
 VOCAB = 23

@@ -22,7 +22,7 @@ from seqflow.char_data import (
 )
 from seqflow.char_sources import CharSource, embedded_play_paths, load_char_source, play_to_text
 from seqflow.config import CharDataConfig
-from seqflow.errors import DataSourceError
+from seqflow.core.errors import DataSourceError
 
 
 def test_embedded_plays_become_speaker_and_lines():

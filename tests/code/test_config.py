@@ -17,7 +17,7 @@ from seqflow.config import (
     parse_assignments,
     with_overrides,
 )
-from seqflow.errors import ConfigError
+from seqflow.core.errors import ConfigError
 from seqflow.settings import load_settings
 
 SEED_PROFILES = (

@@ -22,7 +22,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from seqflow.config import DataConfig, get_profile, with_overrides
-from seqflow.errors import ContractViolation, DataSourceError, SeqflowError
+from seqflow.core.errors import ContractViolation, DataSourceError, SeqflowError
 from seqflow.sources import LABEL_COLUMN, TEXT_COLUMN, load_source
 
 # Each property runs on fresh files in its own temporary folder: function-scoped fixtures would be shared by

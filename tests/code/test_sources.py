@@ -16,7 +16,7 @@ import pytest
 
 from seqflow import sources
 from seqflow.config import DataConfig
-from seqflow.errors import DataSourceError
+from seqflow.core.errors import DataSourceError
 from seqflow.sources import ACLIMDB_ARCHIVE_NAME, load_source, parse_source_spec
 
 

@@ -12,7 +12,7 @@ import pytest
 
 from seqflow.config import DataConfig
 from seqflow.datasets import SPLITS, content_digest, read_split, split_source, write_splits
-from seqflow.errors import DataSourceError
+from seqflow.core.errors import DataSourceError
 from seqflow.sources import SourceData
 
 

@@ -12,7 +12,7 @@ from mlflow import MlflowClient
 
 from seqflow.cli import build_parser, resolve_execution
 from seqflow.config import ExecutionConfig
-from seqflow.errors import ConfigError
+from seqflow.core.errors import ConfigError
 from seqflow.execution import InlineTaskRunner, build_task_runner, check_scheduler
 from seqflow.tracking import CHAMPION_ALIAS, ROLE_TAG
 

@@ -126,7 +126,7 @@ def test_rerun_from_an_unknown_run_says_so(tracking_settings, tmp_path, capsys):
 
 @pytest.mark.slow
 def test_rerun_with_deleted_upstream_files_fails_before_running(earlier_execution, shared_settings):
-    from seqflow.errors import SeqflowError
+    from seqflow.core.errors import SeqflowError
     from seqflow.rerun import plan_rerun
     from seqflow.tracking import Tracker
 

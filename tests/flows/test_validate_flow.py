@@ -5,7 +5,7 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from seqflow.errors import ContractViolation
+from seqflow.core.errors import ContractViolation
 
 
 def test_validate_flow_summarises_real_reviews(prefect_api, tiny_config):

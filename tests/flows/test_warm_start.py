@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from seqflow.config import TrainingConfig
-from seqflow.errors import SeqflowError
+from seqflow.core.errors import SeqflowError
 from seqflow.steps import INPUT_EXAMPLE_TEXTS, warm_start_source
 from seqflow.tracking import Tracker, TrackingError
 from seqflow.training import export_serving_model, train_classifier

@@ -35,7 +35,7 @@ from seqflow.behaviour import (
     run_behaviour_checks,
 )
 from seqflow.config import BehaviourConfig, get_profile, with_overrides
-from seqflow.errors import ConfigError, SeqflowError
+from seqflow.core.errors import ConfigError, SeqflowError
 
 MODEL_URI_ENV = "SEQFLOW_BEHAVIOUR_MODEL_URI"
 CONFIG = BehaviourConfig()

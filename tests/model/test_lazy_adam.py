@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from seqflow.config import TrainingConfig, get_profile, with_overrides
-from seqflow.errors import ConfigError
+from seqflow.core.errors import ConfigError
 from seqflow.models.architectures import EMBEDDING_LAYER, NGRAM_LAYER, ModelSpec, build_model, build_serving_model
 from seqflow.training import build_optimizer, make_optimizer
 

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from seqflow.config import ArchitectureOverride, TrainingConfig
-from seqflow.errors import SeqflowError
+from seqflow.core.errors import SeqflowError
 from seqflow.models.architectures import NGRAM_LAYER, ModelSpec, build_model, build_serving_model
 from seqflow.models.text import BIGRAM_HASH_MULTIPLIER, HASH_MIXER, HASH_OFFSET, HASH_PRIME, HashedBigrams, HashedNgrams
 

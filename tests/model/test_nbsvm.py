@@ -101,7 +101,7 @@ def test_trained_model_keeps_its_ratios_frozen_and_round_trips_through_a_keras_f
 
 def test_an_nbsvm_version_as_warm_start_source_is_refused_by_name(tmp_path):
     """Warm start copies embedding rows; nbsvm has none, so pointing --warm-start at it must say so plainly."""
-    from seqflow.errors import SeqflowError
+    from seqflow.core.errors import SeqflowError
     from seqflow.models.architectures import build_serving_model
     from seqflow.training import read_embedding_source
 

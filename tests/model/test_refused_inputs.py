@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from seqflow.errors import SeqflowError
+from seqflow.core.errors import SeqflowError
 from seqflow.serving import InputRefused
 
 REVIEW_VOCABULARY = ["", "[UNK]", "good", "bad", "film"]
