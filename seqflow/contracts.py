@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from seqflow.atomic import partial_path, publish_directory
+from seqflow.core.files import partial_path, publish_directory
 from seqflow.config import ContractConfig, TokenisationConfig
 from seqflow.datasets import SPLITS, SplitFiles, read_split
 from seqflow.core.errors import ContractViolation

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from seqflow.atomic import partial_path, write_text_atomically
+from seqflow.core.files import partial_path, write_text_atomically
 from seqflow.config import DataConfig
 from seqflow.core.errors import DataSourceError
 from seqflow.sources import LABEL_COLUMN, TEXT_COLUMN, SourceData

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from seqflow.atomic import partial_path, write_text_atomically
+from seqflow.core.files import partial_path, write_text_atomically
 from seqflow.config import TokenisationConfig
 from seqflow.datasets import SPLITS, SplitFiles, read_split
 from seqflow.core.errors import DataSourceError
