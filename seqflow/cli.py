@@ -316,7 +316,7 @@ def resolve_execution(args: argparse.Namespace) -> ExecutionConfig:
 
 def configure_runtime(log_level: str) -> None:
     """Logging and library settings for a CLI process; called once from :func:`main`."""
-    from seqflow.logs import RunNameFormatter, quiet_libraries
+    from seqflow.core.logs import RunNameFormatter, quiet_libraries
 
     handler = logging.StreamHandler()
     handler.setFormatter(RunNameFormatter("%(asctime)s %(levelname)-7s %(name)s: %(message)s", datefmt="%H:%M:%S"))
