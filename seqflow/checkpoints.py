@@ -35,7 +35,7 @@ from typing import Any
 import keras
 import numpy as np
 
-from seqflow.processes import ProcessIdentity, current_process, is_gone
+from seqflow.core.processes import ProcessIdentity, current_process, is_gone
 
 logger = logging.getLogger(__name__)
 

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any, Iterable, Iterator
 
 from seqflow.core.errors import SeqflowError
-from seqflow.processes import ProcessIdentity, current_process, is_gone
+from seqflow.core.processes import ProcessIdentity, current_process, is_gone
 from seqflow.settings import TrackingSettings
 
 logger = logging.getLogger(__name__)
@@ -398,7 +398,7 @@ class Tracker:
         calls this first. Runs of live processes (another ``seqflow run`` at work) and of other hosts (which
         cannot be checked from here) are left alone, as are runs without owner tags.
         """
-        from seqflow.processes import HOST_TAG, current_host
+        from seqflow.core.processes import HOST_TAG, current_host
 
         runs = self.client.search_runs(
             [self.experiment_id],

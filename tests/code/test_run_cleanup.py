@@ -15,7 +15,7 @@ import pytest
 from mlflow import MlflowClient
 
 from seqflow.cli import Interrupted
-from seqflow.processes import HOST_TAG, PID_TAG, STARTED_TAG, ProcessIdentity, current_process, is_gone
+from seqflow.core.processes import HOST_TAG, PID_TAG, STARTED_TAG, ProcessIdentity, current_process, is_gone
 from seqflow.config import PromotionConfig
 from seqflow.steps import EvaluatedModel, close_runs_of_dead_executions, register_and_promote
 from seqflow.tracking import (

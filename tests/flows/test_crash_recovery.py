@@ -18,7 +18,7 @@ import pandas as pd
 import pytest
 from mlflow import MlflowClient
 
-from seqflow.processes import current_host
+from seqflow.core.processes import current_host
 from seqflow.steps import RESUMED_FROM_EPOCH_TAG
 from seqflow.tracking import CHAMPION_ALIAS, CLOSED_REASON_TAG, ROLE_TAG
 
