@@ -39,7 +39,7 @@ from pipeline_benchmark import (  # noqa: E402 - the sibling script, importable 
 from seqflow.cli import configure_runtime  # noqa: E402
 from seqflow.config import CHARLM_PROFILES, parse_assignments, resolve_charlm_config  # noqa: E402
 from seqflow.core.errors import SeqflowError  # noqa: E402
-from seqflow.settings import load_settings  # noqa: E402
+from seqflow.core.settings import load_settings  # noqa: E402
 
 DEFAULT_OUTPUT = Path(__file__).resolve().parent.parent / "BENCHMARKS.md"
 SECTION_HEADING = "## `seqflow charlm run --profile {profile}`"

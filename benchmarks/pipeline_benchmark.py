@@ -43,7 +43,7 @@ from typing import Callable, Iterator, Sequence
 from seqflow.cli import add_config_options, configure_runtime, resolve_config
 from seqflow.config import ALL_ARCHITECTURES, PipelineConfig
 from seqflow.core.errors import SeqflowError
-from seqflow.settings import ENV_CONFIG_KEYS, TrackingSettings, load_settings
+from seqflow.core.settings import ENV_CONFIG_KEYS, TrackingSettings, load_settings
 from seqflow.steps import RunSummary
 
 logger = logging.getLogger("seqflow.benchmark")

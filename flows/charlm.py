@@ -15,7 +15,7 @@ from seqflow.execution import InlineTaskRunner
 from seqflow.flows.sentiment import evaluated_models
 from seqflow.pipeline_state import CharLMState
 from seqflow.rerun import CHARLM, RerunPlan, RerunSummary, registration_lines, swap_models
-from seqflow.settings import TrackingSettings
+from seqflow.core.settings import TrackingSettings
 from seqflow.tasks.charlm import (
     check_char_contract,
     encode_text,

@@ -9,7 +9,7 @@ from __future__ import annotations
 from prefect import flow
 
 from seqflow.config import resolve_pipeline_config
-from seqflow.settings import load_settings
+from seqflow.core.settings import load_settings
 from seqflow.steps import RunSummary
 
 

@@ -16,7 +16,7 @@ from seqflow.execution import (
 )
 from seqflow.flows.validate import prepare_validated_data
 from seqflow.pipeline_state import PipelineState
-from seqflow.settings import TrackingSettings
+from seqflow.core.settings import TrackingSettings
 from seqflow.steps import EvaluatedModel, RunSummary, TrainedModel
 from seqflow.tasks.training import (
     close_runs_of_failed_flow,

@@ -38,7 +38,7 @@ if TYPE_CHECKING:
     from prefect.context import TaskRunContext
 
     from seqflow.config import CharDataConfig, DataConfig
-    from seqflow.settings import TrackingSettings
+    from seqflow.core.settings import TrackingSettings
 
 logger = logging.getLogger(__name__)
 

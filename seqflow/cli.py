@@ -30,7 +30,7 @@ from seqflow.config import (
     resolve_pipeline_config,
 )
 from seqflow.core.errors import SeqflowError
-from seqflow.settings import TrackingSettings, load_settings
+from seqflow.core.settings import TrackingSettings, load_settings
 
 logger = logging.getLogger("seqflow")
 

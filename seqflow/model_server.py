@@ -14,7 +14,7 @@ import subprocess
 import time
 
 from seqflow.core.errors import SeqflowError
-from seqflow.settings import TrackingSettings
+from seqflow.core.settings import TrackingSettings
 from seqflow.tracking import CHAMPION_ALIAS, Tracker
 
 

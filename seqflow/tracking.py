@@ -25,7 +25,7 @@ from typing import Any, Iterable, Iterator
 
 from seqflow.core.errors import SeqflowError
 from seqflow.core.processes import ProcessIdentity, current_process, is_gone
-from seqflow.settings import TrackingSettings
+from seqflow.core.settings import TrackingSettings
 
 logger = logging.getLogger(__name__)
 

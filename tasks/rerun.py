@@ -18,7 +18,7 @@ from seqflow.rerun import (
     start_evaluation_run,
     start_rerun_run,
 )
-from seqflow.settings import TrackingSettings
+from seqflow.core.settings import TrackingSettings
 from seqflow.steps import TrainedModel
 from seqflow.tracking import Tracker
 

@@ -12,7 +12,7 @@ from seqflow.config import BehaviourConfig, PipelineConfig, PromotionConfig
 from seqflow.contracts import ContractReport
 from seqflow.datasets import SplitFiles
 from seqflow.pipeline_state import STATE_ARTIFACT, PipelineState, state_to_json
-from seqflow.settings import TrackingSettings
+from seqflow.core.settings import TrackingSettings
 from seqflow.steps import (
     EvaluatedModel,
     RegistrationOutcome,

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from seqflow.config import resolve_charlm_config
-from seqflow.settings import TrackingSettings
+from seqflow.core.settings import TrackingSettings
 from tests.conftest import new_empty_store
 
 # A Chinese text made in the tests: lines of a few classical poems (public domain), repeated with variations so

@@ -7,7 +7,7 @@ import pytest
 from seqflow.config import CHARLM_PROFILES, PromotionConfig, resolve_charlm_config
 from seqflow.core.errors import ConfigError
 from seqflow.promotion import decide_by_metric, decide_promotion
-from seqflow.settings import TrackingSettings, load_settings
+from seqflow.core.settings import TrackingSettings, load_settings
 
 
 def test_profiles_resolve_and_overrides_are_typed():

@@ -9,7 +9,7 @@ from seqflow import caching
 from seqflow.char_data import encode_char_splits, write_char_splits
 from seqflow.char_sources import CharSource
 from seqflow.config import CharDataConfig, with_charlm_overrides
-from seqflow.settings import TrackingSettings
+from seqflow.core.settings import TrackingSettings
 from tests.charlm.conftest import tiny_charlm_config_in
 
 SETTINGS = TrackingSettings(tracking_uri="sqlite:///unused.db", experiment_name="e", registered_model_name="m")

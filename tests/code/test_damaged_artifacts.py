@@ -19,7 +19,7 @@ import pytest
 from seqflow.config import DataConfig, TokenisationConfig
 from seqflow.datasets import split_source, write_splits
 from seqflow.core.errors import DataSourceError
-from seqflow.settings import TrackingSettings
+from seqflow.core.settings import TrackingSettings
 from seqflow.sources import SourceData
 from seqflow.tokenise import TokenisedData, load_arrays, load_vocabulary, pad_and_tokenise
 

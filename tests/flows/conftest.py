@@ -10,7 +10,7 @@ from typing import Callable
 import pytest
 
 from seqflow.config import get_profile, with_overrides
-from seqflow.settings import TrackingSettings
+from seqflow.core.settings import TrackingSettings
 from tests.conftest import new_empty_store
 
 

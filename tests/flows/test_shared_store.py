@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 from mlflow import MlflowClient
 
-from seqflow.settings import TrackingSettings
+from seqflow.core.settings import TrackingSettings
 from seqflow.tracking import CHAMPION_ALIAS, ROLE_TAG
 
 pytestmark = pytest.mark.slow

@@ -168,7 +168,7 @@ TINY_RUN_MAX_REVIEW_CHARS = 600
 @pytest.fixture(scope="module")
 def champion(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory):
     """``(predict, pipeline-logged pass rates or None)`` for the champion under test."""
-    from seqflow.settings import load_settings
+    from seqflow.core.settings import load_settings
     from seqflow.tracking import Tracker
 
     model_uri = os.environ.get(MODEL_URI_ENV)
@@ -182,7 +182,7 @@ def _champion_of_a_tiny_run(request: pytest.FixtureRequest, root: Path):
     from mlflow import MlflowClient
 
     from seqflow.flows.sentiment import sentiment_flow
-    from seqflow.settings import TrackingSettings
+    from seqflow.core.settings import TrackingSettings
     from seqflow.tracking import Tracker
 
     request.getfixturevalue("prefect_api")
