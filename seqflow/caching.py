@@ -57,7 +57,7 @@ TASK_MODULES: dict[str, tuple[str, ...]] = {
     "train": (
         "seqflow.tasks.training", "seqflow.steps", "seqflow.training", "seqflow.models.architectures",
         "seqflow.models.text", "seqflow.tracking", "seqflow.evaluation", "seqflow.serving", "seqflow.tokenise",
-        "seqflow.checkpoints", "seqflow.optimizers",
+        "seqflow.core.checkpoints", "seqflow.optimizers",
     ),
     "evaluate": (
         "seqflow.tasks.training", "seqflow.steps", "seqflow.evaluation", "seqflow.tracking", "seqflow.tokenise",
@@ -77,7 +77,7 @@ TASK_MODULES: dict[str, tuple[str, ...]] = {
     "train-charlm": (
         "seqflow.tasks.charlm", "seqflow.char_steps", "seqflow.char_training", "seqflow.char_generation",
         "seqflow.char_data", "seqflow.models.charlm", "seqflow.tracking", "seqflow.evaluation",
-        "seqflow.checkpoints", "seqflow.training",
+        "seqflow.core.checkpoints", "seqflow.training",
     ),
     "evaluate-charlm": (
         "seqflow.tasks.charlm", "seqflow.char_steps", "seqflow.char_training", "seqflow.char_data", "seqflow.tracking",

@@ -181,7 +181,7 @@ def train_char_model(
     """
     import keras
 
-    from seqflow.checkpoints import EpochCheckpoint, UnusableCheckpoint
+    from seqflow.core.checkpoints import EpochCheckpoint, UnusableCheckpoint
     from seqflow.models.charlm import CharLMSpec, build_char_model, build_step_model
 
     spec = CharLMSpec(

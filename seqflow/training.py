@@ -383,7 +383,7 @@ def _fit_and_save(
 ) -> TrainingOutcome:
     import keras
 
-    from seqflow.checkpoints import EpochCheckpoint, UnusableCheckpoint
+    from seqflow.core.checkpoints import EpochCheckpoint, UnusableCheckpoint
 
     steps_per_epoch = math.ceil(len(arrays["x_train"]) / training.batch_size)
     model = _compiled_model(architecture, arrays, vocab_size, training, steps_per_epoch, vocabulary, warm_start)

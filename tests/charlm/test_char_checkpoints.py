@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from seqflow.char_training import char_training_fingerprint, train_char_model
-from seqflow.checkpoints import STATE_FILE
+from seqflow.core.checkpoints import STATE_FILE
 from seqflow.config import CharSamplingConfig, CharTrainingConfig
 from tests.model.test_checkpoints import CrashAfterEpoch, StartingWeights, fit_watched_by
 

@@ -12,7 +12,7 @@ import keras
 import numpy as np
 import pytest
 
-from seqflow.checkpoints import OWNER_FILE, STATE_FILE
+from seqflow.core.checkpoints import OWNER_FILE, STATE_FILE
 from seqflow.config import DataConfig, TokenisationConfig, TrainingConfig
 from seqflow.datasets import split_source, write_splits
 from seqflow.sources import load_source

@@ -157,7 +157,7 @@ def test_a_model_compiled_with_lazy_adam_saves_loads_resumes_and_exports(tmp_pat
     assert loaded.optimizer.global_clipnorm == training.clipnorm
     for saved, restored in zip(classifier.optimizer.variables, loaded.optimizer.variables):
         np.testing.assert_array_equal(np.asarray(saved), np.asarray(restored))
-    # Crash recovery (seqflow.checkpoints): weights file of model + optimizer, loaded into a fresh compiled model.
+    # Crash recovery (seqflow.core.checkpoints): weights file of model + optimizer, loaded into a fresh compiled model.
     weights_path = tmp_path / "epoch-0001.weights.h5"
     classifier.save_weights(weights_path)
     resumed = build_model("embedding_pool", SPEC)
