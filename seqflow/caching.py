@@ -57,11 +57,11 @@ TASK_MODULES: dict[str, tuple[str, ...]] = {
     "train": (
         "seqflow.tasks.training", "seqflow.steps", "seqflow.training", "seqflow.models.architectures",
         "seqflow.models.text", "seqflow.tracking", "seqflow.evaluation", "seqflow.serving", "seqflow.tokenise",
-        "seqflow.core.checkpoints", "seqflow.optimizers",
+        "seqflow.core.checkpoints", "seqflow.core.optimizers",
     ),
     "evaluate": (
         "seqflow.tasks.training", "seqflow.steps", "seqflow.evaluation", "seqflow.tracking", "seqflow.tokenise",
-        "seqflow.behaviour", "seqflow.optimizers",
+        "seqflow.behaviour", "seqflow.core.optimizers",
     ),
     "register": (
         "seqflow.tasks.training", "seqflow.steps", "seqflow.promotion", "seqflow.tracking", "seqflow.evaluation",

@@ -138,7 +138,7 @@ class TrainingConfig:
     batch_size: int = 64
     # lazy_adam: Adam that updates only the embedding rows a batch touches (and their moments), as fastText-style
     # models train; plain Adam rewrites every row every step, so its step cost grows with the table (hashed bigrams:
-    # 1M rows). Untouched rows do not drift on stale momentum. See seqflow/optimizers.py.
+    # 1M rows). Untouched rows do not drift on stale momentum. See seqflow/core/optimizers.py.
     optimizer: OptimizerName = "adam"
     learning_rate: float = 1e-3
     embedding_dim: int = 64

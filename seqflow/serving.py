@@ -60,7 +60,7 @@ class ReviewSentimentModel(mlflow.pyfunc.PythonModel):
 
         # Importing them registers PadAndTruncate, the standardisation function and LazyAdam (the nested classifier
         # keeps its compile config) before the model file is read.
-        import seqflow.optimizers  # noqa: F401
+        import seqflow.core.optimizers  # noqa: F401
         from seqflow.models.text import PAD_LAYER_NAME
 
         self._model = keras.saving.load_model(context.artifacts[KERAS_ARTIFACT])

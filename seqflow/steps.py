@@ -308,7 +308,7 @@ def evaluate_architecture(
     serving model and the confusion matrix; close the run."""
     import keras
 
-    import seqflow.optimizers  # noqa: F401 - registers LazyAdam before loading a classifier compiled with it
+    import seqflow.core.optimizers  # noqa: F401 - registers LazyAdam before loading a classifier compiled with it
 
     with tracker.closing_on_failure(trained.run_id, finish=True):
         arrays = load_arrays(tokenised)

@@ -102,7 +102,7 @@ def build_optimizer(name: str, learning_rate, clipnorm: float | None):  # noqa: 
     """A Keras optimizer by name; ``learning_rate`` is a number or a schedule, ``clipnorm`` a global-norm clip."""
     import keras
 
-    from seqflow.optimizers import LazyAdam
+    from seqflow.core.optimizers import LazyAdam
 
     optimizers = {
         "adam": keras.optimizers.Adam,
@@ -189,7 +189,7 @@ def read_embedding_source(serving_model_path: Path, model_uri: str) -> Embedding
     from seqflow.models.architectures import EMBEDDING_LAYER
 
     import seqflow.models.text  # noqa: F401 - registers the custom layers before loading
-    import seqflow.optimizers  # noqa: F401 - registers LazyAdam: a classifier compiled with it is nested inside
+    import seqflow.core.optimizers  # noqa: F401 - registers LazyAdam: a classifier compiled with it is nested inside
 
     serving = keras.saving.load_model(serving_model_path)
     vectorisers = [layer for layer in serving.layers if isinstance(layer, keras.layers.TextVectorization)]
@@ -464,7 +464,7 @@ def export_serving_model(
     """Save the raw-text model: vectoriser + padding + the trained classifier, as one ``.keras`` file."""
     import keras
 
-    import seqflow.optimizers  # noqa: F401 - registers LazyAdam (the classifier may be compiled with it)
+    import seqflow.core.optimizers  # noqa: F401 - registers LazyAdam (the classifier may be compiled with it)
     from seqflow.models.architectures import build_serving_model
 
     classifier = keras.saving.load_model(classifier_path)

@@ -1,4 +1,4 @@
-"""Row-sparse ("lazy") Adam (seqflow/optimizers.py): only the embedding rows a batch touches move, touched rows
+"""Row-sparse ("lazy") Adam (seqflow/core/optimizers.py): only the embedding rows a batch touches move, touched rows
 follow Adam exactly, duplicated ids sum like the dense gradient, and models compiled with it save, load and serve."""
 
 from __future__ import annotations
@@ -101,7 +101,7 @@ def test_duplicated_indices_sum_like_the_dense_gradient(clipnorm):
     import keras
     import tensorflow as tf
 
-    from seqflow.optimizers import LazyAdam
+    from seqflow.core.optimizers import LazyAdam
 
     rows = np.arange(24, dtype="float32").reshape(6, 4) / 10
     values = tf.constant([[1.0, -2.0, 0.5, 0.0], [3.0, 1.0, -1.0, 2.0], [0.5, 0.5, 0.5, 0.5]])
@@ -126,7 +126,7 @@ def test_duplicated_indices_sum_like_the_dense_gradient(clipnorm):
 def test_global_clipnorm_scales_sparse_gradients_like_keras_and_keeps_them_sparse():
     import tensorflow as tf
 
-    from seqflow.optimizers import LazyAdam
+    from seqflow.core.optimizers import LazyAdam
 
     sparse = tf.IndexedSlices(tf.constant([[3.0, 0.0], [0.0, 4.0], [0.0, 4.0]]), tf.constant([1, 2, 2]), [5, 2])
     dense_bias = tf.constant([0.0, 6.0])
@@ -141,7 +141,7 @@ def test_global_clipnorm_scales_sparse_gradients_like_keras_and_keeps_them_spars
 def test_a_model_compiled_with_lazy_adam_saves_loads_resumes_and_exports(tmp_path):
     import keras
 
-    from seqflow.optimizers import LazyAdam
+    from seqflow.core.optimizers import LazyAdam
     from seqflow.training import export_serving_model
 
     training = TrainingConfig(optimizer="lazy_adam", learning_rate=LEARNING_RATE)
@@ -178,13 +178,13 @@ def test_a_model_compiled_with_lazy_adam_saves_loads_resumes_and_exports(tmp_pat
 
 
 def test_the_serving_pyfunc_registers_lazy_adam_itself(tmp_path, monkeypatch):
-    """MLflow loads the pyfunc in a fresh process where nothing imported seqflow.optimizers: the nested
+    """MLflow loads the pyfunc in a fresh process where nothing imported seqflow.core.optimizers: the nested
     classifier's compile config names LazyAdam, so load_context must register it before reading the file."""
     import keras
     import pandas as pd
     from keras.src.saving import object_registration
 
-    from seqflow.optimizers import LazyAdam
+    from seqflow.core.optimizers import LazyAdam
     from seqflow.serving import KERAS_ARTIFACT, ReviewSentimentModel
 
     classifier = build_model("embedding_pool", SPEC)
@@ -193,10 +193,10 @@ def test_the_serving_pyfunc_registers_lazy_adam_itself(tmp_path, monkeypatch):
     serving_path = tmp_path / "serving.keras"
     build_serving_model(classifier, VOCABULARY, 4, "post", "post").save(serving_path)
 
-    # As a fresh process: LazyAdam unregistered and seqflow.optimizers never imported.
+    # As a fresh process: LazyAdam unregistered and seqflow.core.optimizers never imported.
     monkeypatch.delitem(object_registration.GLOBAL_CUSTOM_OBJECTS, "seqflow>LazyAdam")
     monkeypatch.delitem(object_registration.GLOBAL_CUSTOM_NAMES, LazyAdam)
-    monkeypatch.delitem(sys.modules, "seqflow.optimizers")
+    monkeypatch.delitem(sys.modules, "seqflow.core.optimizers")
     with pytest.raises(TypeError, match="LazyAdam"):
         keras.saving.load_model(serving_path)
     pyfunc = ReviewSentimentModel()
