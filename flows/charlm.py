@@ -11,7 +11,7 @@ from seqflow.caching import cached
 from seqflow.char_steps import CharRunSummary
 from seqflow.config import CharLMConfig
 from seqflow.core.errors import SeqflowError
-from seqflow.execution import InlineTaskRunner
+from seqflow.core.execution import InlineTaskRunner
 from seqflow.flows.sentiment import evaluated_models
 from seqflow.pipeline_state import CharLMState
 from seqflow.rerun import CHARLM, RerunPlan, RerunSummary, registration_lines, swap_models

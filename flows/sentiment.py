@@ -7,7 +7,7 @@ from prefect.futures import PrefectFuture, wait
 
 from seqflow.caching import cached
 from seqflow.config import ExecutionConfig, PipelineConfig
-from seqflow.execution import (
+from seqflow.core.execution import (
     InlineTaskRunner,
     build_task_runner,
     check_scheduler,

@@ -13,7 +13,7 @@ from mlflow import MlflowClient
 from seqflow.cli import build_parser, resolve_execution
 from seqflow.config import ExecutionConfig
 from seqflow.core.errors import ConfigError
-from seqflow.execution import InlineTaskRunner, build_task_runner, check_scheduler
+from seqflow.core.execution import InlineTaskRunner, build_task_runner, check_scheduler
 from seqflow.tracking import CHAMPION_ALIAS, ROLE_TAG
 
 
@@ -40,7 +40,7 @@ def test_dask_address_builds_a_runner_for_that_scheduler_without_connecting():
 def test_workers_build_a_local_cluster_of_that_many_single_threaded_processes(monkeypatch):
     from prefect_dask import DaskTaskRunner
 
-    monkeypatch.setattr("seqflow.execution.os.cpu_count", lambda: 8)
+    monkeypatch.setattr("seqflow.core.execution.os.cpu_count", lambda: 8)
     runner = _runner_for("--runner", "dask", "--workers", "3")
     assert isinstance(runner, DaskTaskRunner) and runner.address is None
     assert runner.cluster_class == "distributed.LocalCluster"
