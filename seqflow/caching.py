@@ -64,7 +64,7 @@ TASK_MODULES: dict[str, tuple[str, ...]] = {
         "seqflow.behaviour", "seqflow.core.optimizers",
     ),
     "register": (
-        "seqflow.tasks.training", "seqflow.steps", "seqflow.promotion", "seqflow.tracking", "seqflow.evaluation",
+        "seqflow.tasks.training", "seqflow.steps", "seqflow.core.promotion", "seqflow.tracking", "seqflow.evaluation",
         "seqflow.serving",
     ),
     # `seqflow charlm run`: the character-model tasks (their Prefect task names; see seqflow.tasks.charlm).
@@ -84,7 +84,7 @@ TASK_MODULES: dict[str, tuple[str, ...]] = {
     ),
     "register-charlm": (
         "seqflow.tasks.charlm", "seqflow.char_steps", "seqflow.char_training", "seqflow.char_data",
-        "seqflow.promotion", "seqflow.tracking", "seqflow.steps", "seqflow.registry",
+        "seqflow.core.promotion", "seqflow.tracking", "seqflow.steps", "seqflow.registry",
     ),
 }
 # The order tasks appear in a summary.

@@ -1,6 +1,6 @@
 """The champion alias by hand: show it, promote a version, roll back, with the pipeline's gates and an audit trail.
 
-``seqflow run`` and ``seqflow promote`` apply the same gates (:func:`seqflow.promotion.decide_promotion`, on
+``seqflow run`` and ``seqflow promote`` apply the same gates (:func:`seqflow.core.promotion.decide_promotion`, on
 accuracies measured on the same test data: :func:`champion_accuracy_on`). Every move of the alias tags the new
 champion with who, when, why and through what, and is appended to the registered model's champion history,
 which is what ``seqflow rollback`` goes back along. Moves are all or nothing (:meth:`Tracker.set_champion`).
@@ -19,7 +19,7 @@ from typing import Callable
 
 from seqflow.config import PromotionConfig
 from seqflow.core.errors import SeqflowError
-from seqflow.promotion import FLOOR_GATE, PromotionDecision, decide_promotion
+from seqflow.core.promotion import FLOOR_GATE, PromotionDecision, decide_promotion
 from seqflow.tracking import CHAMPION_ALIAS, Tracker
 
 logger = logging.getLogger(__name__)

@@ -28,7 +28,7 @@ from seqflow.evaluation import (
     plot_overlay_html,
     plot_overlay_png,
 )
-from seqflow.promotion import PromotionDecision, decide_promotion
+from seqflow.core.promotion import PromotionDecision, decide_promotion
 from seqflow.summary import TaskStatus, render_task_statuses
 from seqflow.registry import VIA_RUN, audit_tags, champion_accuracy_on
 from seqflow.tokenise import TokenisedData, load_arrays, load_vocabulary

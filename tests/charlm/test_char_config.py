@@ -6,7 +6,7 @@ import pytest
 
 from seqflow.config import CHARLM_PROFILES, PromotionConfig, resolve_charlm_config
 from seqflow.core.errors import ConfigError
-from seqflow.promotion import decide_by_metric, decide_promotion
+from seqflow.core.promotion import decide_by_metric, decide_promotion
 from seqflow.core.settings import TrackingSettings, load_settings
 
 
