@@ -56,15 +56,15 @@ TASK_MODULES: dict[str, tuple[str, ...]] = {
     "contracts-tokenised": ("seqflow.tasks.data", "seqflow.contracts", "seqflow.data_contracts", "seqflow.tokenise"),
     "train": (
         "seqflow.tasks.training", "seqflow.steps", "seqflow.training", "seqflow.models.architectures",
-        "seqflow.models.text", "seqflow.tracking", "seqflow.evaluation", "seqflow.serving", "seqflow.tokenise",
+        "seqflow.models.text", "seqflow.tracking", "seqflow.core.evaluation", "seqflow.serving", "seqflow.tokenise",
         "seqflow.core.checkpoints", "seqflow.core.optimizers",
     ),
     "evaluate": (
-        "seqflow.tasks.training", "seqflow.steps", "seqflow.evaluation", "seqflow.tracking", "seqflow.tokenise",
+        "seqflow.tasks.training", "seqflow.steps", "seqflow.core.evaluation", "seqflow.tracking", "seqflow.tokenise",
         "seqflow.behaviour", "seqflow.core.optimizers",
     ),
     "register": (
-        "seqflow.tasks.training", "seqflow.steps", "seqflow.core.promotion", "seqflow.tracking", "seqflow.evaluation",
+        "seqflow.tasks.training", "seqflow.steps", "seqflow.core.promotion", "seqflow.tracking", "seqflow.core.evaluation",
         "seqflow.serving",
     ),
     # `seqflow charlm run`: the character-model tasks (their Prefect task names; see seqflow.tasks.charlm).
@@ -76,7 +76,7 @@ TASK_MODULES: dict[str, tuple[str, ...]] = {
     "encode-chars": ("seqflow.tasks.charlm", "seqflow.char_data"),
     "train-charlm": (
         "seqflow.tasks.charlm", "seqflow.char_steps", "seqflow.char_training", "seqflow.char_generation",
-        "seqflow.char_data", "seqflow.models.charlm", "seqflow.tracking", "seqflow.evaluation",
+        "seqflow.char_data", "seqflow.models.charlm", "seqflow.tracking", "seqflow.core.evaluation",
         "seqflow.core.checkpoints", "seqflow.training",
     ),
     "evaluate-charlm": (

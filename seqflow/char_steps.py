@@ -29,7 +29,7 @@ from seqflow.char_data import (
 )
 from seqflow.config import CharLMConfig, CharPromotionConfig
 from seqflow.contracts import ContractReport
-from seqflow.evaluation import plot_learning_curves
+from seqflow.core.evaluation import plot_learning_curves
 from seqflow.core.promotion import decide_by_metric
 from seqflow.steps import (
     FINGERPRINT_TAG,

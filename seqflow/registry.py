@@ -68,7 +68,7 @@ def champion_accuracy_on(
         return float(tags["test_accuracy"])
     import pandas as pd
 
-    from seqflow.evaluation import classification_metrics
+    from seqflow.core.evaluation import classification_metrics
 
     test_path = locate_test_split()
     test = pd.read_parquet(test_path)

@@ -20,7 +20,7 @@ from seqflow.behaviour import CHECK_TYPES, describe_failures, metric_name, pass_
 from seqflow.config import BehaviourConfig, PipelineConfig, PromotionConfig, TrainingConfig
 from seqflow.contracts import ContractReport
 from seqflow.datasets import SplitFiles
-from seqflow.evaluation import (
+from seqflow.core.evaluation import (
     classification_metrics,
     overfitting_figures,
     plot_confusion_matrix,
@@ -119,7 +119,7 @@ class ComparisonRow:
     seconds: float
     version: str | None
     champion: bool
-    # Overfitting figures (see seqflow.evaluation.overfitting_figures) and behavioural pass rates.
+    # Overfitting figures (see seqflow.core.evaluation.overfitting_figures) and behavioural pass rates.
     best_epoch: int = 0
     gap_at_best: float = float("nan")
     epochs_past_best: int = 0
