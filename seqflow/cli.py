@@ -457,7 +457,7 @@ def _cmd_rollback(args: argparse.Namespace, settings: TrackingSettings) -> int:
 
 
 def _cmd_serve(args: argparse.Namespace, settings: TrackingSettings) -> int:
-    from seqflow.model_server import serve_model
+    from seqflow.core.model_server import serve_model
 
     return serve_model(settings, args.host, args.port, args.model_uri)
 
