@@ -95,7 +95,7 @@ def run_benchmark(args: argparse.Namespace, argv: Sequence[str]) -> CharBenchmar
         from prefect.testing.utilities import prefect_test_harness
 
         from seqflow.flows.charlm import charlm_flow
-        from seqflow.tracking import CHAMPION_ALIAS, Tracker
+        from seqflow.core.tracking import CHAMPION_ALIAS, Tracker
 
         with prefect_test_harness(server_startup_timeout=PREFECT_STARTUP_TIMEOUT_S):
             tracker = Tracker(charlm_settings)

@@ -372,7 +372,7 @@ def run_benchmark(
         from prefect.testing.utilities import prefect_test_harness
 
         from seqflow.flows.sentiment import sentiment_flow
-        from seqflow.tracking import Tracker
+        from seqflow.core.tracking import Tracker
 
         setup_started = time.perf_counter()
         # A temporary Prefect server with its own database, stopped when the block ends.

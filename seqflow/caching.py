@@ -56,15 +56,15 @@ TASK_MODULES: dict[str, tuple[str, ...]] = {
     "contracts-tokenised": ("seqflow.tasks.data", "seqflow.contracts", "seqflow.data_contracts", "seqflow.tokenise"),
     "train": (
         "seqflow.tasks.training", "seqflow.steps", "seqflow.training", "seqflow.models.architectures",
-        "seqflow.models.text", "seqflow.tracking", "seqflow.core.evaluation", "seqflow.serving", "seqflow.tokenise",
+        "seqflow.models.text", "seqflow.core.tracking", "seqflow.core.evaluation", "seqflow.serving", "seqflow.tokenise",
         "seqflow.core.checkpoints", "seqflow.core.optimizers",
     ),
     "evaluate": (
-        "seqflow.tasks.training", "seqflow.steps", "seqflow.core.evaluation", "seqflow.tracking", "seqflow.tokenise",
+        "seqflow.tasks.training", "seqflow.steps", "seqflow.core.evaluation", "seqflow.core.tracking", "seqflow.tokenise",
         "seqflow.behaviour", "seqflow.core.optimizers",
     ),
     "register": (
-        "seqflow.tasks.training", "seqflow.steps", "seqflow.core.promotion", "seqflow.tracking", "seqflow.core.evaluation",
+        "seqflow.tasks.training", "seqflow.steps", "seqflow.core.promotion", "seqflow.core.tracking", "seqflow.core.evaluation",
         "seqflow.serving",
     ),
     # `seqflow charlm run`: the character-model tasks (their Prefect task names; see seqflow.tasks.charlm).
@@ -76,15 +76,15 @@ TASK_MODULES: dict[str, tuple[str, ...]] = {
     "encode-chars": ("seqflow.tasks.charlm", "seqflow.char_data"),
     "train-charlm": (
         "seqflow.tasks.charlm", "seqflow.char_steps", "seqflow.char_training", "seqflow.char_generation",
-        "seqflow.char_data", "seqflow.models.charlm", "seqflow.tracking", "seqflow.core.evaluation",
+        "seqflow.char_data", "seqflow.models.charlm", "seqflow.core.tracking", "seqflow.core.evaluation",
         "seqflow.core.checkpoints", "seqflow.training",
     ),
     "evaluate-charlm": (
-        "seqflow.tasks.charlm", "seqflow.char_steps", "seqflow.char_training", "seqflow.char_data", "seqflow.tracking",
+        "seqflow.tasks.charlm", "seqflow.char_steps", "seqflow.char_training", "seqflow.char_data", "seqflow.core.tracking",
     ),
     "register-charlm": (
         "seqflow.tasks.charlm", "seqflow.char_steps", "seqflow.char_training", "seqflow.char_data",
-        "seqflow.core.promotion", "seqflow.tracking", "seqflow.steps", "seqflow.registry",
+        "seqflow.core.promotion", "seqflow.core.tracking", "seqflow.steps", "seqflow.registry",
     ),
 }
 # The order tasks appear in a summary.
@@ -413,7 +413,7 @@ def _report_problem(report: Any, inputs: dict[str, Any]) -> str | None:
 
 
 def _run_problem(settings: TrackingSettings, run_id: str) -> str | None:
-    from seqflow.tracking import Tracker
+    from seqflow.core.tracking import Tracker
 
     state = Tracker(settings).run_state(run_id)
     if state is None:
@@ -439,7 +439,7 @@ def _evaluated_problem(evaluated: Any, inputs: dict[str, Any]) -> str | None:
 
 
 def _registration_problem(outcome: Any, inputs: dict[str, Any]) -> str | None:
-    from seqflow.tracking import Tracker
+    from seqflow.core.tracking import Tracker
 
     tracker = Tracker(inputs["settings"])
     for registered in outcome.versions:

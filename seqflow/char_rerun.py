@@ -11,7 +11,7 @@ from seqflow.config import ALL_CHAR_ARCHITECTURES, CHARLM_RERUN_TASKS, with_char
 from seqflow.core.errors import ConfigError, SeqflowError
 from seqflow.pipeline_state import CharLMState
 from seqflow.rerun import CHARLM, RerunPlan, load_earlier_execution
-from seqflow.tracking import Tracker
+from seqflow.core.tracking import Tracker
 
 # Tasks that take --arch: one model each.
 PER_ARCHITECTURE_TASKS = ("train", "evaluate")

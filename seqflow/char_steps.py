@@ -41,7 +41,7 @@ from seqflow.steps import (
     rows_as_csv,
 )
 from seqflow.summary import TaskStatus, render_task_statuses
-from seqflow.tracking import FLOW_RUN_TAG, ROLE_TAG, Tracker
+from seqflow.core.tracking import FLOW_RUN_TAG, ROLE_TAG, Tracker
 
 logger = logging.getLogger(__name__)
 

@@ -249,7 +249,7 @@ def _cmd_charlm(args: argparse.Namespace, settings: TrackingSettings) -> int:
 def _cmd_charlm_rerun(args: argparse.Namespace, settings: TrackingSettings) -> int:
     from seqflow.char_rerun import plan_charlm_rerun
     from seqflow.flows.charlm import charlm_rerun_flow
-    from seqflow.tracking import Tracker
+    from seqflow.core.tracking import Tracker
 
     charlm_settings = settings.for_charlm()
     overrides = parse_assignments(args.assignments)
@@ -264,7 +264,7 @@ def _cmd_generate(args: argparse.Namespace, settings: TrackingSettings) -> int:
 
     import pandas as pd
 
-    from seqflow.tracking import CHAMPION_ALIAS, Tracker
+    from seqflow.core.tracking import CHAMPION_ALIAS, Tracker
 
     if args.length < 0 or args.temperature < 0:
         raise SeqflowError(f"--length and --temperature must not be negative, got {args.length} and {args.temperature}")
@@ -358,7 +358,7 @@ def _cmd_rerun(args: argparse.Namespace, settings: TrackingSettings) -> int:
     overrides = explicit_overrides(args)
     from seqflow.flows.rerun import rerun_flow
     from seqflow.rerun import plan_rerun
-    from seqflow.tracking import Tracker
+    from seqflow.core.tracking import Tracker
 
     plan = plan_rerun(Tracker(settings), args.task, args.from_run, args.rerun_architectures, overrides)
     summary = rerun_flow(plan, settings)
@@ -378,7 +378,7 @@ def _cmd_predict(args: argparse.Namespace, settings: TrackingSettings) -> int:
 
     import pandas as pd
 
-    from seqflow.tracking import CHAMPION_ALIAS, Tracker
+    from seqflow.core.tracking import CHAMPION_ALIAS, Tracker
 
     model_uri = args.model_uri or f"models:/{settings.registered_model_name}@{CHAMPION_ALIAS}"
     tracker = Tracker(settings)
@@ -431,7 +431,7 @@ def _cmd_champion(args: argparse.Namespace, settings: TrackingSettings) -> int:
     import json
 
     from seqflow.registry import describe_champion
-    from seqflow.tracking import Tracker
+    from seqflow.core.tracking import Tracker
 
     info = describe_champion(Tracker(settings))
     print(json.dumps(info.as_dict(), indent=2) if args.json else info.render())
@@ -440,7 +440,7 @@ def _cmd_champion(args: argparse.Namespace, settings: TrackingSettings) -> int:
 
 def _cmd_promote(args: argparse.Namespace, settings: TrackingSettings) -> int:
     from seqflow.registry import promote_version
-    from seqflow.tracking import Tracker
+    from seqflow.core.tracking import Tracker
 
     promotion = resolve_config(args, settings).promotion
     print(promote_version(Tracker(settings), args.version, promotion, args.reason, args.force).render())
@@ -449,7 +449,7 @@ def _cmd_promote(args: argparse.Namespace, settings: TrackingSettings) -> int:
 
 def _cmd_rollback(args: argparse.Namespace, settings: TrackingSettings) -> int:
     from seqflow.registry import rollback
-    from seqflow.tracking import Tracker
+    from seqflow.core.tracking import Tracker
 
     promotion = resolve_config(args, settings).promotion
     print(rollback(Tracker(settings), promotion, args.reason, args.force).render())
@@ -513,7 +513,7 @@ def interrupts_unwind() -> Iterator[None]:
 def _end_runs_left_open(status: str) -> None:
     """Last resort: end runs this process opened that no step's cleanup reached (e.g. interrupted between
     two tasks). Normally there are none."""
-    from seqflow.tracking import end_open_runs
+    from seqflow.core.tracking import end_open_runs
 
     ended = end_open_runs(status)
     if ended:

@@ -20,7 +20,7 @@ from typing import Callable
 from seqflow.config import PromotionConfig
 from seqflow.core.errors import SeqflowError
 from seqflow.core.promotion import FLOOR_GATE, PromotionDecision, decide_promotion
-from seqflow.tracking import CHAMPION_ALIAS, Tracker
+from seqflow.core.tracking import CHAMPION_ALIAS, Tracker
 
 logger = logging.getLogger(__name__)
 

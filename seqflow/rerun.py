@@ -31,7 +31,7 @@ from seqflow.pipeline_state import (
     state_to_json,
 )
 from seqflow.summary import TaskStatus, render_task_statuses
-from seqflow.tracking import FLOW_RUN_TAG, ROLE_TAG, Tracker
+from seqflow.core.tracking import FLOW_RUN_TAG, ROLE_TAG, Tracker
 
 RERUN_OF_TAG = "rerun_of"
 RERUN_TASK_TAG = "seqflow.rerun_task"

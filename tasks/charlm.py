@@ -34,7 +34,7 @@ from seqflow.pipeline_state import STATE_ARTIFACT, CharLMState, state_to_json
 from seqflow.core.settings import TrackingSettings
 from seqflow.steps import RegistrationOutcome
 from seqflow.tasks.retry import retry_unless_bad_input
-from seqflow.tracking import Tracker
+from seqflow.core.tracking import Tracker
 
 
 @task(name="load-text", retries=2, retry_delay_seconds=5, retry_condition_fn=retry_unless_bad_input)

@@ -20,7 +20,7 @@ from seqflow.rerun import (
 )
 from seqflow.core.settings import TrackingSettings
 from seqflow.steps import TrainedModel
-from seqflow.tracking import Tracker
+from seqflow.core.tracking import Tracker
 
 
 @task(name="start-rerun-tracking")

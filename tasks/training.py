@@ -25,7 +25,7 @@ from seqflow.steps import (
     train_architecture,
 )
 from seqflow.tokenise import TokenisedData
-from seqflow.tracking import Tracker
+from seqflow.core.tracking import Tracker
 
 
 @task(name="start-tracking")

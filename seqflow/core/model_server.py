@@ -15,7 +15,7 @@ import time
 
 from seqflow.core.errors import SeqflowError
 from seqflow.core.settings import TrackingSettings
-from seqflow.tracking import CHAMPION_ALIAS, Tracker
+from seqflow.core.tracking import CHAMPION_ALIAS, Tracker
 
 
 def _check_port_free(host: str, port: int) -> None:

@@ -44,7 +44,7 @@ class TrackingSettings:
 
     def for_charlm(self) -> TrackingSettings:
         """These settings pointed at the character models' experiment and registered model, so the same
-        :class:`~seqflow.tracking.Tracker` code tracks and registers them without touching the sentiment ones."""
+        :class:`~seqflow.core.tracking.Tracker` code tracks and registers them without touching the sentiment ones."""
         experiment_name = self.charlm_experiment_name or f"{self.experiment_name}-charlm"
         model_name = self.charlm_model_name or f"{self.registered_model_name}-charlm"
         # The charlm names stay set, so calling this again changes nothing.

@@ -9,7 +9,7 @@ import sys
 import pytest
 from mlflow import MlflowClient
 
-from seqflow.tracking import CHAMPION_ALIAS, FLOW_RUN_TAG, ROLE_TAG
+from seqflow.core.tracking import CHAMPION_ALIAS, FLOW_RUN_TAG, ROLE_TAG
 from tests.charlm.conftest import CHINESE_LINES, charlm_settings_in, tiny_charlm_config_in
 
 pytestmark = pytest.mark.slow
@@ -157,7 +157,7 @@ def test_failure_mid_run_leaves_no_version_alias_or_running_run(prefect_api, tin
 
 def test_chinese_text_trains_and_generates(prefect_api, tiny_charlm_config, charlm_tracking_settings, chinese_text_path):
     from seqflow.flows.charlm import charlm_flow
-    from seqflow.tracking import Tracker
+    from seqflow.core.tracking import Tracker
 
     config = tiny_charlm_config(**{
         "data.source": f"text:{chinese_text_path}", "data.max_chars": "None", "data.block_chars": "400",

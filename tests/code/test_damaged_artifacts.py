@@ -126,7 +126,7 @@ def registered_champion(tmp_path: Path, tokenised_once: TokenisedData) -> tuple[
     import keras
 
     from seqflow.models.architectures import ModelSpec, build_model, build_serving_model
-    from seqflow.tracking import Tracker
+    from seqflow.core.tracking import Tracker
 
     settings = TrackingSettings(
         tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}",

@@ -18,7 +18,7 @@ from seqflow.cli import Interrupted
 from seqflow.core.processes import HOST_TAG, PID_TAG, STARTED_TAG, ProcessIdentity, current_process, is_gone
 from seqflow.config import PromotionConfig
 from seqflow.steps import EvaluatedModel, close_runs_of_dead_executions, register_and_promote
-from seqflow.tracking import (
+from seqflow.core.tracking import (
     CHAMPION_ALIAS,
     CLOSED_REASON_TAG,
     PREVIOUS_CHAMPION_TAG,
@@ -277,7 +277,7 @@ def test_a_cleanup_that_fails_does_not_hide_the_error_that_caused_it(tracker, mo
 
     monkeypatch.setattr(tracker.client, "set_terminated", store_gone)
     monkeypatch.setattr(tracker.client, "search_model_versions", store_gone)
-    with caplog.at_level("ERROR", logger="seqflow.tracking"), pytest.raises(RuntimeError, match="the real failure"):
+    with caplog.at_level("ERROR", logger="seqflow.core.tracking"), pytest.raises(RuntimeError, match="the real failure"):
         with tracker.closing_on_failure(run_id, finish=True, withdraw_versions=True):
             raise RuntimeError("the real failure")
     assert f"could not end MLflow run {run_id} as FAILED: tracking store unreachable" in caplog.text

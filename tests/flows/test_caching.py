@@ -8,7 +8,7 @@ import json
 import pytest
 from mlflow import MlflowClient
 
-from seqflow.tracking import FLOW_RUN_TAG, ROLE_TAG
+from seqflow.core.tracking import FLOW_RUN_TAG, ROLE_TAG
 
 CACHED_TASKS = [
     "download", "contracts-raw", "tokenise", "contracts-tokenised",

@@ -23,7 +23,7 @@ from mlflow import MlflowClient
 from seqflow.cli import main
 from seqflow.config import PromotionConfig, get_profile, with_overrides
 from seqflow.core.settings import TrackingSettings
-from seqflow.tracking import CHAMPION_ALIAS, CHAMPION_HISTORY_TAG, Tracker, TrackingError
+from seqflow.core.tracking import CHAMPION_ALIAS, CHAMPION_HISTORY_TAG, Tracker, TrackingError
 from tests.flows.conftest import copy_of_store, tiny_overrides_for, tracking_settings_for, write_env_file
 
 pytestmark = pytest.mark.slow

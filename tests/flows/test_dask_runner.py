@@ -14,7 +14,7 @@ from seqflow.cli import build_parser, resolve_execution
 from seqflow.config import ExecutionConfig
 from seqflow.core.errors import ConfigError
 from seqflow.core.execution import InlineTaskRunner, build_task_runner, check_scheduler
-from seqflow.tracking import CHAMPION_ALIAS, ROLE_TAG
+from seqflow.core.tracking import CHAMPION_ALIAS, ROLE_TAG
 
 
 def _runner_for(*flags: str):

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from mlflow import MlflowClient
 
-from seqflow.tracking import CHAMPION_ALIAS
+from seqflow.core.tracking import CHAMPION_ALIAS
 
 pytestmark = pytest.mark.slow
 

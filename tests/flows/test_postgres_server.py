@@ -30,7 +30,7 @@ from typing import Any, Iterator
 import pytest
 
 from seqflow.core.settings import TrackingSettings
-from seqflow.tracking import CHAMPION_ALIAS, ROLE_TAG
+from seqflow.core.tracking import CHAMPION_ALIAS, ROLE_TAG
 from tests.flows.mlflow_server import free_port, log_tail, running_mlflow_server
 
 pytestmark = pytest.mark.slow

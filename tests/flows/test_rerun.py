@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from mlflow import MlflowClient
 
-from seqflow.tracking import ROLE_TAG
+from seqflow.core.tracking import ROLE_TAG
 from tests.flows.conftest import copy_of_store
 
 
@@ -91,7 +91,7 @@ def test_rerun_train_one_architecture_on_the_earlier_outputs(earlier_execution, 
 def test_rerun_evaluate_and_register_use_the_earlier_models(earlier_execution, store_copy):
     from seqflow.flows.rerun import rerun_flow
     from seqflow.rerun import plan_rerun
-    from seqflow.tracking import Tracker
+    from seqflow.core.tracking import Tracker
 
     tracking_settings = store_copy
     _, earlier = earlier_execution
@@ -128,7 +128,7 @@ def test_rerun_from_an_unknown_run_says_so(tracking_settings, tmp_path, capsys):
 def test_rerun_with_deleted_upstream_files_fails_before_running(earlier_execution, shared_settings):
     from seqflow.core.errors import SeqflowError
     from seqflow.rerun import plan_rerun
-    from seqflow.tracking import Tracker
+    from seqflow.core.tracking import Tracker
 
     config, earlier = earlier_execution
     arrays = next((Path(config.artifacts_dir) / "tokenised").glob("*/arrays.npz"))

@@ -17,7 +17,7 @@ from mlflow import MlflowClient
 
 from seqflow.cli import DEFAULT_DEPLOYMENT_NAME, main
 from seqflow.scheduling import ShutdownCancellationFilter
-from seqflow.tracking import CHAMPION_ALIAS
+from seqflow.core.tracking import CHAMPION_ALIAS
 from tests.flows.conftest import tracking_settings_for, write_env_file
 
 REPO_ROOT = Path(__file__).resolve().parents[2]

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from mlflow import MlflowClient
 
-from seqflow.tracking import CHAMPION_ALIAS, ROLE_TAG
+from seqflow.core.tracking import CHAMPION_ALIAS, ROLE_TAG
 from tests.flows.conftest import copy_of_store, write_env_file
 
 pytestmark = pytest.mark.slow
@@ -166,7 +166,7 @@ def test_champion_measured_on_other_data_is_rescored_on_this_test_split(first_ex
 
     from seqflow.datasets import SplitFiles
     from seqflow.steps import _champion_accuracy_on
-    from seqflow.tracking import Tracker
+    from seqflow.core.tracking import Tracker
 
     tracker = Tracker(shared_settings)
     champion = tracker.champion()

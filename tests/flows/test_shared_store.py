@@ -17,7 +17,7 @@ import pytest
 from mlflow import MlflowClient
 
 from seqflow.core.settings import TrackingSettings
-from seqflow.tracking import CHAMPION_ALIAS, ROLE_TAG
+from seqflow.core.tracking import CHAMPION_ALIAS, ROLE_TAG
 
 pytestmark = pytest.mark.slow
 
@@ -189,7 +189,7 @@ def _fail_second_registration(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def _fail_after_the_alias_moved(monkeypatch: pytest.MonkeyPatch) -> None:
-    from seqflow.tracking import Tracker
+    from seqflow.core.tracking import Tracker
 
     real_set_tags = Tracker.set_tags
 
@@ -244,7 +244,7 @@ def test_failure_finishing_the_parent_run_withdraws_its_versions_and_gives_the_a
     versions and moved the alias: the versions are deleted, the alias is back on the earlier champion."""
     from seqflow.config import get_profile, with_overrides
     from seqflow.flows.sentiment import run_sentiment_flow
-    from seqflow.tracking import Tracker
+    from seqflow.core.tracking import Tracker
 
     folder, _, settings, overrides, _ = concurrent_store
     before = _store_snapshot(settings)

@@ -8,7 +8,7 @@ import pytest
 from seqflow.config import TrainingConfig
 from seqflow.core.errors import SeqflowError
 from seqflow.steps import INPUT_EXAMPLE_TEXTS, warm_start_source
-from seqflow.tracking import Tracker, TrackingError
+from seqflow.core.tracking import Tracker, TrackingError
 from seqflow.training import export_serving_model, train_classifier
 
 SOURCE_VOCABULARY = ["", "[UNK]", "great", "awful", "plot", "acting"]

@@ -169,7 +169,7 @@ TINY_RUN_MAX_REVIEW_CHARS = 600
 def champion(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory):
     """``(predict, pipeline-logged pass rates or None)`` for the champion under test."""
     from seqflow.core.settings import load_settings
-    from seqflow.tracking import Tracker
+    from seqflow.core.tracking import Tracker
 
     model_uri = os.environ.get(MODEL_URI_ENV)
     if model_uri:
@@ -183,7 +183,7 @@ def _champion_of_a_tiny_run(request: pytest.FixtureRequest, root: Path):
 
     from seqflow.flows.sentiment import sentiment_flow
     from seqflow.core.settings import TrackingSettings
-    from seqflow.tracking import Tracker
+    from seqflow.core.tracking import Tracker
 
     request.getfixturevalue("prefect_api")
     reviews = request.getfixturevalue("embedded_reviews")
