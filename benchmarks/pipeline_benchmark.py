@@ -18,7 +18,7 @@ Usage::
 
 ``--twice`` runs the same flow a second time against the same Prefect server, MLflow store and artifacts
 folder, as a second ``seqflow run`` would, and records the second run's wall time next to the first: with the
-same inputs every cached task is reused (see ``seqflow.caching``), so only tracking remains.
+same inputs every cached task is reused (see ``seqflow.core.caching``), so only tracking remains.
 """
 
 from __future__ import annotations

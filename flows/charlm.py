@@ -7,7 +7,7 @@ import dataclasses
 
 from prefect import flow
 
-from seqflow.caching import cached
+from seqflow.core.caching import cached
 from seqflow.char_steps import CharRunSummary
 from seqflow.config import CharLMConfig
 from seqflow.core.errors import SeqflowError
@@ -40,7 +40,7 @@ def charlm_flow(config: CharLMConfig, settings: TrackingSettings) -> CharRunSumm
     """Train, evaluate and register every configured character architecture; ``settings`` should be the
     charlm ones (:meth:`TrackingSettings.for_charlm`), so the sentiment registry is never touched.
 
-    Every task but the tracking ones is cached like the sentiment flow's (see :mod:`seqflow.caching`): a
+    Every task but the tracking ones is cached like the sentiment flow's (see :mod:`seqflow.core.caching`): a
     repeated execution with the same inputs reuses the earlier results, MLflow runs and registered versions,
     under a new parent run."""
     artifacts_dir = config.artifacts_dir

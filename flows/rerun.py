@@ -6,7 +6,7 @@ import dataclasses
 
 from prefect import flow
 
-from seqflow.caching import cached
+from seqflow.core.caching import cached
 from seqflow.config import PipelineConfig
 from seqflow.core.errors import SeqflowError
 from seqflow.pipeline_state import PipelineState

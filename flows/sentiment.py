@@ -5,7 +5,7 @@ from __future__ import annotations
 from prefect import flow
 from prefect.futures import PrefectFuture, wait
 
-from seqflow.caching import cached
+from seqflow.core.caching import cached
 from seqflow.config import ExecutionConfig, PipelineConfig
 from seqflow.core.execution import (
     InlineTaskRunner,
@@ -51,7 +51,7 @@ def sentiment_flow(config: PipelineConfig, settings: TrackingSettings) -> RunSum
     """Train, evaluate and register every configured architecture: one after another by default, in parallel
     when the flow runs with a parallel task runner (see :func:`run_sentiment_flow`).
 
-    Every task but the tracking ones is cached (see :mod:`seqflow.caching`): a repeated execution with the same
+    Every task but the tracking ones is cached (see :mod:`seqflow.core.caching`): a repeated execution with the same
     inputs reuses the earlier results, MLflow runs and registered versions, under a new parent run."""
     data = prepare_validated_data(config)
     parent_run_id = start_tracking(settings, config, data.split_files, data.tokenised, data.contract_reports)

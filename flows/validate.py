@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from prefect import flow
 from prefect.runtime import flow_run
 
-from seqflow.caching import cached, task_statuses
+from seqflow.core.caching import cached, task_statuses
 from seqflow.config import PipelineConfig
 from seqflow.contracts import ContractReport
 from seqflow.datasets import SplitFiles
@@ -25,7 +25,7 @@ class ValidatedData:
 
 def prepare_validated_data(config: PipelineConfig) -> ValidatedData:
     """The data steps every flow starts with; called inside a flow, so each is a tracked task run, cached on
-    its inputs' content, its config slice and its code (see :mod:`seqflow.caching`)."""
+    its inputs' content, its config slice and its code (see :mod:`seqflow.core.caching`)."""
     artifacts_dir = config.artifacts_dir
     split_files = cached(download_reviews, artifacts_dir)(config.data, config.seed, artifacts_dir)
     raw_report = cached(check_raw_contract, artifacts_dir)(split_files, config.contracts)

@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Mapping
 
-from seqflow.caching import char_encoded_problem, char_split_files_problem
+from seqflow.core.caching import char_encoded_problem, char_split_files_problem
 from seqflow.config import ALL_CHAR_ARCHITECTURES, CHARLM_RERUN_TASKS, with_charlm_overrides
 from seqflow.core.errors import ConfigError, SeqflowError
 from seqflow.pipeline_state import CharLMState

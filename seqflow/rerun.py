@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
-from seqflow.caching import split_files_problem, tokenised_problem
+from seqflow.core.caching import split_files_problem, tokenised_problem
 from seqflow.config import ALL_ARCHITECTURES, RERUN_TASKS, CharLMConfig, PipelineConfig, with_overrides
 from seqflow.core.errors import ConfigError, SeqflowError
 from seqflow.pipeline_state import (

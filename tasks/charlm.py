@@ -2,7 +2,7 @@
 and :mod:`seqflow.char_steps`.
 
 Every task takes and returns paths, digests and run ids (CharSplitFiles, CharEncodedData, ...), never live
-text or models, so the cache of :mod:`seqflow.caching`, keyed on its inputs' digests, can skip it, and any
+text or models, so the cache of :mod:`seqflow.core.caching`, keyed on its inputs' digests, can skip it, and any
 worker can run it.
 """
 
@@ -14,7 +14,7 @@ from prefect import task
 from prefect.artifacts import create_table_artifact
 from prefect.runtime import flow_run
 
-from seqflow.caching import task_statuses
+from seqflow.core.caching import task_statuses
 from seqflow.char_contracts import validate_char_splits
 from seqflow.char_data import CharEncodedData, CharSplitFiles, encode_char_splits, write_char_splits
 from seqflow.char_sources import load_char_source

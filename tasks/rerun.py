@@ -5,7 +5,7 @@ from __future__ import annotations
 from prefect import task
 from prefect.runtime import flow_run
 
-from seqflow.caching import task_statuses
+from seqflow.core.caching import task_statuses
 from seqflow.char_steps import TrainedCharModel
 from seqflow.config import CharLMConfig, PipelineConfig
 from seqflow.pipeline_state import CharLMState, PipelineState

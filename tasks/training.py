@@ -7,7 +7,7 @@ from prefect.artifacts import create_table_artifact
 from prefect.runtime import flow_run
 
 from seqflow.behaviour import CHECK_TYPES
-from seqflow.caching import task_statuses
+from seqflow.core.caching import task_statuses
 from seqflow.config import BehaviourConfig, PipelineConfig, PromotionConfig
 from seqflow.contracts import ContractReport
 from seqflow.datasets import SplitFiles

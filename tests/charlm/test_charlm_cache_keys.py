@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from seqflow import caching
+from seqflow.core import caching
 from seqflow.char_data import encode_char_splits, write_char_splits
 from seqflow.char_sources import CharSource
 from seqflow.config import CharDataConfig, with_charlm_overrides

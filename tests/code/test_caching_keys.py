@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from seqflow import caching
+from seqflow.core import caching
 from seqflow.config import DataConfig, TokenisationConfig
 
 

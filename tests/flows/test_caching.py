@@ -121,7 +121,7 @@ def test_second_run_reuses_every_task_and_changes_rerun_only_what_they_reach(pre
 
 def test_code_change_in_a_helper_module_reruns_the_tasks_that_use_it(prefect_api, tiny_config, tmp_path, monkeypatch):
     """Prefect's task-source key misses helper modules; seqflow's code hash covers the modules a task uses."""
-    from seqflow import caching
+    from seqflow.core import caching
     from seqflow.flows.validate import validate_flow
 
     helper = tmp_path / "code" / "seqflow_probe_helper.py"
