@@ -11,7 +11,7 @@ from seqflow.config import PipelineConfig
 from seqflow.core.errors import SeqflowError
 from seqflow.pipeline_state import PipelineState
 from seqflow.config import RERUN_TASKS
-from seqflow.rerun import RerunPlan, RerunSummary, registration_lines, swap_models
+from seqflow.core.rerun import RerunPlan, RerunSummary, registration_lines, swap_models
 from seqflow.core.settings import TrackingSettings
 from seqflow.tasks.data import check_raw_contract, check_tokenised_contract, download_reviews, tokenise_reviews
 from seqflow.tasks.rerun import close_rerun_training, finish_rerun_tracking, open_evaluation_run, start_rerun_tracking

@@ -1,5 +1,5 @@
 """``seqflow charlm rerun TASK``: what to rerun of an earlier ``seqflow charlm run`` execution, checked before
-anything runs. The runs it opens and closes are those of :mod:`seqflow.rerun` (tagged ``rerun_of``)."""
+anything runs. The runs it opens and closes are those of :mod:`seqflow.core.rerun` (tagged ``rerun_of``)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from seqflow.core.caching import char_encoded_problem, char_split_files_problem
 from seqflow.config import ALL_CHAR_ARCHITECTURES, CHARLM_RERUN_TASKS, with_charlm_overrides
 from seqflow.core.errors import ConfigError, SeqflowError
 from seqflow.pipeline_state import CharLMState
-from seqflow.rerun import CHARLM, RerunPlan, load_earlier_execution
+from seqflow.core.rerun import CHARLM, RerunPlan, load_earlier_execution
 from seqflow.core.tracking import Tracker
 
 # Tasks that take --arch: one model each.

@@ -357,7 +357,7 @@ def _cmd_rerun(args: argparse.Namespace, settings: TrackingSettings) -> int:
         raise ConfigError("rerun uses the settings of the earlier execution; change one with --set, not --profile")
     overrides = explicit_overrides(args)
     from seqflow.flows.rerun import rerun_flow
-    from seqflow.rerun import plan_rerun
+    from seqflow.core.rerun import plan_rerun
     from seqflow.core.tracking import Tracker
 
     plan = plan_rerun(Tracker(settings), args.task, args.from_run, args.rerun_architectures, overrides)

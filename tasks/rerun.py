@@ -9,7 +9,7 @@ from seqflow.core.caching import task_statuses
 from seqflow.char_steps import TrainedCharModel
 from seqflow.config import CharLMConfig, PipelineConfig
 from seqflow.pipeline_state import CharLMState, PipelineState
-from seqflow.rerun import (
+from seqflow.core.rerun import (
     SENTIMENT,
     ExecutionKind,
     RerunSummary,
