@@ -13,7 +13,7 @@ from seqflow.config import CharLMConfig
 from seqflow.core.errors import SeqflowError
 from seqflow.core.execution import InlineTaskRunner
 from seqflow.flows.sentiment import evaluated_models
-from seqflow.pipeline_state import CharLMState
+from seqflow.core.state import CharLMState
 from seqflow.core.rerun import CHARLM, RerunPlan, RerunSummary, registration_lines, swap_models
 from seqflow.core.settings import TrackingSettings
 from seqflow.tasks.charlm import (

@@ -9,7 +9,7 @@ from prefect import flow
 from seqflow.core.caching import cached
 from seqflow.config import PipelineConfig
 from seqflow.core.errors import SeqflowError
-from seqflow.pipeline_state import PipelineState
+from seqflow.core.state import PipelineState
 from seqflow.config import RERUN_TASKS
 from seqflow.core.rerun import RerunPlan, RerunSummary, registration_lines, swap_models
 from seqflow.core.settings import TrackingSettings

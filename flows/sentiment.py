@@ -15,7 +15,7 @@ from seqflow.core.execution import (
     warn_about_relative_paths,
 )
 from seqflow.flows.validate import prepare_validated_data
-from seqflow.pipeline_state import PipelineState
+from seqflow.core.state import PipelineState
 from seqflow.core.settings import TrackingSettings
 from seqflow.steps import EvaluatedModel, RunSummary, TrainedModel
 from seqflow.tasks.training import (

@@ -9,7 +9,7 @@ from typing import Any, Mapping
 from seqflow.core.caching import char_encoded_problem, char_split_files_problem
 from seqflow.config import ALL_CHAR_ARCHITECTURES, CHARLM_RERUN_TASKS, with_charlm_overrides
 from seqflow.core.errors import ConfigError, SeqflowError
-from seqflow.pipeline_state import CharLMState
+from seqflow.core.state import CharLMState
 from seqflow.core.rerun import CHARLM, RerunPlan, load_earlier_execution
 from seqflow.core.tracking import Tracker
 

@@ -8,7 +8,7 @@ from prefect.runtime import flow_run
 from seqflow.core.caching import task_statuses
 from seqflow.char_steps import TrainedCharModel
 from seqflow.config import CharLMConfig, PipelineConfig
-from seqflow.pipeline_state import CharLMState, PipelineState
+from seqflow.core.state import CharLMState, PipelineState
 from seqflow.core.rerun import (
     SENTIMENT,
     ExecutionKind,

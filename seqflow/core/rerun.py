@@ -22,7 +22,7 @@ from typing import Any, Callable, Mapping
 from seqflow.core.caching import split_files_problem, tokenised_problem
 from seqflow.config import ALL_ARCHITECTURES, RERUN_TASKS, CharLMConfig, PipelineConfig, with_overrides
 from seqflow.core.errors import ConfigError, SeqflowError
-from seqflow.pipeline_state import (
+from seqflow.core.state import (
     STATE_ARTIFACT,
     CharLMState,
     PipelineState,

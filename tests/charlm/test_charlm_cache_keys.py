@@ -77,7 +77,7 @@ def test_changed_or_missing_char_outputs_are_not_usable(written):
 
 def test_charlm_state_reads_back_as_written(tmp_path, written):
     from seqflow.char_steps import TrainedCharModel
-    from seqflow.pipeline_state import CharLMState, charlm_state_from_json, state_to_json
+    from seqflow.core.state import CharLMState, charlm_state_from_json, state_to_json
 
     split_files, encoded = written
     config = tiny_charlm_config_in(tmp_path, **{"sampling.prefix": "", "data.max_chars": "None"})
