@@ -20,7 +20,7 @@ from pathlib import Path
 
 from seqflow.config import CharDataConfig
 from seqflow.core.errors import DataSourceError
-from seqflow.sources import _network_reaches
+from seqflow.sentiment.sources import _network_reaches
 
 logger = logging.getLogger(__name__)
 

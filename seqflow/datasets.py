@@ -17,7 +17,7 @@ import pandas as pd
 from seqflow.core.files import partial_path, write_text_atomically
 from seqflow.config import DataConfig
 from seqflow.core.errors import DataSourceError
-from seqflow.sources import LABEL_COLUMN, TEXT_COLUMN, SourceData
+from seqflow.sentiment.sources import LABEL_COLUMN, TEXT_COLUMN, SourceData
 
 SPLITS = ("train", "validation", "test")
 

@@ -22,7 +22,7 @@ from seqflow.core.files import partial_path, write_text_atomically
 from seqflow.config import TokenisationConfig
 from seqflow.datasets import SPLITS, SplitFiles, read_split
 from seqflow.core.errors import DataSourceError
-from seqflow.sources import LABEL_COLUMN, TEXT_COLUMN
+from seqflow.sentiment.sources import LABEL_COLUMN, TEXT_COLUMN
 
 logger = logging.getLogger(__name__)
 

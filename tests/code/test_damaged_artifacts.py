@@ -20,7 +20,7 @@ from seqflow.config import DataConfig, TokenisationConfig
 from seqflow.datasets import split_source, write_splits
 from seqflow.core.errors import DataSourceError
 from seqflow.core.settings import TrackingSettings
-from seqflow.sources import SourceData
+from seqflow.sentiment.sources import SourceData
 from seqflow.tokenise import TokenisedData, load_arrays, load_vocabulary, pad_and_tokenise
 
 TOKENISATION = TokenisationConfig(vocab_size=800, max_length=32)

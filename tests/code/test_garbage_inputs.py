@@ -23,7 +23,7 @@ from hypothesis import strategies as st
 
 from seqflow.config import DataConfig, get_profile, with_overrides
 from seqflow.core.errors import ContractViolation, DataSourceError, SeqflowError
-from seqflow.sources import LABEL_COLUMN, TEXT_COLUMN, load_source
+from seqflow.sentiment.sources import LABEL_COLUMN, TEXT_COLUMN, load_source
 
 # Each property runs on fresh files in its own temporary folder: function-scoped fixtures would be shared by
 # every example of one test, so they are not used inside the generated examples.

@@ -14,10 +14,10 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from seqflow import sources
+from seqflow.sentiment import sources
 from seqflow.config import DataConfig
 from seqflow.core.errors import DataSourceError
-from seqflow.sources import ACLIMDB_ARCHIVE_NAME, load_source, parse_source_spec
+from seqflow.sentiment.sources import ACLIMDB_ARCHIVE_NAME, load_source, parse_source_spec
 
 
 def load(spec: str, **data) -> sources.SourceData:

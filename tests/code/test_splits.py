@@ -13,7 +13,7 @@ import pytest
 from seqflow.config import DataConfig
 from seqflow.datasets import SPLITS, content_digest, read_split, split_source, write_splits
 from seqflow.core.errors import DataSourceError
-from seqflow.sources import SourceData
+from seqflow.sentiment.sources import SourceData
 
 
 def reviews(n: int, positive_share: float = 0.5, prefix: str = "review", seed: int = 0) -> pd.DataFrame:

@@ -20,7 +20,7 @@ from seqflow.contracts import raise_on_failure, summarise_padded_rows, validate_
 from seqflow.data_contracts.tokenised_reviews import SUITE_NAME, build_tokenised_reviews_suite
 from seqflow.datasets import SPLITS, SplitFiles, split_source, write_splits
 from seqflow.core.errors import ContractViolation
-from seqflow.sources import SourceData
+from seqflow.sentiment.sources import SourceData
 from seqflow.tokenise import TokenisedData, load_arrays, pad_and_tokenise
 
 SEED = 11
