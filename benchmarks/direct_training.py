@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Sequence
 
 from seqflow.config import parse_assignments, resolve_pipeline_config
-from seqflow.datasets import split_source, write_splits
+from seqflow.sentiment.datasets import split_source, write_splits
 from seqflow.core.evaluation import classification_metrics
 from seqflow.sentiment.sources import load_source
 from seqflow.tokenise import load_arrays, pad_and_tokenise

@@ -19,7 +19,7 @@ import pandas as pd
 
 from seqflow.core.files import partial_path, publish_directory
 from seqflow.config import ContractConfig, TokenisationConfig
-from seqflow.datasets import SPLITS, SplitFiles, read_split
+from seqflow.sentiment.datasets import SPLITS, SplitFiles, read_split
 from seqflow.core.errors import ContractViolation
 from seqflow.tokenise import TokenisedData, load_arrays
 

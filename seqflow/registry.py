@@ -90,7 +90,7 @@ def _test_accuracy(version) -> float:  # noqa: ANN001 - mlflow ModelVersion
 
 def _test_split_of(tracker: Tracker, version) -> Path:  # noqa: ANN001 - mlflow ModelVersion
     """The test split ``version`` was scored on, found where its run wrote it and checked against its digest."""
-    from seqflow.datasets import content_digest, dataset_dir_of
+    from seqflow.sentiment.datasets import content_digest, dataset_dir_of
 
     tags = version.tags or {}
     params, _ = tracker.run_data(version.run_id)

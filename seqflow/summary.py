@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from seqflow.contracts import ContractReport
-from seqflow.datasets import SPLITS, SplitFiles
+from seqflow.sentiment.datasets import SPLITS, SplitFiles
 from seqflow.tokenise import TokenisedData
 
 

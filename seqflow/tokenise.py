@@ -20,7 +20,7 @@ import pandas as pd
 
 from seqflow.core.files import partial_path, write_text_atomically
 from seqflow.config import TokenisationConfig
-from seqflow.datasets import SPLITS, SplitFiles, read_split
+from seqflow.sentiment.datasets import SPLITS, SplitFiles, read_split
 from seqflow.core.errors import DataSourceError
 from seqflow.sentiment.sources import LABEL_COLUMN, TEXT_COLUMN
 

@@ -10,7 +10,7 @@ from seqflow.behaviour import CHECK_TYPES
 from seqflow.core.caching import task_statuses
 from seqflow.config import BehaviourConfig, PipelineConfig, PromotionConfig
 from seqflow.contracts import ContractReport
-from seqflow.datasets import SplitFiles
+from seqflow.sentiment.datasets import SplitFiles
 from seqflow.core.state import STATE_ARTIFACT, PipelineState, state_to_json
 from seqflow.core.settings import TrackingSettings
 from seqflow.steps import (

@@ -50,9 +50,9 @@ HASH_CHUNK_BYTES = 1 << 20
 # plain function reaches. A package stands for all of its modules. seqflow.config is left out on purpose: the
 # values a task uses are part of its key, so editing a default changes the key without hashing config.py.
 TASK_MODULES: dict[str, tuple[str, ...]] = {
-    "download": ("seqflow.tasks.data", "seqflow.sentiment.sources", "seqflow.datasets"),
-    "contracts-raw": ("seqflow.tasks.data", "seqflow.contracts", "seqflow.data_contracts", "seqflow.datasets"),
-    "tokenise": ("seqflow.tasks.data", "seqflow.tokenise", "seqflow.models.text", "seqflow.datasets"),
+    "download": ("seqflow.tasks.data", "seqflow.sentiment.sources", "seqflow.sentiment.datasets"),
+    "contracts-raw": ("seqflow.tasks.data", "seqflow.contracts", "seqflow.data_contracts", "seqflow.sentiment.datasets"),
+    "tokenise": ("seqflow.tasks.data", "seqflow.tokenise", "seqflow.models.text", "seqflow.sentiment.datasets"),
     "contracts-tokenised": ("seqflow.tasks.data", "seqflow.contracts", "seqflow.data_contracts", "seqflow.tokenise"),
     "train": (
         "seqflow.tasks.training", "seqflow.steps", "seqflow.training", "seqflow.models.architectures",
@@ -372,7 +372,7 @@ def _splits_problem(split_files: Any, splits: tuple[str, ...], digest_of: Callab
 
 def split_files_problem(split_files: Any) -> str | None:
     """Why these split files cannot be used (gone or changed on disk), or None."""
-    from seqflow.datasets import SPLITS, content_digest, read_split
+    from seqflow.sentiment.datasets import SPLITS, content_digest, read_split
 
     return _splits_problem(split_files, SPLITS, lambda split: content_digest(read_split(split_files, split)))
 

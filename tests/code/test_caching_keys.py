@@ -13,7 +13,7 @@ from seqflow.config import DataConfig, TokenisationConfig
 
 
 def _split_files(digests: dict[str, str]):
-    from seqflow.datasets import SplitFiles
+    from seqflow.sentiment.datasets import SplitFiles
 
     folder = Path("/nonexistent")
     return SplitFiles(
@@ -83,7 +83,7 @@ def test_a_miss_names_changed_code_and_says_when_nothing_earlier_exists():
 
 
 def test_split_files_that_changed_on_disk_are_not_usable(tmp_path, short_reviews):
-    from seqflow.datasets import split_source, write_splits
+    from seqflow.sentiment.datasets import split_source, write_splits
     from seqflow.sentiment.sources import SourceData
 
     config = DataConfig(source="csv:x")

@@ -17,7 +17,7 @@ import pandas as pd
 import pytest
 
 from seqflow.config import DataConfig, TokenisationConfig
-from seqflow.datasets import split_source, write_splits
+from seqflow.sentiment.datasets import split_source, write_splits
 from seqflow.core.errors import DataSourceError
 from seqflow.core.settings import TrackingSettings
 from seqflow.sentiment.sources import SourceData

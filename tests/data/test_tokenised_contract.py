@@ -18,7 +18,7 @@ import pytest
 from seqflow.config import ContractConfig, DataConfig, TokenisationConfig
 from seqflow.contracts import raise_on_failure, summarise_padded_rows, validate_tokenised_arrays
 from seqflow.data_contracts.tokenised_reviews import SUITE_NAME, build_tokenised_reviews_suite
-from seqflow.datasets import SPLITS, SplitFiles, split_source, write_splits
+from seqflow.sentiment.datasets import SPLITS, SplitFiles, split_source, write_splits
 from seqflow.core.errors import ContractViolation
 from seqflow.sentiment.sources import SourceData
 from seqflow.tokenise import TokenisedData, load_arrays, pad_and_tokenise

@@ -164,7 +164,7 @@ def test_champion_measured_on_other_data_is_rescored_on_this_test_split(first_ex
     """Comparing on the same test data: a champion whose digest differs is scored again, not taken from tags."""
     import dataclasses
 
-    from seqflow.datasets import SplitFiles
+    from seqflow.sentiment.datasets import SplitFiles
     from seqflow.steps import _champion_accuracy_on
     from seqflow.core.tracking import Tracker
 
