@@ -22,7 +22,7 @@ from seqflow.config import parse_assignments, resolve_pipeline_config
 from seqflow.sentiment.datasets import split_source, write_splits
 from seqflow.core.evaluation import classification_metrics
 from seqflow.sentiment.sources import load_source
-from seqflow.tokenise import load_arrays, pad_and_tokenise
+from seqflow.sentiment.tokenise import load_arrays, pad_and_tokenise
 from seqflow.training import train_classifier
 
 # Reviews scored per call when evaluating the test split.

@@ -13,7 +13,7 @@ from seqflow.contracts import ContractReport
 from seqflow.sentiment.datasets import SplitFiles
 from seqflow.summary import ValidationSummary, summarise_validation
 from seqflow.tasks.data import check_raw_contract, check_tokenised_contract, download_reviews, tokenise_reviews
-from seqflow.tokenise import TokenisedData
+from seqflow.sentiment.tokenise import TokenisedData
 
 
 @dataclass(frozen=True)

@@ -1,6 +1,6 @@
 """Character text on disk: seeded train/validation split by contiguous blocks, then character ids.
 
-Like :mod:`seqflow.sentiment.datasets` and :mod:`seqflow.tokenise`, each step writes files into a folder named by the
+Like :mod:`seqflow.sentiment.datasets` and :mod:`seqflow.sentiment.tokenise`, each step writes files into a folder named by the
 digest of its inputs (content + settings) and returns a small frozen record of paths and digests, so a task
 can run in another process, and a cache keyed on those digests can skip a step whose inputs did not change.
 """

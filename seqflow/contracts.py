@@ -21,7 +21,7 @@ from seqflow.core.files import partial_path, publish_directory
 from seqflow.config import ContractConfig, TokenisationConfig
 from seqflow.sentiment.datasets import SPLITS, SplitFiles, read_split
 from seqflow.core.errors import ContractViolation
-from seqflow.tokenise import TokenisedData, load_arrays
+from seqflow.sentiment.tokenise import TokenisedData, load_arrays
 
 logger = logging.getLogger(__name__)
 

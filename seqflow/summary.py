@@ -7,7 +7,7 @@ from pathlib import Path
 
 from seqflow.contracts import ContractReport
 from seqflow.sentiment.datasets import SPLITS, SplitFiles
-from seqflow.tokenise import TokenisedData
+from seqflow.sentiment.tokenise import TokenisedData
 
 
 @dataclass(frozen=True)

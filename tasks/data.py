@@ -11,7 +11,7 @@ from seqflow.contracts import ContractReport, raise_on_failure, validate_raw_spl
 from seqflow.sentiment.datasets import SplitFiles, split_source, write_splits
 from seqflow.sentiment.sources import load_source
 from seqflow.tasks.retry import retry_unless_bad_input
-from seqflow.tokenise import TokenisedData, pad_and_tokenise
+from seqflow.sentiment.tokenise import TokenisedData, pad_and_tokenise
 
 
 @task(name="download", retries=2, retry_delay_seconds=5, retry_condition_fn=retry_unless_bad_input)

@@ -24,7 +24,7 @@ from seqflow.steps import (
     start_pipeline_run,
     train_architecture,
 )
-from seqflow.tokenise import TokenisedData
+from seqflow.sentiment.tokenise import TokenisedData
 from seqflow.core.tracking import Tracker
 
 

@@ -52,15 +52,15 @@ HASH_CHUNK_BYTES = 1 << 20
 TASK_MODULES: dict[str, tuple[str, ...]] = {
     "download": ("seqflow.tasks.data", "seqflow.sentiment.sources", "seqflow.sentiment.datasets"),
     "contracts-raw": ("seqflow.tasks.data", "seqflow.contracts", "seqflow.data_contracts", "seqflow.sentiment.datasets"),
-    "tokenise": ("seqflow.tasks.data", "seqflow.tokenise", "seqflow.models.text", "seqflow.sentiment.datasets"),
-    "contracts-tokenised": ("seqflow.tasks.data", "seqflow.contracts", "seqflow.data_contracts", "seqflow.tokenise"),
+    "tokenise": ("seqflow.tasks.data", "seqflow.sentiment.tokenise", "seqflow.models.text", "seqflow.sentiment.datasets"),
+    "contracts-tokenised": ("seqflow.tasks.data", "seqflow.contracts", "seqflow.data_contracts", "seqflow.sentiment.tokenise"),
     "train": (
         "seqflow.tasks.training", "seqflow.steps", "seqflow.training", "seqflow.models.architectures",
-        "seqflow.models.text", "seqflow.core.tracking", "seqflow.core.evaluation", "seqflow.serving", "seqflow.tokenise",
+        "seqflow.models.text", "seqflow.core.tracking", "seqflow.core.evaluation", "seqflow.serving", "seqflow.sentiment.tokenise",
         "seqflow.core.checkpoints", "seqflow.core.optimizers",
     ),
     "evaluate": (
-        "seqflow.tasks.training", "seqflow.steps", "seqflow.core.evaluation", "seqflow.core.tracking", "seqflow.tokenise",
+        "seqflow.tasks.training", "seqflow.steps", "seqflow.core.evaluation", "seqflow.core.tracking", "seqflow.sentiment.tokenise",
         "seqflow.behaviour", "seqflow.core.optimizers",
     ),
     "register": (
@@ -379,7 +379,7 @@ def split_files_problem(split_files: Any) -> str | None:
 
 def tokenised_problem(tokenised: Any) -> str | None:
     """Why these tokenised arrays cannot be used (gone or changed on disk), or None."""
-    from seqflow.tokenise import arrays_digest, load_arrays
+    from seqflow.sentiment.tokenise import arrays_digest, load_arrays
 
     for path in (tokenised.arrays_path, tokenised.vocabulary_path):
         if not Path(path).is_file():

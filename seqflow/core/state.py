@@ -26,7 +26,7 @@ from seqflow.sentiment.datasets import SplitFiles
 from seqflow.core.errors import SeqflowError
 from seqflow.steps import EvaluatedModel, RegistrationOutcome, TrainedModel
 from seqflow.steps import _dataset_tags as sentiment_dataset_tags
-from seqflow.tokenise import TokenisedData
+from seqflow.sentiment.tokenise import TokenisedData
 
 STATE_ARTIFACT = "pipeline_state.json"
 

@@ -40,7 +40,7 @@ def test_each_task_hashes_the_helper_modules_it_uses():
     # Helper modules, not just the task body: train depends on the training loop and the architectures.
     assert {"seqflow.training", "seqflow.models.architectures", "seqflow.steps"} <= set(caching.TASK_MODULES["train"])
     assert "seqflow.training" not in caching.TASK_MODULES["tokenise"]
-    assert "seqflow.tokenise" in caching.TASK_MODULES["tokenise"]
+    assert "seqflow.sentiment.tokenise" in caching.TASK_MODULES["tokenise"]
     # A package stands for all of its modules (the contract suites).
     files = caching.module_files("seqflow.data_contracts")
     assert {path.name for path in files} >= {"__init__.py", "raw_reviews.py", "tokenised_reviews.py"}
@@ -76,8 +76,8 @@ def test_download_key_is_the_source_content_not_its_path(tmp_path):
 
 def test_a_miss_names_changed_code_and_says_when_nothing_earlier_exists():
     parts = caching.key_parts("tokenise", {"split_files": _split_files(DIGESTS), "tokenisation": TokenisationConfig()})
-    edited = dataclasses.replace(parts, code={**parts.code, "seqflow.tokenise": "0" * 64})
-    assert caching.describe_change(parts.as_dict(), edited.as_dict()) == "code changed (seqflow.tokenise)"
+    edited = dataclasses.replace(parts, code={**parts.code, "seqflow.sentiment.tokenise": "0" * 64})
+    assert caching.describe_change(parts.as_dict(), edited.as_dict()) == "code changed (seqflow.sentiment.tokenise)"
     assert caching.describe_change(None, parts.as_dict()) == "no earlier result"
     assert "no earlier result with these inputs" in caching.describe_change(parts.as_dict(), parts.as_dict())
 

@@ -21,7 +21,7 @@ from seqflow.sentiment.datasets import split_source, write_splits
 from seqflow.core.errors import DataSourceError
 from seqflow.core.settings import TrackingSettings
 from seqflow.sentiment.sources import SourceData
-from seqflow.tokenise import TokenisedData, load_arrays, load_vocabulary, pad_and_tokenise
+from seqflow.sentiment.tokenise import TokenisedData, load_arrays, load_vocabulary, pad_and_tokenise
 
 TOKENISATION = TokenisationConfig(vocab_size=800, max_length=32)
 

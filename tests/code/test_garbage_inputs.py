@@ -252,7 +252,7 @@ def test_damaged_real_reviews_pass_the_data_steps_or_fail_with_a_named_problem(c
                 assert str(path) in str(error) or f"{kind}:{path}" in str(error), str(error)
                 return
             # Accepted: every label is 0 or 1 and every row has its ids.
-            from seqflow.tokenise import load_arrays
+            from seqflow.sentiment.tokenise import load_arrays
 
             arrays = load_arrays(tokenised)
             for split in ("train", "validation", "test"):

@@ -21,7 +21,7 @@ from seqflow.data_contracts.tokenised_reviews import SUITE_NAME, build_tokenised
 from seqflow.sentiment.datasets import SPLITS, SplitFiles, split_source, write_splits
 from seqflow.core.errors import ContractViolation
 from seqflow.sentiment.sources import SourceData
-from seqflow.tokenise import TokenisedData, load_arrays, pad_and_tokenise
+from seqflow.sentiment.tokenise import TokenisedData, load_arrays, pad_and_tokenise
 
 SEED = 11
 Arrays = dict[str, np.ndarray]

@@ -16,7 +16,7 @@ from seqflow.core.checkpoints import OWNER_FILE, STATE_FILE
 from seqflow.config import DataConfig, TokenisationConfig, TrainingConfig
 from seqflow.sentiment.datasets import split_source, write_splits
 from seqflow.sentiment.sources import load_source
-from seqflow.tokenise import load_arrays, pad_and_tokenise
+from seqflow.sentiment.tokenise import load_arrays, pad_and_tokenise
 from seqflow.training import checkpoint_dir_for, train_classifier, training_fingerprint
 
 pytestmark = pytest.mark.slow
