@@ -1,7 +1,7 @@
 """Train one architecture of a profile on the pipeline's own data steps, without Prefect or MLflow.
 
 For cheap experiments when a full ``seqflow run`` costs too much (a shared CPU): the same source loading,
-stratified split, tokenisation and :func:`seqflow.training.train_classifier` as the flow, then the test split
+stratified split, tokenisation and :func:`seqflow.sentiment.train.train_classifier` as the flow, then the test split
 scored once. Prints each epoch and a ``RESULT {json}`` line, and appends the result to ``--results``.
 
 Usage::
@@ -23,7 +23,7 @@ from seqflow.sentiment.datasets import split_source, write_splits
 from seqflow.core.evaluation import classification_metrics
 from seqflow.sentiment.sources import load_source
 from seqflow.sentiment.tokenise import load_arrays, pad_and_tokenise
-from seqflow.training import train_classifier
+from seqflow.sentiment.train import train_classifier
 
 # Reviews scored per call when evaluating the test split.
 PREDICT_BATCH_SIZE = 512

@@ -213,7 +213,7 @@ def bare_fit_seconds(
     import numpy as np
 
     from seqflow.models.architectures import build_model
-    from seqflow.training import input_pipeline, make_optimizer, model_spec, seed_everything
+    from seqflow.sentiment.train import input_pipeline, make_optimizer, model_spec, seed_everything
 
     (arrays_path,) = Path(config.artifacts_dir).rglob("arrays.npz")
     with np.load(arrays_path) as stored:

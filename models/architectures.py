@@ -59,7 +59,7 @@ class ModelSpec:
 EMBEDDING_LAYER = "embedding"
 NGRAM_LAYER = "hashed_ngrams"
 # nbsvm: the frozen per-feature naive-Bayes log-count ratios, which training sets from the training split before
-# fitting (seqflow.training.set_log_count_ratios), and the layer whose output is the features they are counted on.
+# fitting (seqflow.sentiment.train.set_log_count_ratios), and the layer whose output is the features they are counted on.
 LOG_COUNT_RATIO_LAYER = "log_count_ratios"
 DISTINCT_FEATURES_LAYER = "distinct_features"
 # nbsvm: every feature's learnt weight on its log-count ratio starts here, so an untrained model is naive Bayes

@@ -199,7 +199,7 @@ def train_char_architecture(
 
     from seqflow.char_generation import STEP_MODEL_ARTIFACT, VOCABULARY_ARTIFACT, CharGenerationModel
     from seqflow.char_training import char_training_fingerprint, train_char_model
-    from seqflow.training import checkpoint_dir_for
+    from seqflow.sentiment.train import checkpoint_dir_for
 
     run_id = tracker.start_run(
         run_name=architecture,

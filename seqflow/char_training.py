@@ -21,7 +21,7 @@ import numpy as np
 from seqflow.char_generation import CharGenerator
 from seqflow.config import CharSamplingConfig, CharTrainingConfig
 from seqflow.core.errors import DataSourceError
-from seqflow.training import FINGERPRINT_CHARS, EpochCallback, build_optimizer, progress_reporting, seed_everything
+from seqflow.sentiment.train import FINGERPRINT_CHARS, EpochCallback, build_optimizer, progress_reporting, seed_everything
 
 logger = logging.getLogger(__name__)
 
@@ -176,7 +176,7 @@ def train_char_model(
 
     With ``checkpoint_dir``, the state after every epoch (weights, optimizer, history, best epoch and its weights)
     is saved there, and an interrupted training with the same folder resumes after its last completed epoch, as
-    :func:`seqflow.training.train_classifier` does: ``on_epoch_end`` hears the completed epochs again first. Samples
+    :func:`seqflow.sentiment.train.train_classifier` does: ``on_epoch_end`` hears the completed epochs again first. Samples
     of those epochs are not generated again, and a training budget counts from the resumption.
     """
     import keras

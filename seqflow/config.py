@@ -89,7 +89,7 @@ class ContractConfig:
     examples_in_message: int = 5
 
 
-# Optimizers by name (seqflow.training.build_optimizer); lazy_adam: see TrainingConfig.optimizer.
+# Optimizers by name (seqflow.sentiment.train.build_optimizer); lazy_adam: see TrainingConfig.optimizer.
 OptimizerName = Literal["adam", "lazy_adam", "rmsprop", "sgd"]
 
 

@@ -33,7 +33,7 @@ from seqflow.summary import TaskStatus, render_task_statuses
 from seqflow.registry import VIA_RUN, audit_tags, champion_accuracy_on
 from seqflow.sentiment.tokenise import TokenisedData, load_arrays, load_vocabulary
 from seqflow.core.tracking import EXECUTION_ROLES, FLOW_RUN_TAG, ROLE_TAG, RegisteredVersion, Tracker
-from seqflow.training import (
+from seqflow.sentiment.train import (
     EmbeddingSource,
     checkpoint_dir_for,
     export_serving_model,

@@ -55,7 +55,7 @@ TASK_MODULES: dict[str, tuple[str, ...]] = {
     "tokenise": ("seqflow.tasks.data", "seqflow.sentiment.tokenise", "seqflow.models.text", "seqflow.sentiment.datasets"),
     "contracts-tokenised": ("seqflow.tasks.data", "seqflow.contracts", "seqflow.data_contracts", "seqflow.sentiment.tokenise"),
     "train": (
-        "seqflow.tasks.training", "seqflow.steps", "seqflow.training", "seqflow.models.architectures",
+        "seqflow.tasks.training", "seqflow.steps", "seqflow.sentiment.train", "seqflow.models.architectures",
         "seqflow.models.text", "seqflow.core.tracking", "seqflow.core.evaluation", "seqflow.serving", "seqflow.sentiment.tokenise",
         "seqflow.core.checkpoints", "seqflow.core.optimizers",
     ),
@@ -77,7 +77,7 @@ TASK_MODULES: dict[str, tuple[str, ...]] = {
     "train-charlm": (
         "seqflow.tasks.charlm", "seqflow.char_steps", "seqflow.char_training", "seqflow.char_generation",
         "seqflow.char_data", "seqflow.models.charlm", "seqflow.core.tracking", "seqflow.core.evaluation",
-        "seqflow.core.checkpoints", "seqflow.training",
+        "seqflow.core.checkpoints", "seqflow.sentiment.train",
     ),
     "evaluate-charlm": (
         "seqflow.tasks.charlm", "seqflow.char_steps", "seqflow.char_training", "seqflow.char_data", "seqflow.core.tracking",

@@ -1,7 +1,7 @@
 """Per-epoch training checkpoints, so an interrupted training resumes from its last completed epoch.
 
 After every epoch :class:`EpochCheckpoint` writes, into one folder per training (see
-:func:`seqflow.training.training_fingerprint`):
+:func:`seqflow.sentiment.train.training_fingerprint`):
 
 - ``epoch-NNNN.weights.h5``: the model's and the optimizer's variables after epoch N;
 - ``best-epoch-NNNN.npz``: the weights of early stopping's best epoch (only with ``restore_best_weights``);

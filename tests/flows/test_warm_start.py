@@ -9,7 +9,7 @@ from seqflow.config import TrainingConfig
 from seqflow.core.errors import SeqflowError
 from seqflow.steps import INPUT_EXAMPLE_TEXTS, warm_start_source
 from seqflow.core.tracking import Tracker, TrackingError
-from seqflow.training import export_serving_model, train_classifier
+from seqflow.sentiment.train import export_serving_model, train_classifier
 
 SOURCE_VOCABULARY = ["", "[UNK]", "great", "awful", "plot", "acting"]
 # Another order and size: "awful" is id 2 here but 3 there; "boring" and "film" exist only here.

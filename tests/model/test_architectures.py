@@ -60,7 +60,7 @@ def _toy_reviews(rng: np.random.Generator, rows: int, length: int = 12):
 @pytest.mark.slow
 @pytest.mark.parametrize("architecture", ALL_ARCHITECTURES)
 def test_learns_a_separable_toy_task(architecture, tmp_path):
-    from seqflow.training import train_classifier
+    from seqflow.sentiment.train import train_classifier
 
     rng = np.random.default_rng(0)
     x_train, y_train = _toy_reviews(rng, 256)
@@ -96,7 +96,7 @@ def test_serving_model_scores_raw_text_like_the_classifier_scores_ids():
 def test_mixed_precision_keeps_a_float32_output_and_restores_the_policy(tmp_path):
     import keras
 
-    from seqflow.training import train_classifier
+    from seqflow.sentiment.train import train_classifier
 
     rng = np.random.default_rng(0)
     x, y = _toy_reviews(rng, 64)

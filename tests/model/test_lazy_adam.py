@@ -14,7 +14,7 @@ import pytest
 from seqflow.config import TrainingConfig, get_profile, with_overrides
 from seqflow.core.errors import ConfigError
 from seqflow.models.architectures import EMBEDDING_LAYER, NGRAM_LAYER, ModelSpec, build_model, build_serving_model
-from seqflow.training import build_optimizer, make_optimizer
+from seqflow.sentiment.train import build_optimizer, make_optimizer
 
 VOCABULARY = ["", "[UNK]", "good", "bad", "film", "plot", "acting", "dull", "great", "boring"]
 # embedding_pool over 10 words + 40 hashed bigram rows, as the `best` profile's model but tiny.
@@ -142,7 +142,7 @@ def test_a_model_compiled_with_lazy_adam_saves_loads_resumes_and_exports(tmp_pat
     import keras
 
     from seqflow.core.optimizers import LazyAdam
-    from seqflow.training import export_serving_model
+    from seqflow.sentiment.train import export_serving_model
 
     training = TrainingConfig(optimizer="lazy_adam", learning_rate=LEARNING_RATE)
     keras.utils.set_random_seed(3)

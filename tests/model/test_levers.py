@@ -175,7 +175,7 @@ def _rate(schedule, step: int) -> float:
 
 
 def test_learning_rate_schedules_have_the_configured_shape():
-    from seqflow.training import learning_rate_schedule, schedule_callbacks
+    from seqflow.sentiment.train import learning_rate_schedule, schedule_callbacks
 
     base = TrainingConfig(epochs=10, learning_rate=1e-2)
     assert learning_rate_schedule(base, 100) == pytest.approx(1e-2)
@@ -196,7 +196,7 @@ def test_learning_rate_schedules_have_the_configured_shape():
 
 
 def test_input_pipeline_shuffles_reproducibly_and_keeps_every_row():
-    from seqflow.training import input_pipeline
+    from seqflow.sentiment.train import input_pipeline
 
     x = np.arange(100, dtype="int32").reshape(50, 2)
     y = np.arange(50, dtype="int32")
@@ -217,7 +217,7 @@ def test_input_pipeline_batches_equal_those_of_shuffling_the_rows_themselves():
     """Gathering shuffled indices is a speed-up only: same seed, same batches as shuffling (x, y) rows."""
     import tensorflow as tf
 
-    from seqflow.training import input_pipeline
+    from seqflow.sentiment.train import input_pipeline
 
     x = np.arange(300, dtype="int32").reshape(100, 3)
     y = np.arange(100, dtype="int32")
@@ -239,7 +239,7 @@ def _toy_arrays(rows: int = 96):
 def test_per_architecture_settings_reach_training(tmp_path):
     import keras
 
-    from seqflow.training import train_classifier
+    from seqflow.sentiment.train import train_classifier
 
     training = TrainingConfig(
         epochs=3, batch_size=32, embedding_dim=8, rnn_units=8, dense_units=8, early_stopping_patience=None,
@@ -253,10 +253,10 @@ def test_per_architecture_settings_reach_training(tmp_path):
 
 
 def test_training_logs_one_line_per_epoch_instead_of_printing(tmp_path, caplog, capfd):
-    from seqflow.training import train_classifier
+    from seqflow.sentiment.train import train_classifier
 
     training = TrainingConfig(epochs=2, batch_size=32, embedding_dim=8, dense_units=0, early_stopping_patience=None)
-    with caplog.at_level("INFO", logger="seqflow.training"):
+    with caplog.at_level("INFO", logger="seqflow.sentiment.train"):
         train_classifier("embedding_pool", _toy_arrays(), 18, training, seed=1, output_dir=tmp_path)
     epoch_lines = [r.getMessage() for r in caplog.records if ": epoch " in r.getMessage()]
     assert [line.split(" in ")[0] for line in epoch_lines] == [
@@ -268,7 +268,7 @@ def test_training_logs_one_line_per_epoch_instead_of_printing(tmp_path, caplog, 
 
 
 def test_warm_start_copies_rows_by_token_and_freezes(tmp_path):
-    from seqflow.training import EmbeddingSource, apply_warm_start, train_classifier
+    from seqflow.sentiment.train import EmbeddingSource, apply_warm_start, train_classifier
 
     source_vocabulary = ["", "[UNK]", "good", "bad", "plot"]
     source = EmbeddingSource("models:/toy/1", np.arange(5 * 8, dtype="float32").reshape(5, 8), source_vocabulary)

@@ -7,7 +7,7 @@ import pytest
 
 from seqflow.config import TrainingConfig
 from seqflow.models.architectures import LOG_COUNT_RATIO_LAYER, ModelSpec, build_model
-from seqflow.training import log_count_ratios, set_log_count_ratios
+from seqflow.sentiment.train import log_count_ratios, set_log_count_ratios
 
 
 def test_distinct_ids_keep_each_id_once_and_turn_repeats_into_padding():
@@ -78,7 +78,7 @@ def test_repeating_a_word_does_not_change_the_score():
 def test_trained_model_keeps_its_ratios_frozen_and_round_trips_through_a_keras_file(tmp_path):
     import keras
 
-    from seqflow.training import train_classifier
+    from seqflow.sentiment.train import train_classifier
 
     rng = np.random.default_rng(2)
     x_train, y_train = _toy_reviews(rng, 128)
@@ -103,7 +103,7 @@ def test_an_nbsvm_version_as_warm_start_source_is_refused_by_name(tmp_path):
     """Warm start copies embedding rows; nbsvm has none, so pointing --warm-start at it must say so plainly."""
     from seqflow.core.errors import SeqflowError
     from seqflow.models.architectures import build_serving_model
-    from seqflow.training import read_embedding_source
+    from seqflow.sentiment.train import read_embedding_source
 
     vocabulary = ["", "[UNK]", "not", "good", "film"]
     classifier = build_model("nbsvm", ModelSpec(vocab_size=len(vocabulary), bigram_buckets=7))
