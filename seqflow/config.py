@@ -229,7 +229,7 @@ class PromotionConfig:
 
 @dataclass(frozen=True)
 class BehaviourConfig:
-    """Behavioural checks of each served model (seqflow.behaviour): what counts as a pass, and the pass rates
+    """Behavioural checks of each served model (seqflow.sentiment.behaviour): what counts as a pass, and the pass rates
     tests/model asserts. Probabilities are the model's positive-class probability."""
 
     # Invariance: swapping actor or film names may move the probability by at most this much.

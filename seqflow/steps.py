@@ -16,7 +16,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from seqflow.behaviour import CHECK_TYPES, describe_failures, metric_name, pass_rates, pyfunc_predictor, run_behaviour_checks
+from seqflow.sentiment.behaviour import CHECK_TYPES, describe_failures, metric_name, pass_rates, pyfunc_predictor, run_behaviour_checks
 from seqflow.config import BehaviourConfig, PipelineConfig, PromotionConfig, TrainingConfig
 from seqflow.contracts import ContractReport
 from seqflow.sentiment.datasets import SplitFiles

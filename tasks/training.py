@@ -6,7 +6,7 @@ from prefect import task
 from prefect.artifacts import create_table_artifact
 from prefect.runtime import flow_run
 
-from seqflow.behaviour import CHECK_TYPES
+from seqflow.sentiment.behaviour import CHECK_TYPES
 from seqflow.core.caching import task_statuses
 from seqflow.config import BehaviourConfig, PipelineConfig, PromotionConfig
 from seqflow.contracts import ContractReport

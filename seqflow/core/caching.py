@@ -61,7 +61,7 @@ TASK_MODULES: dict[str, tuple[str, ...]] = {
     ),
     "evaluate": (
         "seqflow.tasks.training", "seqflow.steps", "seqflow.core.evaluation", "seqflow.core.tracking", "seqflow.sentiment.tokenise",
-        "seqflow.behaviour", "seqflow.core.optimizers",
+        "seqflow.sentiment.behaviour", "seqflow.core.optimizers",
     ),
     "register": (
         "seqflow.tasks.training", "seqflow.steps", "seqflow.core.promotion", "seqflow.core.tracking", "seqflow.core.evaluation",

@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from seqflow.behaviour import (
+from seqflow.sentiment.behaviour import (
     CHECK_TYPES,
     DIRECTION,
     DIRECTION_PAIRS,
