@@ -6,7 +6,7 @@ zero state), then samples one character per call, feeding back only that charact
 
 The registered pyfunc refuses a batch with a prefix the model cannot read (characters outside its vocabulary,
 which it never saw in training and would read as the untrained unknown id), or a negative length or
-temperature, as a whole, naming each such row; see :class:`seqflow.serving.InputRefused`.
+temperature, as a whole, naming each such row; see :class:`seqflow.sentiment.serving.InputRefused`.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 
 from seqflow.char_data import UNKNOWN_ID
-from seqflow.serving import REFUSED_ROWS_SHOWN, REFUSED_TEXT_PREVIEW_CHARS, InputRefused
+from seqflow.sentiment.serving import REFUSED_ROWS_SHOWN, REFUSED_TEXT_PREVIEW_CHARS, InputRefused
 
 # Artifact keys of the logged pyfunc model.
 STEP_MODEL_ARTIFACT = "step_model"

@@ -56,7 +56,7 @@ TASK_MODULES: dict[str, tuple[str, ...]] = {
     "contracts-tokenised": ("seqflow.tasks.data", "seqflow.contracts", "seqflow.data_contracts", "seqflow.sentiment.tokenise"),
     "train": (
         "seqflow.tasks.training", "seqflow.steps", "seqflow.sentiment.train", "seqflow.models.architectures",
-        "seqflow.models.text", "seqflow.core.tracking", "seqflow.core.evaluation", "seqflow.serving", "seqflow.sentiment.tokenise",
+        "seqflow.models.text", "seqflow.core.tracking", "seqflow.core.evaluation", "seqflow.sentiment.serving", "seqflow.sentiment.tokenise",
         "seqflow.core.checkpoints", "seqflow.core.optimizers",
     ),
     "evaluate": (
@@ -65,7 +65,7 @@ TASK_MODULES: dict[str, tuple[str, ...]] = {
     ),
     "register": (
         "seqflow.tasks.training", "seqflow.steps", "seqflow.core.promotion", "seqflow.core.tracking", "seqflow.core.evaluation",
-        "seqflow.serving",
+        "seqflow.sentiment.serving",
     ),
     # `seqflow charlm run`: the character-model tasks (their Prefect task names; see seqflow.tasks.charlm).
     "load-text": ("seqflow.tasks.charlm", "seqflow.char_sources", "seqflow.char_data"),

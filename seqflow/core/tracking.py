@@ -424,7 +424,7 @@ class Tracker:
         from mlflow.models import ModelSignature
         from mlflow.types import ColSpec, Schema
 
-        from seqflow.serving import KERAS_ARTIFACT, TEXT_COLUMN, ReviewSentimentModel
+        from seqflow.sentiment.serving import KERAS_ARTIFACT, TEXT_COLUMN, ReviewSentimentModel
 
         signature = ModelSignature(
             inputs=Schema([ColSpec("string", TEXT_COLUMN)]),

@@ -199,7 +199,7 @@ def pyfunc_predictor(model) -> Predictor:  # noqa: ANN001 - an mlflow PyFuncMode
     """Adapt the served pyfunc (``text`` column in, ``probability`` column out) to a :data:`Predictor`."""
     import pandas as pd
 
-    from seqflow.serving import TEXT_COLUMN
+    from seqflow.sentiment.serving import TEXT_COLUMN
 
     def predict(texts: Sequence[str]) -> np.ndarray:
         return model.predict(pd.DataFrame({TEXT_COLUMN: list(texts)}))["probability"].to_numpy(dtype=np.float64)

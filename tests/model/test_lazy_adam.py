@@ -185,7 +185,7 @@ def test_the_serving_pyfunc_registers_lazy_adam_itself(tmp_path, monkeypatch):
     from keras.src.saving import object_registration
 
     from seqflow.core.optimizers import LazyAdam
-    from seqflow.serving import KERAS_ARTIFACT, ReviewSentimentModel
+    from seqflow.sentiment.serving import KERAS_ARTIFACT, ReviewSentimentModel
 
     classifier = build_model("embedding_pool", SPEC)
     classifier.compile(optimizer=LazyAdam(), loss="binary_crossentropy")

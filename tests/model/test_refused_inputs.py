@@ -17,7 +17,7 @@ import pandas as pd
 import pytest
 
 from seqflow.core.errors import SeqflowError
-from seqflow.serving import InputRefused
+from seqflow.sentiment.serving import InputRefused
 
 REVIEW_VOCABULARY = ["", "[UNK]", "good", "bad", "film"]
 
@@ -27,7 +27,7 @@ def review_model(tmp_path_factory):
     """The sentiment pyfunc around an untrained embedding_pool serving model (pre-padding: the padding side
     must not matter), plus the serving model itself."""
     from seqflow.models.architectures import ModelSpec, build_model, build_serving_model
-    from seqflow.serving import KERAS_ARTIFACT, ReviewSentimentModel
+    from seqflow.sentiment.serving import KERAS_ARTIFACT, ReviewSentimentModel
 
     classifier = build_model("embedding_pool", ModelSpec(vocab_size=len(REVIEW_VOCABULARY), embedding_dim=4))
     serving = build_serving_model(classifier, REVIEW_VOCABULARY, max_length=6, padding="pre", truncation="post")
@@ -41,7 +41,7 @@ def review_model(tmp_path_factory):
 def test_reviews_without_words_are_refused_by_row_not_scored_as_nan(review_model):
     from mlflow.exceptions import MlflowException
 
-    from seqflow.serving import score_texts
+    from seqflow.sentiment.serving import score_texts
 
     model, serving = review_model
     texts = ["good film", "", "  !!! <br /> ...", "zzz unknown words", None]
