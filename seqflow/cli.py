@@ -430,7 +430,7 @@ def _cmd_schedule(args: argparse.Namespace, settings: TrackingSettings) -> int:
 def _cmd_champion(args: argparse.Namespace, settings: TrackingSettings) -> int:
     import json
 
-    from seqflow.registry import describe_champion
+    from seqflow.sentiment.registry import describe_champion
     from seqflow.core.tracking import Tracker
 
     info = describe_champion(Tracker(settings))
@@ -439,7 +439,7 @@ def _cmd_champion(args: argparse.Namespace, settings: TrackingSettings) -> int:
 
 
 def _cmd_promote(args: argparse.Namespace, settings: TrackingSettings) -> int:
-    from seqflow.registry import promote_version
+    from seqflow.sentiment.registry import promote_version
     from seqflow.core.tracking import Tracker
 
     promotion = resolve_config(args, settings).promotion
@@ -448,7 +448,7 @@ def _cmd_promote(args: argparse.Namespace, settings: TrackingSettings) -> int:
 
 
 def _cmd_rollback(args: argparse.Namespace, settings: TrackingSettings) -> int:
-    from seqflow.registry import rollback
+    from seqflow.sentiment.registry import rollback
     from seqflow.core.tracking import Tracker
 
     promotion = resolve_config(args, settings).promotion

@@ -84,7 +84,7 @@ TASK_MODULES: dict[str, tuple[str, ...]] = {
     ),
     "register-charlm": (
         "seqflow.tasks.charlm", "seqflow.char_steps", "seqflow.char_training", "seqflow.char_data",
-        "seqflow.core.promotion", "seqflow.core.tracking", "seqflow.steps", "seqflow.registry",
+        "seqflow.core.promotion", "seqflow.core.tracking", "seqflow.steps", "seqflow.sentiment.registry",
     ),
 }
 # The order tasks appear in a summary.

@@ -174,7 +174,7 @@ def test_gates_pass_and_floor_refuses(store, env_file, capsys):
 
 def test_champion_measured_on_other_data_is_rescored_before_promote(store):
     """The gate compares on the challenger's test split: a champion from other data is scored, not trusted."""
-    from seqflow.registry import PromotionRefused, promote_version
+    from seqflow.sentiment.registry import PromotionRefused, promote_version
 
     client, champion, other = _champion_and_other(store)
     name = store.registered_model_name
@@ -191,7 +191,7 @@ def test_champion_measured_on_other_data_is_rescored_before_promote(store):
 @pytest.mark.parametrize("failing_write", ["set_model_version_tag", "set_registered_model_tag"])
 def test_alias_move_is_all_or_nothing(store, monkeypatch, failing_write):
     """The alias moves first; a failure writing the audit tags (after one succeeded) or the history undoes it all."""
-    from seqflow.registry import promote_version
+    from seqflow.sentiment.registry import promote_version
 
     client, champion, other = _champion_and_other(store)
     name = store.registered_model_name
