@@ -10,7 +10,7 @@ from prefect import flow
 
 from seqflow.config import resolve_pipeline_config
 from seqflow.core.settings import load_settings
-from seqflow.steps import RunSummary
+from seqflow.sentiment.steps import RunSummary
 
 
 @flow(name="seqflow-pipeline")

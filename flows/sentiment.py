@@ -17,7 +17,7 @@ from seqflow.core.execution import (
 from seqflow.flows.validate import prepare_validated_data
 from seqflow.core.state import PipelineState
 from seqflow.core.settings import TrackingSettings
-from seqflow.steps import EvaluatedModel, RunSummary, TrainedModel
+from seqflow.sentiment.steps import EvaluatedModel, RunSummary, TrainedModel
 from seqflow.tasks.training import (
     close_runs_of_failed_flow,
     evaluate_model,

@@ -1,6 +1,6 @@
 """The character-model pipeline's steps after validation: plain functions that the Prefect tasks wrap.
 
-The same shape as :mod:`seqflow.steps` for sentiment: one parent run per execution, one child run per
+The same shape as :mod:`seqflow.sentiment.steps` for sentiment: one parent run per execution, one child run per
 architecture, versions registered all or none, and the ``champion`` alias moved by validation perplexity
 (lower is better) only through the promotion gates. A step that fails marks the run it owns FAILED.
 """
@@ -31,7 +31,7 @@ from seqflow.config import CharLMConfig, CharPromotionConfig
 from seqflow.contracts import ContractReport
 from seqflow.core.evaluation import plot_learning_curves
 from seqflow.core.promotion import decide_by_metric
-from seqflow.steps import (
+from seqflow.sentiment.steps import (
     FINGERPRINT_TAG,
     RESUMED_FROM_EPOCH_TAG,
     RegistrationOutcome,

@@ -19,7 +19,7 @@ from seqflow.core.rerun import (
     start_rerun_run,
 )
 from seqflow.core.settings import TrackingSettings
-from seqflow.steps import TrainedModel
+from seqflow.sentiment.steps import TrainedModel
 from seqflow.core.tracking import Tracker
 
 

@@ -13,7 +13,7 @@ from seqflow.contracts import ContractReport
 from seqflow.sentiment.datasets import SplitFiles
 from seqflow.core.state import STATE_ARTIFACT, PipelineState, state_to_json
 from seqflow.core.settings import TrackingSettings
-from seqflow.steps import (
+from seqflow.sentiment.steps import (
     EvaluatedModel,
     RegistrationOutcome,
     RunSummary,

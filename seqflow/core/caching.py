@@ -55,16 +55,16 @@ TASK_MODULES: dict[str, tuple[str, ...]] = {
     "tokenise": ("seqflow.tasks.data", "seqflow.sentiment.tokenise", "seqflow.models.text", "seqflow.sentiment.datasets"),
     "contracts-tokenised": ("seqflow.tasks.data", "seqflow.contracts", "seqflow.data_contracts", "seqflow.sentiment.tokenise"),
     "train": (
-        "seqflow.tasks.training", "seqflow.steps", "seqflow.sentiment.train", "seqflow.models.architectures",
+        "seqflow.tasks.training", "seqflow.sentiment.steps", "seqflow.sentiment.train", "seqflow.models.architectures",
         "seqflow.models.text", "seqflow.core.tracking", "seqflow.core.evaluation", "seqflow.sentiment.serving", "seqflow.sentiment.tokenise",
         "seqflow.core.checkpoints", "seqflow.core.optimizers",
     ),
     "evaluate": (
-        "seqflow.tasks.training", "seqflow.steps", "seqflow.core.evaluation", "seqflow.core.tracking", "seqflow.sentiment.tokenise",
+        "seqflow.tasks.training", "seqflow.sentiment.steps", "seqflow.core.evaluation", "seqflow.core.tracking", "seqflow.sentiment.tokenise",
         "seqflow.sentiment.behaviour", "seqflow.core.optimizers",
     ),
     "register": (
-        "seqflow.tasks.training", "seqflow.steps", "seqflow.core.promotion", "seqflow.core.tracking", "seqflow.core.evaluation",
+        "seqflow.tasks.training", "seqflow.sentiment.steps", "seqflow.core.promotion", "seqflow.core.tracking", "seqflow.core.evaluation",
         "seqflow.sentiment.serving",
     ),
     # `seqflow charlm run`: the character-model tasks (their Prefect task names; see seqflow.tasks.charlm).
@@ -84,7 +84,7 @@ TASK_MODULES: dict[str, tuple[str, ...]] = {
     ),
     "register-charlm": (
         "seqflow.tasks.charlm", "seqflow.char_steps", "seqflow.char_training", "seqflow.char_data",
-        "seqflow.core.promotion", "seqflow.core.tracking", "seqflow.steps", "seqflow.sentiment.registry",
+        "seqflow.core.promotion", "seqflow.core.tracking", "seqflow.sentiment.steps", "seqflow.sentiment.registry",
     ),
 }
 # The order tasks appear in a summary.

@@ -24,8 +24,8 @@ from seqflow.config import CharLMConfig, PipelineConfig, get_profile, resolve_ch
 from seqflow.contracts import ContractReport
 from seqflow.sentiment.datasets import SplitFiles
 from seqflow.core.errors import SeqflowError
-from seqflow.steps import EvaluatedModel, RegistrationOutcome, TrainedModel
-from seqflow.steps import _dataset_tags as sentiment_dataset_tags
+from seqflow.sentiment.steps import EvaluatedModel, RegistrationOutcome, TrainedModel
+from seqflow.sentiment.steps import _dataset_tags as sentiment_dataset_tags
 from seqflow.sentiment.tokenise import TokenisedData
 
 STATE_ARTIFACT = "pipeline_state.json"

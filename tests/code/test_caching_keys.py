@@ -38,7 +38,7 @@ def test_code_hash_follows_file_contents_not_modification_times(tmp_path, monkey
 
 def test_each_task_hashes_the_helper_modules_it_uses():
     # Helper modules, not just the task body: train depends on the training loop and the architectures.
-    assert {"seqflow.sentiment.train", "seqflow.models.architectures", "seqflow.steps"} <= set(caching.TASK_MODULES["train"])
+    assert {"seqflow.sentiment.train", "seqflow.models.architectures", "seqflow.sentiment.steps"} <= set(caching.TASK_MODULES["train"])
     assert "seqflow.sentiment.train" not in caching.TASK_MODULES["tokenise"]
     assert "seqflow.sentiment.tokenise" in caching.TASK_MODULES["tokenise"]
     # A package stands for all of its modules (the contract suites).

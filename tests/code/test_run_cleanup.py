@@ -17,7 +17,7 @@ from mlflow import MlflowClient
 from seqflow.cli import Interrupted
 from seqflow.core.processes import HOST_TAG, PID_TAG, STARTED_TAG, ProcessIdentity, current_process, is_gone
 from seqflow.config import PromotionConfig
-from seqflow.steps import EvaluatedModel, close_runs_of_dead_executions, register_and_promote
+from seqflow.sentiment.steps import EvaluatedModel, close_runs_of_dead_executions, register_and_promote
 from seqflow.core.tracking import (
     CHAMPION_ALIAS,
     CLOSED_REASON_TAG,
@@ -79,7 +79,7 @@ def test_only_runs_of_dead_processes_on_this_host_are_closed(tracker, dead_proce
     finished = _run_owned_by(tracker, "finished", dead_process)
     tracker.client.set_terminated(finished, "FINISHED")
 
-    with caplog.at_level("WARNING", logger="seqflow.steps"):
+    with caplog.at_level("WARNING", logger="seqflow.sentiment.steps"):
         close_runs_of_dead_executions(tracker)
 
     status = {run_id: tracker.run_status(run_id) for run_id in (dead, reused, alive, elsewhere, untagged, finished)}
@@ -292,7 +292,7 @@ def test_a_cleanup_that_fails_does_not_hide_the_error_that_caused_it(tracker, mo
 def test_a_failed_publication_of_the_table_fails_the_execution_before_it_is_finished(tracker):
     """The Prefect table is published before the parent run closes: if the Prefect API fails there, the
     execution ends FAILED with its versions withdrawn, instead of a FINISHED record behind a failed flow."""
-    from seqflow.steps import finish_pipeline_run
+    from seqflow.sentiment.steps import finish_pipeline_run
 
     name = tracker.settings.registered_model_name
     champion_before = _finished_execution(tracker, 0.7)

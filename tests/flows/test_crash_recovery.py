@@ -19,7 +19,7 @@ import pytest
 from mlflow import MlflowClient
 
 from seqflow.core.processes import current_host
-from seqflow.steps import RESUMED_FROM_EPOCH_TAG
+from seqflow.sentiment.steps import RESUMED_FROM_EPOCH_TAG
 from seqflow.core.tracking import CHAMPION_ALIAS, CLOSED_REASON_TAG, ROLE_TAG
 
 pytestmark = pytest.mark.slow

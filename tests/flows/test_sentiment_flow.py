@@ -139,7 +139,7 @@ def test_worse_second_execution_does_not_move_the_champion(first_execution, shar
 
 
 def test_failure_mid_run_leaves_no_version_alias_or_running_run(prefect_api, tiny_config, tracking_settings, monkeypatch):
-    from seqflow import steps
+    from seqflow.sentiment import steps
     from seqflow.flows.sentiment import sentiment_flow
 
     real_train = steps.train_classifier
@@ -165,7 +165,7 @@ def test_champion_measured_on_other_data_is_rescored_on_this_test_split(first_ex
     import dataclasses
 
     from seqflow.sentiment.datasets import SplitFiles
-    from seqflow.steps import _champion_accuracy_on
+    from seqflow.sentiment.steps import _champion_accuracy_on
     from seqflow.core.tracking import Tracker
 
     tracker = Tracker(shared_settings)
