@@ -40,7 +40,7 @@ from seqflow.sentiment.steps import (
     log_execution_records,
     rows_as_csv,
 )
-from seqflow.summary import TaskStatus, render_task_statuses
+from seqflow.sentiment.summary import TaskStatus, render_task_statuses
 from seqflow.core.tracking import FLOW_RUN_TAG, ROLE_TAG, Tracker
 
 logger = logging.getLogger(__name__)

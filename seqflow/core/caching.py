@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any, Callable
 
 from prefect.cache_policies import CachePolicy
 
-from seqflow.summary import TaskStatus
+from seqflow.sentiment.summary import TaskStatus
 
 if TYPE_CHECKING:
     from prefect import Task

@@ -29,7 +29,7 @@ from seqflow.core.evaluation import (
     plot_overlay_png,
 )
 from seqflow.core.promotion import PromotionDecision, decide_promotion
-from seqflow.summary import TaskStatus, render_task_statuses
+from seqflow.sentiment.summary import TaskStatus, render_task_statuses
 from seqflow.sentiment.registry import VIA_RUN, audit_tags, champion_accuracy_on
 from seqflow.sentiment.tokenise import TokenisedData, load_arrays, load_vocabulary
 from seqflow.core.tracking import EXECUTION_ROLES, FLOW_RUN_TAG, ROLE_TAG, RegisteredVersion, Tracker
