@@ -10,7 +10,7 @@ from seqflow.char_contracts import validate_char_splits
 from seqflow.char_data import write_char_splits
 from seqflow.char_sources import CharSource, load_char_source
 from seqflow.config import CharContractConfig, CharDataConfig
-from seqflow.contracts import raise_on_failure
+from seqflow.sentiment.contracts import raise_on_failure
 from seqflow.core.errors import ContractViolation
 
 DATA = CharDataConfig(source="embedded:hamlet", max_chars=60_000, block_chars=5_000)
