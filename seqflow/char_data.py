@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from seqflow.char_sources import CharSource
+from seqflow.charlm.sources import CharSource
 from seqflow.config import CharDataConfig
 from seqflow.core.errors import DataSourceError
 

@@ -17,7 +17,7 @@ from prefect.runtime import flow_run
 from seqflow.core.caching import task_statuses
 from seqflow.char_contracts import validate_char_splits
 from seqflow.char_data import CharEncodedData, CharSplitFiles, encode_char_splits, write_char_splits
-from seqflow.char_sources import load_char_source
+from seqflow.charlm.sources import load_char_source
 from seqflow.char_steps import (
     CharRunSummary,
     EvaluatedCharModel,

@@ -68,7 +68,7 @@ TASK_MODULES: dict[str, tuple[str, ...]] = {
         "seqflow.sentiment.serving",
     ),
     # `seqflow charlm run`: the character-model tasks (their Prefect task names; see seqflow.tasks.charlm).
-    "load-text": ("seqflow.tasks.charlm", "seqflow.char_sources", "seqflow.char_data"),
+    "load-text": ("seqflow.tasks.charlm", "seqflow.charlm.sources", "seqflow.char_data"),
     "contracts-char-text": (
         "seqflow.tasks.charlm", "seqflow.char_contracts", "seqflow.sentiment.contracts", "seqflow.data_contracts",
         "seqflow.char_data",
@@ -167,7 +167,7 @@ def char_source_fingerprint(data_config: CharDataConfig) -> str:
 
     ``tfds:`` datasets are versioned and immutable, so their spec (in the config slice) names them.
     """
-    from seqflow.char_sources import embedded_play_paths, parse_char_source_spec
+    from seqflow.charlm.sources import embedded_play_paths, parse_char_source_spec
 
     kind, argument = parse_char_source_spec(data_config.source)
     if kind == "embedded":

@@ -8,7 +8,7 @@ import pytest
 
 from seqflow.char_contracts import validate_char_splits
 from seqflow.char_data import write_char_splits
-from seqflow.char_sources import CharSource, load_char_source
+from seqflow.charlm.sources import CharSource, load_char_source
 from seqflow.config import CharContractConfig, CharDataConfig
 from seqflow.sentiment.contracts import raise_on_failure
 from seqflow.core.errors import ContractViolation

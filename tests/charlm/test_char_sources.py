@@ -20,7 +20,7 @@ from seqflow.char_data import (
     split_blocks,
     write_char_splits,
 )
-from seqflow.char_sources import CharSource, embedded_play_paths, load_char_source, play_to_text
+from seqflow.charlm.sources import CharSource, embedded_play_paths, load_char_source, play_to_text
 from seqflow.config import CharDataConfig
 from seqflow.core.errors import DataSourceError
 
@@ -87,7 +87,7 @@ def test_windows_line_endings_and_bom_are_normalised(tmp_path: Path):
 
 
 def test_tfds_offline_fails_fast_with_a_clear_message(tmp_path: Path, monkeypatch):
-    from seqflow import char_sources
+    from seqflow.charlm import sources as char_sources
 
     # This machine has no internet; make the probe's answer explicit so the test means the same anywhere.
     monkeypatch.setattr(char_sources, "_network_reaches", lambda host: False)

@@ -7,7 +7,7 @@ import pytest
 
 from seqflow.core import caching
 from seqflow.char_data import encode_char_splits, write_char_splits
-from seqflow.char_sources import CharSource
+from seqflow.charlm.sources import CharSource
 from seqflow.config import CharDataConfig, with_charlm_overrides
 from seqflow.core.settings import TrackingSettings
 from tests.charlm.conftest import tiny_charlm_config_in
