@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from seqflow.char_data import CHAR_SPLITS, CharSplitFiles, read_char_split
+from seqflow.charlm.text import CHAR_SPLITS, CharSplitFiles, read_char_split
 from seqflow.config import CharContractConfig
 from seqflow.sentiment.contracts import ContractReport, run_contract
 

@@ -19,7 +19,7 @@ import mlflow.pyfunc
 import numpy as np
 import pandas as pd
 
-from seqflow.char_data import UNKNOWN_ID
+from seqflow.charlm.text import UNKNOWN_ID
 from seqflow.sentiment.serving import REFUSED_ROWS_SHOWN, REFUSED_TEXT_PREVIEW_CHARS, InputRefused
 
 # Artifact keys of the logged pyfunc model.

@@ -18,7 +18,7 @@ from typing import Callable
 
 import numpy as np
 
-from seqflow.char_data import (
+from seqflow.charlm.text import (
     UNKNOWN_ID,
     CharEncodedData,
     CharSplitFiles,

@@ -68,22 +68,22 @@ TASK_MODULES: dict[str, tuple[str, ...]] = {
         "seqflow.sentiment.serving",
     ),
     # `seqflow charlm run`: the character-model tasks (their Prefect task names; see seqflow.tasks.charlm).
-    "load-text": ("seqflow.tasks.charlm", "seqflow.charlm.sources", "seqflow.char_data"),
+    "load-text": ("seqflow.tasks.charlm", "seqflow.charlm.sources", "seqflow.charlm.text"),
     "contracts-char-text": (
         "seqflow.tasks.charlm", "seqflow.char_contracts", "seqflow.sentiment.contracts", "seqflow.data_contracts",
-        "seqflow.char_data",
+        "seqflow.charlm.text",
     ),
-    "encode-chars": ("seqflow.tasks.charlm", "seqflow.char_data"),
+    "encode-chars": ("seqflow.tasks.charlm", "seqflow.charlm.text"),
     "train-charlm": (
         "seqflow.tasks.charlm", "seqflow.char_steps", "seqflow.char_training", "seqflow.char_generation",
-        "seqflow.char_data", "seqflow.models.charlm", "seqflow.core.tracking", "seqflow.core.evaluation",
+        "seqflow.charlm.text", "seqflow.models.charlm", "seqflow.core.tracking", "seqflow.core.evaluation",
         "seqflow.core.checkpoints", "seqflow.sentiment.train",
     ),
     "evaluate-charlm": (
-        "seqflow.tasks.charlm", "seqflow.char_steps", "seqflow.char_training", "seqflow.char_data", "seqflow.core.tracking",
+        "seqflow.tasks.charlm", "seqflow.char_steps", "seqflow.char_training", "seqflow.charlm.text", "seqflow.core.tracking",
     ),
     "register-charlm": (
-        "seqflow.tasks.charlm", "seqflow.char_steps", "seqflow.char_training", "seqflow.char_data",
+        "seqflow.tasks.charlm", "seqflow.char_steps", "seqflow.char_training", "seqflow.charlm.text",
         "seqflow.core.promotion", "seqflow.core.tracking", "seqflow.sentiment.steps", "seqflow.sentiment.registry",
     ),
 }
@@ -391,14 +391,14 @@ def tokenised_problem(tokenised: Any) -> str | None:
 
 def char_split_files_problem(split_files: Any) -> str | None:
     """Why these character split files cannot be used (gone or changed on disk), or None."""
-    from seqflow.char_data import CHAR_SPLITS, read_char_split, text_digest
+    from seqflow.charlm.text import CHAR_SPLITS, read_char_split, text_digest
 
     return _splits_problem(split_files, CHAR_SPLITS, lambda split: text_digest(read_char_split(split_files, split)))
 
 
 def char_encoded_problem(encoded: Any) -> str | None:
     """Why these character ids and vocabulary cannot be used (gone or changed on disk), or None."""
-    from seqflow.char_data import CHAR_SPLITS, char_ids_digest, load_char_ids
+    from seqflow.charlm.text import CHAR_SPLITS, char_ids_digest, load_char_ids
 
     for path in (encoded.vocabulary_path, *(encoded.ids_path_of(split) for split in CHAR_SPLITS)):
         if not Path(path).is_file():

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from seqflow.char_data import CharEncodedData, CharSplitFiles
+from seqflow.charlm.text import CharEncodedData, CharSplitFiles
 from seqflow.char_steps import EvaluatedCharModel, TrainedCharModel
 from seqflow.char_steps import _dataset_tags as char_dataset_tags
 from seqflow.config import CharLMConfig, PipelineConfig, get_profile, resolve_charlm_config, with_overrides

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from seqflow.char_contracts import validate_char_splits
-from seqflow.char_data import write_char_splits
+from seqflow.charlm.text import write_char_splits
 from seqflow.charlm.sources import CharSource, load_char_source
 from seqflow.config import CharContractConfig, CharDataConfig
 from seqflow.sentiment.contracts import raise_on_failure

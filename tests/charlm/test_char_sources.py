@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from seqflow.char_data import (
+from seqflow.charlm.text import (
     UNKNOWN_ID,
     build_vocabulary,
     encode,

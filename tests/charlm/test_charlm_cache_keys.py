@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from seqflow.core import caching
-from seqflow.char_data import encode_char_splits, write_char_splits
+from seqflow.charlm.text import encode_char_splits, write_char_splits
 from seqflow.charlm.sources import CharSource
 from seqflow.config import CharDataConfig, with_charlm_overrides
 from seqflow.core.settings import TrackingSettings
