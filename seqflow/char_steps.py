@@ -198,7 +198,7 @@ def train_char_architecture(
     from mlflow.models import ModelSignature
 
     from seqflow.char_generation import STEP_MODEL_ARTIFACT, VOCABULARY_ARTIFACT, CharGenerationModel
-    from seqflow.char_training import char_training_fingerprint, train_char_model
+    from seqflow.charlm.train import char_training_fingerprint, train_char_model
     from seqflow.sentiment.train import checkpoint_dir_for
 
     run_id = tracker.start_run(
@@ -273,7 +273,7 @@ def evaluate_char_architecture(
     """Score the saved step model (the file that is served) on the validation text; log and close the run."""
     import keras
 
-    from seqflow.char_training import stream_loss
+    from seqflow.charlm.train import stream_loss
 
     with tracker.closing_on_failure(trained.run_id, finish=True):
         step_model = keras.saving.load_model(trained.step_model_path, compile=False)
@@ -301,7 +301,7 @@ def _champion_perplexity_on(tracker: Tracker, champion, encoded: CharEncodedData
     the same data (same digest), otherwise by scoring the champion's own step model and vocabulary on it now."""
     import keras
 
-    from seqflow.char_training import stream_loss
+    from seqflow.charlm.train import stream_loss
 
     tags = champion.tags or {}
     if tags.get("dataset_digest") == encoded.dataset_digest and SCORE_TAG in tags:

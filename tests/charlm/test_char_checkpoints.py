@@ -11,7 +11,7 @@ import keras
 import numpy as np
 import pytest
 
-from seqflow.char_training import char_training_fingerprint, train_char_model
+from seqflow.charlm.train import char_training_fingerprint, train_char_model
 from seqflow.core.checkpoints import STATE_FILE
 from seqflow.config import CharSamplingConfig, CharTrainingConfig
 from tests.model.test_checkpoints import CrashAfterEpoch, StartingWeights, fit_watched_by
@@ -86,7 +86,7 @@ def test_interrupted_character_training_resumes_after_its_last_completed_epoch(t
 def test_early_stopping_keeps_the_best_epoch_and_stops_after_its_patience(tmp_path):
     """With a high learning rate validation loss turns up after a few epochs (measured: best epoch 4 of 8):
     training stops `patience` epochs after the best one and saves that epoch's weights."""
-    from seqflow.char_training import stream_loss
+    from seqflow.charlm.train import stream_loss
 
     logged, samples = [], []
     training = dataclasses.replace(TRAINING, epochs=8, learning_rate=0.1, early_stopping_patience=1)

@@ -69,7 +69,7 @@ def test_lower_is_better_gate():
 
 
 def test_training_budget_stops_before_an_epoch_that_would_overrun():
-    from seqflow.char_training import TrainingBudget
+    from seqflow.charlm.train import TrainingBudget
 
     now = [0.0]
     budget = TrainingBudget(1.0, clock=lambda: now[0])  # 60 s

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from seqflow.char_training import stream_loss, training_windows
+from seqflow.charlm.train import stream_loss, training_windows
 from seqflow.core.errors import DataSourceError
 from seqflow.models.charlm import CHAR_MODEL_BUILDERS, CharLMSpec, build_char_model, build_step_model, state_sizes
 

@@ -135,7 +135,7 @@ def test_worse_second_execution_does_not_move_the_champion(first_execution, shar
 
 def test_failure_mid_run_leaves_no_version_alias_or_running_run(prefect_api, tiny_charlm_config,
                                                                 charlm_tracking_settings, monkeypatch):
-    from seqflow import char_training  # noqa: F401 - patched where char_steps imports it
+    from seqflow.charlm import train as char_training  # noqa: F401 - patched where char_steps imports it
     from seqflow.flows.charlm import charlm_flow
 
     real_train = char_training.train_char_model
