@@ -197,7 +197,7 @@ def train_char_architecture(
     import pandas as pd
     from mlflow.models import ModelSignature
 
-    from seqflow.char_generation import STEP_MODEL_ARTIFACT, VOCABULARY_ARTIFACT, CharGenerationModel
+    from seqflow.charlm.generate import STEP_MODEL_ARTIFACT, VOCABULARY_ARTIFACT, CharGenerationModel
     from seqflow.charlm.train import char_training_fingerprint, train_char_model
     from seqflow.sentiment.train import checkpoint_dir_for
 

@@ -18,7 +18,7 @@ from typing import Callable
 
 import numpy as np
 
-from seqflow.char_generation import CharGenerator
+from seqflow.charlm.generate import CharGenerator
 from seqflow.config import CharSamplingConfig, CharTrainingConfig
 from seqflow.core.errors import DataSourceError
 from seqflow.sentiment.train import FINGERPRINT_CHARS, EpochCallback, build_optimizer, progress_reporting, seed_everything

@@ -75,7 +75,7 @@ TASK_MODULES: dict[str, tuple[str, ...]] = {
     ),
     "encode-chars": ("seqflow.tasks.charlm", "seqflow.charlm.text"),
     "train-charlm": (
-        "seqflow.tasks.charlm", "seqflow.char_steps", "seqflow.charlm.train", "seqflow.char_generation",
+        "seqflow.tasks.charlm", "seqflow.char_steps", "seqflow.charlm.train", "seqflow.charlm.generate",
         "seqflow.charlm.text", "seqflow.models.charlm", "seqflow.core.tracking", "seqflow.core.evaluation",
         "seqflow.core.checkpoints", "seqflow.sentiment.train",
     ),

@@ -82,7 +82,7 @@ def test_stream_loss_is_the_cross_entropy_of_the_full_model():
 
 
 def test_generator_is_seeded_greedy_at_zero_and_never_emits_unknown():
-    from seqflow.char_generation import CharGenerator
+    from seqflow.charlm.generate import CharGenerator
 
     vocabulary = ["\ufffd", *"abcdefghijklmnopqrstuv"]
     model = build_char_model("char_lstm", CharLMSpec(vocab_size=len(vocabulary), embedding_dim=8, rnn_units=12))

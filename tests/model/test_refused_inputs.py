@@ -66,7 +66,7 @@ def test_reviews_without_words_are_refused_by_row_not_scored_as_nan(review_model
 
 
 def _char_model(folder: Path, vocabulary: list[str]):
-    from seqflow.char_generation import STEP_MODEL_ARTIFACT, VOCABULARY_ARTIFACT, CharGenerationModel
+    from seqflow.charlm.generate import STEP_MODEL_ARTIFACT, VOCABULARY_ARTIFACT, CharGenerationModel
     from seqflow.models.charlm import CharLMSpec, build_char_model, build_step_model
 
     step_model = build_step_model(build_char_model("char_gru", CharLMSpec(vocab_size=len(vocabulary), embedding_dim=4, rnn_units=8)))
