@@ -8,7 +8,7 @@ import dataclasses
 from prefect import flow
 
 from seqflow.core.caching import cached
-from seqflow.char_steps import CharRunSummary
+from seqflow.charlm.steps import CharRunSummary
 from seqflow.config import CharLMConfig
 from seqflow.core.errors import SeqflowError
 from seqflow.core.execution import InlineTaskRunner

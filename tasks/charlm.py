@@ -1,5 +1,5 @@
 """Tasks of ``seqflow charlm run``: thin wrappers around :mod:`seqflow.charlm.text`, :mod:`seqflow.char_contracts`
-and :mod:`seqflow.char_steps`.
+and :mod:`seqflow.charlm.steps`.
 
 Every task takes and returns paths, digests and run ids (CharSplitFiles, CharEncodedData, ...), never live
 text or models, so the cache of :mod:`seqflow.core.caching`, keyed on its inputs' digests, can skip it, and any
@@ -18,7 +18,7 @@ from seqflow.core.caching import task_statuses
 from seqflow.char_contracts import validate_char_splits
 from seqflow.charlm.text import CharEncodedData, CharSplitFiles, encode_char_splits, write_char_splits
 from seqflow.charlm.sources import load_char_source
-from seqflow.char_steps import (
+from seqflow.charlm.steps import (
     CharRunSummary,
     EvaluatedCharModel,
     TrainedCharModel,

@@ -6,7 +6,7 @@ from prefect import task
 from prefect.runtime import flow_run
 
 from seqflow.core.caching import task_statuses
-from seqflow.char_steps import TrainedCharModel
+from seqflow.charlm.steps import TrainedCharModel
 from seqflow.config import CharLMConfig, PipelineConfig
 from seqflow.core.state import CharLMState, PipelineState
 from seqflow.core.rerun import (

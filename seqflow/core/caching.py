@@ -75,15 +75,15 @@ TASK_MODULES: dict[str, tuple[str, ...]] = {
     ),
     "encode-chars": ("seqflow.tasks.charlm", "seqflow.charlm.text"),
     "train-charlm": (
-        "seqflow.tasks.charlm", "seqflow.char_steps", "seqflow.charlm.train", "seqflow.charlm.generate",
+        "seqflow.tasks.charlm", "seqflow.charlm.steps", "seqflow.charlm.train", "seqflow.charlm.generate",
         "seqflow.charlm.text", "seqflow.models.charlm", "seqflow.core.tracking", "seqflow.core.evaluation",
         "seqflow.core.checkpoints", "seqflow.sentiment.train",
     ),
     "evaluate-charlm": (
-        "seqflow.tasks.charlm", "seqflow.char_steps", "seqflow.charlm.train", "seqflow.charlm.text", "seqflow.core.tracking",
+        "seqflow.tasks.charlm", "seqflow.charlm.steps", "seqflow.charlm.train", "seqflow.charlm.text", "seqflow.core.tracking",
     ),
     "register-charlm": (
-        "seqflow.tasks.charlm", "seqflow.char_steps", "seqflow.charlm.train", "seqflow.charlm.text",
+        "seqflow.tasks.charlm", "seqflow.charlm.steps", "seqflow.charlm.train", "seqflow.charlm.text",
         "seqflow.core.promotion", "seqflow.core.tracking", "seqflow.sentiment.steps", "seqflow.sentiment.registry",
     ),
 }

@@ -18,8 +18,8 @@ from pathlib import Path
 from typing import Any
 
 from seqflow.charlm.text import CharEncodedData, CharSplitFiles
-from seqflow.char_steps import EvaluatedCharModel, TrainedCharModel
-from seqflow.char_steps import _dataset_tags as char_dataset_tags
+from seqflow.charlm.steps import EvaluatedCharModel, TrainedCharModel
+from seqflow.charlm.steps import _dataset_tags as char_dataset_tags
 from seqflow.config import CharLMConfig, PipelineConfig, get_profile, resolve_charlm_config, with_overrides
 from seqflow.sentiment.contracts import ContractReport
 from seqflow.sentiment.datasets import SplitFiles

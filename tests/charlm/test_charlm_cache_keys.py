@@ -76,7 +76,7 @@ def test_changed_or_missing_char_outputs_are_not_usable(written):
 
 
 def test_charlm_state_reads_back_as_written(tmp_path, written):
-    from seqflow.char_steps import TrainedCharModel
+    from seqflow.charlm.steps import TrainedCharModel
     from seqflow.core.state import CharLMState, charlm_state_from_json, state_to_json
 
     split_files, encoded = written

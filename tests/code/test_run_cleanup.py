@@ -139,7 +139,7 @@ def test_a_killed_first_execution_leaves_no_champion(tracker, dead_process):
 def test_a_charlm_execution_first_closes_what_a_killed_one_left(tracker, dead_process, tmp_path):
     from seqflow.charlm.text import encode_char_splits, write_char_splits
     from seqflow.charlm.sources import CharSource
-    from seqflow.char_steps import start_charlm_run
+    from seqflow.charlm.steps import start_charlm_run
     from seqflow.config import CharDataConfig, resolve_charlm_config
 
     name = tracker.settings.registered_model_name
