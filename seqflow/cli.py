@@ -247,7 +247,7 @@ def _cmd_charlm(args: argparse.Namespace, settings: TrackingSettings) -> int:
 
 
 def _cmd_charlm_rerun(args: argparse.Namespace, settings: TrackingSettings) -> int:
-    from seqflow.char_rerun import plan_charlm_rerun
+    from seqflow.charlm.rerun import plan_charlm_rerun
     from seqflow.flows.charlm import charlm_rerun_flow
     from seqflow.core.tracking import Tracker
 

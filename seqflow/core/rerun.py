@@ -6,7 +6,7 @@ opens a new parent run tagged ``rerun_of=<earlier parent run id>``; a rerun trai
 child run under it, tagged the same. Downstream tasks are not rerun; the new parent run's state is the earlier
 one with the rerun task's output swapped in, so a later rerun can start from it. What differs between the two
 pipelines (run roles, commands, how the state is read) is in :class:`ExecutionKind`; the character model's
-plan is made in :mod:`seqflow.char_rerun`.
+plan is made in :mod:`seqflow.charlm.rerun`.
 """
 
 from __future__ import annotations
