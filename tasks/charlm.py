@@ -1,4 +1,4 @@
-"""Tasks of ``seqflow charlm run``: thin wrappers around :mod:`seqflow.charlm.text`, :mod:`seqflow.char_contracts`
+"""Tasks of ``seqflow charlm run``: thin wrappers around :mod:`seqflow.charlm.text`, :mod:`seqflow.charlm.contracts`
 and :mod:`seqflow.charlm.steps`.
 
 Every task takes and returns paths, digests and run ids (CharSplitFiles, CharEncodedData, ...), never live
@@ -15,7 +15,7 @@ from prefect.artifacts import create_table_artifact
 from prefect.runtime import flow_run
 
 from seqflow.core.caching import task_statuses
-from seqflow.char_contracts import validate_char_splits
+from seqflow.charlm.contracts import validate_char_splits
 from seqflow.charlm.text import CharEncodedData, CharSplitFiles, encode_char_splits, write_char_splits
 from seqflow.charlm.sources import load_char_source
 from seqflow.charlm.steps import (

@@ -70,7 +70,7 @@ TASK_MODULES: dict[str, tuple[str, ...]] = {
     # `seqflow charlm run`: the character-model tasks (their Prefect task names; see seqflow.tasks.charlm).
     "load-text": ("seqflow.tasks.charlm", "seqflow.charlm.sources", "seqflow.charlm.text"),
     "contracts-char-text": (
-        "seqflow.tasks.charlm", "seqflow.char_contracts", "seqflow.sentiment.contracts", "seqflow.data_contracts",
+        "seqflow.tasks.charlm", "seqflow.charlm.contracts", "seqflow.sentiment.contracts", "seqflow.data_contracts",
         "seqflow.charlm.text",
     ),
     "encode-chars": ("seqflow.tasks.charlm", "seqflow.charlm.text"),

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from seqflow.char_contracts import validate_char_splits
+from seqflow.charlm.contracts import validate_char_splits
 from seqflow.charlm.text import write_char_splits
 from seqflow.charlm.sources import CharSource, load_char_source
 from seqflow.config import CharContractConfig, CharDataConfig
