@@ -1,1 +1,1 @@
-"""seqflow.charlm."""
+"""The character-level language-model pipeline: text sources, encoding, training, generation and serving."""

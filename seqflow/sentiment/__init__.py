@@ -1,1 +1,1 @@
-"""seqflow.sentiment."""
+"""The review-sentiment pipeline: sources, splits, tokenisation, training, evaluation, behaviour and serving."""
