@@ -9,7 +9,7 @@ from prefect.runtime import flow_run
 from seqflow.sentiment.behaviour import CHECK_TYPES
 from seqflow.core.caching import task_statuses
 from seqflow.config import BehaviourConfig, PipelineConfig, PromotionConfig
-from seqflow.sentiment.contracts import ContractReport
+from seqflow.core.contracts import ContractReport
 from seqflow.sentiment.datasets import SplitFiles
 from seqflow.core.state import STATE_ARTIFACT, PipelineState, state_to_json
 from seqflow.core.settings import TrackingSettings
