@@ -244,16 +244,17 @@ def _describe(item: Mapping[str, Any], where: str, annotation: Any) -> str:
     if annotation is None:
         return f"{where}: {item['msg']}"
     allowed = requirement(annotation)
+    plain, _, optional = unwrap(annotation)
+    if kind in _TYPE_ERRORS and (plain is int or not _non_finite(value)):
+        # "nan" for a count is not a whole number, whatever else it is.
+        within = requirement(annotation, with_none=False) + (", or none" if optional else "")
+        return f"{where} must be {getattr(plain, '__name__', plain)} ({within}), got {value!r}"
     if kind == "finite_number" or _non_finite(value):
         number = requirement(annotation, with_none=False)
         return f"{where} must be {number if number == 'a finite number' else 'finite and ' + number}, got {value}"
     if kind.startswith(("greater_than", "less_than")):
         # A number was given, so "or none" would only distract.
         return f"{where} {_must(requirement(annotation, with_none=False))}, got {value}"
-    if kind in _TYPE_ERRORS:
-        plain, _, optional = unwrap(annotation)
-        within = requirement(annotation, with_none=False) + (", or none" if optional else "")
-        return f"{where} must be {getattr(plain, '__name__', plain)} ({within}), got {value!r}"
     return f"{where} {_must(allowed)}, got {value!r}"
 
 
