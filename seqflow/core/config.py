@@ -111,6 +111,7 @@ def revalidated(config: T) -> T:
 
 
 def error_message(cls: type, error: ValidationError, owner: str = "") -> str:
+    """pydantic's report as one line: each problem named by its ``--set`` key (under ``owner``)."""
     problems: list[str] = []
     for item in error.errors():
         where, annotation = _locate(cls, item["loc"], owner)

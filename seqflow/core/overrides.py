@@ -34,8 +34,8 @@ def parse_assignments(assignments: list[str]) -> dict[str, str]:
 
 def from_text(raw: Any, annotation: Any, path: str) -> Any:
     """A ``--set`` or env-file string shaped for ``annotation``: none/null/empty for optional fields, commas
-    for tuples (items a section parses itself through its ``from_text``). Typed values pass through; pydantic
-    does the rest of the typing."""
+    for tuples (keyed items in their ``KEY:field=value;...`` form). Typed values pass through; pydantic does
+    the rest of the typing."""
     if not isinstance(raw, str):
         return raw
     text = raw.strip()
