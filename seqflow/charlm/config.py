@@ -10,18 +10,16 @@ import typing
 from dataclasses import field
 from typing import Annotated, Any, Literal, Mapping
 
-from pydantic import Field, model_validator
+from pydantic import Field, NonNegativeInt, PositiveInt, model_validator
 
-from seqflow.core.config import Allowed, RunSettings, Seed, config_section, raise_problems, revalidated
-from seqflow.core.overrides import profile_named, replace_settings, resolve_settings
+from seqflow.core.config import Allowed, RunSettings, Seed, Share, config_section, raise_problems, revalidated
+from seqflow.core.overrides import ProfileRegistry, replace_settings
 
 CharArchitecture = Literal["char_simple_rnn", "char_gru", "char_lstm"]
 ALL_CHAR_ARCHITECTURES: tuple[str, ...] = typing.get_args(CharArchitecture)
 # Tasks ``seqflow charlm rerun`` can run again on an earlier execution's outputs (validate: the text contract).
 CHARLM_RERUN_TASKS: tuple[str, ...] = ("load", "validate", "encode", "train", "evaluate", "register")
 
-Positive = Annotated[int, Field(gt=0)]
-Share = Annotated[float, Field(ge=0, le=1)]
 WHAT = "charlm configuration"
 
 
@@ -48,13 +46,13 @@ class CharContractConfig:
     """Bounds of the character-text contract."""
 
     # Each split needs at least this many characters (a 1-epoch window of training data needs a few thousand).
-    min_chars: Positive = 1_000
+    min_chars: PositiveInt = 1_000
     # Distinct characters in training text; a binary file or a mis-decoded text explodes this number.
-    max_vocab_size: Positive = 5_000
+    max_vocab_size: PositiveInt = 5_000
     # Share of validation characters never seen in training: the model cannot predict them at all.
     max_unseen_share: Share = 0.005
     # How many failing examples an error message shows.
-    examples_in_message: Annotated[int, Field(ge=0)] = 5
+    examples_in_message: NonNegativeInt = 5
 
 
 @config_section(name="training", what=WHAT)
@@ -64,13 +62,13 @@ class CharTrainingConfig:
     architectures: tuple[str, ...] = ("char_lstm",)
     # Recurrent layers per model.
     layers: Annotated[int, Field(ge=1, le=2), Allowed("1 or 2")] = 1
-    embedding_dim: Positive = 64
-    rnn_units: Positive = 256
+    embedding_dim: PositiveInt = 64
+    rnn_units: PositiveInt = 256
     dropout: Annotated[float, Field(ge=0, lt=1)] = 0.0
     # Characters per training window; targets are the same window shifted by one character.
-    seq_length: Positive = 100
-    batch_size: Positive = 64
-    epochs: Positive = 10
+    seq_length: PositiveInt = 100
+    batch_size: PositiveInt = 64
+    epochs: PositiveInt = 10
     optimizer: Literal["adam", "rmsprop", "sgd"] = "adam"
     learning_rate: Annotated[float, Field(gt=0)] = 2e-3
     # Gradient clipping by global norm (seed 003 clipped hard to tame SimpleRNN); None disables it.
@@ -85,8 +83,8 @@ class CharTrainingConfig:
     # epochs it allows depends on the machine, so runs with a budget are reproducible only on the same one.
     max_training_minutes: Annotated[float, Field(gt=0)] | None = None
     # Parallel streams and window length of the carried-state validation pass.
-    validation_streams: Positive = 16
-    validation_window: Positive = 500
+    validation_streams: PositiveInt = 16
+    validation_window: PositiveInt = 500
     # Save the training state after every epoch (under artifacts_dir/checkpoints/) so that `seqflow charlm run`
     # after a crash resumes an interrupted training from its last completed epoch; deleted once it is done.
     checkpoint: bool = True
@@ -106,10 +104,10 @@ class CharSamplingConfig:
     """Samples generated while training (logged as text artifacts) and defaults of ``seqflow generate``."""
 
     # Generate samples after every this many epochs (and always after the last one).
-    every_epochs: Positive = 2
+    every_epochs: PositiveInt = 2
     # Prefix of the samples; empty: the first line of the validation text.
     prefix: str = ""
-    length: Positive = 300
+    length: PositiveInt = 300
     # 0 picks the most likely character every time.
     temperatures: tuple[Annotated[float, Field(ge=0)], ...] = (0.5, 1.0)
     seeds: tuple[Seed, ...] = (0,)
@@ -130,6 +128,8 @@ class CharPromotionConfig:
 class CharLMConfig(RunSettings):
     """One ``seqflow charlm run``'s full configuration."""
 
+    # Read by load-text (data), contracts-char-text (contracts), train-charlm (training, and sampling for the
+    # samples it logs; sampling also gives `seqflow generate` its defaults) and register (promotion).
     data: CharDataConfig = field(default_factory=CharDataConfig)
     contracts: CharContractConfig = field(default_factory=CharContractConfig)
     training: CharTrainingConfig = field(default_factory=CharTrainingConfig)
@@ -146,6 +146,11 @@ class CharLMConfig(RunSettings):
                 f"data.max_chars ({data.max_chars}) must hold at least two blocks of data.block_chars ({data.block_chars})"
             ])
         return self
+
+
+def with_charlm_overrides(config: CharLMConfig, overrides: Mapping[str, Any]) -> CharLMConfig:
+    """A new charlm config with ``{"section.field" or "field": value}`` applied (values may be strings), checked."""
+    return replace_settings(config, overrides)
 
 
 CHARLM_PROFILES: dict[str, CharLMConfig] = {
@@ -206,25 +211,12 @@ CHARLM_PROFILES: dict[str, CharLMConfig] = {
 DEFAULT_CHARLM_PROFILE = "quick"
 
 
-def get_charlm_profile(name: str) -> CharLMConfig:
-    """The named character-model profile, or a :class:`ConfigError` listing the known ones."""
-    return profile_named(CHARLM_PROFILES, name, "charlm profile")
+REGISTRY = ProfileRegistry(CHARLM_PROFILES, with_charlm_overrides, "charlm profile")
+# The names the rest of seqflow calls: get_charlm_profile(name), resolve_charlm_config(profile, environment, explicit).
+get_charlm_profile = REGISTRY.get
+resolve_charlm_config = REGISTRY.resolve
 
 
 def validate_charlm_config(config: CharLMConfig) -> None:
     """Check ``config`` again from its values (every config is checked when it is built)."""
     revalidated(config)
-
-
-def resolve_charlm_config(
-    profile: str,
-    environment_overrides: Mapping[str, Any] | None = None,
-    explicit_overrides: Mapping[str, Any] | None = None,
-) -> CharLMConfig:
-    """The charlm profile, then ``SEQFLOW_*`` overrides from mlflow.env / the environment, then explicit ones."""
-    return resolve_settings(get_charlm_profile(profile), environment_overrides, explicit_overrides, with_charlm_overrides)
-
-
-def with_charlm_overrides(config: CharLMConfig, overrides: Mapping[str, Any]) -> CharLMConfig:
-    """A new charlm config with ``{"section.field" or "field": value}`` applied (values may be strings), checked."""
-    return replace_settings(config, overrides)

@@ -33,6 +33,8 @@ T = TypeVar("T")
 # numpy and Keras take seeds in [0, 2**32 - 1]; anything else fails deep inside them (after runs opened).
 SEED_MAX = 2**32 - 1
 Seed = Annotated[int, Field(ge=0, le=SEED_MAX)]
+# A share or a probability. (Counts use pydantic's PositiveInt and NonNegativeInt.)
+Share = Annotated[float, Field(ge=0, le=1)]
 
 _MODEL_CONFIG = ConfigDict(extra="forbid", allow_inf_nan=False)
 

@@ -138,14 +138,6 @@ def keyed_item_text(item: Any) -> str:
 # --- profiles ---------------------------------------------------------------------------------------------
 
 
-def profile_named(profiles: Mapping[str, T], name: str, kind: str = "profile") -> T:
-    """The named profile, or a ConfigError listing the known ones."""
-    try:
-        return profiles[name]
-    except KeyError:
-        raise ConfigError(f"unknown {kind} {name!r}; known profiles: {', '.join(sorted(profiles))}") from None
-
-
 def resolve_settings(
     base: T,
     environment_overrides: Mapping[str, Any] | None,
@@ -170,3 +162,30 @@ def resolve_settings(
                 names = ", ".join(f"SEQFLOW_{key.upper()}" for key in from_environment)
                 raise ConfigError(f"{environment_error} (set by {names} in the env file or the environment)") from None
         raise error
+
+
+@dataclasses.dataclass(frozen=True)
+class ProfileRegistry(typing.Generic[T]):
+    """A pipeline's named profiles and how overrides apply to them: ``seqflow ... --profile NAME``."""
+
+    profiles: Mapping[str, T]
+    apply: Callable[[T, Mapping[str, Any]], T]
+    # How messages name a profile of this pipeline ("profile", "charlm profile").
+    kind: str = "profile"
+
+    def get(self, name: str) -> T:
+        """The named profile, or a ConfigError listing the known ones."""
+        try:
+            return self.profiles[name]
+        except KeyError:
+            known = ", ".join(sorted(self.profiles))
+            raise ConfigError(f"unknown {self.kind} {name!r}; known profiles: {known}") from None
+
+    def resolve(
+        self,
+        profile: str,
+        environment_overrides: Mapping[str, Any] | None = None,
+        explicit_overrides: Mapping[str, Any] | None = None,
+    ) -> T:
+        """The profile, then ``SEQFLOW_*`` overrides from mlflow.env / the environment, then explicit ones."""
+        return resolve_settings(self.get(profile), environment_overrides, explicit_overrides, self.apply)

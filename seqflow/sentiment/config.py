@@ -16,9 +16,9 @@ import typing
 from dataclasses import field
 from typing import Annotated, Any, Literal, Mapping
 
-from pydantic import Field, model_validator
+from pydantic import Field, NonNegativeInt, PositiveInt, model_validator
 
-from seqflow.core.config import Allowed, RunSettings, config_section, flat_dict, raise_problems, revalidated
+from seqflow.core.config import Allowed, RunSettings, Share, config_section, flat_dict, raise_problems, revalidated
 from seqflow.core.overrides import keyed_item_text, replace_settings
 
 PaddingSide = Literal["pre", "post"]
@@ -27,10 +27,6 @@ LrSchedule = Literal["constant", "cosine", "exponential", "plateau"]
 # Optimizers by name (seqflow.sentiment.train.build_optimizer); lazy_adam: see ArchitectureSettings.optimizer.
 OptimizerName = Literal["adam", "lazy_adam", "rmsprop", "sgd"]
 
-# Bounds shared by many fields.
-Positive = Annotated[int, Field(gt=0)]
-NotNegative = Annotated[int, Field(ge=0)]
-Share = Annotated[float, Field(ge=0, le=1)]
 # A dropout rate: 1 would drop everything.
 DropRate = Annotated[float, Field(ge=0, lt=1)]
 
@@ -66,7 +62,7 @@ class DataConfig:
     # need a few rows each.
     limit: Annotated[int, Field(ge=20)] | None = None
     # Keep only reviews of at most this many characters (before sampling); None keeps all lengths.
-    max_review_chars: Positive | None = None
+    max_review_chars: PositiveInt | None = None
     # TFDS data_dir and manual_dir (a folder holding aclImdb_v1.tar.gz, for machines without internet).
     tfds_data_dir: str | None = None
     tfds_manual_dir: str | None = None
@@ -79,7 +75,7 @@ class TokenisationConfig:
     # Vocabulary size including the padding id 0 and the out-of-vocabulary id 1 (so at least one word).
     vocab_size: Annotated[int, Field(ge=3)] = 20_000
     # Every padded row has exactly this many ids.
-    max_length: Positive = 250
+    max_length: PositiveInt = 250
     # Side that receives padding ids. "post" keeps LSTM masks cuDNN-eligible on GPUs.
     padding: PaddingSide = "post"
     # Side that loses tokens when a review is longer than max_length.
@@ -99,7 +95,7 @@ class ContractConfig:
     # Share of rows that are padding only (the review had no in-vocabulary token at all).
     max_all_padding_rows: Share = 0.001
     # How many failing examples an error message shows.
-    examples_in_message: NotNegative = 5
+    examples_in_message: NonNegativeInt = 5
 
 
 @config_section(name="training")
@@ -116,8 +112,8 @@ class ArchitectureSettings:
     # 1M rows). Untouched rows do not drift on stale momentum. See seqflow/core/optimizers.py.
     optimizer: OptimizerName = "adam"
     learning_rate: Annotated[float, Field(gt=0)] = 1e-3
-    epochs: Positive = 5
-    batch_size: Positive = 64
+    epochs: PositiveInt = 5
+    batch_size: PositiveInt = 64
     # Stop when validation loss has not improved for this many epochs; None trains all epochs.
     early_stopping_patience: Annotated[int, Field(ge=1)] | None = 2
     # Dropout before the classifier head.
@@ -129,10 +125,10 @@ class ArchitectureSettings:
     token_dropout: DropRate = 0.0
     # L2 penalty on the embedding and every kernel (Dense, recurrent input and recurrent weights); 0 is off.
     l2: Annotated[float, Field(ge=0)] = 0.0
-    embedding_dim: Positive = 64
-    rnn_units: Positive = 64
+    embedding_dim: PositiveInt = 64
+    rnn_units: PositiveInt = 64
     # Width of the hidden Dense layer before the output; 0 leaves it out.
-    dense_units: NotNegative = 64
+    dense_units: NonNegativeInt = 64
     # constant | cosine (to min_learning_rate over all epochs, after warmup_epochs of linear warmup) |
     # exponential (times lr_decay_rate every epoch) | plateau (times lr_decay_rate when validation loss stalls
     # for plateau_patience epochs).
@@ -183,7 +179,7 @@ class TrainingConfig(ArchitectureSettings):
     architectures: tuple[str, ...] = ALL_ARCHITECTURES
     # Dropout on the inputs of every recurrent step (Keras' `dropout=` of SimpleRNN/LSTM; seed 001 used 0.2).
     recurrent_input_dropout: DropRate = 0.0
-    warmup_epochs: NotNegative = 0
+    warmup_epochs: NonNegativeInt = 0
     lr_decay_rate: Annotated[float, Field(gt=0, le=1)] = 0.5
     # Below learning_rate (checked with it).
     min_learning_rate: Annotated[float, Field(ge=0)] = 0.0
@@ -306,12 +302,13 @@ class BehaviourConfig:
 class PipelineConfig(RunSettings):
     """One run's full configuration."""
 
-    data: DataConfig = field(default_factory=DataConfig)
-    tokenisation: TokenisationConfig = field(default_factory=TokenisationConfig)
-    contracts: ContractConfig = field(default_factory=ContractConfig)
-    training: TrainingConfig = field(default_factory=TrainingConfig)
-    promotion: PromotionConfig = field(default_factory=PromotionConfig)
-    behaviour: BehaviourConfig = field(default_factory=BehaviourConfig)
+    # Each section is the slice one or two tasks receive, named after the step that reads it.
+    data: DataConfig = field(default_factory=DataConfig)  # download
+    tokenisation: TokenisationConfig = field(default_factory=TokenisationConfig)  # tokenise, tokenised contract
+    contracts: ContractConfig = field(default_factory=ContractConfig)  # both data contracts
+    training: TrainingConfig = field(default_factory=TrainingConfig)  # train
+    promotion: PromotionConfig = field(default_factory=PromotionConfig)  # register
+    behaviour: BehaviourConfig = field(default_factory=BehaviourConfig)  # evaluate
 
     @model_validator(mode="after")
     def _trained_architectures_read_their_features(self) -> PipelineConfig:

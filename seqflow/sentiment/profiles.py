@@ -5,9 +5,7 @@ Declared here and nowhere else; building them validates them, and that is all th
 
 from __future__ import annotations
 
-from typing import Any, Mapping
-
-from seqflow.core.overrides import profile_named, resolve_settings
+from seqflow.core.overrides import ProfileRegistry
 from seqflow.sentiment.config import (
     ArchitectureOverride,
     ContractConfig,
@@ -158,15 +156,7 @@ PROFILES: dict[str, PipelineConfig] = {
 DEFAULT_PROFILE = "quick"
 
 
-def get_profile(name: str) -> PipelineConfig:
-    """The named profile, or a :class:`ConfigError` listing the known ones."""
-    return profile_named(PROFILES, name)
-
-
-def resolve_pipeline_config(
-    profile: str,
-    environment_overrides: Mapping[str, Any] | None = None,
-    explicit_overrides: Mapping[str, Any] | None = None,
-) -> PipelineConfig:
-    """The profile, then ``SEQFLOW_*`` overrides from mlflow.env / the environment, then explicit ones."""
-    return resolve_settings(get_profile(profile), environment_overrides, explicit_overrides, with_overrides)
+REGISTRY = ProfileRegistry(PROFILES, with_overrides)
+# The names the rest of seqflow calls: get_profile(name), resolve_pipeline_config(profile, environment, explicit).
+get_profile = REGISTRY.get
+resolve_pipeline_config = REGISTRY.resolve
