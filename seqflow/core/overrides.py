@@ -158,8 +158,9 @@ def resolve_settings(
             try:
                 apply(base, from_environment)
             except ConfigError as environment_error:
+                named = [key for key in from_environment if key in str(environment_error)] or list(from_environment)
                 # SEQFLOW_SEED -> seed: the settings module maps each variable to its key by this rule.
-                names = ", ".join(f"SEQFLOW_{key.upper()}" for key in from_environment)
+                names = ", ".join(f"SEQFLOW_{key.upper()}" for key in named)
                 raise ConfigError(f"{environment_error} (set by {names} in the env file or the environment)") from None
         raise error
 
