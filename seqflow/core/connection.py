@@ -66,8 +66,11 @@ def check_server_answers(settings: TrackingSettings) -> None:
     Every MLflow request retries 7 times with a growing backoff and a 120 s timeout (right for a server that is
     there but busy: it rides out rate limits), so a server that is not there at all took about 4 minutes to
     report. This first request is bounded by the settings' ``connect_retries`` and ``connect_timeout_s``
-    instead; once the server answered, the calls that follow keep MLflow's patience.
+    instead; once the server answered, the calls that follow keep MLflow's patience. Only establishing the
+    connection is bounded this tightly: a server that accepted it may take its time to answer (a freshly started
+    one can take over 10 s for its first request on a busy machine), up to MLflow's own request timeout.
     """
+    from mlflow.environment_variables import MLFLOW_HTTP_REQUEST_TIMEOUT
     from mlflow.tracking._tracking_service.utils import get_default_host_creds
     from mlflow.utils.rest_utils import http_request
 
@@ -75,15 +78,16 @@ def check_server_answers(settings: TrackingSettings) -> None:
         response = http_request(
             get_default_host_creds(settings.tracking_uri), _PROBE_ENDPOINT, "GET",
             max_retries=settings.connect_retries, backoff_factor=_PROBE_BACKOFF_FACTOR, backoff_jitter=0,
-            timeout=settings.connect_timeout_s, raise_on_status=False, params={"experiment_name": settings.experiment_name},
+            timeout=(settings.connect_timeout_s, MLFLOW_HTTP_REQUEST_TIMEOUT.get()), raise_on_status=False,
+            params={"experiment_name": settings.experiment_name},
         )
     except Exception as exc:  # noqa: BLE001 - whatever failed, the server did not answer
         found = _NETWORK_REASON.search(str(exc))
         reason = found.group(0).strip() if found else first_line(exc)[:200]
         raise StoreUnreachable(
             f"cannot reach MLflow tracking server {settings.tracking_uri!r} ({reason}; {settings.connect_retries + 1} "
-            f"attempt(s), {settings.connect_timeout_s:g} s each): check MLFLOW_TRACKING_URI and that the server "
-            "runs, or raise SEQFLOW_TRACKING_CONNECT_RETRIES / SEQFLOW_TRACKING_CONNECT_TIMEOUT for a slow network"
+            f"attempt(s), {settings.connect_timeout_s:g} s each to connect): check MLFLOW_TRACKING_URI and that the "
+            "server runs, or raise SEQFLOW_TRACKING_CONNECT_RETRIES / SEQFLOW_TRACKING_CONNECT_TIMEOUT for a slow network"
         ) from None
     if response.status_code in (401, 403):
         who = f"user {settings.tracking_username!r}" if settings.tracking_username else "no credentials"

@@ -156,7 +156,9 @@ class _EnvVariables(BaseSettings):
     ``os.environ`` directly, so that tests and flows say which environment they mean. Empty values count as unset.
     """
 
-    model_config = SettingsConfigDict(case_sensitive=True, env_ignore_empty=True, extra="ignore", env_file_encoding="utf-8")
+    model_config = SettingsConfigDict(
+        case_sensitive=True, env_ignore_empty=True, extra="ignore", env_file_encoding="utf-8"
+    )
 
     MLFLOW_TRACKING_URI: str = TrackingSettings.model_fields["tracking_uri"].default
     MLFLOW_EXPERIMENT_NAME: str = TrackingSettings.model_fields["experiment_name"].default
@@ -173,7 +175,9 @@ class _EnvVariables(BaseSettings):
     SEQFLOW_ARTIFACTS_DIR: str | None = None
 
     @classmethod
-    def settings_customise_sources(cls, settings_cls, init_settings, env_settings, dotenv_settings, file_secret_settings):  # noqa: ANN001, ANN206 - pydantic-settings hook
+    def settings_customise_sources(  # noqa: ANN206 - pydantic-settings hook
+        cls, settings_cls, init_settings, env_settings, dotenv_settings, file_secret_settings  # noqa: ANN001
+    ):
         return (init_settings, dotenv_settings)
 
 

@@ -95,7 +95,10 @@ def test_prefect_flow_run_parameters_hold_no_password(flow_name: str) -> None:
     from seqflow.flows.charlm import charlm_flow
     from seqflow.flows.sentiment import sentiment_flow
 
-    flow, config = (sentiment_flow, get_profile("quick")) if flow_name == "sentiment" else (charlm_flow, get_charlm_profile("quick"))
+    if flow_name == "sentiment":
+        flow, config = sentiment_flow, get_profile("quick")
+    else:
+        flow, config = charlm_flow, get_charlm_profile("quick")
     settings = TrackingSettings(tracking_uri=f"http://alice:{PASSWORD}@127.0.0.1:5000")
     stored = flow.serialize_parameters({"config": config, "settings": settings})
     assert PASSWORD not in json.dumps(stored)
@@ -147,7 +150,7 @@ def test_champion_against_an_unreachable_server_is_one_line_without_the_password
     errors = [line for line in err.splitlines() if line.startswith("seqflow: error:")]
     assert errors == [
         f"seqflow: error: cannot reach MLflow tracking server 'http://127.0.0.1:{port}' ([Errno 111] Connection refused; "
-        "3 attempt(s), 5 s each): check MLFLOW_TRACKING_URI and that the server runs, or raise "
+        "3 attempt(s), 5 s each to connect): check MLFLOW_TRACKING_URI and that the server runs, or raise "
         "SEQFLOW_TRACKING_CONNECT_RETRIES / SEQFLOW_TRACKING_CONNECT_TIMEOUT for a slow network"
     ], err[-3000:]
     assert "Traceback" not in err
@@ -160,7 +163,8 @@ def test_connect_retries_and_timeout_come_from_the_env_file_and_are_checked(tmp_
         handle.write("SEQFLOW_TRACKING_CONNECT_RETRIES=6\nSEQFLOW_TRACKING_CONNECT_TIMEOUT=30\n")
     settings = load_settings(env_file, environ={})
     assert (settings.connect_retries, settings.connect_timeout_s) == (6, 30.0)
-    with pytest.raises(ConfigError, match=r"SEQFLOW_TRACKING_CONNECT_RETRIES in the environment: .*less than or equal to 10"):
+    too_many = r"SEQFLOW_TRACKING_CONNECT_RETRIES in the environment: .*less than or equal to 10"
+    with pytest.raises(ConfigError, match=too_many):
         load_settings(env_file, environ={"SEQFLOW_TRACKING_CONNECT_RETRIES": "99"})
     env_file.write_text("SEQFLOW_TRACKING_CONNECT_TIMEOUT=nan\n")
     with pytest.raises(ConfigError, match=r"SEQFLOW_TRACKING_CONNECT_TIMEOUT in env file .*team.env"):
@@ -175,9 +179,12 @@ class _BasicAuthMlflow(BaseHTTPRequestHandler):
 
     expected = "Basic " + base64.b64encode(f"alice:{PASSWORD}".encode()).decode()
     seen: list[tuple[str, str | None]] = []
+    # Seconds before each answer: a busy or freshly started server.
+    delay_s = 0.0
 
     def do_GET(self) -> None:  # noqa: N802 - http.server's naming
         self.seen.append((self.requestline, self.headers.get("Authorization")))
+        time.sleep(self.delay_s)
         if self.headers.get("Authorization") != self.expected:
             self._reply(401, {"error_code": "UNAUTHENTICATED", "message": "You are not authenticated."})
         elif self.path.startswith("/api/2.0/mlflow/experiments/get-by-name"):
@@ -202,7 +209,7 @@ class _BasicAuthMlflow(BaseHTTPRequestHandler):
 @pytest.fixture
 def basic_auth_server() -> Iterator[str]:
     server = ThreadingHTTPServer(("127.0.0.1", 0), _BasicAuthMlflow)
-    _BasicAuthMlflow.seen = []
+    _BasicAuthMlflow.seen, _BasicAuthMlflow.delay_s = [], 0.0
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
@@ -224,6 +231,19 @@ def test_credentials_from_the_uri_reach_mlflow_as_its_environment_variables(basi
     }
     assert _BasicAuthMlflow.seen and all(auth == _BasicAuthMlflow.expected for _, auth in _BasicAuthMlflow.seen)
     assert not any(PASSWORD in line for line, _ in _BasicAuthMlflow.seen)
+
+
+def test_a_server_slow_to_answer_is_not_taken_for_an_unreachable_one(basic_auth_server: str) -> None:
+    """Only connecting is bounded by connect_timeout_s: a freshly started `mlflow server` took 11-16 s for its
+    first answer on the 2-core machine."""
+    from seqflow.core.tracking import Tracker
+
+    _BasicAuthMlflow.delay_s = 1.0
+    settings = TrackingSettings(
+        tracking_uri=f"http://alice:{PASSWORD}@{basic_auth_server}", experiment_name="creds",
+        connect_retries=0, connect_timeout_s=0.2,
+    )
+    assert Tracker(settings).experiment_id == "1"
 
 
 def test_wrong_credentials_are_one_clear_error_without_the_password(basic_auth_server: str) -> None:
