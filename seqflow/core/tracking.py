@@ -23,9 +23,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable, Iterator
 
+from seqflow.core.connection import first_line, prepare_connection
 from seqflow.core.errors import SeqflowError
 from seqflow.core.processes import ProcessIdentity, current_process, is_gone
-from seqflow.core.settings import TrackingSettings
+from seqflow.core.settings import TrackingSettings, redact_credentials
 
 logger = logging.getLogger(__name__)
 
@@ -167,8 +168,7 @@ def _fluent_store(uri: str) -> Iterator[None]:
 
 
 def _store_error(tracking_uri: str, exc: BaseException) -> TrackingError:
-    reason = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-    return TrackingError(f"cannot use MLflow tracking store {tracking_uri!r}: {type(exc).__name__}: {reason[:300]}")
+    return TrackingError(f"cannot use MLflow tracking store {tracking_uri!r}: {type(exc).__name__}: {first_line(exc)[:300]}")
 
 
 @contextlib.contextmanager
@@ -216,11 +216,12 @@ class Tracker:
         from mlflow import MlflowClient
 
         self.settings = settings
+        connection_uri = prepare_connection(settings)  # never shown: it may hold a database password
         try:
             # The client creates (and on a new database migrates) the store; two processes starting on the same
             # new SQLite file would run the migrations at once and break each other, so they take turns.
             with _sqlite_creation_lock(settings.tracking_uri):
-                self.client = MlflowClient(tracking_uri=settings.tracking_uri, registry_uri=settings.tracking_uri)
+                self.client = MlflowClient(tracking_uri=connection_uri, registry_uri=connection_uri)
                 self.experiment_id = self._ensure_experiment()
         except TrackingError:
             raise
@@ -257,7 +258,7 @@ class Tracker:
         # The owner process, so that a later run can tell that this one died without closing it.
         all_tags.update(current_process().as_tags())
         run = self.client.create_run(self.experiment_id, run_name=run_name, tags=all_tags)
-        _remember_run(run.info.run_id, self.settings.tracking_uri)
+        _remember_run(run.info.run_id, self.settings.connection_uri())
         return run.info.run_id
 
     def log_params(self, run_id: str, params: dict[str, Any]) -> None:
@@ -462,10 +463,10 @@ class Tracker:
         from mlflow.exceptions import MlflowException
 
         try:
-            with _fluent_store(self.settings.tracking_uri):
+            with _fluent_store(self.settings.connection_uri()):
                 return Path(mlflow.artifacts.download_artifacts(artifact_uri=model_uri, dst_path=str(destination_dir)))
         except (MlflowException, OSError) as exc:
-            raise TrackingError(f"cannot download model {model_uri!r}: {str(exc).splitlines()[0]}") from None
+            raise TrackingError(f"cannot download model {model_uri!r}: {first_line(exc)}") from None
 
     def register_versions(
         self, candidates: Iterable[tuple[str, str, str, dict[str, str]]], score_tag: str = "test_accuracy"
@@ -481,7 +482,7 @@ class Tracker:
         created: list[RegisteredVersion] = []
         try:
             for architecture, run_id, model_uri, tags in candidates:
-                with _fluent_store(self.settings.tracking_uri):
+                with _fluent_store(self.settings.connection_uri()):
                     version = mlflow.register_model(model_uri, name, tags=tags)
                 created.append(
                     RegisteredVersion(
@@ -650,8 +651,9 @@ class Tracker:
         interpreter_bin = str(Path(sys.executable).parent)
         environment = {
             **os.environ,
-            "MLFLOW_TRACKING_URI": self.settings.tracking_uri,
-            "MLFLOW_REGISTRY_URI": self.settings.tracking_uri,
+            "MLFLOW_TRACKING_URI": self.settings.connection_uri(),
+            "MLFLOW_REGISTRY_URI": self.settings.connection_uri(),
+            **self.settings.credential_environment(),
             # The scoring server starts `uvicorn` by name: find the one of this environment even when it is
             # not activated.
             "PATH": os.pathsep.join([interpreter_bin, os.environ.get("PATH", "")]),
@@ -676,13 +678,12 @@ class Tracker:
         import mlflow.pyfunc
 
         try:
-            with _fluent_store(self.settings.tracking_uri):
+            with _fluent_store(self.settings.connection_uri()):
                 return mlflow.pyfunc.load_model(model_uri)
         except Exception as exc:  # noqa: BLE001 - see the docstring
-            reason = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
             raise TrackingError(
-                f"cannot load model {model_uri!r} (files at {self._model_location(model_uri)}): "
-                f"{type(exc).__name__}: {reason[:300]}; its files are missing or damaged: register an intact "
+                f"cannot load model {model_uri!r} (files at {redact_credentials(self._model_location(model_uri))}): "
+                f"{type(exc).__name__}: {first_line(exc)[:300]}; its files are missing or damaged: register an intact "
                 "model again with `seqflow run`, or pass --model-uri of another version"
             ) from None
 
@@ -692,7 +693,7 @@ class Tracker:
         from mlflow.store.artifact.runs_artifact_repo import RunsArtifactRepository
 
         try:
-            with _fluent_store(self.settings.tracking_uri):
+            with _fluent_store(self.settings.connection_uri()):
                 if model_uri.startswith("models:/"):
                     return ModelsArtifactRepository.get_underlying_uri(model_uri)
                 if model_uri.startswith("runs:/"):
@@ -712,10 +713,10 @@ class Tracker:
         destination_dir = Path(destination_dir)
         destination_dir.mkdir(parents=True, exist_ok=True)
         try:
-            with _fluent_store(self.settings.tracking_uri):
+            with _fluent_store(self.settings.connection_uri()):
                 local_dir = Path(mlflow.artifacts.download_artifacts(artifact_uri=model_uri, dst_path=str(destination_dir)))
         except (MlflowException, OSError) as exc:
-            raise TrackingError(f"cannot download model {model_uri!r}: {str(exc).splitlines()[0]}") from None
+            raise TrackingError(f"cannot download model {model_uri!r}: {first_line(exc)}") from None
         keras_files = sorted(local_dir.rglob("*.keras"))
         if len(keras_files) != 1:
             raise TrackingError(
