@@ -90,7 +90,7 @@ def test_rerun_train_one_architecture_on_the_earlier_outputs(earlier_execution, 
 @pytest.mark.slow
 def test_rerun_evaluate_and_register_use_the_earlier_models(earlier_execution, store_copy):
     from seqflow.flows.rerun import rerun_flow
-    from seqflow.core.rerun import plan_rerun
+    from seqflow.sentiment.rerun import plan_rerun
     from seqflow.core.tracking import Tracker
 
     tracking_settings = store_copy
@@ -127,7 +127,7 @@ def test_rerun_from_an_unknown_run_says_so(tracking_settings, tmp_path, capsys):
 @pytest.mark.slow
 def test_rerun_with_deleted_upstream_files_fails_before_running(earlier_execution, shared_settings):
     from seqflow.core.errors import SeqflowError
-    from seqflow.core.rerun import plan_rerun
+    from seqflow.sentiment.rerun import plan_rerun
     from seqflow.core.tracking import Tracker
 
     config, earlier = earlier_execution

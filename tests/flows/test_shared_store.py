@@ -161,7 +161,7 @@ def test_bad_file_run_on_the_used_store_changes_nothing(concurrent_store):
 
 
 def _fail_second_evaluation(monkeypatch: pytest.MonkeyPatch) -> None:
-    from seqflow.sentiment import steps
+    from seqflow.tasks import sentiment as steps  # the evaluate step's module
 
     real_metrics, calls = steps.classification_metrics, []
 
