@@ -34,9 +34,9 @@ from seqflow.charlm.text import (
 from seqflow.config import CharContractConfig, CharDataConfig, CharLMConfig
 from seqflow.core.caching import (
     PipelineCache,
-    char_encoded_problem,
+    check_char_encoded,
+    check_char_split_files,
     char_source_fingerprint,
-    char_split_files_problem,
     config_slice,
     evaluated_problem,
     file_digest,
@@ -68,7 +68,7 @@ def _load_text_key(inputs: dict[str, Any]) -> Recipe:
 
 @task(
     retries=2, retry_delay_seconds=5, retry_condition_fn=retry_unless_bad_input,
-    cache_policy=PipelineCache(key=_load_text_key, check=lambda split_files, inputs: char_split_files_problem(split_files)),
+    cache_policy=PipelineCache(key=_load_text_key, check=check_char_split_files),
 )
 def load_text(data_config: CharDataConfig, seed: int, artifacts_dir: str) -> CharSplitFiles:
     """Load the text source, split it into train/validation blocks (seeded) and write both with digests."""
@@ -91,7 +91,7 @@ def _encode_key(inputs: dict[str, Any]) -> Recipe:
     return "encode-chars", split_digests(inputs["split_files"]), {}
 
 
-@task(cache_policy=PipelineCache(key=_encode_key, check=lambda encoded, inputs: char_encoded_problem(encoded)))
+@task(cache_policy=PipelineCache(key=_encode_key, check=check_char_encoded))
 def encode(split_files: CharSplitFiles, artifacts_dir: str) -> CharEncodedData:
     """Vocabulary from the training text; both splits as character ids."""
     return encode_char_splits(split_files, Path(artifacts_dir))

@@ -29,6 +29,8 @@ from seqflow.config import (
 )
 from seqflow.core.caching import (
     PipelineCache,
+    check_split_files,
+    check_tokenised as check_tokenised_outputs,
     config_slice,
     evaluated_problem,
     file_digest,
@@ -36,9 +38,7 @@ from seqflow.core.caching import (
     report_problem,
     source_fingerprint,
     split_digests,
-    split_files_problem,
     store_parts,
-    tokenised_problem,
     trained_problem,
 )
 from seqflow.core.evaluation import classification_metrics, overfitting_figures, plot_confusion_matrix, plot_learning_curves
@@ -79,7 +79,7 @@ def _download_key(inputs: dict[str, Any]) -> Recipe:
 
 @task(
     retries=2, retry_delay_seconds=5, retry_condition_fn=retry_unless_bad_input,
-    cache_policy=PipelineCache(key=_download_key, check=lambda split_files, inputs: split_files_problem(split_files)),
+    cache_policy=PipelineCache(key=_download_key, check=check_split_files),
 )
 def download(data_config: DataConfig, seed: int, artifacts_dir: str) -> SplitFiles:
     """Load the source, split it (seeded, stratified) and write the splits with their digests."""
@@ -102,7 +102,7 @@ def _tokenise_key(inputs: dict[str, Any]) -> Recipe:
     return "tokenise", split_digests(inputs["split_files"]), config_slice("tokenisation", inputs["tokenisation"])
 
 
-@task(cache_policy=PipelineCache(key=_tokenise_key, check=lambda tokenised, inputs: tokenised_problem(tokenised)))
+@task(cache_policy=PipelineCache(key=_tokenise_key, check=check_tokenised_outputs))
 def tokenise(split_files: SplitFiles, tokenisation: TokenisationConfig, artifacts_dir: str) -> TokenisedData:
     """Adapt the vocabulary on train and write padded id arrays for every split."""
     return pad_and_tokenise(split_files, tokenisation, Path(artifacts_dir))

@@ -219,6 +219,26 @@ def char_encoded_problem(encoded: Any) -> str | None:
     return None
 
 
+def check_split_files(split_files: Any, inputs: dict[str, Any]) -> str | None:
+    """:func:`split_files_problem` as a :class:`PipelineCache` output check."""
+    return split_files_problem(split_files)
+
+
+def check_tokenised(tokenised: Any, inputs: dict[str, Any]) -> str | None:
+    """:func:`tokenised_problem` as a :class:`PipelineCache` output check."""
+    return tokenised_problem(tokenised)
+
+
+def check_char_split_files(split_files: Any, inputs: dict[str, Any]) -> str | None:
+    """:func:`char_split_files_problem` as a :class:`PipelineCache` output check."""
+    return char_split_files_problem(split_files)
+
+
+def check_char_encoded(encoded: Any, inputs: dict[str, Any]) -> str | None:
+    """:func:`char_encoded_problem` as a :class:`PipelineCache` output check."""
+    return char_encoded_problem(encoded)
+
+
 def report_problem(report: Any, inputs: dict[str, Any]) -> str | None:
     """Why a stored contract report cannot be reused (its results file is gone), or None."""
     return None if Path(report.results_path).is_file() else f"contract results {report.results_path} are gone"
