@@ -174,7 +174,7 @@ def _top_level(tree: ast.Module) -> tuple[dict[str, ast.stmt], list[ast.Import |
     """A module's top-level definitions by name, and its top-level imports (``if``/``try`` blocks included)."""
     definitions: dict[str, ast.stmt] = {}
     imports: list[ast.Import | ast.ImportFrom] = []
-    pending: list[ast.stmt] = list(tree.body)
+    pending: list[ast.AST] = list(tree.body)
     while pending:
         statement = pending.pop(0)
         if _is_type_checking(statement):
@@ -189,8 +189,9 @@ def _top_level(tree: ast.Module) -> tuple[dict[str, ast.stmt], list[ast.Import |
                         definitions[name.id] = statement
         elif isinstance(statement, (ast.Import, ast.ImportFrom)):
             imports.append(statement)
-        elif isinstance(statement, (ast.If, ast.Try)):
-            pending.extend(ast.iter_child_nodes(statement))  # type: ignore[arg-type]
+        elif isinstance(statement, (ast.If, ast.Try, ast.ExceptHandler)):
+            # Both branches of an `if` and every clause of a `try` (an ImportError fallback binds the same name).
+            pending.extend(child for child in ast.iter_child_nodes(statement) if isinstance(child, (ast.stmt, ast.ExceptHandler)))
     return definitions, imports
 
 

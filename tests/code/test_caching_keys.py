@@ -108,12 +108,16 @@ def probe_package(tmp_path, monkeypatch):
             "from probe_pkg.unused_by_step import helper\n"
             "if TYPE_CHECKING:\n"
             "    from probe_pkg import typing_only\n"
+            "try:\n"
+            "    from probe_pkg.fast import speed\n"
+            "except ImportError:\n"
+            "    from probe_pkg.slow import speed\n"
             "LIMIT = direct.VALUE\n"
             "def _helper():\n"
             "    return LIMIT\n"
             "def step(x: typing_only.T) -> None:\n"
             "    from probe_pkg.sub import local\n"
-            "    return _helper() + by_name_only.thing() + local.VALUE\n"
+            "    return _helper() + by_name_only.thing() + local.VALUE + speed\n"
             "def other_step():\n"
             "    return helper()\n"
         ),
@@ -123,6 +127,8 @@ def probe_package(tmp_path, monkeypatch):
         "sub/local.py": "VALUE = 3\n",
         "unused_by_step.py": "def helper():\n    return 4\n",
         "typing_only.py": "T = int\n",
+        "fast.py": "speed = 1\n",
+        "slow.py": "speed = 0\n",
     }
     for name, text in files.items():
         (root / name).write_text(text)
@@ -139,6 +145,7 @@ def test_code_digests_follow_what_the_function_imports(probe_package):
     digests = function_code_digests("probe_pkg.tasks", "step", package="probe_pkg")
     assert set(digests) == {
         "probe_pkg.tasks:step", "probe_pkg.direct", "probe_pkg.sub.by_name_only", "probe_pkg.transitive", "probe_pkg.sub.local",
+        "probe_pkg.fast", "probe_pkg.slow",
     }
     assert set(function_code_digests("probe_pkg.tasks", "other_step", package="probe_pkg")) == {
         "probe_pkg.tasks:other_step", "probe_pkg.unused_by_step",
