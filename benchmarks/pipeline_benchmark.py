@@ -8,7 +8,7 @@ seqflow artifacts folder, and a temporary Prefect server with its own database. 
 
 Per architecture it reports epochs run, best validation accuracy, test accuracy, ROC AUC, the train-validation
 accuracy gap at the last epoch, training seconds and seconds per epoch (taken from the returned
-:class:`~seqflow.sentiment.steps.RunSummary` and the child runs in the temporary MLflow store), prints the table, and
+:class:`~seqflow.sentiment.comparison.RunSummary` and the child runs in the temporary MLflow store), prints the table, and
 writes or updates one section of a markdown file, keyed by profile name, leaving the rest of the file alone.
 
 Usage::
@@ -43,7 +43,7 @@ from seqflow.cli import add_config_options, configure_runtime, resolve_config
 from seqflow.config import ALL_ARCHITECTURES, PipelineConfig
 from seqflow.core.errors import SeqflowError
 from seqflow.core.settings import ENV_CONFIG_KEYS, TrackingSettings, load_settings
-from seqflow.sentiment.steps import RunSummary
+from seqflow.sentiment.comparison import RunSummary
 
 logger = logging.getLogger("seqflow.benchmark")
 

@@ -43,7 +43,7 @@ import pipeline_benchmark as pb  # noqa: E402 - a sibling script, not a package
 from seqflow.config import ALL_ARCHITECTURES, NGRAM_ARCHITECTURES, PipelineConfig, get_profile  # noqa: E402
 from seqflow.core.errors import SeqflowError  # noqa: E402
 from seqflow.core.settings import TrackingSettings  # noqa: E402
-from seqflow.sentiment.steps import RunSummary  # noqa: E402
+from seqflow.sentiment.comparison import RunSummary  # noqa: E402
 
 SCRIPT_PATH = "benchmarks/quality.py"
 DEFAULT_RESULTS = pb.REPO_ROOT / "benchmarks" / "quality_results.json"

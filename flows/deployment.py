@@ -10,7 +10,7 @@ from prefect import flow
 
 from seqflow.config import resolve_pipeline_config
 from seqflow.core.settings import load_settings
-from seqflow.sentiment.steps import RunSummary
+from seqflow.sentiment.comparison import RunSummary
 
 
 @flow(name="seqflow-pipeline")

@@ -17,15 +17,10 @@ from seqflow.core.execution import (
 from seqflow.flows.validate import prepare_validated_data
 from seqflow.core.state import PipelineState
 from seqflow.core.settings import TrackingSettings
-from seqflow.sentiment.steps import EvaluatedModel, RunSummary, TrainedModel
-from seqflow.tasks.training import (
-    close_runs_of_failed_flow,
-    evaluate_model,
-    finish_tracking,
-    register_models,
-    start_tracking,
-    train_model,
-)
+from seqflow.sentiment.comparison import RunSummary
+from seqflow.sentiment.records import EvaluatedModel, TrainedModel
+from seqflow.tasks.sentiment import evaluate, register, train
+from seqflow.tasks.tracking import close_runs_of_failed_flow, finish_tracking, start_tracking
 
 # One training and its evaluation, as submitted to the flow's task runner.
 Submitted = tuple[PrefectFuture[TrainedModel], PrefectFuture[EvaluatedModel]]
@@ -55,16 +50,16 @@ def sentiment_flow(config: PipelineConfig, settings: TrackingSettings) -> RunSum
     inputs reuses the earlier results, MLflow runs and registered versions, under a new parent run."""
     data = prepare_validated_data(config)
     parent_run_id = start_tracking(settings, config, data.split_files, data.tokenised, data.contract_reports)
-    train, evaluate = cached(train_model, config.artifacts_dir), cached(evaluate_model, config.artifacts_dir)
+    train_model, evaluate_model = cached(train, config.artifacts_dir), cached(evaluate, config.artifacts_dir)
     submitted: list[Submitted] = []
     for architecture in config.training.architectures:
-        trained = train.submit(
+        trained = train_model.submit(
             settings, architecture, config, data.split_files, data.tokenised, data.contract_reports, parent_run_id
         )
-        evaluation = evaluate.submit(settings, trained, data.tokenised, config.training.batch_size, config.behaviour)
+        evaluation = evaluate_model.submit(settings, trained, data.tokenised, config.training.batch_size, config.behaviour)
         submitted.append((trained, evaluation))
     evaluated = evaluated_models(submitted)
-    registration = cached(register_models, config.artifacts_dir)(
+    registration = cached(register, config.artifacts_dir)(
         settings, evaluated, data.split_files, config.promotion, parent_run_id
     )
     state = PipelineState(

@@ -12,7 +12,7 @@ from seqflow.config import PipelineConfig
 from seqflow.core.contracts import ContractReport
 from seqflow.sentiment.datasets import SplitFiles
 from seqflow.sentiment.summary import ValidationSummary, summarise_validation
-from seqflow.tasks.data import check_raw_contract, check_tokenised_contract, download_reviews, tokenise_reviews
+from seqflow.tasks.sentiment import check_raw, check_tokenised, download, tokenise
 from seqflow.sentiment.tokenise import TokenisedData
 
 
@@ -27,10 +27,10 @@ def prepare_validated_data(config: PipelineConfig) -> ValidatedData:
     """The data steps every flow starts with; called inside a flow, so each is a tracked task run, cached on
     its inputs' content, its config slice and its code (see :mod:`seqflow.core.caching`)."""
     artifacts_dir = config.artifacts_dir
-    split_files = cached(download_reviews, artifacts_dir)(config.data, config.seed, artifacts_dir)
-    raw_report = cached(check_raw_contract, artifacts_dir)(split_files, config.contracts)
-    tokenised = cached(tokenise_reviews, artifacts_dir)(split_files, config.tokenisation, artifacts_dir)
-    tokenised_report = cached(check_tokenised_contract, artifacts_dir)(tokenised, config.tokenisation, config.contracts)
+    split_files = cached(download, artifacts_dir)(config.data, config.seed, artifacts_dir)
+    raw_report = cached(check_raw, artifacts_dir)(split_files, config.contracts)
+    tokenised = cached(tokenise, artifacts_dir)(split_files, config.tokenisation, artifacts_dir)
+    tokenised_report = cached(check_tokenised, artifacts_dir)(tokenised, config.tokenisation, config.contracts)
     return ValidatedData(split_files, tokenised, [raw_report, tokenised_report])
 
 

@@ -21,7 +21,6 @@ from seqflow.config import (
     ALL_ARCHITECTURES,
     DEFAULT_DASK_WORKERS,
     PROFILES,
-    RERUN_TASKS,
     RUNNERS,
     ExecutionConfig,
     PipelineConfig,
@@ -118,7 +117,12 @@ def build_parser() -> argparse.ArgumentParser:
         "rerun",
         help="run one task of an earlier execution again, past the cache, on that execution's upstream outputs",
     )
-    rerun.add_argument("task", choices=list(RERUN_TASKS), help="the task to run again (validate: both data contracts)")
+    from seqflow.sentiment.rerun import SENTIMENT_RERUNS
+
+    rerun.add_argument(
+        "task", choices=list(SENTIMENT_RERUNS.names),
+        help="the task to run again, by its task name (validate: both contract checks, its name in earlier releases)",
+    )
     rerun.add_argument(
         "--arch",
         dest="rerun_architectures",
@@ -175,7 +179,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def add_charlm_commands(commands: argparse._SubParsersAction) -> None:
     """``seqflow charlm run|rerun|profiles`` and ``seqflow generate``."""
-    from seqflow.config import ALL_CHAR_ARCHITECTURES, CHARLM_PROFILES, CHARLM_RERUN_TASKS
+    from seqflow.charlm.rerun import CHARLM_RERUNS
+    from seqflow.config import ALL_CHAR_ARCHITECTURES, CHARLM_PROFILES
 
     charlm = commands.add_parser("charlm", help="character-level language models: train, register, promote")
     charlm_commands = charlm.add_subparsers(dest="charlm_command", required=True, metavar="COMMAND")
@@ -190,7 +195,10 @@ def add_charlm_commands(commands: argparse._SubParsersAction) -> None:
     rerun = charlm_commands.add_parser(
         "rerun", help="run one task of an earlier charlm execution again, past the cache, on that execution's outputs"
     )
-    rerun.add_argument("task", choices=list(CHARLM_RERUN_TASKS), help="the task to run again (validate: the text contract)")
+    rerun.add_argument(
+        "task", choices=list(CHARLM_RERUNS.names),
+        help="the task to run again, by its task name (load, validate: its earlier names for load_text, check_text)",
+    )
     rerun.add_argument(
         "--arch", dest="rerun_architectures", action="append", choices=list(ALL_CHAR_ARCHITECTURES),
         help="train or evaluate only this architecture (repeatable; default: those of the earlier execution)",
@@ -248,13 +256,13 @@ def _cmd_charlm(args: argparse.Namespace, settings: TrackingSettings) -> int:
 
 def _cmd_charlm_rerun(args: argparse.Namespace, settings: TrackingSettings) -> int:
     from seqflow.charlm.rerun import plan_charlm_rerun
-    from seqflow.flows.charlm import charlm_rerun_flow
     from seqflow.core.tracking import Tracker
+    from seqflow.flows.rerun import rerun_flow
 
     charlm_settings = settings.for_charlm()
     overrides = parse_assignments(args.assignments)
     plan = plan_charlm_rerun(Tracker(charlm_settings), args.task, args.from_run, args.rerun_architectures, overrides)
-    summary = charlm_rerun_flow(plan, charlm_settings)
+    summary = rerun_flow(plan, charlm_settings)
     print(summary.render())
     return 0
 
@@ -356,9 +364,9 @@ def _cmd_rerun(args: argparse.Namespace, settings: TrackingSettings) -> int:
     if args.profile:
         raise ConfigError("rerun uses the settings of the earlier execution; change one with --set, not --profile")
     overrides = explicit_overrides(args)
-    from seqflow.flows.rerun import rerun_flow
-    from seqflow.core.rerun import plan_rerun
     from seqflow.core.tracking import Tracker
+    from seqflow.flows.rerun import rerun_flow
+    from seqflow.sentiment.rerun import plan_rerun
 
     plan = plan_rerun(Tracker(settings), args.task, args.from_run, args.rerun_architectures, overrides)
     summary = rerun_flow(plan, settings)

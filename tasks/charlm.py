@@ -1,74 +1,139 @@
-"""Tasks of ``seqflow charlm run``: thin wrappers around :mod:`seqflow.charlm.text`, :mod:`seqflow.charlm.contracts`
-and :mod:`seqflow.charlm.steps`.
+"""The character-model pipeline's steps, one Prefect task each: load_text, check_text, encode, train, evaluate,
+register. The same shape as :mod:`seqflow.tasks.sentiment`: the decorated function is the step, its name is
+its Prefect task name and its ``seqflow charlm rerun`` name, and its cache declaration sits above it.
 
 Every task takes and returns paths, digests and run ids (CharSplitFiles, CharEncodedData, ...), never live
-text or models, so the cache of :mod:`seqflow.core.caching`, keyed on its inputs' digests, can skip it, and any
-worker can run it.
+text or models, so the cache can skip it, and any worker can run it.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
+import math
 from pathlib import Path
+from typing import Any
 
 from prefect import task
-from prefect.artifacts import create_table_artifact
 from prefect.runtime import flow_run
 
-from seqflow.core.caching import task_statuses
 from seqflow.charlm.contracts import validate_char_splits
-from seqflow.charlm.text import CharEncodedData, CharSplitFiles, encode_char_splits, write_char_splits
+from seqflow.charlm.records import EvaluatedCharModel, TrainedCharModel, dataset_tags
 from seqflow.charlm.sources import load_char_source
-from seqflow.charlm.steps import (
-    CharRunSummary,
-    EvaluatedCharModel,
-    TrainedCharModel,
-    evaluate_char_architecture,
-    finish_charlm_run,
-    register_and_promote_charlm,
-    start_charlm_run,
-    train_char_architecture,
+from seqflow.charlm.steps import register_and_promote_charlm
+from seqflow.charlm.text import (
+    UNKNOWN_ID,
+    CharEncodedData,
+    CharSplitFiles,
+    encode_char_splits,
+    load_char_ids,
+    load_char_vocabulary,
+    read_char_split,
+    write_char_splits,
 )
 from seqflow.config import CharContractConfig, CharDataConfig, CharLMConfig
-from seqflow.core.contracts import ContractReport, raise_on_failure
-from seqflow.core.state import STATE_ARTIFACT, CharLMState, state_to_json
+from seqflow.core.caching import (
+    PipelineCache,
+    check_char_encoded,
+    check_char_split_files,
+    char_source_fingerprint,
+    config_slice,
+    evaluated_problem,
+    file_digest,
+    registration_problem,
+    report_problem,
+    split_digests,
+    store_parts,
+    trained_problem,
+)
+from seqflow.core.evaluation import plot_learning_curves
 from seqflow.core.settings import TrackingSettings
+from seqflow.core.tracking import FLOW_RUN_TAG, ROLE_TAG, Tracker
+from seqflow.core.contracts import ContractReport, raise_on_failure
+from seqflow.sentiment.records import FINGERPRINT_TAG, RESUMED_FROM_EPOCH_TAG
 from seqflow.sentiment.steps import RegistrationOutcome
 from seqflow.tasks.retry import retry_unless_bad_input
-from seqflow.core.tracking import Tracker
+
+# Each step's cache key recipe: (identity in summaries, inputs by content, the config it uses).
+Recipe = tuple[str, dict[str, str], dict[str, Any]]
+# The row stored with each logged model as its input example; its prefix is the sample prefix (see
+# example_prefix), so that the example is one the model accepts whatever language it was trained on.
+INPUT_EXAMPLE = {"length": [40], "temperature": [0.8], "seed": [0]}
 
 
-@task(name="load-text", retries=2, retry_delay_seconds=5, retry_condition_fn=retry_unless_bad_input)
+def _load_text_key(inputs: dict[str, Any]) -> Recipe:
+    data_config = inputs["data_config"]
+    return "load-text", {"source": char_source_fingerprint(data_config)}, {**config_slice("data", data_config), "seed": inputs["seed"]}
+
+
+@task(
+    retries=2, retry_delay_seconds=5, retry_condition_fn=retry_unless_bad_input,
+    cache_policy=PipelineCache(key=_load_text_key, check=check_char_split_files),
+)
 def load_text(data_config: CharDataConfig, seed: int, artifacts_dir: str) -> CharSplitFiles:
     """Load the text source, split it into train/validation blocks (seeded) and write both with digests."""
     source = load_char_source(data_config)
     return write_char_splits(source, data_config, seed, Path(artifacts_dir))
 
 
-@task(name="contracts-char-text")
-def check_char_contract(split_files: CharSplitFiles, contracts: CharContractConfig) -> ContractReport:
+def _check_text_key(inputs: dict[str, Any]) -> Recipe:
+    return "contracts-char-text", split_digests(inputs["split_files"]), config_slice("contracts", inputs["contracts"])
+
+
+@task(cache_policy=PipelineCache(key=_check_text_key, check=report_problem))
+def check_text(split_files: CharSplitFiles, contracts: CharContractConfig) -> ContractReport:
     """Validate the text; a failure stops the flow before anything is encoded or trained."""
     return raise_on_failure(validate_char_splits(split_files, contracts))
 
 
-@task(name="encode-chars")
-def encode_text(split_files: CharSplitFiles, artifacts_dir: str) -> CharEncodedData:
+def _encode_key(inputs: dict[str, Any]) -> Recipe:
+    # Encoding has no settings: the vocabulary and ids follow from the text alone.
+    return "encode-chars", split_digests(inputs["split_files"]), {}
+
+
+@task(cache_policy=PipelineCache(key=_encode_key, check=check_char_encoded))
+def encode(split_files: CharSplitFiles, artifacts_dir: str) -> CharEncodedData:
     """Vocabulary from the training text; both splits as character ids."""
     return encode_char_splits(split_files, Path(artifacts_dir))
 
 
-@task(name="start-tracking-charlm")
-def start_charlm_tracking(
-    settings: TrackingSettings,
-    config: CharLMConfig,
-    split_files: CharSplitFiles,
-    encoded: CharEncodedData,
-    contract_reports: list[ContractReport],
-) -> str:
-    return start_charlm_run(Tracker(settings), config, split_files, encoded, contract_reports, flow_run.get_id())
+def _stream_settings(config: Any) -> dict[str, Any]:
+    """The settings of the carried-state validation pass (evaluation, and re-scoring a champion)."""
+    training = config.training
+    return {"training.validation_streams": training.validation_streams, "training.validation_window": training.validation_window}
 
 
-@task(name="train-charlm", task_run_name="train-{architecture}")
-def train_char(
+def _train_key(inputs: dict[str, Any]) -> Recipe:
+    encoded, config = inputs["encoded"], inputs["config"]
+    training = {key: value for key, value in config_slice("training", config.training).items() if key != "training.architectures"}
+    return (
+        f"train-{inputs['architecture']}",
+        {
+            "dataset digest": inputs["split_files"].digest,
+            "ids digest": encoded.ids_digest,
+            "vocabulary digest": file_digest(encoded.vocabulary_path),
+            **store_parts(inputs["settings"]),
+        },
+        # Sampling settings too: training logs the samples (and an empty prefix reads the validation text).
+        {"architecture": inputs["architecture"], "seed": config.seed, **training, **config_slice("sampling", config.sampling)},
+    )
+
+
+def sample_prefix(config: CharLMConfig, split_files: CharSplitFiles) -> str:
+    """The configured sample prefix, or the first line of the validation text (any language)."""
+    if config.sampling.prefix:
+        return config.sampling.prefix
+    return read_char_split(split_files, "validation").lstrip("\n").split("\n", 1)[0][:40]
+
+
+def example_prefix(prefix: str, vocabulary: list[str]) -> str:
+    """``prefix`` without the characters the model cannot read (the served pyfunc refuses those)."""
+    known = set(vocabulary) - {vocabulary[UNKNOWN_ID]}
+    return "".join(char for char in prefix if char in known)
+
+
+@task(task_run_name="train-{architecture}", cache_policy=PipelineCache(key=_train_key, check=trained_problem))
+def train(
     settings: TrackingSettings,
     architecture: str,
     config: CharLMConfig,
@@ -76,65 +141,144 @@ def train_char(
     encoded: CharEncodedData,
     parent_run_id: str,
 ) -> TrainedCharModel:
-    """Fit one character architecture in its own child run."""
-    return train_char_architecture(
-        Tracker(settings), architecture, config, split_files, encoded, parent_run_id, flow_run.get_id()
+    """Fit one character architecture in its own child run: per-epoch loss/perplexity, sample texts every few
+    epochs, the pyfunc logged. A failure marks the child run FAILED before raising."""
+    import mlflow.types
+    import pandas as pd
+    from mlflow.models import ModelSignature
+
+    from seqflow.charlm.generate import STEP_MODEL_ARTIFACT, VOCABULARY_ARTIFACT, CharGenerationModel
+    from seqflow.charlm.train import char_training_fingerprint, train_char_model
+    from seqflow.sentiment.train import checkpoint_dir_for
+
+    tracker = Tracker(settings)
+    run_id = tracker.start_run(
+        run_name=architecture,
+        tags={ROLE_TAG: "charlm-architecture", "architecture": architecture, FLOW_RUN_TAG: flow_run.get_id(),
+              "profile": config.profile, **dataset_tags(split_files, encoded)},
+        parent_run_id=parent_run_id,
+    )
+    with tracker.closing_on_failure(run_id):
+        tracker.log_params(run_id, {"architecture": architecture, **config.to_flat_dict()})
+        output_dir = encoded.encoded_dir / "models" / run_id
+        vocabulary, prefix = load_char_vocabulary(encoded.vocabulary_path), sample_prefix(config, split_files)
+        fingerprint = char_training_fingerprint(encoded.ids_digest, encoded.vocab_size, architecture, config.training, config.seed)
+        tracker.set_tags(run_id, {FINGERPRINT_TAG: fingerprint})
+        outcome = train_char_model(
+            architecture,
+            load_char_ids(encoded, "train"),
+            load_char_ids(encoded, "validation"),
+            vocabulary,
+            config.training,
+            config.sampling,
+            prefix,
+            config.seed,
+            output_dir,
+            on_epoch_end=tracker.epoch_logger(run_id),
+            on_samples=lambda epoch, text: tracker.log_text(run_id, text, f"samples/epoch_{epoch:03d}.txt"),
+            checkpoint_dir=checkpoint_dir_for(config.artifacts_dir, fingerprint) if config.training.checkpoint else None,
+        )
+        tracker.set_tags(run_id, {RESUMED_FROM_EPOCH_TAG: outcome.resumed_from_epoch})
+        tracker.log_metrics(
+            run_id,
+            {"seconds_per_epoch": outcome.seconds_per_epoch, "train_seconds": outcome.seconds,
+             "epochs_run": outcome.epochs_run, "best_epoch": outcome.best_epoch, "parameters": outcome.parameters},
+        )
+        curves = plot_learning_curves(
+            outcome.history, f"{architecture}: training vs validation", output_dir / "learning_curves.png",
+            metrics=("loss", "perplexity"),
+        )
+        tracker.log_artifact(run_id, curves, "plots")
+        tracker.log_text(run_id, json.dumps(outcome.history, indent=2), "history.json")
+        signature = ModelSignature(
+            inputs=mlflow.types.Schema([
+                mlflow.types.ColSpec("string", "prefix"), mlflow.types.ColSpec("long", "length"),
+                mlflow.types.ColSpec("double", "temperature"), mlflow.types.ColSpec("long", "seed", required=False),
+            ]),
+            outputs=mlflow.types.Schema([mlflow.types.ColSpec("string", "text"), mlflow.types.ColSpec("string", "continuation")]),
+        )
+        model_uri = tracker.log_pyfunc_model(
+            run_id,
+            CharGenerationModel(),
+            {STEP_MODEL_ARTIFACT: str(outcome.step_model_path), VOCABULARY_ARTIFACT: str(encoded.vocabulary_path)},
+            signature,
+            pd.DataFrame({"prefix": [example_prefix(prefix, vocabulary)], **INPUT_EXAMPLE}),
+        )
+    return TrainedCharModel(
+        architecture=architecture,
+        run_id=run_id,
+        step_model_path=outcome.step_model_path,
+        model_uri=model_uri,
+        history=outcome.history,
+        epochs_run=outcome.epochs_run,
+        best_epoch=outcome.best_epoch,
+        seconds=outcome.seconds,
+        seconds_per_epoch=outcome.seconds_per_epoch,
+        parameters=outcome.parameters,
     )
 
 
-@task(name="evaluate-charlm", task_run_name="evaluate-{trained.architecture}")
-def evaluate_char(
-    settings: TrackingSettings, trained: TrainedCharModel, encoded: CharEncodedData, config: CharLMConfig
-) -> EvaluatedCharModel:
-    """Score the saved step model on the validation text and close the child run."""
-    return evaluate_char_architecture(Tracker(settings), trained, encoded, config)
+def _evaluate_key(inputs: dict[str, Any]) -> Recipe:
+    trained = inputs["trained"]
+    return (
+        f"evaluate-{trained.architecture}",
+        {"trained run": trained.run_id, "ids digest": inputs["encoded"].ids_digest, **store_parts(inputs["settings"])},
+        _stream_settings(inputs["config"]),
+    )
 
 
-@task(name="register-charlm")
-def register_char_models(
+@task(task_run_name="evaluate-{trained.architecture}", cache_policy=PipelineCache(key=_evaluate_key, check=evaluated_problem))
+def evaluate(settings: TrackingSettings, trained: TrainedCharModel, encoded: CharEncodedData, config: CharLMConfig) -> EvaluatedCharModel:
+    """Score the saved step model (the file that is served) on the validation text; log and close the run."""
+    import keras
+
+    from seqflow.charlm.train import stream_loss
+
+    tracker = Tracker(settings)
+    with tracker.closing_on_failure(trained.run_id, finish=True):
+        step_model = keras.saving.load_model(trained.step_model_path, compile=False)
+        training = config.training
+        val_loss = stream_loss(step_model, load_char_ids(encoded, "validation"), training.validation_streams,
+                               training.validation_window)
+        val_perplexity = math.exp(min(val_loss, 50.0))
+        tracker.log_metrics(trained.run_id, {"best_val_loss": val_loss, "best_val_perplexity": val_perplexity})
+    return EvaluatedCharModel(
+        architecture=trained.architecture,
+        run_id=trained.run_id,
+        model_uri=trained.model_uri,
+        dataset_digest=encoded.dataset_digest,
+        val_loss=val_loss,
+        val_perplexity=val_perplexity,
+        best_epoch=trained.best_epoch,
+        epochs_run=trained.epochs_run,
+        seconds=trained.seconds,
+        parameters=trained.parameters,
+    )
+
+
+def _register_key(inputs: dict[str, Any]) -> Recipe:
+    evaluated, config = inputs["evaluated"], inputs["config"]
+    scores = json.dumps([[model.run_id, model.val_loss, model.val_perplexity] for model in evaluated], sort_keys=True)
+    return (
+        "register-charlm",
+        {
+            "evaluated runs": ", ".join(f"{model.architecture}={model.run_id}" for model in evaluated),
+            "validation scores": hashlib.sha256(scores.encode()).hexdigest(),
+            "ids digest": inputs["encoded"].ids_digest,
+            **store_parts(inputs["settings"]),
+        },
+        {**config_slice("promotion", config.promotion), **_stream_settings(config)},
+    )
+
+
+@task(cache_policy=PipelineCache(key=_register_key, check=registration_problem))
+def register(
     settings: TrackingSettings,
     evaluated: list[EvaluatedCharModel],
     encoded: CharEncodedData,
     config: CharLMConfig,
     parent_run_id: str,
 ) -> RegistrationOutcome:
-    """Register every model and move the champion alias if the lowest perplexity passes the gates."""
+    """Register every model and move the champion alias if the lowest perplexity passes the gates (all or
+    nothing); a champion measured on other text is re-scored on this validation text first."""
     return register_and_promote_charlm(Tracker(settings), evaluated, encoded, config, parent_run_id)
-
-
-@task(name="finish-tracking-charlm")
-def finish_charlm_tracking(
-    settings: TrackingSettings,
-    parent_run_id: str,
-    evaluated: list[EvaluatedCharModel],
-    registration: RegistrationOutcome,
-    state: CharLMState | None = None,
-) -> CharRunSummary:
-    """Log the comparison table, what each task did and why, and the execution's state (for ``seqflow charlm
-    rerun``) to the parent run, publish the table in Prefect, then close the run."""
-    statuses = task_statuses(state.config.artifacts_dir, flow_run.get_id()) if state is not None else []
-    texts = {STATE_ARTIFACT: state_to_json(state)} if state is not None else {}
-    return finish_charlm_run(
-        Tracker(settings), parent_run_id, evaluated, registration, statuses, texts, publish=publish_charlm_table
-    )
-
-
-def publish_charlm_table(summary: CharRunSummary) -> None:
-    """The comparison table as a Prefect table artifact of the flow run."""
-    create_table_artifact(
-        key="charlm-comparison",
-        table=[
-            {
-                "architecture": row.architecture,
-                "epochs": row.epochs,
-                "best epoch": row.best_epoch,
-                "val loss": round(row.val_loss, 4),
-                "val perplexity": round(row.val_perplexity, 3),
-                "seconds": round(row.seconds, 1),
-                "version": row.version,
-                "champion": row.champion,
-            }
-            for row in summary.rows
-        ],
-        description=f"MLflow parent run {summary.parent_run_id}; promotion: {summary.decision_reason}",
-    )

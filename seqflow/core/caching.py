@@ -1,14 +1,16 @@
 """Task caching that explains itself: content keys, code hashes, stale-output checks and a ledger of why.
 
-Prefect decides hits and misses from the key :class:`PipelineCache` computes; this module decides what goes
-into that key, per task (see ``_KEY_PARTS``; the tasks of ``seqflow run`` and of ``seqflow charlm run``):
+Prefect decides hits and misses from the key :class:`PipelineCache` computes. Each cached task declares its
+policy at its decorator (``@task(cache_policy=PipelineCache(key=..., check=...))``, in :mod:`seqflow.tasks`):
+a key recipe that names what goes into its key, and a check of a stored result's outputs. The key holds:
 
 - the content of the task's inputs: the data source's bytes, split and array digests, the vocabulary file,
   MLflow run ids of earlier steps; never object ids or paths alone;
 - the slice of the configuration the task uses (``tokenisation.*`` for tokenise, ``training.*`` and the seed
   for train, ...), so a change to ``tokenisation.max_length`` reruns tokenise and what follows, nothing before;
-- a hash of the source files of the seqflow modules the task depends on (``TASK_MODULES``), so a change to a
-  helper module invalidates the tasks that use it (Prefect's ``TASK_SOURCE`` only sees the task's own body).
+- digests of the code the task's function reaches: its own source and the seqflow modules it imports,
+  transitively, read from the import statements (:mod:`seqflow.core.codedigest`), so a change to a helper
+  module invalidates the tasks that use it and no others (Prefect's ``TASK_SOURCE`` only sees the task's body).
 
 Results are persisted under ``<artifacts_dir>/cache/results`` (a new process finds them). Before a stored
 result is reused its outputs are checked (files present with the same digests, MLflow runs still FINISHED,
@@ -21,7 +23,6 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-import importlib.util
 import json
 import logging
 import os
@@ -31,6 +32,7 @@ from typing import TYPE_CHECKING, Any, Callable
 
 from prefect.cache_policies import CachePolicy
 
+from seqflow.core.codedigest import code_digests_of
 from seqflow.sentiment.summary import TaskStatus
 
 if TYPE_CHECKING:
@@ -46,50 +48,6 @@ CACHE_DIR_NAME = "cache"
 # Bytes read at a time when hashing a file.
 HASH_CHUNK_BYTES = 1 << 20
 
-# The seqflow modules whose source each cached task depends on: its own task module plus every module its
-# plain function reaches. A package stands for all of its modules. seqflow.config is left out on purpose: the
-# values a task uses are part of its key, so editing a default changes the key without hashing config.py.
-TASK_MODULES: dict[str, tuple[str, ...]] = {
-    "download": ("seqflow.tasks.data", "seqflow.sentiment.sources", "seqflow.sentiment.datasets"),
-    "contracts-raw": ("seqflow.tasks.data", "seqflow.core.contracts", "seqflow.sentiment.contracts", "seqflow.data_contracts", "seqflow.sentiment.datasets"),
-    "tokenise": ("seqflow.tasks.data", "seqflow.sentiment.tokenise", "seqflow.models.text", "seqflow.sentiment.datasets"),
-    "contracts-tokenised": ("seqflow.tasks.data", "seqflow.core.contracts", "seqflow.sentiment.contracts", "seqflow.data_contracts", "seqflow.sentiment.tokenise"),
-    "train": (
-        "seqflow.tasks.training", "seqflow.sentiment.steps", "seqflow.sentiment.train", "seqflow.models.architectures",
-        "seqflow.models.text", "seqflow.core.tracking", "seqflow.core.evaluation", "seqflow.sentiment.serving", "seqflow.sentiment.tokenise",
-        "seqflow.core.checkpoints", "seqflow.core.optimizers",
-    ),
-    "evaluate": (
-        "seqflow.tasks.training", "seqflow.sentiment.steps", "seqflow.core.evaluation", "seqflow.core.tracking", "seqflow.sentiment.tokenise",
-        "seqflow.sentiment.behaviour", "seqflow.core.optimizers",
-    ),
-    "register": (
-        "seqflow.tasks.training", "seqflow.sentiment.steps", "seqflow.core.promotion", "seqflow.core.tracking", "seqflow.core.evaluation",
-        "seqflow.sentiment.serving",
-    ),
-    # `seqflow charlm run`: the character-model tasks (their Prefect task names; see seqflow.tasks.charlm).
-    "load-text": ("seqflow.tasks.charlm", "seqflow.charlm.sources", "seqflow.charlm.text"),
-    "contracts-char-text": (
-        "seqflow.tasks.charlm", "seqflow.charlm.contracts", "seqflow.core.contracts", "seqflow.sentiment.contracts", "seqflow.data_contracts",
-        "seqflow.charlm.text",
-    ),
-    "encode-chars": ("seqflow.tasks.charlm", "seqflow.charlm.text"),
-    "train-charlm": (
-        "seqflow.tasks.charlm", "seqflow.charlm.steps", "seqflow.charlm.train", "seqflow.charlm.generate",
-        "seqflow.charlm.text", "seqflow.models.charlm", "seqflow.core.tracking", "seqflow.core.evaluation",
-        "seqflow.core.checkpoints", "seqflow.sentiment.train",
-    ),
-    "evaluate-charlm": (
-        "seqflow.tasks.charlm", "seqflow.charlm.steps", "seqflow.charlm.train", "seqflow.charlm.text", "seqflow.core.tracking",
-    ),
-    "register-charlm": (
-        "seqflow.tasks.charlm", "seqflow.charlm.steps", "seqflow.charlm.train", "seqflow.charlm.text",
-        "seqflow.core.promotion", "seqflow.core.tracking", "seqflow.sentiment.steps", "seqflow.sentiment.registry",
-    ),
-}
-# The order tasks appear in a summary.
-TASK_ORDER = ("download", "contracts-raw", "tokenise", "contracts-tokenised", "train", "evaluate", "register")
-CHARLM_TASK_ORDER = ("load-text", "contracts-char-text", "encode-chars", "train-charlm", "evaluate-charlm", "register-charlm")
 # Summary order of the names tasks report under (their identity: ``train-lstm``, ``train-char_gru``,
 # ``register-charlm``, ...): each flow's data steps, then train, evaluate and register.
 _SUMMARY_ORDER = (
@@ -116,29 +74,6 @@ def tree_digest(root: Path) -> str:
     for path in sorted(p for p in root.rglob("*") if p.is_file()):
         hasher.update(f"{path.relative_to(root).as_posix()}\0{file_digest(path)}\n".encode())
     return hasher.hexdigest()
-
-
-def module_files(module: str) -> list[Path]:
-    """The source files of a module, or of every module in a package."""
-    spec = importlib.util.find_spec(module)
-    if spec is None or spec.origin is None:
-        raise ValueError(f"cannot find the source of module {module!r}")
-    origin = Path(spec.origin)
-    if spec.submodule_search_locations:
-        return sorted(origin.parent.rglob("*.py"))
-    return [origin]
-
-
-def code_digests(modules: tuple[str, ...]) -> dict[str, str]:
-    """``{module: sha256 of its source file(s)}``: contents, never modification times."""
-    digests = {}
-    for module in modules:
-        hasher = hashlib.sha256()
-        for path in module_files(module):
-            hasher.update(path.name.encode() + b"\0")
-            hasher.update(path.read_bytes())
-        digests[module] = hasher.hexdigest()
-    return digests
 
 
 def source_fingerprint(data_config: DataConfig) -> str:
@@ -183,11 +118,13 @@ def char_source_fingerprint(data_config: CharDataConfig) -> str:
     return file_digest(path) if path.is_file() else f"missing:{path}"
 
 
-def _slice(prefix: str, section: Any) -> dict[str, Any]:
+def config_slice(prefix: str, section: Any) -> dict[str, Any]:
+    """A config section as ``{"<prefix>.<field>": value}``: the names a miss is explained with."""
     return {f"{prefix}.{name}": value for name, value in dataclasses.asdict(section).items()}
 
 
-def _store(settings: TrackingSettings) -> dict[str, str]:
+def store_parts(settings: TrackingSettings) -> dict[str, str]:
+    """The MLflow store a task's runs and versions live in, as a key input."""
     return {"MLflow store": f"{settings.tracking_uri} | {settings.experiment_name} | {settings.registered_model_name}"}
 
 
@@ -210,151 +147,25 @@ class KeyParts:
         return hashlib.sha256(json.dumps(self.as_dict(), sort_keys=True).encode()).hexdigest()
 
 
-def _split_digests(split_files: Any) -> dict[str, str]:
+def split_digests(split_files: Any) -> dict[str, str]:
+    """The content digest of every split, as key inputs."""
     return {f"{split} digest": digest for split, digest in sorted(split_files.digests.items())}
 
 
-def _download_parts(inputs: dict[str, Any]) -> tuple[str, dict[str, str], dict[str, Any]]:
-    data_config = inputs["data_config"]
-    return "download", {"source": source_fingerprint(data_config)}, {**_slice("data", data_config), "seed": inputs["seed"]}
+# What a key recipe returns: the task's identity (its name in summaries and the ledger, e.g. ``train-lstm``),
+# its inputs by content, and the configuration it uses.
+KeyRecipe = Callable[[dict[str, Any]], tuple[str, dict[str, str], dict[str, Any]]]
+# What an output check returns: why a stored result cannot be reused, or None.
+OutputCheck = Callable[[Any, dict[str, Any]], "str | None"]
 
 
-def _raw_contract_parts(inputs: dict[str, Any]) -> tuple[str, dict[str, str], dict[str, Any]]:
-    return "contracts-raw", _split_digests(inputs["split_files"]), _slice("contracts", inputs["contracts"])
-
-
-def _tokenise_parts(inputs: dict[str, Any]) -> tuple[str, dict[str, str], dict[str, Any]]:
-    return "tokenise", _split_digests(inputs["split_files"]), _slice("tokenisation", inputs["tokenisation"])
-
-
-def _tokenised_contract_parts(inputs: dict[str, Any]) -> tuple[str, dict[str, str], dict[str, Any]]:
-    tokenised = inputs["tokenised"]
-    config = {**_slice("tokenisation", inputs["tokenisation"]), **_slice("contracts", inputs["contracts"])}
-    return "contracts-tokenised", {"arrays digest": tokenised.array_digest}, config
-
-
-def _train_parts(inputs: dict[str, Any]) -> tuple[str, dict[str, str], dict[str, Any]]:
-    tokenised, config = inputs["tokenised"], inputs["config"]
-    # This architecture's settings with its overrides applied: another architecture's override, or which other
-    # architectures run alongside, does not change this one's model (and must not retrain it), while a change
-    # is reported by the field that changed ("training.learning_rate"), not as a new override list.
-    training = {f"training.{key}": value for key, value in config.training.settings_of(inputs["architecture"]).items()}
-    return (
-        f"train-{inputs['architecture']}",
-        {
-            "dataset digest": inputs["split_files"].digest,
-            "arrays digest": tokenised.array_digest,
-            "vocabulary digest": file_digest(tokenised.vocabulary_path),
-            **_store(inputs["settings"]),
-        },
-        {"architecture": inputs["architecture"], "seed": config.seed, **training},
-    )
-
-
-def _evaluate_parts(inputs: dict[str, Any]) -> tuple[str, dict[str, str], dict[str, Any]]:
-    trained = inputs["trained"]
-    return (
-        f"evaluate-{trained.architecture}",
-        {"trained run": trained.run_id, "arrays digest": inputs["tokenised"].array_digest, **_store(inputs["settings"])},
-        {"training.batch_size": inputs["batch_size"], **_slice("behaviour", inputs["behaviour"])},
-    )
-
-
-def _register_parts(inputs: dict[str, Any]) -> tuple[str, dict[str, str], dict[str, Any]]:
-    evaluated = inputs["evaluated"]
-    metrics = json.dumps([[model.run_id, model.test_metrics] for model in evaluated], sort_keys=True)
-    return (
-        "register",
-        {
-            "evaluated runs": ", ".join(f"{model.architecture}={model.run_id}" for model in evaluated),
-            "test metrics": hashlib.sha256(metrics.encode()).hexdigest(),
-            "dataset digest": inputs["split_files"].digest,
-            **_store(inputs["settings"]),
-        },
-        _slice("promotion", inputs["promotion"]),
-    )
-
-
-def _load_text_parts(inputs: dict[str, Any]) -> tuple[str, dict[str, str], dict[str, Any]]:
-    data_config = inputs["data_config"]
-    return "load-text", {"source": char_source_fingerprint(data_config)}, {**_slice("data", data_config), "seed": inputs["seed"]}
-
-
-def _char_contract_parts(inputs: dict[str, Any]) -> tuple[str, dict[str, str], dict[str, Any]]:
-    return "contracts-char-text", _split_digests(inputs["split_files"]), _slice("contracts", inputs["contracts"])
-
-
-def _encode_chars_parts(inputs: dict[str, Any]) -> tuple[str, dict[str, str], dict[str, Any]]:
-    # Encoding has no settings: the vocabulary and ids follow from the text alone.
-    return "encode-chars", _split_digests(inputs["split_files"]), {}
-
-
-def _char_stream_settings(config: Any) -> dict[str, Any]:
-    """The settings of the carried-state validation pass (evaluation, and re-scoring a champion)."""
-    training = config.training
-    return {"training.validation_streams": training.validation_streams, "training.validation_window": training.validation_window}
-
-
-def _train_char_parts(inputs: dict[str, Any]) -> tuple[str, dict[str, str], dict[str, Any]]:
-    encoded, config = inputs["encoded"], inputs["config"]
-    training = {key: value for key, value in _slice("training", config.training).items() if key != "training.architectures"}
-    return (
-        f"train-{inputs['architecture']}",
-        {
-            "dataset digest": inputs["split_files"].digest,
-            "ids digest": encoded.ids_digest,
-            "vocabulary digest": file_digest(encoded.vocabulary_path),
-            **_store(inputs["settings"]),
-        },
-        # Sampling settings too: training logs the samples (and an empty prefix reads the validation text).
-        {"architecture": inputs["architecture"], "seed": config.seed, **training, **_slice("sampling", config.sampling)},
-    )
-
-
-def _evaluate_char_parts(inputs: dict[str, Any]) -> tuple[str, dict[str, str], dict[str, Any]]:
-    trained = inputs["trained"]
-    return (
-        f"evaluate-{trained.architecture}",
-        {"trained run": trained.run_id, "ids digest": inputs["encoded"].ids_digest, **_store(inputs["settings"])},
-        _char_stream_settings(inputs["config"]),
-    )
-
-
-def _register_char_parts(inputs: dict[str, Any]) -> tuple[str, dict[str, str], dict[str, Any]]:
-    evaluated, config = inputs["evaluated"], inputs["config"]
-    scores = json.dumps([[model.run_id, model.val_loss, model.val_perplexity] for model in evaluated], sort_keys=True)
-    return (
-        "register-charlm",
-        {
-            "evaluated runs": ", ".join(f"{model.architecture}={model.run_id}" for model in evaluated),
-            "validation scores": hashlib.sha256(scores.encode()).hexdigest(),
-            "ids digest": inputs["encoded"].ids_digest,
-            **_store(inputs["settings"]),
-        },
-        {**_slice("promotion", config.promotion), **_char_stream_settings(config)},
-    )
-
-
-_KEY_PARTS: dict[str, Callable[[dict[str, Any]], tuple[str, dict[str, str], dict[str, Any]]]] = {
-    "download": _download_parts,
-    "contracts-raw": _raw_contract_parts,
-    "tokenise": _tokenise_parts,
-    "contracts-tokenised": _tokenised_contract_parts,
-    "train": _train_parts,
-    "evaluate": _evaluate_parts,
-    "register": _register_parts,
-    "load-text": _load_text_parts,
-    "contracts-char-text": _char_contract_parts,
-    "encode-chars": _encode_chars_parts,
-    "train-charlm": _train_char_parts,
-    "evaluate-charlm": _evaluate_char_parts,
-    "register-charlm": _register_char_parts,
-}
-
-
-def key_parts(task_name: str, inputs: dict[str, Any]) -> KeyParts:
-    identity, input_digests, config = _KEY_PARTS[task_name](inputs)
-    return KeyParts(identity, input_digests, config, code_digests(TASK_MODULES[task_name]))
+def key_parts(task: Task, inputs: dict[str, Any]) -> KeyParts:
+    """What the key of ``task`` on ``inputs`` is made of: its declared recipe and the digests of its code."""
+    policy = task.cache_policy
+    if not isinstance(policy, PipelineCache) or policy.key is None:
+        raise TypeError(f"task {task.name!r} declares no PipelineCache(key=...) at its decorator")
+    identity, input_digests, config = policy.key(inputs)
+    return KeyParts(identity, input_digests, config, code_digests_of(task.fn))
 
 
 # --- is a stored result still usable? ----------------------------------------------------------------------
@@ -408,7 +219,28 @@ def char_encoded_problem(encoded: Any) -> str | None:
     return None
 
 
-def _report_problem(report: Any, inputs: dict[str, Any]) -> str | None:
+def check_split_files(split_files: Any, inputs: dict[str, Any]) -> str | None:
+    """:func:`split_files_problem` as a :class:`PipelineCache` output check."""
+    return split_files_problem(split_files)
+
+
+def check_tokenised(tokenised: Any, inputs: dict[str, Any]) -> str | None:
+    """:func:`tokenised_problem` as a :class:`PipelineCache` output check."""
+    return tokenised_problem(tokenised)
+
+
+def check_char_split_files(split_files: Any, inputs: dict[str, Any]) -> str | None:
+    """:func:`char_split_files_problem` as a :class:`PipelineCache` output check."""
+    return char_split_files_problem(split_files)
+
+
+def check_char_encoded(encoded: Any, inputs: dict[str, Any]) -> str | None:
+    """:func:`char_encoded_problem` as a :class:`PipelineCache` output check."""
+    return char_encoded_problem(encoded)
+
+
+def report_problem(report: Any, inputs: dict[str, Any]) -> str | None:
+    """Why a stored contract report cannot be reused (its results file is gone), or None."""
     return None if Path(report.results_path).is_file() else f"contract results {report.results_path} are gone"
 
 
@@ -426,7 +258,8 @@ def _run_problem(settings: TrackingSettings, run_id: str) -> str | None:
     return None
 
 
-def _trained_problem(trained: Any, inputs: dict[str, Any]) -> str | None:
+def trained_problem(trained: Any, inputs: dict[str, Any]) -> str | None:
+    """Why a stored trained model cannot be reused (model file gone, run not FINISHED), or None."""
     # The file evaluation loads: the classifier (sentiment) or the step model (character models).
     model_path = getattr(trained, "classifier_path", None) or trained.step_model_path
     if not Path(model_path).is_file():
@@ -434,11 +267,13 @@ def _trained_problem(trained: Any, inputs: dict[str, Any]) -> str | None:
     return _run_problem(inputs["settings"], trained.run_id)
 
 
-def _evaluated_problem(evaluated: Any, inputs: dict[str, Any]) -> str | None:
+def evaluated_problem(evaluated: Any, inputs: dict[str, Any]) -> str | None:
+    """Why a stored evaluation cannot be reused (its run is gone or not FINISHED), or None."""
     return _run_problem(inputs["settings"], evaluated.run_id)
 
 
-def _registration_problem(outcome: Any, inputs: dict[str, Any]) -> str | None:
+def registration_problem(outcome: Any, inputs: dict[str, Any]) -> str | None:
+    """Why a stored registration cannot be reused (a version gone, the champion moved since), or None."""
     from seqflow.core.tracking import Tracker
 
     tracker = Tracker(inputs["settings"])
@@ -451,23 +286,6 @@ def _registration_problem(outcome: Any, inputs: dict[str, Any]) -> str | None:
         # Promotion compares against the current champion: a moved alias may change the decision.
         return f"champion is now v{current}, not v{outcome.champion_version} as after that registration"
     return None
-
-
-_OUTPUT_PROBLEMS: dict[str, Callable[[Any, dict[str, Any]], str | None]] = {
-    "download": lambda split_files, inputs: split_files_problem(split_files),
-    "contracts-raw": _report_problem,
-    "tokenise": lambda tokenised, inputs: tokenised_problem(tokenised),
-    "contracts-tokenised": _report_problem,
-    "train": _trained_problem,
-    "evaluate": _evaluated_problem,
-    "register": _registration_problem,
-    "load-text": lambda split_files, inputs: char_split_files_problem(split_files),
-    "contracts-char-text": _report_problem,
-    "encode-chars": lambda encoded, inputs: char_encoded_problem(encoded),
-    "train-charlm": _trained_problem,
-    "evaluate-charlm": _evaluated_problem,
-    "register-charlm": _registration_problem,
-}
 
 
 # --- ledger: what the last key was made of, and who produced each result ----------------------------------
@@ -511,12 +329,15 @@ def cache_dir(artifacts_dir: str | Path) -> Path:
 
 @dataclass
 class PipelineCache(CachePolicy):
-    """Prefect cache policy of one seqflow task: the key of :func:`key_parts`, skipping unusable results.
+    """Prefect cache policy of one seqflow task, declared at its decorator: ``key`` names what its result
+    depends on (identity, inputs by content, config slice; the code is added from the task's imports), ``check``
+    says why a stored result's outputs are unusable (then it is skipped and the task runs).
 
     Without a ``cache_dir`` (a task not configured by :func:`cached`) it computes no key: nothing is cached.
     """
 
-    task_name: str = ""
+    key: KeyRecipe | None = None
+    check: OutputCheck | None = None
     cache_dir: str | None = None
 
     def compute_key(
@@ -525,7 +346,7 @@ class PipelineCache(CachePolicy):
         if not self.cache_dir or not task_ctx:
             return None
         root = Path(self.cache_dir)
-        parts = key_parts(self.task_name, inputs)
+        parts = key_parts(task_ctx.task, inputs)
         current = parts.as_dict()
         key = parts.key()
         store = task_ctx.result_store
@@ -539,7 +360,7 @@ class PipelineCache(CachePolicy):
         while store.exists(key):
             try:
                 result = store.read(key).result
-                problem = _OUTPUT_PROBLEMS[self.task_name](result, inputs)
+                problem = self.check(result, inputs) if self.check is not None else None
             except Exception as exc:  # noqa: BLE001 - an unreadable record is as unusable as a stale one
                 problem = f"stored result unreadable ({type(exc).__name__})"
             if problem is None:
@@ -579,9 +400,10 @@ def cached(task: Task, artifacts_dir: str | Path, refresh: bool = False) -> Task
     """``task`` caching its results under ``<artifacts_dir>/cache``; ``refresh`` runs it past the cache and
     stores the new result in place of the old one."""
     root = cache_dir(artifacts_dir)
-    policy = task.cache_policy if isinstance(task.cache_policy, PipelineCache) else PipelineCache(task_name=task.name)
+    if not isinstance(task.cache_policy, PipelineCache):
+        raise TypeError(f"task {task.name!r} declares no PipelineCache at its decorator; it cannot be cached")
     return task.with_options(
-        cache_policy=dataclasses.replace(policy, cache_dir=str(root)),
+        cache_policy=dataclasses.replace(task.cache_policy, cache_dir=str(root)),
         result_storage=root / "results",
         persist_result=True,
         refresh_cache=refresh,

@@ -4,9 +4,10 @@ the cache, on that execution's upstream outputs.
 The earlier execution is a parent MLflow run with ``pipeline_state.json`` (what every task produced). A rerun
 opens a new parent run tagged ``rerun_of=<earlier parent run id>``; a rerun train or evaluate writes to a new
 child run under it, tagged the same. Downstream tasks are not rerun; the new parent run's state is the earlier
-one with the rerun task's output swapped in, so a later rerun can start from it. What differs between the two
-pipelines (run roles, commands, how the state is read) is in :class:`ExecutionKind`; the character model's
-plan is made in :mod:`seqflow.charlm.rerun`.
+one with the rerun task's output swapped in, so a later rerun can start from it. What differs between the
+pipelines (run roles, commands, how the state is read) is in :class:`ExecutionKind`; what each task reads and
+produces is in the pipeline's rerun table (:class:`~seqflow.core.rerun_table.RerunTable`), from which
+:func:`plan_from_table` plans any pipeline's rerun and :mod:`seqflow.flows.rerun` runs it.
 """
 
 from __future__ import annotations
@@ -15,13 +16,12 @@ import dataclasses
 import json
 import time
 from dataclasses import dataclass, field
-
-from pathlib import Path
 from typing import Any, Callable, Mapping
 
-from seqflow.core.caching import split_files_problem, tokenised_problem
-from seqflow.config import ALL_ARCHITECTURES, RERUN_TASKS, CharLMConfig, PipelineConfig, with_overrides
+from seqflow.config import CharLMConfig, PipelineConfig
 from seqflow.core.errors import ConfigError, SeqflowError
+from seqflow.core.rerun_table import CHARLM, SENTIMENT, ExecutionKind, RerunTable
+from seqflow.core.rerun_table import registration_lines  # noqa: F401 - re-exported for earlier imports
 from seqflow.core.state import (
     STATE_ARTIFACT,
     CharLMState,
@@ -37,19 +37,6 @@ RERUN_OF_TAG = "rerun_of"
 RERUN_TASK_TAG = "seqflow.rerun_task"
 
 
-@dataclass(frozen=True)
-class ExecutionKind:
-    """Which pipeline an execution belongs to: the commands, and the roles its parent and child runs are tagged
-    with (``seqflow.role``)."""
-
-    command: str
-    rerun_command: str
-    parent_role: str
-    child_role: str
-
-
-SENTIMENT = ExecutionKind("seqflow run", "seqflow rerun", "pipeline", "architecture")
-CHARLM = ExecutionKind("seqflow charlm run", "seqflow charlm rerun", "charlm-pipeline", "charlm-architecture")
 _KINDS = (SENTIMENT, CHARLM)
 # How each kind's pipeline_state.json is read back.
 _STATE_READERS: dict[str, Callable[[str], Any]] = {
@@ -108,7 +95,8 @@ def load_earlier_execution(tracker: Tracker, run_id: str | None, kind: Execution
 
 @dataclass(frozen=True)
 class RerunPlan:
-    """What ``seqflow rerun`` runs: one task, on the state of one earlier parent run, with these settings."""
+    """What a rerun runs: ``task`` as asked for (a task name or an earlier alias), the task names it resolves to
+    (``steps``), on the state of one earlier parent run, with these settings."""
 
     task: str
     rerun_of: str
@@ -116,50 +104,40 @@ class RerunPlan:
     config: PipelineConfig | CharLMConfig
     architectures: list[str]
     kind: ExecutionKind = SENTIMENT
+    steps: tuple[str, ...] = ()
 
 
-# Upstream outputs each rerunnable task reads, checked before anything runs.
-_NEEDS_SPLITS = ("validate", "tokenise", "train", "register")
-_NEEDS_ARRAYS = ("validate", "train", "evaluate")
-
-
-def plan_rerun(
+def plan_from_table(
     tracker: Tracker,
+    table: RerunTable,
     task: str,
     from_run: str | None,
     architectures: list[str] | None,
     overrides: Mapping[str, Any],
 ) -> RerunPlan:
-    """Resolve the earlier execution, its settings (plus ``overrides``) and the architectures; check that the
-    upstream outputs the task needs are still on disk with the same digests."""
-    if task not in RERUN_TASKS:
-        raise ConfigError(f"cannot rerun {task!r}; tasks: {', '.join(RERUN_TASKS)}")
-    rerun_of, earlier = load_earlier_execution(tracker, from_run)
-    config = with_overrides(earlier.config, overrides)
-    if architectures and task not in ("train", "evaluate"):
-        raise ConfigError(f"--arch applies to train and evaluate, not {task}")
+    """Resolve the earlier execution (default: the latest FINISHED one of the table's pipeline), its settings
+    plus ``overrides`` and the architectures; check that the upstream outputs the task needs are still on disk
+    with the same digests, and its MLflow runs still there, before anything runs."""
+    if task not in table.names:
+        raise ConfigError(f"cannot rerun {task!r}; tasks: {', '.join(table.names)}")
+    steps = table.resolve(task)
+    per_architecture = table.per_architecture
+    if architectures and not all(step in per_architecture for step in steps):
+        raise ConfigError(f"--arch applies to {' and '.join(per_architecture)}, not {task}")
+    rerun_of, earlier = load_earlier_execution(tracker, from_run, table.kind)
+    config = table.with_overrides(earlier.config, overrides)
     chosen = list(dict.fromkeys(architectures or [model.architecture for model in earlier.trained]))
-    unknown = [arch for arch in chosen if arch not in ALL_ARCHITECTURES]
+    unknown = [arch for arch in chosen if arch not in table.architectures]
     if unknown:
-        raise ConfigError(f"unknown architectures {unknown}; known: {list(ALL_ARCHITECTURES)}")
-    problems = []
-    if task in _NEEDS_SPLITS:
-        problems.append(split_files_problem(earlier.split_files))
-    if task in _NEEDS_ARRAYS:
-        problems.append(tokenised_problem(earlier.tokenised))
-    if task == "evaluate":
-        for architecture in chosen:
-            trained = earlier.trained_model(architecture)
-            if not Path(trained.classifier_path).is_file():
-                problems.append(f"model file {trained.classifier_path} is gone")
-    if task == "register":
-        problems += [f"MLflow run {model.run_id} is gone" for model in earlier.evaluated if tracker.run_state(model.run_id) is None]
+        raise ConfigError(f"unknown architectures {unknown}; known: {list(table.architectures)}")
+    needs = dict.fromkeys(need for step in steps for need in table.steps[step].needs)
+    problems = [problem for need in needs for problem in table.upstream[need](tracker, earlier, chosen)]
     problem = next((p for p in problems if p), None)
     if problem:
         raise SeqflowError(
-            f"cannot rerun {task} from parent run {rerun_of}: {problem}; run `seqflow run` again to rebuild it"
+            f"cannot rerun {task} from parent run {rerun_of}: {problem}; run `{table.kind.command}` again to rebuild it"
         )
-    return RerunPlan(task, rerun_of, earlier, config, chosen)
+    return RerunPlan(task, rerun_of, earlier, config, chosen, table.kind, steps)
 
 
 def start_rerun_run(
@@ -213,16 +191,16 @@ def start_evaluation_run(
     return dataclasses.replace(trained, run_id=run_id)
 
 
+def output_identity(output: Any) -> str:
+    """What one item of a listed output is the output of: its architecture (models) or its contract (reports)."""
+    architecture = getattr(output, "architecture", None)
+    return architecture if architecture is not None else output.contract
+
+
 def swap_models(models: list[Any], replacements: dict[str, Any]) -> list[Any]:
-    """``models`` (per architecture) with those of ``replacements``' architectures replaced, the new ones last."""
-    return [model for model in models if model.architecture not in replacements] + list(replacements.values())
-
-
-def registration_lines(registration: Any) -> list[str]:
-    """What a rerun register produced: the versions and the promotion decision."""
-    versions = ", ".join(f"{version.architecture} v{version.version}" for version in registration.versions)
-    reason = registration.decision.reason if registration.decision else "no decision"
-    return [f"versions {versions}", f"promotion: {reason}"]
+    """``models`` (per architecture, or contract reports per contract) with those of ``replacements``' keys
+    replaced, the new ones last."""
+    return [model for model in models if output_identity(model) not in replacements] + list(replacements.values())
 
 
 def close_trained_run(tracker: Tracker, trained: Any, rerun_of: str) -> None:

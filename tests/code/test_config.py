@@ -223,7 +223,7 @@ def test_importing_seqflow_has_no_side_effects(tmp_path):
         "import prefect, mlflow, great_expectations\n"
         "handlers_before = list(logging.getLogger().handlers)\n"
         "import seqflow.cli, seqflow.config, seqflow.core.settings, seqflow.core.tracking, seqflow.sentiment.steps\n"
-        "import seqflow.flows.sentiment, seqflow.flows.validate, seqflow.tasks.data, seqflow.data_contracts.raw_reviews\n"
+        "import seqflow.flows.sentiment, seqflow.flows.validate, seqflow.tasks.sentiment, seqflow.data_contracts.raw_reviews\n"
         # Prefect installs its console handler lazily when flows are defined; anything else would be ours.
         "added = [h for h in logging.getLogger().handlers if h not in handlers_before]\n"
         "assert all(type(h).__module__.startswith('prefect.') for h in added), added\n"

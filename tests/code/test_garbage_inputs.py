@@ -185,7 +185,7 @@ def test_list_valued_text_is_named_not_a_numpy_error(tmp_path: Path) -> None:
 
 def _data_steps(source: str, artifacts_dir: Path):
     """download -> raw contract -> tokenise -> tokenised contract, as the validate flow runs them."""
-    from seqflow.tasks.data import check_raw_contract, check_tokenised_contract, download_reviews, tokenise_reviews
+    from seqflow.tasks.sentiment import check_raw, check_tokenised, download, tokenise
 
     config = with_overrides(
         get_profile("quick"),
@@ -200,10 +200,10 @@ def _data_steps(source: str, artifacts_dir: Path):
             "contracts.class_balance_band": "0.2",
         },
     )
-    split_files = download_reviews.fn(config.data, config.seed, config.artifacts_dir)
-    check_raw_contract.fn(split_files, config.contracts)
-    tokenised = tokenise_reviews.fn(split_files, config.tokenisation, config.artifacts_dir)
-    check_tokenised_contract.fn(tokenised, config.tokenisation, config.contracts)
+    split_files = download.fn(config.data, config.seed, config.artifacts_dir)
+    check_raw.fn(split_files, config.contracts)
+    tokenised = tokenise.fn(split_files, config.tokenisation, config.artifacts_dir)
+    check_tokenised.fn(tokenised, config.tokenisation, config.contracts)
     return tokenised
 
 

@@ -292,7 +292,7 @@ def test_a_cleanup_that_fails_does_not_hide_the_error_that_caused_it(tracker, mo
 def test_a_failed_publication_of_the_table_fails_the_execution_before_it_is_finished(tracker):
     """The Prefect table is published before the parent run closes: if the Prefect API fails there, the
     execution ends FAILED with its versions withdrawn, instead of a FINISHED record behind a failed flow."""
-    from seqflow.sentiment.steps import finish_pipeline_run
+    from seqflow.sentiment.comparison import finish_pipeline_run
 
     name = tracker.settings.registered_model_name
     champion_before = _finished_execution(tracker, 0.7)

@@ -117,7 +117,9 @@ def test_cache_key_and_ledger_parts_hold_no_password() -> None:
             "batch_size": 32,
             "behaviour": get_profile("quick").behaviour,
         }
-        return caching.key_parts("evaluate", inputs)
+        from seqflow.tasks.sentiment import evaluate
+
+        return caching.key_parts(evaluate, inputs)
 
     with_password = evaluate_parts(f"http://alice:{PASSWORD}@127.0.0.1:5000")
     assert PASSWORD not in json.dumps(with_password.as_dict())

@@ -61,8 +61,8 @@ def test_second_run_reuses_every_task_and_changes_rerun_only_what_they_reach(pre
         assert reason == f"same inputs, config and code as flow run {first_flow_run}"
     # Prefect itself marks the reused task runs Cached; the tracking tasks always run.
     states = _prefect_state_names(parents[1].data.tags[FLOW_RUN_TAG])
-    assert {name: state for name, state in states.items() if not name.startswith(("start-", "finish-"))} == {
-        name: "Cached" for name in states if not name.startswith(("start-", "finish-"))
+    assert {name: state for name, state in states.items() if not name.startswith(("start_", "finish_"))} == {
+        name: "Cached" for name in states if not name.startswith(("start_", "finish_"))
     }
     assert len([name for name in states if name.startswith(("train-", "evaluate-"))]) == 4
 
@@ -119,24 +119,27 @@ def test_second_run_reuses_every_task_and_changes_rerun_only_what_they_reach(pre
     assert all(fourth[task][0] == "ran" for task in ("evaluate-lstm", "evaluate-embedding_pool", "register"))
 
 
-def test_code_change_in_a_helper_module_reruns_the_tasks_that_use_it(prefect_api, tiny_config, tmp_path, monkeypatch):
-    """Prefect's task-source key misses helper modules; seqflow's code hash covers the modules a task uses."""
-    from seqflow.core import caching
-    from seqflow.flows.validate import validate_flow
+def test_code_change_in_a_helper_module_reruns_the_tasks_that_use_it(prefect_api, tiny_config, monkeypatch):
+    """Prefect's task-source key misses helper modules; seqflow's code digest covers the modules a task imports."""
+    from pathlib import Path
 
-    helper = tmp_path / "code" / "seqflow_probe_helper.py"
-    helper.parent.mkdir()
-    helper.write_text("VERSION = 1\n")
-    monkeypatch.syspath_prepend(str(helper.parent))
-    monkeypatch.setitem(caching.TASK_MODULES, "tokenise", caching.TASK_MODULES["tokenise"] + ("seqflow_probe_helper",))
+    from seqflow.core import codedigest
+    from seqflow.flows.validate import validate_flow
+    from seqflow.sentiment import tokenise
+
     config = tiny_config()
     validate_flow(config)
-    helper.write_text("VERSION = 2\n")
+    helper = Path(tokenise.__file__)
+    # The helper module as if edited (the installed file is shared, so the edit is made where it is read).
+    monkeypatch.setattr(codedigest, "read_source", lambda path: path.read_bytes() + (b"\n# edited\n" if path == helper else b""))
     statuses = _statuses(validate_flow(config))
-    assert statuses["download"][0] == statuses["contracts-raw"][0] == "cached"
-    assert statuses["tokenise"] == ("ran", "code changed (seqflow_probe_helper)")
-    # Same vocabulary and arrays: the tokenised contract's inputs did not change, so it is reused.
-    assert statuses["contracts-tokenised"][0] == "cached"
+    # Download does not import the tokeniser; the tokenise task and both contract checks (whose runner reads
+    # the tokenised arrays with it) do.
+    assert statuses["download"][0] == "cached"
+    assert statuses["tokenise"] == ("ran", "code changed (seqflow.sentiment.tokenise)")
+    assert statuses["contracts-raw"] == ("ran", "code changed (seqflow.sentiment.tokenise)")
+    # Same vocabulary and arrays: the tokenised contract's inputs did not change, only its code.
+    assert statuses["contracts-tokenised"] == ("ran", "code changed (seqflow.sentiment.tokenise)")
 
 
 def test_deleted_arrays_are_not_reused_and_the_fresh_result_is(prefect_api, tiny_config):

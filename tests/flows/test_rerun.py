@@ -90,7 +90,7 @@ def test_rerun_train_one_architecture_on_the_earlier_outputs(earlier_execution, 
 @pytest.mark.slow
 def test_rerun_evaluate_and_register_use_the_earlier_models(earlier_execution, store_copy):
     from seqflow.flows.rerun import rerun_flow
-    from seqflow.core.rerun import plan_rerun
+    from seqflow.sentiment.rerun import plan_rerun
     from seqflow.core.tracking import Tracker
 
     tracking_settings = store_copy
@@ -127,7 +127,7 @@ def test_rerun_from_an_unknown_run_says_so(tracking_settings, tmp_path, capsys):
 @pytest.mark.slow
 def test_rerun_with_deleted_upstream_files_fails_before_running(earlier_execution, shared_settings):
     from seqflow.core.errors import SeqflowError
-    from seqflow.core.rerun import plan_rerun
+    from seqflow.sentiment.rerun import plan_rerun
     from seqflow.core.tracking import Tracker
 
     config, earlier = earlier_execution
@@ -141,3 +141,31 @@ def test_rerun_with_deleted_upstream_files_fails_before_running(earlier_executio
         kept.rename(arrays)
     with pytest.raises(SeqflowError, match="--arch applies to train and evaluate"):
         plan_rerun(Tracker(shared_settings), "register", None, ["lstm"], {})
+
+
+@pytest.mark.slow
+def test_rerun_validate_runs_both_contract_checks_by_their_task_names(earlier_execution, store_copy):
+    """`validate` (its name in earlier releases) reruns both contract checks; each is also a rerun of its own."""
+    from seqflow.core.tracking import Tracker
+    from seqflow.flows.rerun import rerun_flow
+    from seqflow.sentiment.rerun import plan_rerun
+
+    tracker = Tracker(store_copy)
+    _, earlier = earlier_execution
+    both = rerun_flow(plan_rerun(tracker, "validate", earlier.parent_run_id, None, {}), store_copy)
+    assert [(s.task, s.status, s.reason) for s in both.tasks] == [
+        ("contracts-raw", "ran", "forced (rerun)"), ("contracts-tokenised", "ran", "forced (rerun)"),
+    ]
+    assert len(both.outputs) == 2 and all(line.endswith("passed") for line in both.outputs), both.outputs
+    client = MlflowClient(store_copy.tracking_uri)
+    with open(client.download_artifacts(both.parent_run_id, "pipeline_state.json")) as handle:
+        reports = [report["contract"] for report in json.load(handle)["contract_reports"]]
+    assert sorted(reports) == sorted(set(reports)) and len(reports) == 2
+
+    # One check by its task name, chained on the state the first rerun recorded: its report is replaced, the
+    # other kept.
+    one = rerun_flow(plan_rerun(tracker, "check_tokenised", both.parent_run_id, None, {}), store_copy)
+    assert [(s.task, s.status) for s in one.tasks] == [("contracts-tokenised", "ran")]
+    assert client.get_run(one.parent_run_id).data.tags["seqflow.rerun_task"] == "check_tokenised"
+    with open(client.download_artifacts(one.parent_run_id, "pipeline_state.json")) as handle:
+        assert sorted(report["contract"] for report in json.load(handle)["contract_reports"]) == sorted(reports)

@@ -139,7 +139,7 @@ def test_worse_second_execution_does_not_move_the_champion(first_execution, shar
 
 
 def test_failure_mid_run_leaves_no_version_alias_or_running_run(prefect_api, tiny_config, tracking_settings, monkeypatch):
-    from seqflow.sentiment import steps
+    from seqflow.tasks import sentiment as steps  # the train step's module
     from seqflow.flows.sentiment import sentiment_flow
 
     real_train = steps.train_classifier

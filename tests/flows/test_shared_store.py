@@ -161,7 +161,7 @@ def test_bad_file_run_on_the_used_store_changes_nothing(concurrent_store):
 
 
 def _fail_second_evaluation(monkeypatch: pytest.MonkeyPatch) -> None:
-    from seqflow.sentiment import steps
+    from seqflow.tasks import sentiment as steps  # the evaluate step's module
 
     real_metrics, calls = steps.classification_metrics, []
 
@@ -240,7 +240,7 @@ def test_failure_after_training_leaves_versions_and_champion_as_they_were(concur
 
 
 def test_failure_finishing_the_parent_run_withdraws_its_versions_and_gives_the_alias_back(concurrent_store, monkeypatch):
-    """finish-tracking (the last step: the summary to the parent run) fails after this execution registered its
+    """finish_tracking (the last step: the summary to the parent run) fails after this execution registered its
     versions and moved the alias: the versions are deleted, the alias is back on the earlier champion."""
     from seqflow.config import get_profile, with_overrides
     from seqflow.flows.sentiment import run_sentiment_flow

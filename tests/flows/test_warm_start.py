@@ -7,7 +7,8 @@ import pytest
 
 from seqflow.config import TrainingConfig
 from seqflow.core.errors import SeqflowError
-from seqflow.sentiment.steps import INPUT_EXAMPLE_TEXTS, warm_start_source
+from seqflow.sentiment.records import INPUT_EXAMPLE_TEXTS
+from seqflow.tasks.sentiment import warm_start_source
 from seqflow.core.tracking import Tracker, TrackingError
 from seqflow.sentiment.train import export_serving_model, train_classifier
 

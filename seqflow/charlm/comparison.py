@@ -1,0 +1,108 @@
+"""The character models' comparison table: its rows, how it renders, and how an execution's parent run is
+finished with it. Apart from the steps on purpose: no training or evaluation code imports it, so editing the
+table retrains nothing (see :mod:`seqflow.core.codedigest`)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable
+
+from seqflow.charlm.records import EvaluatedCharModel
+from seqflow.core.tracking import Tracker
+from seqflow.sentiment.comparison import log_execution_records, rows_as_csv
+from seqflow.sentiment.steps import RegistrationOutcome
+from seqflow.sentiment.summary import TaskStatus, render_task_statuses
+
+
+@dataclass(frozen=True)
+class CharComparisonRow:
+    architecture: str
+    epochs: int
+    best_epoch: int
+    val_loss: float
+    val_perplexity: float
+    parameters: int
+    seconds: float
+    version: str | None
+    champion: bool
+
+
+@dataclass(frozen=True)
+class CharRunSummary:
+    parent_run_id: str
+    experiment_name: str
+    registered_model_name: str
+    rows: list[CharComparisonRow]
+    decision_reason: str
+    champion_version: str | None
+    # What each task did in this execution (ran / cached) and why.
+    tasks: list[TaskStatus] = field(default_factory=list)
+
+    def render(self) -> str:
+        header = (
+            f"{'architecture':16} {'epochs':>6} {'best':>4} {'val loss':>8} {'val ppl':>8} {'params':>9} "
+            f"{'seconds':>8} {'version':>7}  champion"
+        )
+        lines = [header, "-" * len(header)]
+        for row in self.rows:
+            lines.append(
+                f"{row.architecture:16} {row.epochs:>6d} {row.best_epoch:>4d} {row.val_loss:>8.4f} "
+                f"{row.val_perplexity:>8.3f} {row.parameters:>9,d} {row.seconds:>8.1f} {row.version or '-':>7}  "
+                f"{'yes' if row.champion else ''}"
+            )
+        lines += [
+            "",
+            f"promotion: {self.decision_reason}",
+            f"champion:  {self.registered_model_name}@champion = v{self.champion_version}"
+            if self.champion_version
+            else "champion:  none",
+            f"MLflow:    experiment {self.experiment_name!r}, parent run {self.parent_run_id}",
+            *render_task_statuses(self.tasks),
+        ]
+        return "\n".join(lines)
+
+
+def finish_charlm_run(
+    tracker: Tracker,
+    parent_run_id: str,
+    evaluated: list[EvaluatedCharModel],
+    registration: RegistrationOutcome,
+    task_statuses: list[TaskStatus] | None = None,
+    texts: dict[str, str] | None = None,
+    publish: Callable[[CharRunSummary], None] | None = None,
+) -> CharRunSummary:
+    """Log the comparison table, what each task did (``tasks.json``) and ``texts`` (artifact file -> text, e.g.
+    the execution's state for reruns) to the parent run, ``publish`` the summary elsewhere (the Prefect table
+    artifact), and only then close the run FINISHED."""
+    rows = [
+        CharComparisonRow(
+            architecture=model.architecture,
+            epochs=model.epochs_run,
+            best_epoch=model.best_epoch,
+            val_loss=model.val_loss,
+            val_perplexity=model.val_perplexity,
+            parameters=model.parameters,
+            seconds=model.seconds,
+            version=registration.version_of(model.run_id),
+            champion=registration.is_champion(model.run_id),
+        )
+        for model in evaluated
+    ]
+    summary = CharRunSummary(
+        parent_run_id=parent_run_id,
+        experiment_name=tracker.settings.experiment_name,
+        registered_model_name=tracker.settings.registered_model_name,
+        rows=rows,
+        decision_reason=registration.decision_reason,
+        champion_version=registration.champion_version,
+        tasks=list(task_statuses or []),
+    )
+    # As for sentiment (steps.finish_pipeline_run): a failure here withdraws this execution's versions.
+    with tracker.closing_on_failure(parent_run_id, finish=True, withdraw_versions=True):
+        tracker.log_text(parent_run_id, summary.render(), "comparison.txt")
+        log_execution_records(tracker, parent_run_id, summary.tasks, texts)
+        tracker.log_text(parent_run_id, rows_as_csv(rows), "comparison.csv")
+        tracker.log_metrics(parent_run_id, {"best_val_perplexity": min(model.val_perplexity for model in evaluated)})
+        if publish is not None:
+            publish(summary)
+    return summary

@@ -1,0 +1,51 @@
+"""What the character-model train and evaluate steps return, and the tags naming an execution's data.
+
+Kept apart from registration and reporting (``steps``, ``comparison``) so that the training step's code, and
+with it its cache key (see :mod:`seqflow.core.codedigest`), does not include theirs.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from seqflow.charlm.text import CharEncodedData, CharSplitFiles
+
+
+@dataclass(frozen=True)
+class TrainedCharModel:
+    architecture: str
+    run_id: str
+    step_model_path: Path
+    model_uri: str
+    history: dict[str, list[float]]
+    epochs_run: int
+    best_epoch: int
+    seconds: float
+    seconds_per_epoch: float
+    parameters: int
+
+
+@dataclass(frozen=True)
+class EvaluatedCharModel:
+    architecture: str
+    run_id: str
+    model_uri: str
+    dataset_digest: str
+    val_loss: float
+    val_perplexity: float
+    best_epoch: int
+    epochs_run: int
+    seconds: float
+    parameters: int
+
+
+def dataset_tags(split_files: CharSplitFiles, encoded: CharEncodedData) -> dict[str, str]:
+    """The tags that name an execution's data, on its parent run and on every child run."""
+    return {
+        "source": split_files.source,
+        "dataset_digest": split_files.digest,
+        "train_digest": split_files.digests["train"],
+        "validation_digest": split_files.digests["validation"],
+        "ids_digest": encoded.ids_digest,
+    }

@@ -1,0 +1,192 @@
+"""The sentiment comparison table: its rows, how it renders (text, CSV, overlay figures) and how an execution's
+parent run is finished with it.
+
+Apart from the steps on purpose: no training or evaluation code imports this module, so editing how the table
+renders changes no cached step's code digest (see :mod:`seqflow.core.codedigest`) and retrains nothing.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import tempfile
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Callable
+
+from seqflow.core.evaluation import plot_overlay_html, plot_overlay_png
+from seqflow.core.tracking import Tracker
+from seqflow.sentiment.behaviour import CHECK_TYPES, metric_name
+from seqflow.sentiment.records import EvaluatedModel
+from seqflow.sentiment.steps import RegistrationOutcome
+from seqflow.sentiment.summary import TaskStatus, render_task_statuses
+
+
+@dataclass(frozen=True)
+class ComparisonRow:
+    architecture: str
+    epochs: int
+    best_val_accuracy: float
+    test_accuracy: float
+    roc_auc: float
+    gap_at_end: float
+    seconds: float
+    version: str | None
+    champion: bool
+    # Overfitting figures (see seqflow.core.evaluation.overfitting_figures) and behavioural pass rates.
+    best_epoch: int = 0
+    gap_at_best: float = float("nan")
+    epochs_past_best: int = 0
+    behaviour: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class RunSummary:
+    parent_run_id: str
+    experiment_name: str
+    registered_model_name: str
+    rows: list[ComparisonRow]
+    decision_reason: str
+    champion_version: str | None
+    extra: dict[str, str] = field(default_factory=dict)
+    # What each task did in this execution (ran / cached) and why.
+    tasks: list[TaskStatus] = field(default_factory=list)
+
+    def render(self) -> str:
+        header = (
+            f"{'architecture':16} {'epochs':>6} {'best ep':>7} {'past':>4} {'best val':>8} {'test acc':>8} {'AUC':>6} "
+            f"{'gap@best':>8} {'gap@end':>7} {'invar':>5} {'direc':>5} {'MFT':>5} {'seconds':>8} {'version':>7}  champion"
+        )
+        lines = [header, "-" * len(header)]
+        for row in self.rows:
+            rates = " ".join(f"{row.behaviour.get(check, float('nan')):>5.2f}" for check in CHECK_TYPES)
+            lines.append(
+                f"{row.architecture:16} {row.epochs:>6d} {row.best_epoch:>7d} {row.epochs_past_best:>4d} "
+                f"{row.best_val_accuracy:>8.4f} {row.test_accuracy:>8.4f} {row.roc_auc:>6.3f} {row.gap_at_best:>+8.3f} "
+                f"{row.gap_at_end:>+7.3f} {rates} {row.seconds:>8.1f} {row.version or '-':>7}  "
+                f"{'yes' if row.champion else ''}"
+            )
+        lines.append("")
+        lines.append(
+            "best ep: epoch of lowest validation loss; past: epochs trained after it; gap: train minus validation "
+            "accuracy; invar/direc/MFT: behavioural pass rates (invariance, direction, minimum functionality)"
+        )
+        lines.append(f"promotion: {self.decision_reason}")
+        lines.append(f"champion:  {self.registered_model_name}@champion = v{self.champion_version}" if self.champion_version else "champion:  none")
+        lines.append(f"MLflow:    experiment {self.experiment_name!r}, parent run {self.parent_run_id}")
+        lines.extend(render_task_statuses(self.tasks))
+        return "\n".join(lines)
+
+
+def comparison_rows(evaluated: list[EvaluatedModel], registration: RegistrationOutcome) -> list[ComparisonRow]:
+    return [
+        ComparisonRow(
+            architecture=model.architecture,
+            epochs=model.epochs_run,
+            best_val_accuracy=model.overfitting.get("best_val_accuracy", float("nan")),
+            test_accuracy=model.test_metrics["accuracy"],
+            roc_auc=model.test_metrics["roc_auc"],
+            gap_at_end=model.overfitting.get("gap_at_end", float("nan")),
+            seconds=model.seconds,
+            version=registration.version_of(model.run_id),
+            champion=registration.is_champion(model.run_id),
+            best_epoch=int(model.overfitting.get("best_epoch", 0)),
+            gap_at_best=model.overfitting.get("gap_at_best", float("nan")),
+            epochs_past_best=int(model.overfitting.get("epochs_past_best", 0)),
+            behaviour=dict(model.behaviour),
+        )
+        for model in evaluated
+    ]
+
+
+def task_status_tags(statuses: list[TaskStatus]) -> dict[str, str]:
+    """Parent-run tags naming the tasks that were cached and the earlier MLflow runs this execution reuses."""
+    cached = [status for status in statuses if status.status == "cached"]
+    return {
+        "seqflow.cached_tasks": ",".join(status.task for status in cached) or "none",
+        "seqflow.reused_runs": ",".join(f"{status.task}={status.run_id}" for status in cached if status.run_id) or "none",
+    }
+
+
+def log_execution_records(
+    tracker: Tracker, parent_run_id: str, task_statuses: list[TaskStatus], texts: dict[str, str] | None
+) -> None:
+    """What each task did (``tasks.json`` and the cached/reused tags) and ``texts`` (artifact file -> text, e.g.
+    the execution's state for reruns), on the parent run of an execution."""
+    if task_statuses:
+        tracker.log_text(parent_run_id, json.dumps([asdict(status) for status in task_statuses], indent=2), "tasks.json")
+        tracker.set_tags(parent_run_id, task_status_tags(task_statuses))
+    for artifact_file, text in (texts or {}).items():
+        tracker.log_text(parent_run_id, text, artifact_file)
+
+
+def row_as_flat_dict(row) -> dict[str, object]:  # noqa: ANN001 - any comparison row dataclass
+    """A comparison row as flat columns; behavioural pass rates (sentiment rows) as ``behaviour_<check>_pass_rate``."""
+    flat = {key: value for key, value in asdict(row).items() if key != "behaviour"}
+    behaviour = getattr(row, "behaviour", None)
+    if behaviour is None:
+        return flat
+    return flat | {metric_name(check): behaviour.get(check, float("nan")) for check in CHECK_TYPES}
+
+
+def rows_as_csv(rows: list) -> str:
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=list(row_as_flat_dict(rows[0]).keys()) if rows else ["architecture"])
+    writer.writeheader()
+    for row in rows:
+        writer.writerow(row_as_flat_dict(row))
+    return buffer.getvalue()
+
+
+def log_overlay_figures(tracker: Tracker, parent_run_id: str, evaluated: list[EvaluatedModel]) -> None:
+    """Every architecture's training and validation curves on shared axes, as a PNG and an interactive,
+    self-contained HTML page, under ``plots/`` of the parent run."""
+    histories = {model.architecture: model.history for model in evaluated if model.history}
+    if not histories:
+        return
+    title = f"{tracker.settings.experiment_name}: every architecture"
+    with tempfile.TemporaryDirectory() as scratch:
+        plot_overlay_png(histories, title, Path(scratch) / "overlay_learning_curves.png")
+        plot_overlay_html(histories, title, Path(scratch) / "overlay_learning_curves.html")
+        tracker.log_artifact(parent_run_id, Path(scratch), "plots")
+
+
+def finish_pipeline_run(
+    tracker: Tracker,
+    parent_run_id: str,
+    evaluated: list[EvaluatedModel],
+    registration: RegistrationOutcome,
+    task_statuses: list[TaskStatus] | None = None,
+    texts: dict[str, str] | None = None,
+    publish: Callable[[RunSummary], None] | None = None,
+) -> RunSummary:
+    """Log the comparison table, what each task did (``tasks.json``) and ``texts`` (artifact file -> text, e.g.
+    the execution's state for reruns) to the parent run, ``publish`` the summary elsewhere (the Prefect table
+    artifact), and only then close the run FINISHED."""
+    rows = comparison_rows(evaluated, registration)
+    task_statuses = list(task_statuses or [])
+    summary = RunSummary(
+        parent_run_id=parent_run_id,
+        experiment_name=tracker.settings.experiment_name,
+        registered_model_name=tracker.settings.registered_model_name,
+        rows=rows,
+        decision_reason=registration.decision_reason,
+        champion_version=registration.champion_version,
+        tasks=task_statuses,
+    )
+    # A failure here ends the execution FAILED: its versions are withdrawn and the alias goes back (see
+    # Tracker.closing_on_failure), like a failure in any earlier step; the models are complete, but no version
+    # stays registered by an execution that did not finish.
+    with tracker.closing_on_failure(parent_run_id, finish=True, withdraw_versions=True):
+        tracker.log_text(parent_run_id, summary.render(), "comparison.txt")
+        log_execution_records(tracker, parent_run_id, task_statuses, texts)
+        tracker.log_text(parent_run_id, rows_as_csv(rows), "comparison.csv")
+        log_overlay_figures(tracker, parent_run_id, evaluated)
+        best = max(evaluated, key=lambda model: model.test_metrics["accuracy"])
+        tracker.log_metrics(parent_run_id, {"best_test_accuracy": best.test_metrics["accuracy"]})
+        if publish is not None:
+            # Inside the block: a publication that fails fails the execution the same way, so no finished
+            # execution's versions stay behind a failed flow.
+            publish(summary)
+    return summary

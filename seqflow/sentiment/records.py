@@ -1,0 +1,61 @@
+"""What the sentiment train and evaluate steps return, and the tags they put on a model's run.
+
+Kept apart from the registration and reporting code (``steps``, ``comparison``) so that the training step's
+code, and with it its cache key (see :mod:`seqflow.core.codedigest`), does not include theirs.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from seqflow.sentiment.datasets import SplitFiles
+from seqflow.sentiment.tokenise import TokenisedData
+
+# Tag on each architecture's run: epochs taken over from an interrupted earlier training (0: trained from scratch).
+RESUMED_FROM_EPOCH_TAG = "resumed_from_epoch"
+# Tag on each architecture's run: names its training (data, architecture, settings, seed); see training_fingerprint.
+FINGERPRINT_TAG = "seqflow.training_fingerprint"
+
+# Reviews stored with each logged model as its input example.
+INPUT_EXAMPLE_TEXTS = ["A moving, beautifully acted film.", "Dull plot and wooden acting; I walked out."]
+
+
+@dataclass(frozen=True)
+class TrainedModel:
+    architecture: str
+    run_id: str
+    classifier_path: Path
+    model_uri: str
+    history: dict[str, list[float]]
+    epochs_run: int
+    seconds: float
+    seconds_per_epoch: float
+
+
+@dataclass(frozen=True)
+class EvaluatedModel:
+    architecture: str
+    run_id: str
+    model_uri: str
+    dataset_digest: str
+    test_metrics: dict[str, float]
+    overfitting: dict[str, float]
+    epochs_run: int
+    seconds: float
+    seconds_per_epoch: float
+    # Per-epoch training history (for the parent run's overlay figure) and behavioural pass rates per check type.
+    history: dict[str, list[float]] = field(default_factory=dict)
+    behaviour: dict[str, float] = field(default_factory=dict)
+
+
+def dataset_tags(split_files: SplitFiles, tokenised: TokenisedData) -> dict[str, str]:
+    """The tags that name an execution's data, on its parent run and on every child run."""
+    return {
+        "source": split_files.source,
+        "dataset_digest": split_files.digest,
+        "train_digest": split_files.digests["train"],
+        "validation_digest": split_files.digests["validation"],
+        "test_digest": split_files.digests["test"],
+        "array_digest": tokenised.array_digest,
+    }

@@ -1,0 +1,90 @@
+"""The sentiment pipeline's rerun table: what ``seqflow rerun TASK`` can run again, by task-function name (see
+:mod:`seqflow.tasks.sentiment`), what each reads from the earlier execution and what it replaces.
+
+``validate`` is kept from earlier releases as a name for both contract checks (``check_raw`` and
+``check_tokenised``); the other earlier names were already the task names.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Mapping
+
+from seqflow.config import ALL_ARCHITECTURES, with_overrides
+from seqflow.core.rerun_table import (
+    SENTIMENT,
+    RerunStep,
+    RerunTable,
+    contract_step,
+    evaluate_step,
+    evaluated_runs_gone,
+    load_step,
+    model_files_gone,
+    register_step,
+    train_step,
+)
+
+
+def _splits(tracker: Any, earlier: Any, architectures: list[str]) -> list[str | None]:
+    from seqflow.core.caching import split_files_problem
+
+    return [split_files_problem(earlier.split_files)]
+
+
+def _arrays(tracker: Any, earlier: Any, architectures: list[str]) -> list[str | None]:
+    from seqflow.core.caching import tokenised_problem
+
+    return [tokenised_problem(earlier.tokenised)]
+
+
+SENTIMENT_RERUNS = RerunTable(
+    kind=SENTIMENT,
+    steps={
+        "download": load_step("splits"),
+        "check_raw": contract_step(lambda r: {"split_files": r.earlier.split_files, "contracts": r.config.contracts}, ("splits",)),
+        "tokenise": RerunStep(
+            produces="tokenised",
+            arguments=lambda r: {
+                "split_files": r.earlier.split_files, "tokenisation": r.config.tokenisation, "artifacts_dir": r.config.artifacts_dir,
+            },
+            describe=lambda out, earlier: [f"tokenised arrays {out.arrays_path}"],
+            needs=("splits",),
+        ),
+        "check_tokenised": contract_step(
+            lambda r: {"tokenised": r.earlier.tokenised, "tokenisation": r.config.tokenisation, "contracts": r.config.contracts},
+            ("arrays",),
+        ),
+        "train": train_step(
+            lambda r: {
+                "settings": r.settings, "architecture": r.architecture, "config": r.config, "split_files": r.earlier.split_files,
+                "tokenised": r.earlier.tokenised, "contract_reports": r.earlier.contract_reports, "parent_run_id": r.parent_run_id,
+            },
+            ("splits", "arrays"),
+        ),
+        "evaluate": evaluate_step(
+            lambda r: {
+                "settings": r.settings, "trained": r.trained, "tokenised": r.earlier.tokenised,
+                "batch_size": r.config.training.batch_size, "behaviour": r.config.behaviour,
+            },
+            lambda out, earlier: [f"new child run {out.run_id}, test accuracy {out.test_metrics['accuracy']:.4f}"],
+            ("arrays", "model files"),
+        ),
+        "register": register_step(
+            lambda r: {
+                "settings": r.settings, "evaluated": r.earlier.evaluated, "split_files": r.earlier.split_files,
+                "promotion": r.config.promotion, "parent_run_id": r.parent_run_id,
+            },
+            ("splits", "evaluated runs"),
+        ),
+    },
+    architectures=ALL_ARCHITECTURES,
+    with_overrides=with_overrides,
+    upstream={"splits": _splits, "arrays": _arrays, "model files": model_files_gone("classifier_path"), "evaluated runs": evaluated_runs_gone},
+    aliases={"validate": ("check_raw", "check_tokenised")},
+)
+
+
+def plan_rerun(tracker: Any, task: str, from_run: str | None, architectures: list[str] | None, overrides: Mapping[str, Any]):  # noqa: ANN201
+    """The :class:`~seqflow.core.rerun.RerunPlan` of ``seqflow rerun TASK`` (see :func:`seqflow.core.rerun.plan_from_table`)."""
+    from seqflow.core.rerun import plan_from_table
+
+    return plan_from_table(tracker, SENTIMENT_RERUNS, task, from_run, architectures, overrides)

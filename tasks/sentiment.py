@@ -1,0 +1,302 @@
+"""The sentiment pipeline's steps, one Prefect task each: download, check_raw, tokenise, check_tokenised, train,
+evaluate, register. The decorated function is the step; its name is its Prefect task name and its
+``seqflow rerun`` name. Its cache declaration sits above it: the recipe naming what its result depends on (see
+:mod:`seqflow.core.caching`; the code part is read from what the function imports) and the check of a stored
+result. The plain pandas/Keras code they call (``seqflow.sentiment``) knows nothing of Prefect or MLflow.
+
+Only tasks that do I/O against something that can fail transiently (loading a source) retry, and never on a
+:class:`~seqflow.core.errors.SeqflowError`, which means bad input that a retry cannot fix.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any
+
+from prefect import task
+from prefect.runtime import flow_run
+
+from seqflow.config import (
+    BehaviourConfig,
+    ContractConfig,
+    DataConfig,
+    PipelineConfig,
+    PromotionConfig,
+    TokenisationConfig,
+    TrainingConfig,
+)
+from seqflow.core.caching import (
+    PipelineCache,
+    check_split_files,
+    check_tokenised as check_tokenised_outputs,
+    config_slice,
+    evaluated_problem,
+    file_digest,
+    registration_problem,
+    report_problem,
+    source_fingerprint,
+    split_digests,
+    store_parts,
+    trained_problem,
+)
+from seqflow.core.evaluation import classification_metrics, overfitting_figures, plot_confusion_matrix, plot_learning_curves
+from seqflow.core.settings import TrackingSettings
+from seqflow.core.tracking import FLOW_RUN_TAG, ROLE_TAG, Tracker
+from seqflow.sentiment.behaviour import describe_failures, metric_name, pass_rates, pyfunc_predictor, run_behaviour_checks
+from seqflow.core.contracts import ContractReport, raise_on_failure
+from seqflow.sentiment.contracts import validate_raw_splits, validate_tokenised_arrays
+from seqflow.sentiment.datasets import SplitFiles, split_source, write_splits
+from seqflow.sentiment.records import (
+    FINGERPRINT_TAG,
+    INPUT_EXAMPLE_TEXTS,
+    RESUMED_FROM_EPOCH_TAG,
+    EvaluatedModel,
+    TrainedModel,
+    dataset_tags,
+)
+from seqflow.sentiment.sources import load_source
+from seqflow.sentiment.steps import RegistrationOutcome, register_and_promote
+from seqflow.sentiment.tokenise import TokenisedData, load_arrays, load_vocabulary, pad_and_tokenise
+from seqflow.sentiment.train import (
+    EmbeddingSource,
+    checkpoint_dir_for,
+    export_serving_model,
+    read_embedding_source,
+    train_classifier,
+    training_fingerprint,
+)
+from seqflow.tasks.retry import retry_unless_bad_input
+
+# Each step's cache key recipe: (identity in summaries, inputs by content, the config it uses).
+Recipe = tuple[str, dict[str, str], dict[str, Any]]
+
+
+def _download_key(inputs: dict[str, Any]) -> Recipe:
+    data_config = inputs["data_config"]
+    return "download", {"source": source_fingerprint(data_config)}, {**config_slice("data", data_config), "seed": inputs["seed"]}
+
+
+@task(
+    retries=2, retry_delay_seconds=5, retry_condition_fn=retry_unless_bad_input,
+    cache_policy=PipelineCache(key=_download_key, check=check_split_files),
+)
+def download(data_config: DataConfig, seed: int, artifacts_dir: str) -> SplitFiles:
+    """Load the source, split it (seeded, stratified) and write the splits with their digests."""
+    source = load_source(data_config)
+    splits = split_source(source, data_config, seed)
+    return write_splits(splits, source, data_config, seed, Path(artifacts_dir))
+
+
+def _check_raw_key(inputs: dict[str, Any]) -> Recipe:
+    return "contracts-raw", split_digests(inputs["split_files"]), config_slice("contracts", inputs["contracts"])
+
+
+@task(cache_policy=PipelineCache(key=_check_raw_key, check=report_problem))
+def check_raw(split_files: SplitFiles, contracts: ContractConfig) -> ContractReport:
+    """Validate raw reviews; a failure stops the flow before tokenisation."""
+    return raise_on_failure(validate_raw_splits(split_files, contracts))
+
+
+def _tokenise_key(inputs: dict[str, Any]) -> Recipe:
+    return "tokenise", split_digests(inputs["split_files"]), config_slice("tokenisation", inputs["tokenisation"])
+
+
+@task(cache_policy=PipelineCache(key=_tokenise_key, check=check_tokenised_outputs))
+def tokenise(split_files: SplitFiles, tokenisation: TokenisationConfig, artifacts_dir: str) -> TokenisedData:
+    """Adapt the vocabulary on train and write padded id arrays for every split."""
+    return pad_and_tokenise(split_files, tokenisation, Path(artifacts_dir))
+
+
+def _check_tokenised_key(inputs: dict[str, Any]) -> Recipe:
+    config = {**config_slice("tokenisation", inputs["tokenisation"]), **config_slice("contracts", inputs["contracts"])}
+    return "contracts-tokenised", {"arrays digest": inputs["tokenised"].array_digest}, config
+
+
+@task(cache_policy=PipelineCache(key=_check_tokenised_key, check=report_problem))
+def check_tokenised(tokenised: TokenisedData, tokenisation: TokenisationConfig, contracts: ContractConfig) -> ContractReport:
+    """Validate the padded arrays against bounds derived from the tokenisation settings."""
+    return raise_on_failure(validate_tokenised_arrays(tokenised, tokenisation, contracts))
+
+
+def _train_key(inputs: dict[str, Any]) -> Recipe:
+    tokenised, config = inputs["tokenised"], inputs["config"]
+    # This architecture's settings with its overrides applied: another architecture's override, or which other
+    # architectures run alongside, does not change this one's model (and must not retrain it), while a change
+    # is reported by the field that changed ("training.learning_rate"), not as a new override list.
+    training = {f"training.{key}": value for key, value in config.training.settings_of(inputs["architecture"]).items()}
+    return (
+        f"train-{inputs['architecture']}",
+        {
+            "dataset digest": inputs["split_files"].digest,
+            "arrays digest": tokenised.array_digest,
+            "vocabulary digest": file_digest(tokenised.vocabulary_path),
+            **store_parts(inputs["settings"]),
+        },
+        {"architecture": inputs["architecture"], "seed": config.seed, **training},
+    )
+
+
+def warm_start_source(tracker: Tracker, training: TrainingConfig, download_dir: Path) -> EmbeddingSource | None:
+    """The registered model whose embedding initialises this one, when training.warm_start_model_uri is set."""
+    if training.warm_start_model_uri is None:
+        return None
+    serving_path = tracker.download_serving_model(training.warm_start_model_uri, download_dir)
+    return read_embedding_source(serving_path, training.warm_start_model_uri)
+
+
+@task(task_run_name="train-{architecture}", cache_policy=PipelineCache(key=_train_key, check=trained_problem))
+def train(
+    settings: TrackingSettings,
+    architecture: str,
+    config: PipelineConfig,
+    split_files: SplitFiles,
+    tokenised: TokenisedData,
+    contract_reports: list[ContractReport],
+    parent_run_id: str,
+) -> TrainedModel:
+    """Fit one architecture in its own child run: per-epoch metrics, learning curves, the raw-text model logged.
+    A failure marks the child run FAILED before raising."""
+    tracker, training = Tracker(settings), config.training
+    run_id = tracker.start_run(
+        run_name=architecture,
+        tags={
+            ROLE_TAG: "architecture",
+            "architecture": architecture,
+            FLOW_RUN_TAG: flow_run.get_id(),
+            "profile": config.profile,
+            **dataset_tags(split_files, tokenised),
+        },
+        parent_run_id=parent_run_id,
+    )
+    with tracker.closing_on_failure(run_id):
+        tracker.log_params(run_id, config.architecture_params(architecture))
+        for report in contract_reports:
+            tracker.log_artifact(run_id, report.results_path, "contracts")
+        output_dir = tokenised.tokenised_dir / "models" / run_id
+        vocabulary = load_vocabulary(tokenised.vocabulary_path)
+        fingerprint = training_fingerprint(tokenised.array_digest, tokenised.vocab_size, architecture, training, config.seed)
+        tracker.set_tags(run_id, {FINGERPRINT_TAG: fingerprint})
+        outcome = train_classifier(
+            architecture,
+            load_arrays(tokenised),
+            tokenised.vocab_size,
+            training,
+            config.seed,
+            output_dir,
+            on_epoch_end=tracker.epoch_logger(run_id),
+            vocabulary=vocabulary,
+            warm_start=warm_start_source(tracker, training, output_dir / "warm_start"),
+            checkpoint_dir=checkpoint_dir_for(config.artifacts_dir, fingerprint) if training.checkpoint else None,
+        )
+        tracker.set_tags(run_id, {RESUMED_FROM_EPOCH_TAG: outcome.resumed_from_epoch})
+        tracker.log_metrics(run_id, {"seconds_per_epoch": outcome.seconds_per_epoch, "train_seconds": outcome.seconds})
+        curves = plot_learning_curves(outcome.history, f"{architecture}: training vs validation", output_dir / "learning_curves.png")
+        tracker.log_artifact(run_id, curves, "plots")
+        tracker.log_text(run_id, json.dumps(outcome.history, indent=2), "history.json")
+        serving_path = export_serving_model(
+            outcome.classifier_path,
+            vocabulary,
+            tokenised.max_length,
+            tokenised.padding,
+            tokenised.truncation,
+            output_dir / f"{architecture}_serving.keras",
+        )
+        model_uri = tracker.log_serving_model(run_id, serving_path, INPUT_EXAMPLE_TEXTS)
+    return TrainedModel(
+        architecture=architecture,
+        run_id=run_id,
+        classifier_path=outcome.classifier_path,
+        model_uri=model_uri,
+        history=outcome.history,
+        epochs_run=outcome.epochs_run,
+        seconds=outcome.seconds,
+        seconds_per_epoch=outcome.seconds_per_epoch,
+    )
+
+
+def _evaluate_key(inputs: dict[str, Any]) -> Recipe:
+    trained = inputs["trained"]
+    return (
+        f"evaluate-{trained.architecture}",
+        {"trained run": trained.run_id, "arrays digest": inputs["tokenised"].array_digest, **store_parts(inputs["settings"])},
+        {"training.batch_size": inputs["batch_size"], **config_slice("behaviour", inputs["behaviour"])},
+    )
+
+
+@task(task_run_name="evaluate-{trained.architecture}", cache_policy=PipelineCache(key=_evaluate_key, check=evaluated_problem))
+def evaluate(
+    settings: TrackingSettings, trained: TrainedModel, tokenised: TokenisedData, batch_size: int, behaviour: BehaviourConfig
+) -> EvaluatedModel:
+    """Score the test split once; log test metrics, overfitting figures, behavioural pass rates of the logged
+    serving model and the confusion matrix; close the child run."""
+    import keras
+
+    import seqflow.core.optimizers  # noqa: F401 - registers LazyAdam before loading a classifier compiled with it
+
+    tracker = Tracker(settings)
+    with tracker.closing_on_failure(trained.run_id, finish=True):
+        arrays = load_arrays(tokenised)
+        classifier = keras.saving.load_model(trained.classifier_path)
+        probabilities = classifier.predict(arrays["x_test"], batch_size=batch_size, verbose=0)
+        metrics = classification_metrics(probabilities, arrays["y_test"])
+        overfitting = overfitting_figures(trained.history)
+        # The behavioural checks score raw text with the model exactly as logged (and as it would be served).
+        behaviour_results = run_behaviour_checks(pyfunc_predictor(tracker.load_pyfunc(trained.model_uri)), behaviour)
+        behaviour_rates = pass_rates(behaviour_results)
+        tracker.log_metrics(
+            trained.run_id,
+            {f"test_{key}": value for key, value in metrics.items()}
+            | overfitting
+            | {metric_name(check): rate for check, rate in behaviour_rates.items()},
+        )
+        tracker.log_text(
+            trained.run_id,
+            json.dumps({"pass_rates": behaviour_rates, "failures": describe_failures(behaviour_results).splitlines()}, indent=2),
+            "behaviour.json",
+        )
+        matrix = plot_confusion_matrix(
+            metrics, f"{trained.architecture}: test split", trained.classifier_path.parent / "confusion_matrix.png"
+        )
+        tracker.log_artifact(trained.run_id, matrix, "plots")
+    return EvaluatedModel(
+        architecture=trained.architecture,
+        run_id=trained.run_id,
+        model_uri=trained.model_uri,
+        dataset_digest=tokenised.dataset_digest,
+        test_metrics=metrics,
+        overfitting=overfitting,
+        epochs_run=trained.epochs_run,
+        seconds=trained.seconds,
+        seconds_per_epoch=trained.seconds_per_epoch,
+        history=trained.history,
+        behaviour=behaviour_rates,
+    )
+
+
+def _register_key(inputs: dict[str, Any]) -> Recipe:
+    evaluated = inputs["evaluated"]
+    metrics = json.dumps([[model.run_id, model.test_metrics] for model in evaluated], sort_keys=True)
+    return (
+        "register",
+        {
+            "evaluated runs": ", ".join(f"{model.architecture}={model.run_id}" for model in evaluated),
+            "test metrics": hashlib.sha256(metrics.encode()).hexdigest(),
+            "dataset digest": inputs["split_files"].digest,
+            **store_parts(inputs["settings"]),
+        },
+        config_slice("promotion", inputs["promotion"]),
+    )
+
+
+@task(cache_policy=PipelineCache(key=_register_key, check=registration_problem))
+def register(
+    settings: TrackingSettings,
+    evaluated: list[EvaluatedModel],
+    split_files: SplitFiles,
+    promotion: PromotionConfig,
+    parent_run_id: str,
+) -> RegistrationOutcome:
+    """Register every model and move the champion alias if the best one passes the gates (all or nothing)."""
+    return register_and_promote(Tracker(settings), evaluated, split_files, promotion, parent_run_id)
