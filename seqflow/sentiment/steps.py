@@ -31,6 +31,7 @@ from seqflow.core.evaluation import (
 from seqflow.core.promotion import PromotionDecision, decide_promotion
 from seqflow.sentiment.summary import TaskStatus, render_task_statuses
 from seqflow.sentiment.registry import VIA_RUN, audit_tags, champion_accuracy_on
+from seqflow.sentiment.serving import REVIEW_SENTIMENT
 from seqflow.sentiment.tokenise import TokenisedData, load_arrays, load_vocabulary
 from seqflow.core.tracking import EXECUTION_ROLES, FLOW_RUN_TAG, ROLE_TAG, RegisteredVersion, Tracker
 from seqflow.sentiment.train import (
@@ -317,7 +318,8 @@ def evaluate_architecture(
         metrics = classification_metrics(probabilities, arrays["y_test"])
         overfitting = overfitting_figures(trained.history)
         # The behavioural checks score raw text with the model exactly as logged (and as it would be served).
-        behaviour_results = run_behaviour_checks(pyfunc_predictor(tracker.load_pyfunc(trained.model_uri)), behaviour)
+        served = tracker.load_pyfunc(trained.model_uri, REVIEW_SENTIMENT)
+        behaviour_results = run_behaviour_checks(pyfunc_predictor(served), behaviour)
         behaviour_rates = pass_rates(behaviour_results)
         tracker.log_metrics(
             trained.run_id,
