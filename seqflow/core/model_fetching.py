@@ -7,23 +7,60 @@ local folder and checked against the record, and every later step reads that che
 
 from __future__ import annotations
 
+import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from seqflow.core.errors import SeqflowError
 from seqflow.core.trusted_models import (
     MODEL_DIGESTS_TAG,
+    ModelFilesChanged,
     ModelFolder,
     ModelKindMismatch,
     PyfuncKind,
+    build_pyfunc,
     check_kind,
     parse_digests,
+    prepare_for_server,
     verify_files,
     warn_unverified,
 )
 
 if TYPE_CHECKING:
     from seqflow.core.tracking import Tracker, TrackingError
+
+
+def load_pyfunc(
+    tracker: "Tracker", model_uri: str, kind: PyfuncKind, *, others: tuple[PyfuncKind, ...] = (),
+    needed_by: str | None = None,
+):  # noqa: ANN201 - mlflow PyFuncModel
+    """The ``kind`` model at ``model_uri``, its files checked and its wrapper built from installed code (no stored
+    code or pickle runs; see :mod:`seqflow.core.trusted_models`).
+
+    A model of another kind is refused saying what it is (``others``: kinds to recognise in that message) and
+    what ``needed_by`` needs. Files changed since registration are refused naming the file. A registered model
+    whose folder was deleted, or whose ``.keras`` file or ``MLmodel`` is damaged, fails deep inside MLflow, YAML
+    or Keras with many different exception types; all mean "this model is unusable", said in one line.
+    """
+    with tempfile.TemporaryDirectory() as scratch:
+        model = fetch_checked(tracker, model_uri, Path(scratch), kind, others=others, needed_by=needed_by)
+        try:
+            # Keras reads the whole file in load_context: the folder may go afterwards.
+            return build_pyfunc(model, kind)
+        except Exception as exc:  # noqa: BLE001 - see the docstring
+            raise load_error(tracker, model_uri, exc) from None
+
+
+def prepare_served_model(
+    tracker: "Tracker", model_uri: str, kind: PyfuncKind, destination_dir: Path, pip_requirements: list[str]
+) -> Path:
+    """A local, checked copy of the ``kind`` model at ``model_uri`` for ``mlflow models serve``, whose code file
+    is seqflow's installed one (so the server unpickles nothing and runs no stored code)."""
+    model = fetch_checked(tracker, model_uri, destination_dir / "downloaded", kind)
+    try:
+        return prepare_for_server(model, kind, destination_dir / "served", pip_requirements)
+    except Exception as exc:  # noqa: BLE001 - an unusable model, said plainly
+        raise load_error(tracker, model_uri, exc) from None
 
 
 def fetch_checked(
@@ -37,7 +74,10 @@ def fetch_checked(
 
     from seqflow.core.tracking import MODEL_ARTIFACT_PATH, _fluent_store
 
-    recorded, recorded_when = recorded_digests(tracker, model_uri, MODEL_ARTIFACT_PATH, purpose)
+    try:
+        recorded, recorded_when = recorded_digests(tracker, model_uri, MODEL_ARTIFACT_PATH, purpose)
+    except ModelFilesChanged as exc:
+        raise load_error(tracker, model_uri, exc, purpose) from None
     try:
         with _fluent_store(tracker.settings.tracking_uri):
             local_dir = Path(mlflow.artifacts.download_artifacts(artifact_uri=model_uri, dst_path=str(destination_dir)))

@@ -26,15 +26,7 @@ from typing import Any, Iterable, Iterator
 from seqflow.core.errors import SeqflowError
 from seqflow.core.processes import ProcessIdentity, current_process, is_gone
 from seqflow.core.settings import TrackingSettings
-from seqflow.core.trusted_models import (
-    MODEL_DIGESTS_TAG,
-    ModelFolder,
-    PyfuncKind,
-    build_pyfunc,
-    digests_text,
-    prepare_for_server,
-    save_from_code,
-)
+from seqflow.core.trusted_models import MODEL_DIGESTS_TAG, PyfuncKind, digests_text, save_from_code
 
 logger = logging.getLogger(__name__)
 
@@ -462,7 +454,9 @@ class Tracker:
     def download_model_artifacts(self, model_uri: str, destination_dir: Path) -> Path:
         """The files of a logged or registered model (``models:/name/3``), copied to ``destination_dir`` and
         checked against the digests recorded when it was logged (when there are some)."""
-        return self._fetch_checked(model_uri, Path(destination_dir), purpose="download").folder
+        from seqflow.core.model_fetching import fetch_checked
+
+        return fetch_checked(self, model_uri, Path(destination_dir), purpose="download").folder
 
     def register_versions(
         self, candidates: Iterable[tuple[str, str, str, dict[str, str]]], score_tag: str = "test_accuracy"
@@ -675,43 +669,18 @@ class Tracker:
     def load_pyfunc(
         self, model_uri: str, kind: PyfuncKind, *, others: tuple[PyfuncKind, ...] = (), needed_by: str | None = None
     ):  # noqa: ANN201 - mlflow PyFuncModel
-        """The ``kind`` model at ``model_uri``, its files checked and its wrapper built from installed code (no
-        stored code or pickle runs; see :mod:`seqflow.core.trusted_models`).
+        """The ``kind`` model at ``model_uri``, its files checked and its wrapper built from installed code; see
+        :func:`seqflow.core.model_fetching.load_pyfunc`."""
+        from seqflow.core.model_fetching import load_pyfunc
 
-        A model of another kind is refused saying what it is (``others``: kinds to recognise in that message)
-        and what ``needed_by`` needs. Files changed since registration are refused naming the file. A registered
-        model whose folder was deleted, or whose ``.keras`` file or ``MLmodel`` is damaged, fails deep inside
-        MLflow, YAML or Keras with many different exception types; all mean "this model is unusable".
-        """
-        with tempfile.TemporaryDirectory() as scratch:
-            model = self._fetch_checked(model_uri, Path(scratch), kind, others=others, needed_by=needed_by)
-            try:
-                # Keras reads the whole file in load_context: the folder may go afterwards.
-                return build_pyfunc(model, kind)
-            except Exception as exc:  # noqa: BLE001 - see the docstring
-                raise self._load_error(model_uri, exc) from None
+        return load_pyfunc(self, model_uri, kind, others=others, needed_by=needed_by)
 
     def prepare_served_model(self, model_uri: str, kind: PyfuncKind, destination_dir: Path) -> Path:
-        """A local, checked copy of the ``kind`` model at ``model_uri`` for ``mlflow models serve``, whose code
-        file is seqflow's installed one (so the server unpickles nothing and runs no stored code)."""
-        model = self._fetch_checked(model_uri, Path(destination_dir) / "downloaded", kind)
-        try:
-            return prepare_for_server(model, kind, Path(destination_dir) / "served", _serving_requirements())
-        except Exception as exc:  # noqa: BLE001 - an unusable model, said plainly
-            raise self._load_error(model_uri, exc) from None
+        """A checked local copy of the ``kind`` model at ``model_uri`` for ``mlflow models serve``; see
+        :func:`seqflow.core.model_fetching.prepare_served_model`."""
+        from seqflow.core.model_fetching import prepare_served_model
 
-    def _fetch_checked(
-        self, model_uri: str, destination_dir: Path, kind: PyfuncKind | None = None, *,
-        others: tuple[PyfuncKind, ...] = (), needed_by: str | None = None, purpose: str = "load",
-    ) -> ModelFolder:
-        from seqflow.core.model_fetching import fetch_checked
-
-        return fetch_checked(self, model_uri, destination_dir, kind, others=others, needed_by=needed_by, purpose=purpose)
-
-    def _load_error(self, model_uri: str, exc: BaseException) -> TrackingError:
-        from seqflow.core.model_fetching import load_error
-
-        return load_error(self, model_uri, exc)
+        return prepare_served_model(self, model_uri, kind, Path(destination_dir), _serving_requirements())
 
     def _model_location(self, model_uri: str) -> str:
         """Where the files behind a ``models:/`` or ``runs:/`` URI are stored, or the URI itself."""
@@ -736,7 +705,9 @@ class Tracker:
         """
         destination_dir = Path(destination_dir)
         destination_dir.mkdir(parents=True, exist_ok=True)
-        local_dir = self._fetch_checked(model_uri, destination_dir, purpose="download").folder
+        from seqflow.core.model_fetching import fetch_checked
+
+        local_dir = fetch_checked(self, model_uri, destination_dir, purpose="download").folder
         keras_files = sorted(local_dir.rglob("*.keras"))
         if len(keras_files) != 1:
             raise TrackingError(

@@ -107,8 +107,8 @@ def parse_digests(text: str, where: str) -> dict[str, str]:
         isinstance(key, str) and isinstance(value, str) for key, value in record.items()
     ):
         raise ModelFilesChanged(
-            f"the {MODEL_DIGESTS_TAG!r} tag of {where} is not a JSON object of file digests, so its files cannot "
-            "be checked; it was edited by hand: restore it, or register the model again with `seqflow run`"
+            f"the {MODEL_DIGESTS_TAG!r} tag of {where} is not a JSON object of file digests (edited by hand?), so "
+            "its files cannot be checked"
         )
     return record
 

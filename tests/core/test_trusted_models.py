@@ -297,3 +297,13 @@ def test_the_served_copy_of_an_old_release_version_needs_no_pickle(old_store, tm
     scores = mlflow.pyfunc.load_model(str(served)).predict(pd.DataFrame({"text": expected["sentiment"]["reviews"]}))
     np.testing.assert_allclose(scores["probability"], expected["sentiment"]["probability"], rtol=1e-5)
     shutil.rmtree(served)
+
+
+@pytest.mark.slow
+def test_a_hand_edited_digest_record_is_refused_not_skipped(new_version, tmp_path) -> None:  # noqa: ANN001
+    """The record is the only anchor: an unreadable one must not turn the check off (as a missing one would)."""
+    tracker, model_uri, _ = new_version
+    name, version = model_uri[len("models:/"):].split("/")
+    tracker.client.set_model_version_tag(name, version, MODEL_DIGESTS_TAG, "{not json")
+    with pytest.raises(TrackingError, match=f"the '{MODEL_DIGESTS_TAG}' tag of version 1 of 'trusted-sentiment' is not a JSON"):
+        tracker.load_pyfunc(model_uri, REVIEW_SENTIMENT)
