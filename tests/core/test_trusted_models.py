@@ -34,11 +34,6 @@ from tests.conftest import new_empty_store
 FIXTURE = Path(__file__).parent / "fixtures" / "old_release_store.tar.gz"
 
 
-@pytest.fixture(autouse=True)
-def _tf_quiet(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("TF_CPP_MIN_LOG_LEVEL", "2")
-
-
 @pytest.fixture
 def old_store(tmp_path: Path) -> tuple[TrackingSettings, dict]:
     """The previous release's store, unpacked under tmp_path (its absolute paths moved there)."""
