@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import dataclasses
 import logging
 import math
 import os
@@ -234,11 +233,12 @@ def benchmark_settings(user_settings: TrackingSettings, scratch: Path) -> Tracki
     Other ``SEQFLOW_*`` config overrides (e.g. the seed) are kept, as the CLI would apply them.
     """
     overrides = tuple((key, value) for key, value in user_settings.config_overrides if key != ARTIFACTS_DIR_KEY)
-    return dataclasses.replace(
-        user_settings,
-        tracking_uri=f"sqlite:///{scratch / 'mlflow.db'}",
-        artifact_location=(scratch / "mlartifacts").as_uri(),
-        config_overrides=((ARTIFACTS_DIR_KEY, str(scratch / "seqflow_artifacts")), *overrides),
+    return user_settings.model_copy(
+        update={
+            "tracking_uri": f"sqlite:///{scratch / 'mlflow.db'}",
+            "artifact_location": (scratch / "mlartifacts").as_uri(),
+            "config_overrides": ((ARTIFACTS_DIR_KEY, str(scratch / "seqflow_artifacts")), *overrides),
+        }
     )
 
 

@@ -9,7 +9,7 @@ from prefect.runtime import flow_run
 
 from seqflow.core.caching import cached, task_statuses
 from seqflow.config import PipelineConfig
-from seqflow.sentiment.contracts import ContractReport
+from seqflow.core.contracts import ContractReport
 from seqflow.sentiment.datasets import SplitFiles
 from seqflow.sentiment.summary import ValidationSummary, summarise_validation
 from seqflow.tasks.data import check_raw_contract, check_tokenised_contract, download_reviews, tokenise_reviews

@@ -30,7 +30,7 @@ from seqflow.config import (
     resolve_pipeline_config,
 )
 from seqflow.core.errors import SeqflowError
-from seqflow.core.settings import TrackingSettings, load_settings
+from seqflow.core.settings import TrackingSettings, load_settings, redact_credentials
 
 logger = logging.getLogger("seqflow")
 
@@ -540,7 +540,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         except SeqflowError as error:
             _end_runs_left_open("FAILED")
             # Expected failures (bad input, failed contract) are one clear message, not a traceback.
-            print(f"seqflow: error: {error}", file=sys.stderr)
+            # Credentials of a URL in a library's message must not reach the terminal or a CI log.
+            print(f"seqflow: error: {redact_credentials(str(error))}", file=sys.stderr)
             return error.exit_code
         except KeyboardInterrupt as interrupt:
             signum = interrupt.signum if isinstance(interrupt, Interrupted) else signal.SIGINT

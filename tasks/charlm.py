@@ -29,7 +29,7 @@ from seqflow.charlm.steps import (
     train_char_architecture,
 )
 from seqflow.config import CharContractConfig, CharDataConfig, CharLMConfig
-from seqflow.sentiment.contracts import ContractReport, raise_on_failure
+from seqflow.core.contracts import ContractReport, raise_on_failure
 from seqflow.core.state import STATE_ARTIFACT, CharLMState, state_to_json
 from seqflow.core.settings import TrackingSettings
 from seqflow.sentiment.steps import RegistrationOutcome

@@ -7,7 +7,8 @@ from pathlib import Path
 from prefect import task
 
 from seqflow.config import ContractConfig, DataConfig, TokenisationConfig
-from seqflow.sentiment.contracts import ContractReport, raise_on_failure, validate_raw_splits, validate_tokenised_arrays
+from seqflow.core.contracts import ContractReport, raise_on_failure
+from seqflow.sentiment.contracts import validate_raw_splits, validate_tokenised_arrays
 from seqflow.sentiment.datasets import SplitFiles, split_source, write_splits
 from seqflow.sentiment.sources import load_source
 from seqflow.tasks.retry import retry_unless_bad_input

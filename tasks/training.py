@@ -9,9 +9,10 @@ from prefect.runtime import flow_run
 from seqflow.sentiment.behaviour import CHECK_TYPES
 from seqflow.core.caching import task_statuses
 from seqflow.config import BehaviourConfig, PipelineConfig, PromotionConfig
-from seqflow.sentiment.contracts import ContractReport
+from seqflow.core.contracts import ContractReport
 from seqflow.sentiment.datasets import SplitFiles
 from seqflow.core.state import STATE_ARTIFACT, PipelineState, state_to_json
+from seqflow.core.connection import StoreUnreachable, with_known_credentials
 from seqflow.core.settings import TrackingSettings
 from seqflow.sentiment.steps import (
     EvaluatedModel,
@@ -126,8 +127,18 @@ def close_runs_of_failed_flow(flow, flow_run_record, state) -> None:  # noqa: AN
 
     parameters = flow_run_record.parameters or {}
     raw_settings = parameters.get("settings")
-    settings = raw_settings if isinstance(raw_settings, TrackingSettings) else TrackingSettings(**(raw_settings or {}))
+    # Prefect's database holds the settings without credentials: take them from where this process opened the store.
+    settings = (
+        raw_settings if isinstance(raw_settings, TrackingSettings)
+        else with_known_credentials(TrackingSettings(**(raw_settings or {})))
+    )
     status = "KILLED" if state.is_crashed() else "FAILED"
-    closed = Tracker(settings).close_open_runs(str(flow_run_record.id), status)
+    try:
+        tracker = Tracker(settings)
+    except StoreUnreachable as error:
+        # Most often the reason the flow failed; said once by the failed task, so one line here, no traceback.
+        logging.getLogger(__name__).warning("cannot close MLflow runs of the failed flow: %s", error)
+        return
+    closed = tracker.close_open_runs(str(flow_run_record.id), status)
     if closed:
         logging.getLogger(__name__).warning("marked %d MLflow run(s) of the failed flow %s: %s", len(closed), status, closed)

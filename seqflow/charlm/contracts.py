@@ -1,4 +1,4 @@
-"""The character-text contract (``data_contracts/char_text.py``) run by :mod:`seqflow.sentiment.contracts`' runner."""
+"""The character-text contract (``data_contracts/char_text.py``) run by :mod:`seqflow.core.contracts`' runner."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import pandas as pd
 
 from seqflow.charlm.text import CHAR_SPLITS, CharSplitFiles, read_char_split
 from seqflow.config import CharContractConfig
-from seqflow.sentiment.contracts import ContractReport, run_contract
+from seqflow.core.contracts import ContractReport, run_contract
 
 # Lone surrogates U+DC80..U+DCFF: how ``surrogateescape`` decoding marks each byte that is not UTF-8.
 _ESCAPED_BYTE_FIRST, _ESCAPED_BYTE_LAST = 0xDC80, 0xDCFF

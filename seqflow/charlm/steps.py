@@ -28,7 +28,7 @@ from seqflow.charlm.text import (
     read_char_split,
 )
 from seqflow.config import CharLMConfig, CharPromotionConfig
-from seqflow.sentiment.contracts import ContractReport
+from seqflow.core.contracts import ContractReport
 from seqflow.core.evaluation import plot_learning_curves
 from seqflow.core.promotion import decide_by_metric
 from seqflow.sentiment.steps import (

@@ -51,9 +51,9 @@ HASH_CHUNK_BYTES = 1 << 20
 # values a task uses are part of its key, so editing a default changes the key without hashing config.py.
 TASK_MODULES: dict[str, tuple[str, ...]] = {
     "download": ("seqflow.tasks.data", "seqflow.sentiment.sources", "seqflow.sentiment.datasets"),
-    "contracts-raw": ("seqflow.tasks.data", "seqflow.sentiment.contracts", "seqflow.data_contracts", "seqflow.sentiment.datasets"),
+    "contracts-raw": ("seqflow.tasks.data", "seqflow.core.contracts", "seqflow.sentiment.contracts", "seqflow.data_contracts", "seqflow.sentiment.datasets"),
     "tokenise": ("seqflow.tasks.data", "seqflow.sentiment.tokenise", "seqflow.models.text", "seqflow.sentiment.datasets"),
-    "contracts-tokenised": ("seqflow.tasks.data", "seqflow.sentiment.contracts", "seqflow.data_contracts", "seqflow.sentiment.tokenise"),
+    "contracts-tokenised": ("seqflow.tasks.data", "seqflow.core.contracts", "seqflow.sentiment.contracts", "seqflow.data_contracts", "seqflow.sentiment.tokenise"),
     "train": (
         "seqflow.tasks.training", "seqflow.sentiment.steps", "seqflow.sentiment.train", "seqflow.models.architectures",
         "seqflow.models.text", "seqflow.core.tracking", "seqflow.core.evaluation", "seqflow.sentiment.serving", "seqflow.sentiment.tokenise",
@@ -70,7 +70,7 @@ TASK_MODULES: dict[str, tuple[str, ...]] = {
     # `seqflow charlm run`: the character-model tasks (their Prefect task names; see seqflow.tasks.charlm).
     "load-text": ("seqflow.tasks.charlm", "seqflow.charlm.sources", "seqflow.charlm.text"),
     "contracts-char-text": (
-        "seqflow.tasks.charlm", "seqflow.charlm.contracts", "seqflow.sentiment.contracts", "seqflow.data_contracts",
+        "seqflow.tasks.charlm", "seqflow.charlm.contracts", "seqflow.core.contracts", "seqflow.sentiment.contracts", "seqflow.data_contracts",
         "seqflow.charlm.text",
     ),
     "encode-chars": ("seqflow.tasks.charlm", "seqflow.charlm.text"),

@@ -11,7 +11,9 @@ import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from seqflow.core.connection import first_line
 from seqflow.core.errors import SeqflowError
+from seqflow.core.settings import redact_credentials
 from seqflow.core.trusted_models import (
     MODEL_DIGESTS_TAG,
     ModelFilesChanged,
@@ -79,7 +81,7 @@ def fetch_checked(
     except ModelFilesChanged as exc:
         raise load_error(tracker, model_uri, exc, purpose) from None
     try:
-        with _fluent_store(tracker.settings.tracking_uri):
+        with _fluent_store(tracker.settings.connection_uri()):
             local_dir = Path(mlflow.artifacts.download_artifacts(artifact_uri=model_uri, dst_path=str(destination_dir)))
         if recorded is not None:
             verify_files(local_dir, recorded, recorded_when)
@@ -128,7 +130,7 @@ def recorded_digests(
             return None, ""
         recorded = dict(client.get_run(run_id).data.tags).get(MODEL_DIGESTS_TAG)
     except MlflowException as exc:
-        raise _tracking_error(f"cannot {purpose} model {model_uri!r}: {str(exc).strip().splitlines()[0][:300]}") from None
+        raise _tracking_error(f"cannot {purpose} model {model_uri!r}: {first_line(exc)[:300]}") from None
     if not recorded:
         return None, ""
     return parse_digests(recorded, f"run {run_id}"), f"when run {run_id} logged it"
@@ -136,11 +138,12 @@ def recorded_digests(
 
 def load_error(tracker: "Tracker", model_uri: str, exc: BaseException, purpose: str = "load") -> "TrackingError":
     """The one-line error for a model that cannot be used: where its files are, why, and what to do."""
-    reason = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    reason = first_line(exc)
     if not isinstance(exc, SeqflowError):
         reason = f"{type(exc).__name__}: {reason[:300]}; its files are missing or damaged"
+    location = redact_credentials(tracker._model_location(model_uri))  # a server URL may carry a password
     return _tracking_error(
-        f"cannot {purpose} model {model_uri!r} (files at {tracker._model_location(model_uri)}): {reason}: register an "
+        f"cannot {purpose} model {model_uri!r} (files at {location}): {reason}: register an "
         "intact model again with `seqflow run`, or pass --model-uri of another version"
     )
 

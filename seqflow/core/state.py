@@ -21,7 +21,7 @@ from seqflow.charlm.text import CharEncodedData, CharSplitFiles
 from seqflow.charlm.steps import EvaluatedCharModel, TrainedCharModel
 from seqflow.charlm.steps import _dataset_tags as char_dataset_tags
 from seqflow.config import CharLMConfig, PipelineConfig, get_profile, resolve_charlm_config, with_overrides
-from seqflow.sentiment.contracts import ContractReport
+from seqflow.core.contracts import ContractReport
 from seqflow.sentiment.datasets import SplitFiles
 from seqflow.core.errors import SeqflowError
 from seqflow.sentiment.steps import EvaluatedModel, RegistrationOutcome, TrainedModel

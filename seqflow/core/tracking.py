@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable, Iterator
 
+from seqflow.core.connection import first_line, prepare_connection
 from seqflow.core.errors import SeqflowError
 from seqflow.core.processes import ProcessIdentity, current_process, is_gone
 from seqflow.core.settings import TrackingSettings
@@ -168,8 +169,7 @@ def _fluent_store(uri: str) -> Iterator[None]:
 
 
 def _store_error(tracking_uri: str, exc: BaseException) -> TrackingError:
-    reason = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-    return TrackingError(f"cannot use MLflow tracking store {tracking_uri!r}: {type(exc).__name__}: {reason[:300]}")
+    return TrackingError(f"cannot use MLflow tracking store {tracking_uri!r}: {type(exc).__name__}: {first_line(exc)[:300]}")
 
 
 @contextlib.contextmanager
@@ -217,11 +217,12 @@ class Tracker:
         from mlflow import MlflowClient
 
         self.settings = settings
+        connection_uri = prepare_connection(settings)  # never shown: it may hold a database password
         try:
             # The client creates (and on a new database migrates) the store; two processes starting on the same
             # new SQLite file would run the migrations at once and break each other, so they take turns.
             with _sqlite_creation_lock(settings.tracking_uri):
-                self.client = MlflowClient(tracking_uri=settings.tracking_uri, registry_uri=settings.tracking_uri)
+                self.client = MlflowClient(tracking_uri=connection_uri, registry_uri=connection_uri)
                 self.experiment_id = self._ensure_experiment()
         except TrackingError:
             raise
@@ -258,7 +259,7 @@ class Tracker:
         # The owner process, so that a later run can tell that this one died without closing it.
         all_tags.update(current_process().as_tags())
         run = self.client.create_run(self.experiment_id, run_name=run_name, tags=all_tags)
-        _remember_run(run.info.run_id, self.settings.tracking_uri)
+        _remember_run(run.info.run_id, self.settings.connection_uri())
         return run.info.run_id
 
     def log_params(self, run_id: str, params: dict[str, Any]) -> None:
@@ -473,7 +474,7 @@ class Tracker:
         try:
             for architecture, run_id, model_uri, tags in candidates:
                 tags = {**tags, **self._digest_tags(run_id, model_uri)}
-                with _fluent_store(self.settings.tracking_uri):
+                with _fluent_store(self.settings.connection_uri()):
                     version = mlflow.register_model(model_uri, name, tags=tags)
                 created.append(
                     RegisteredVersion(
@@ -649,8 +650,9 @@ class Tracker:
         interpreter_bin = str(Path(sys.executable).parent)
         environment = {
             **os.environ,
-            "MLFLOW_TRACKING_URI": self.settings.tracking_uri,
-            "MLFLOW_REGISTRY_URI": self.settings.tracking_uri,
+            "MLFLOW_TRACKING_URI": self.settings.connection_uri(),
+            "MLFLOW_REGISTRY_URI": self.settings.connection_uri(),
+            **self.settings.credential_environment(),
             # The scoring server starts `uvicorn` by name: find the one of this environment even when it is
             # not activated.
             "PATH": os.pathsep.join([interpreter_bin, os.environ.get("PATH", "")]),
@@ -688,7 +690,7 @@ class Tracker:
         from mlflow.store.artifact.runs_artifact_repo import RunsArtifactRepository
 
         try:
-            with _fluent_store(self.settings.tracking_uri):
+            with _fluent_store(self.settings.connection_uri()):
                 if model_uri.startswith("models:/"):
                     return ModelsArtifactRepository.get_underlying_uri(model_uri)
                 if model_uri.startswith("runs:/"):

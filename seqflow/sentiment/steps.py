@@ -18,7 +18,7 @@ from typing import Callable
 
 from seqflow.sentiment.behaviour import CHECK_TYPES, describe_failures, metric_name, pass_rates, pyfunc_predictor, run_behaviour_checks
 from seqflow.config import BehaviourConfig, PipelineConfig, PromotionConfig, TrainingConfig
-from seqflow.sentiment.contracts import ContractReport
+from seqflow.core.contracts import ContractReport
 from seqflow.sentiment.datasets import SplitFiles
 from seqflow.core.evaluation import (
     classification_metrics,

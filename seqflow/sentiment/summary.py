@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from seqflow.sentiment.contracts import ContractReport
+from seqflow.core.contracts import ContractReport
 from seqflow.sentiment.datasets import SPLITS, SplitFiles
 from seqflow.sentiment.tokenise import TokenisedData
 

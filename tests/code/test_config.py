@@ -123,7 +123,7 @@ def test_new_training_fields_take_text():
         ({"training.per_architecture": "lstm:colour=red"}, "'colour' cannot be set per architecture"),
         ({"training.per_architecture": "lstm epochs=3"}, "ARCH:field=value"),
         ({"training.per_architecture": "lstm:epochs"}, "ARCH:field=value"),
-        ({"training.per_architecture.lstm.epochs": "many"}, "lstm.epochs\\) must be int"),
+        ({"training.per_architecture.lstm.epochs": "many"}, "per_architecture\\[lstm\\]: epochs must be int"),
         ({"training.per_architecture.lstm": "3"}, "training.per_architecture.ARCH.field=value"),
         ({"training.per_architecture": "lstm:epochs=2,lstm:epochs=3"}, "more than once"),
         ({"training.per_architecture.lstm.dropout": "1.5"}, "per_architecture\\[lstm\\]: dropout must be in"),

@@ -45,6 +45,7 @@ def old_store(tmp_path: Path) -> tuple[TrackingSettings, dict]:
     settings = TrackingSettings(
         tracking_uri=f"sqlite:///{root / 'mlflow.db'}", experiment_name="old-release",
         registered_model_name=expected["sentiment"]["model"], artifact_location=(root / "mlartifacts").as_uri(),
+        charlm_experiment_name="old-release-charlm", charlm_model_name=expected["charlm"]["model"],
     )
     return settings, expected
 
@@ -99,7 +100,7 @@ def test_old_release_sentiment_version_scores_as_before_without_unpickling(old_s
 @pytest.mark.slow
 def test_old_release_char_version_generates_as_before(old_store, tmp_path, caplog) -> None:  # noqa: ANN001
     settings, expected = old_store
-    tracker = Tracker(_charlm(settings, expected))
+    tracker = Tracker(settings.for_charlm())
     marker = tmp_path / "unpickled"
     _booby_trap_pickle(_version_dir(tracker, expected["charlm"]["model"], expected["charlm"]["version"]), marker)
     with caplog.at_level(logging.WARNING):
@@ -108,12 +109,6 @@ def test_old_release_char_version_generates_as_before(old_store, tmp_path, caplo
     assert generated["text"][0] == expected["charlm"]["text"]
     assert "pickled form" in caplog.text
     assert not marker.exists()
-
-
-def _charlm(settings: TrackingSettings, expected: dict) -> TrackingSettings:
-    import dataclasses
-
-    return dataclasses.replace(settings, experiment_name="old-release-charlm", registered_model_name=expected["charlm"]["model"])
 
 
 def _cli(settings: TrackingSettings, folder: Path, capfd: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:

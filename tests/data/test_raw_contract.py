@@ -16,7 +16,8 @@ import pandas as pd
 import pytest
 
 from seqflow.config import ContractConfig, DataConfig
-from seqflow.sentiment.contracts import raise_on_failure, validate_raw_splits
+from seqflow.core.contracts import raise_on_failure
+from seqflow.sentiment.contracts import validate_raw_splits
 from seqflow.data_contracts.raw_reviews import SUITE_NAME, build_raw_reviews_suite
 from seqflow.sentiment.datasets import SPLITS, SplitFiles, split_source, write_splits
 from seqflow.core.errors import ContractViolation

@@ -16,7 +16,8 @@ import pandas as pd
 import pytest
 
 from seqflow.config import ContractConfig, DataConfig, TokenisationConfig
-from seqflow.sentiment.contracts import raise_on_failure, summarise_padded_rows, validate_tokenised_arrays
+from seqflow.core.contracts import raise_on_failure
+from seqflow.sentiment.contracts import summarise_padded_rows, validate_tokenised_arrays
 from seqflow.data_contracts.tokenised_reviews import SUITE_NAME, build_tokenised_reviews_suite
 from seqflow.sentiment.datasets import SPLITS, SplitFiles, split_source, write_splits
 from seqflow.core.errors import ContractViolation

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import shutil
 from pathlib import Path
 from typing import Callable
@@ -69,7 +68,7 @@ def copy_of_store(settings: TrackingSettings, folder: Path) -> TrackingSettings:
     store_path = Path(settings.tracking_uri.removeprefix("sqlite:///"))
     copy_path = folder / store_path.name
     shutil.copyfile(store_path, copy_path)
-    return dataclasses.replace(settings, tracking_uri=f"sqlite:///{copy_path}")
+    return settings.model_copy(update={"tracking_uri": f"sqlite:///{copy_path}"})
 
 
 def tiny_config_maker(base_dir: Path, reviews_csv: Path) -> Callable[..., object]:
