@@ -39,6 +39,7 @@ from pipeline_benchmark import (  # noqa: E402 - the sibling script, importable 
 from seqflow.cli import configure_runtime  # noqa: E402
 from seqflow.config import CHARLM_PROFILES, parse_assignments, resolve_charlm_config  # noqa: E402
 from seqflow.core.errors import SeqflowError  # noqa: E402
+from seqflow.charlm.generate import CHAR_GENERATION  # noqa: E402
 from seqflow.core.settings import load_settings  # noqa: E402
 
 DEFAULT_OUTPUT = Path(__file__).resolve().parent.parent / "BENCHMARKS.md"
@@ -108,7 +109,7 @@ def run_benchmark(args: argparse.Namespace, argv: Sequence[str]) -> CharBenchmar
         best = min(summary.rows, key=lambda row: row.val_perplexity)
         # The registered pyfunc, as `seqflow generate` loads it; the best version even when not promoted.
         version = summary.champion_version or best.version
-        model = tracker.load_pyfunc(f"models:/{charlm_settings.registered_model_name}/{version}")
+        model = tracker.load_pyfunc(f"models:/{charlm_settings.registered_model_name}/{version}", CHAR_GENERATION)
 
         def generate(length: int, seed: int) -> tuple[str, float]:
             frame = pd.DataFrame({"prefix": [GENERATION_PREFIX], "length": [length],

@@ -287,7 +287,11 @@ def _cmd_generate(args: argparse.Namespace, settings: TrackingSettings) -> int:
     row = {"prefix": [args.prefix], "length": [args.length], "temperature": [args.temperature]}
     if args.seed is not None:
         row["seed"] = [args.seed]
-    generated = tracker.load_pyfunc(model_uri).predict(pd.DataFrame(row))
+    from seqflow.charlm.generate import CHAR_GENERATION
+    from seqflow.sentiment.serving import REVIEW_SENTIMENT
+
+    model = tracker.load_pyfunc(model_uri, CHAR_GENERATION, others=(REVIEW_SENTIMENT,), needed_by="`seqflow generate`")
+    generated = model.predict(pd.DataFrame(row))
     if args.json:
         print(json.dumps({"prefix": args.prefix, "text": generated["text"][0], "continuation": generated["continuation"][0]},
                          ensure_ascii=False))
@@ -395,7 +399,11 @@ def _cmd_predict(args: argparse.Namespace, settings: TrackingSettings) -> int:
             f"registered model {settings.registered_model_name!r} has no {CHAMPION_ALIAS!r} alias in "
             f"{settings.tracking_uri}; run `seqflow run` first or pass --model-uri"
         )
-    predictions = tracker.load_pyfunc(model_uri).predict(pd.DataFrame({"text": list(args.texts)}))
+    from seqflow.charlm.generate import CHAR_GENERATION
+    from seqflow.sentiment.serving import REVIEW_SENTIMENT
+
+    model = tracker.load_pyfunc(model_uri, REVIEW_SENTIMENT, others=(CHAR_GENERATION,), needed_by="`seqflow predict`")
+    predictions = model.predict(pd.DataFrame({"text": list(args.texts)}))
     results = [
         {"text": text, "probability": float(probability), "label": int(label)}
         for text, probability, label in zip(args.texts, predictions["probability"], predictions["label"])
@@ -466,8 +474,9 @@ def _cmd_rollback(args: argparse.Namespace, settings: TrackingSettings) -> int:
 
 def _cmd_serve(args: argparse.Namespace, settings: TrackingSettings) -> int:
     from seqflow.core.model_server import serve_model
+    from seqflow.sentiment.serving import REVIEW_SENTIMENT
 
-    return serve_model(settings, args.host, args.port, args.model_uri)
+    return serve_model(settings, args.host, args.port, REVIEW_SENTIMENT, args.model_uri)
 
 
 _COMMANDS = {

@@ -147,7 +147,7 @@ def train(
     import pandas as pd
     from mlflow.models import ModelSignature
 
-    from seqflow.charlm.generate import STEP_MODEL_ARTIFACT, VOCABULARY_ARTIFACT, CharGenerationModel
+    from seqflow.charlm.generate import CHAR_GENERATION, STEP_MODEL_ARTIFACT, VOCABULARY_ARTIFACT
     from seqflow.charlm.train import char_training_fingerprint, train_char_model
     from seqflow.sentiment.train import checkpoint_dir_for
 
@@ -199,7 +199,7 @@ def train(
         )
         model_uri = tracker.log_pyfunc_model(
             run_id,
-            CharGenerationModel(),
+            CHAR_GENERATION,
             {STEP_MODEL_ARTIFACT: str(outcome.step_model_path), VOCABULARY_ARTIFACT: str(encoded.vocabulary_path)},
             signature,
             pd.DataFrame({"prefix": [example_prefix(prefix, vocabulary)], **INPUT_EXAMPLE}),

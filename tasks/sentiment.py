@@ -56,6 +56,7 @@ from seqflow.sentiment.records import (
     TrainedModel,
     dataset_tags,
 )
+from seqflow.sentiment.serving import REVIEW_SENTIMENT
 from seqflow.sentiment.sources import load_source
 from seqflow.sentiment.steps import RegistrationOutcome, register_and_promote
 from seqflow.sentiment.tokenise import TokenisedData, load_arrays, load_vocabulary, pad_and_tokenise
@@ -243,7 +244,8 @@ def evaluate(
         metrics = classification_metrics(probabilities, arrays["y_test"])
         overfitting = overfitting_figures(trained.history)
         # The behavioural checks score raw text with the model exactly as logged (and as it would be served).
-        behaviour_results = run_behaviour_checks(pyfunc_predictor(tracker.load_pyfunc(trained.model_uri)), behaviour)
+        served = tracker.load_pyfunc(trained.model_uri, REVIEW_SENTIMENT)
+        behaviour_results = run_behaviour_checks(pyfunc_predictor(served), behaviour)
         behaviour_rates = pass_rates(behaviour_results)
         tracker.log_metrics(
             trained.run_id,

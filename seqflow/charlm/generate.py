@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 
 from seqflow.charlm.text import UNKNOWN_ID
+from seqflow.core.trusted_models import PyfuncKind
 from seqflow.sentiment.serving import REFUSED_ROWS_SHOWN, REFUSED_TEXT_PREVIEW_CHARS, InputRefused
 
 # Artifact keys of the logged pyfunc model.
@@ -132,7 +133,8 @@ def load_generator(step_model_path: str | Path, vocabulary_path: str | Path) -> 
     import keras
 
     vocabulary = json.loads(Path(vocabulary_path).read_text(encoding="utf-8"))
-    return CharGenerator(keras.saving.load_model(step_model_path, compile=False), vocabulary)
+    # Safe mode: the file is data; a Lambda layer's pickled bytecode in it is refused, never run.
+    return CharGenerator(keras.saving.load_model(step_model_path, compile=False, safe_mode=True), vocabulary)
 
 
 def _column(frame: pd.DataFrame, name: str, default: Any) -> list[Any]:
@@ -164,6 +166,17 @@ class CharGenerationModel(mlflow.pyfunc.PythonModel):
         return pd.DataFrame(
             {"text": [p + c for p, c in zip(prefixes, continuations)], "continuation": continuations}
         )
+
+
+CHAR_GENERATION = PyfuncKind(
+    name="char-generation",
+    description="a character generation model",
+    model_class=CharGenerationModel,
+    code_path=Path(__file__).with_name("generate_pyfunc.py"),
+    artifact_keys=frozenset({STEP_MODEL_ARTIFACT, VOCABULARY_ARTIFACT}),
+    input_columns=(PREFIX_COLUMN, LENGTH_COLUMN, TEMPERATURE_COLUMN, SEED_COLUMN),
+    used_by="`seqflow generate`",
+)
 
 
 def _row_problem(generator: CharGenerator, prefix: str, length: int, temperature: float) -> str | None:

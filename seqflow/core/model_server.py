@@ -2,6 +2,10 @@
 
 The server is ``mlflow models serve`` in this environment (``--env-manager local``), started as a child process
 in its own process group; SIGINT and SIGTERM to ``seqflow serve`` stop it and everything it started.
+
+The child serves a local folder prepared before it starts: the model's files checked against their recorded
+digests, with seqflow's installed code file (see :mod:`seqflow.core.trusted_models`), and pickles refused; it never
+reads the registry's artifact store itself.
 """
 
 from __future__ import annotations
@@ -11,11 +15,14 @@ import os
 import signal
 import socket
 import subprocess
+import tempfile
 import time
+from pathlib import Path
 
 from seqflow.core.errors import SeqflowError
 from seqflow.core.settings import TrackingSettings
 from seqflow.core.tracking import CHAMPION_ALIAS, Tracker
+from seqflow.core.trusted_models import PyfuncKind, environment_without_pickles
 
 
 def _check_port_free(host: str, port: int) -> None:
@@ -46,8 +53,9 @@ def _wait_for_group_exit(process_group: int) -> None:
         os.killpg(process_group, signal.SIGKILL)
 
 
-def serve_model(settings: TrackingSettings, host: str, port: int, model_uri: str | None = None) -> int:
-    """Serve ``model_uri`` (default: the champion) on ``host:port`` until stopped; 0 when stopped by a signal."""
+def serve_model(settings: TrackingSettings, host: str, port: int, kind: PyfuncKind, model_uri: str | None = None) -> int:
+    """Serve the ``kind`` model ``model_uri`` (default: the champion) on ``host:port`` until stopped; 0 when
+    stopped by a signal."""
     tracker = Tracker(settings)
     if model_uri is None:
         champion = tracker.champion()
@@ -60,7 +68,13 @@ def serve_model(settings: TrackingSettings, host: str, port: int, model_uri: str
         # The alias is resolved once, at start: a later promotion is served after a restart.
         print(f"serving {model_uri} = v{champion.version} ({(champion.tags or {}).get('architecture', '?')})")
     _check_port_free(host, port)
-    command, environment = tracker.model_server_command(model_uri, host, port)
+    with tempfile.TemporaryDirectory(prefix="seqflow-serve-") as scratch:
+        served = tracker.prepare_served_model(model_uri, kind, Path(scratch))
+        command, environment = tracker.model_server_command(str(served), host, port)
+        return _run_server(command, environment_without_pickles(environment), host, port)
+
+
+def _run_server(command: list[str], environment: dict[str, str], host: str, port: int) -> int:
     print(f"POST raw reviews to http://{host}:{port}/invocations, e.g. {{\"dataframe_records\": [{{\"text\": \"...\"}}]}}",
           flush=True)
     server = subprocess.Popen(command, env=environment, start_new_session=True)

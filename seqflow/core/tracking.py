@@ -26,7 +26,8 @@ from typing import Any, Iterable, Iterator
 from seqflow.core.connection import first_line, prepare_connection
 from seqflow.core.errors import SeqflowError
 from seqflow.core.processes import ProcessIdentity, current_process, is_gone
-from seqflow.core.settings import TrackingSettings, redact_credentials
+from seqflow.core.settings import TrackingSettings
+from seqflow.core.trusted_models import MODEL_DIGESTS_TAG, PyfuncKind, digests_text, save_from_code
 
 logger = logging.getLogger(__name__)
 
@@ -420,12 +421,11 @@ class Tracker:
 
     def log_serving_model(self, run_id: str, keras_model_path: Path, example_texts: list[str]) -> str:
         """Log the raw-text pyfunc (wrapping ``keras_model_path``) to the run; returns its ``runs:/`` URI."""
-        import mlflow.pyfunc
         import pandas as pd
         from mlflow.models import ModelSignature
         from mlflow.types import ColSpec, Schema
 
-        from seqflow.sentiment.serving import KERAS_ARTIFACT, TEXT_COLUMN, ReviewSentimentModel
+        from seqflow.sentiment.serving import KERAS_ARTIFACT, REVIEW_SENTIMENT, TEXT_COLUMN
 
         signature = ModelSignature(
             inputs=Schema([ColSpec("string", TEXT_COLUMN)]),
@@ -433,40 +433,31 @@ class Tracker:
         )
         return self.log_pyfunc_model(
             run_id,
-            ReviewSentimentModel(),
+            REVIEW_SENTIMENT,
             {KERAS_ARTIFACT: str(keras_model_path)},
             signature,
             pd.DataFrame({TEXT_COLUMN: example_texts}),
         )
 
-    def log_pyfunc_model(self, run_id: str, python_model, artifacts: dict[str, str], signature, input_example) -> str:  # noqa: ANN001
-        """Log ``python_model`` with its ``artifacts`` (files) to the run; returns its ``runs:/`` URI."""
-        import mlflow.pyfunc
-
+    def log_pyfunc_model(self, run_id: str, kind: PyfuncKind, artifacts: dict[str, str], signature, input_example) -> str:  # noqa: ANN001
+        """Log ``kind`` as a models-from-code pyfunc with its ``artifacts`` (files) to the run, and record the
+        digests of its files as a run tag; returns its ``runs:/`` URI."""
         with tempfile.TemporaryDirectory() as scratch:
-            local_path = os.path.join(scratch, MODEL_ARTIFACT_PATH)
+            local_path = Path(scratch) / MODEL_ARTIFACT_PATH
             # save_model + log_artifacts instead of log_model: no thread-local active run is needed.
-            mlflow.pyfunc.save_model(
-                local_path,
-                python_model=python_model,
-                artifacts=artifacts,
-                signature=signature,
-                input_example=input_example,
-                pip_requirements=_serving_requirements(),
-            )
-            self.client.log_artifacts(run_id, local_path, MODEL_ARTIFACT_PATH)
+            digests = save_from_code(kind, local_path, artifacts, signature, input_example, _serving_requirements())
+            # In the tracking database before the files reach the artifact store: loading checks the files
+            # against this record, so a file swapped in the store at any later time is refused.
+            self.client.set_tag(run_id, MODEL_DIGESTS_TAG, digests_text(digests))
+            self.client.log_artifacts(run_id, str(local_path), MODEL_ARTIFACT_PATH)
         return f"runs:/{run_id}/{MODEL_ARTIFACT_PATH}"
 
     def download_model_artifacts(self, model_uri: str, destination_dir: Path) -> Path:
-        """The files of a logged or registered model (``models:/name/3``), copied to ``destination_dir``."""
-        import mlflow.artifacts
-        from mlflow.exceptions import MlflowException
+        """The files of a logged or registered model (``models:/name/3``), copied to ``destination_dir`` and
+        checked against the digests recorded when it was logged (when there are some)."""
+        from seqflow.core.model_fetching import fetch_checked
 
-        try:
-            with _fluent_store(self.settings.connection_uri()):
-                return Path(mlflow.artifacts.download_artifacts(artifact_uri=model_uri, dst_path=str(destination_dir)))
-        except (MlflowException, OSError) as exc:
-            raise TrackingError(f"cannot download model {model_uri!r}: {first_line(exc)}") from None
+        return fetch_checked(self, model_uri, Path(destination_dir), purpose="download").folder
 
     def register_versions(
         self, candidates: Iterable[tuple[str, str, str, dict[str, str]]], score_tag: str = "test_accuracy"
@@ -482,6 +473,7 @@ class Tracker:
         created: list[RegisteredVersion] = []
         try:
             for architecture, run_id, model_uri, tags in candidates:
+                tags = {**tags, **self._digest_tags(run_id, model_uri)}
                 with _fluent_store(self.settings.connection_uri()):
                     version = mlflow.register_model(model_uri, name, tags=tags)
                 created.append(
@@ -500,6 +492,13 @@ class Tracker:
                 raise TrackingError(f"registering model versions of {name!r} failed, none kept: {exc}") from exc
             raise
         return created
+
+    def _digest_tags(self, run_id: str, model_uri: str) -> dict[str, str]:
+        """The run's record of its model's file digests, to be kept on the version registered from it."""
+        if model_uri.rstrip("/") != f"runs:/{run_id}/{MODEL_ARTIFACT_PATH}":
+            return {}
+        recorded = self.run_tags(run_id).get(MODEL_DIGESTS_TAG)
+        return {MODEL_DIGESTS_TAG: recorded} if recorded else {}
 
     def delete_versions(self, versions: Iterable[RegisteredVersion]) -> None:
         """Delete ``versions``; if ``champion`` points at one of them, move it back to the version it replaced.
@@ -669,23 +668,21 @@ class Tracker:
         for key, value in tags.items():
             self.client.set_model_version_tag(self.settings.registered_model_name, version, key, str(value))
 
-    def load_pyfunc(self, model_uri: str):  # noqa: ANN201 - mlflow PyFuncModel
-        """The model at ``model_uri``, or a :class:`TrackingError` naming where its files are and what to do.
+    def load_pyfunc(
+        self, model_uri: str, kind: PyfuncKind, *, others: tuple[PyfuncKind, ...] = (), needed_by: str | None = None
+    ):  # noqa: ANN201 - mlflow PyFuncModel
+        """The ``kind`` model at ``model_uri``, its files checked and its wrapper built from installed code; see
+        :func:`seqflow.core.model_fetching.load_pyfunc`."""
+        from seqflow.core.model_fetching import load_pyfunc
 
-        A registered model whose folder was deleted, or whose ``.keras`` file or ``MLmodel`` is damaged, fails
-        deep inside MLflow, YAML or Keras with many different exception types; all mean "this model is unusable".
-        """
-        import mlflow.pyfunc
+        return load_pyfunc(self, model_uri, kind, others=others, needed_by=needed_by)
 
-        try:
-            with _fluent_store(self.settings.connection_uri()):
-                return mlflow.pyfunc.load_model(model_uri)
-        except Exception as exc:  # noqa: BLE001 - see the docstring
-            raise TrackingError(
-                f"cannot load model {model_uri!r} (files at {redact_credentials(self._model_location(model_uri))}): "
-                f"{type(exc).__name__}: {first_line(exc)[:300]}; its files are missing or damaged: register an intact "
-                "model again with `seqflow run`, or pass --model-uri of another version"
-            ) from None
+    def prepare_served_model(self, model_uri: str, kind: PyfuncKind, destination_dir: Path) -> Path:
+        """A checked local copy of the ``kind`` model at ``model_uri`` for ``mlflow models serve``; see
+        :func:`seqflow.core.model_fetching.prepare_served_model`."""
+        from seqflow.core.model_fetching import prepare_served_model
+
+        return prepare_served_model(self, model_uri, kind, Path(destination_dir), _serving_requirements())
 
     def _model_location(self, model_uri: str) -> str:
         """Where the files behind a ``models:/`` or ``runs:/`` URI are stored, or the URI itself."""
@@ -703,20 +700,16 @@ class Tracker:
         return model_uri
 
     def download_serving_model(self, model_uri: str, destination_dir: Path) -> Path:
-        """The ``.keras`` serving model inside a logged or registered seqflow model, downloaded locally.
+        """The ``.keras`` serving model inside a logged or registered seqflow model, downloaded locally and
+        checked against its recorded digests.
 
         For warm starts: ``models:/NAME/VERSION``, ``models:/NAME@ALIAS`` or ``runs:/RUN_ID/model``.
         """
-        import mlflow.artifacts
-        from mlflow.exceptions import MlflowException
-
         destination_dir = Path(destination_dir)
         destination_dir.mkdir(parents=True, exist_ok=True)
-        try:
-            with _fluent_store(self.settings.connection_uri()):
-                local_dir = Path(mlflow.artifacts.download_artifacts(artifact_uri=model_uri, dst_path=str(destination_dir)))
-        except (MlflowException, OSError) as exc:
-            raise TrackingError(f"cannot download model {model_uri!r}: {first_line(exc)}") from None
+        from seqflow.core.model_fetching import fetch_checked
+
+        local_dir = fetch_checked(self, model_uri, destination_dir, purpose="download").folder
         keras_files = sorted(local_dir.rglob("*.keras"))
         if len(keras_files) != 1:
             raise TrackingError(

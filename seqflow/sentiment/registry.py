@@ -69,11 +69,15 @@ def champion_accuracy_on(
     import pandas as pd
 
     from seqflow.core.evaluation import classification_metrics
+    from seqflow.sentiment.serving import REVIEW_SENTIMENT
 
     test_path = locate_test_split()
     test = pd.read_parquet(test_path)
     logger.info("champion v%s was measured on other data; scoring it on %s", champion.version, test_path)
-    model = tracker.load_pyfunc(f"models:/{tracker.settings.registered_model_name}/{champion.version}")
+    model = tracker.load_pyfunc(
+        f"models:/{tracker.settings.registered_model_name}/{champion.version}", REVIEW_SENTIMENT,
+        needed_by="re-scoring the champion",
+    )
     predictions = model.predict(pd.DataFrame({"text": test["text"].tolist()}))
     return classification_metrics(predictions["probability"].to_numpy(), test["label"].to_numpy())["accuracy"]
 

@@ -11,6 +11,7 @@ whole batch, not just those rows, because the output has one probability per inp
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Sequence
 
 import mlflow.pyfunc
@@ -20,6 +21,7 @@ from mlflow.exceptions import MlflowException
 from mlflow.protos.databricks_pb2 import INVALID_PARAMETER_VALUE
 
 from seqflow.core.errors import SeqflowError
+from seqflow.core.trusted_models import PyfuncKind
 
 TEXT_COLUMN = "text"
 KERAS_ARTIFACT = "keras_model"
@@ -63,7 +65,8 @@ class ReviewSentimentModel(mlflow.pyfunc.PythonModel):
         import seqflow.core.optimizers  # noqa: F401
         from seqflow.models.text import PAD_LAYER_NAME
 
-        self._model = keras.saving.load_model(context.artifacts[KERAS_ARTIFACT])
+        # Safe mode: the file is data; a Lambda layer's pickled bytecode in it is refused, never run.
+        self._model = keras.saving.load_model(context.artifacts[KERAS_ARTIFACT], safe_mode=True)
         # The same model up to the padded ids the classifier sees: tells which reviews leave only padding.
         self._ids_model = keras.Model(self._model.inputs, self._model.get_layer(PAD_LAYER_NAME).output)
 
@@ -74,6 +77,17 @@ class ReviewSentimentModel(mlflow.pyfunc.PythonModel):
         return pd.DataFrame(
             {"probability": probabilities, "label": (probabilities >= DECISION_THRESHOLD).astype(np.int64)}
         )
+
+
+REVIEW_SENTIMENT = PyfuncKind(
+    name="review-sentiment",
+    description="a review sentiment model",
+    model_class=ReviewSentimentModel,
+    code_path=Path(__file__).with_name("serving_pyfunc.py"),
+    artifact_keys=frozenset({KERAS_ARTIFACT}),
+    input_columns=(TEXT_COLUMN,),
+    used_by="`seqflow predict`",
+)
 
 
 def _texts_from(model_input) -> list[str]:  # noqa: ANN001 - DataFrame, Series, list or str

@@ -10,6 +10,7 @@ import pytest
 from mlflow import MlflowClient
 
 from seqflow.core.tracking import CHAMPION_ALIAS, FLOW_RUN_TAG, ROLE_TAG
+from seqflow.charlm.generate import CHAR_GENERATION
 from tests.charlm.conftest import CHINESE_LINES, charlm_settings_in, tiny_charlm_config_in
 
 pytestmark = pytest.mark.slow
@@ -166,7 +167,7 @@ def test_chinese_text_trains_and_generates(prefect_api, tiny_charlm_config, char
     })
     summary = charlm_flow(config, charlm_tracking_settings)
     assert summary.champion_version == "1"
-    model = Tracker(charlm_tracking_settings).load_pyfunc(f"models:/{charlm_tracking_settings.registered_model_name}@champion")
+    model = Tracker(charlm_tracking_settings).load_pyfunc(f"models:/{charlm_tracking_settings.registered_model_name}@champion", CHAR_GENERATION)
     import pandas as pd
 
     result = model.predict(pd.DataFrame({"prefix": ["床前"], "length": [30], "temperature": [0.7], "seed": [1]}))

@@ -22,6 +22,7 @@ from mlflow import MlflowClient
 
 from seqflow.cli import main
 from seqflow.config import PromotionConfig, get_profile, with_overrides
+from seqflow.sentiment.serving import REVIEW_SENTIMENT
 from seqflow.core.settings import TrackingSettings
 from seqflow.core.tracking import CHAMPION_ALIAS, CHAMPION_HISTORY_TAG, Tracker, TrackingError
 from tests.flows.conftest import copy_of_store, tiny_overrides_for, tracking_settings_for, write_env_file
@@ -289,7 +290,7 @@ def test_serve_scores_raw_reviews_over_http(store, env_file, tmp_path):
         # The server answers what the champion answers in this process.
         import pandas as pd
 
-        expected = Tracker(store).load_pyfunc(f"models:/{store.registered_model_name}@{CHAMPION_ALIAS}").predict(
+        expected = Tracker(store).load_pyfunc(f"models:/{store.registered_model_name}@{CHAMPION_ALIAS}", REVIEW_SENTIMENT).predict(
             pd.DataFrame({"text": reviews})
         )
         assert [row["probability"] for row in records] == pytest.approx(expected["probability"].tolist(), abs=1e-6)

@@ -36,6 +36,7 @@ from seqflow.sentiment.behaviour import (
 )
 from seqflow.config import BehaviourConfig, get_profile, with_overrides
 from seqflow.core.errors import ConfigError, SeqflowError
+from seqflow.sentiment.serving import REVIEW_SENTIMENT
 
 MODEL_URI_ENV = "SEQFLOW_BEHAVIOUR_MODEL_URI"
 CONFIG = BehaviourConfig()
@@ -174,7 +175,7 @@ def champion(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFa
     model_uri = os.environ.get(MODEL_URI_ENV)
     if model_uri:
         settings = load_settings(environ=os.environ)
-        return pyfunc_predictor(Tracker(settings).load_pyfunc(model_uri)), None
+        return pyfunc_predictor(Tracker(settings).load_pyfunc(model_uri, REVIEW_SENTIMENT)), None
     return _champion_of_a_tiny_run(request, tmp_path_factory.mktemp("behaviour"))
 
 
@@ -218,7 +219,7 @@ def _champion_of_a_tiny_run(request: pytest.FixtureRequest, root: Path):
     )
     summary = sentiment_flow(config, settings)
     tracker = Tracker(settings)
-    model = tracker.load_pyfunc(f"models:/{settings.registered_model_name}@champion")
+    model = tracker.load_pyfunc(f"models:/{settings.registered_model_name}@champion", REVIEW_SENTIMENT)
     run_id = tracker.champion().run_id
     logged = MlflowClient(settings.tracking_uri).get_run(run_id).data.metrics
     print(f"tiny champion: {summary.render()}")
