@@ -264,10 +264,11 @@ def _cmd_generate(args: argparse.Namespace, settings: TrackingSettings) -> int:
 
     import pandas as pd
 
+    from seqflow.charlm.generate import generation_problem, max_generation_length
     from seqflow.core.tracking import CHAMPION_ALIAS, Tracker
 
-    if args.length < 0 or args.temperature < 0:
-        raise SeqflowError(f"--length and --temperature must not be negative, got {args.length} and {args.temperature}")
+    if problem := generation_problem(args.length, args.temperature, max_generation_length()):
+        raise SeqflowError(f"--{problem}")
     charlm_settings = settings.for_charlm()
     model_uri = args.model_uri or f"models:/{charlm_settings.registered_model_name}@{CHAMPION_ALIAS}"
     tracker = Tracker(charlm_settings)
