@@ -14,6 +14,7 @@ import os
 import signal
 import sys
 import threading
+from pathlib import Path
 from typing import Iterator, Sequence
 
 from seqflow import __version__
@@ -239,9 +240,11 @@ def _cmd_charlm(args: argparse.Namespace, settings: TrackingSettings) -> int:
         overrides["seed"] = args.seed
     overrides.update(parse_assignments(args.assignments))
     config = resolve_charlm_config(args.profile or DEFAULT_CHARLM_PROFILE, dict(settings.config_overrides), overrides)
+    charlm_settings = settings.for_charlm()
+    require_write_places(charlm_settings, config.artifacts_dir)
     from seqflow.flows.charlm import charlm_flow
 
-    summary = charlm_flow(config, settings.for_charlm())
+    summary = charlm_flow(config, charlm_settings)
     print(summary.render())
     return 0
 
@@ -254,6 +257,7 @@ def _cmd_charlm_rerun(args: argparse.Namespace, settings: TrackingSettings) -> i
     charlm_settings = settings.for_charlm()
     overrides = parse_assignments(args.assignments)
     plan = plan_charlm_rerun(Tracker(charlm_settings), args.task, args.from_run, args.rerun_architectures, overrides)
+    require_write_places(charlm_settings, plan.config.artifacts_dir)
     summary = charlm_rerun_flow(plan, charlm_settings)
     print(summary.render())
     return 0
@@ -271,7 +275,7 @@ def _cmd_generate(args: argparse.Namespace, settings: TrackingSettings) -> int:
         raise SeqflowError(f"--{problem}")
     charlm_settings = settings.for_charlm()
     model_uri = args.model_uri or f"models:/{charlm_settings.registered_model_name}@{CHAMPION_ALIAS}"
-    tracker = Tracker(charlm_settings)
+    tracker = Tracker(charlm_settings, existing=True)
     if args.model_uri is None and tracker.champion() is None:
         raise SeqflowError(
             f"registered model {charlm_settings.registered_model_name!r} has no {CHAMPION_ALIAS!r} alias in "
@@ -332,8 +336,21 @@ def configure_runtime(log_level: str) -> None:
     quiet_libraries(NOISY_LOGGERS)
 
 
+def require_write_places(settings: TrackingSettings, artifacts_dir: str, store: bool = True) -> None:
+    """One line naming the folder and the setting that moves it when a folder this command writes is read-only,
+    before anything starts (instead of tracebacks from MLflow, SQLite or Keras half-way through)."""
+    from seqflow.core.stores import ARTIFACTS_DIR_SETTING, require_writable, write_places
+
+    if store:
+        require_writable(write_places(settings.tracking_uri, settings.artifact_location, artifacts_dir))
+    else:
+        require_writable([(Path(artifacts_dir), ARTIFACTS_DIR_SETTING)])
+
+
 def _cmd_validate(args: argparse.Namespace, settings: TrackingSettings) -> int:
     config = resolve_config(args, settings)
+    # validate writes its reports and arrays, never to MLflow.
+    require_write_places(settings, config.artifacts_dir, store=False)
     from seqflow.flows.validate import validate_flow
 
     summary = validate_flow(config)
@@ -344,6 +361,7 @@ def _cmd_validate(args: argparse.Namespace, settings: TrackingSettings) -> int:
 def _cmd_run(args: argparse.Namespace, settings: TrackingSettings) -> int:
     config = resolve_config(args, settings)
     execution = resolve_execution(args)
+    require_write_places(settings, config.artifacts_dir)
     from seqflow.flows.sentiment import run_sentiment_flow
 
     summary = run_sentiment_flow(config, settings, execution)
@@ -362,6 +380,7 @@ def _cmd_rerun(args: argparse.Namespace, settings: TrackingSettings) -> int:
     from seqflow.core.tracking import Tracker
 
     plan = plan_rerun(Tracker(settings), args.task, args.from_run, args.rerun_architectures, overrides)
+    require_write_places(settings, plan.config.artifacts_dir)
     summary = rerun_flow(plan, settings)
     print(summary.render())
     return 0
@@ -382,7 +401,7 @@ def _cmd_predict(args: argparse.Namespace, settings: TrackingSettings) -> int:
     from seqflow.core.tracking import CHAMPION_ALIAS, Tracker
 
     model_uri = args.model_uri or f"models:/{settings.registered_model_name}@{CHAMPION_ALIAS}"
-    tracker = Tracker(settings)
+    tracker = Tracker(settings, existing=True)
     if args.model_uri is None and tracker.champion() is None:
         raise SeqflowError(
             f"registered model {settings.registered_model_name!r} has no {CHAMPION_ALIAS!r} alias in "
@@ -434,7 +453,7 @@ def _cmd_champion(args: argparse.Namespace, settings: TrackingSettings) -> int:
     from seqflow.sentiment.registry import describe_champion
     from seqflow.core.tracking import Tracker
 
-    info = describe_champion(Tracker(settings))
+    info = describe_champion(Tracker(settings, existing=True))
     print(json.dumps(info.as_dict(), indent=2) if args.json else info.render())
     return 0
 
@@ -444,7 +463,7 @@ def _cmd_promote(args: argparse.Namespace, settings: TrackingSettings) -> int:
     from seqflow.core.tracking import Tracker
 
     promotion = resolve_config(args, settings).promotion
-    print(promote_version(Tracker(settings), args.version, promotion, args.reason, args.force).render())
+    print(promote_version(Tracker(settings, existing=True), args.version, promotion, args.reason, args.force).render())
     return 0
 
 
@@ -453,7 +472,7 @@ def _cmd_rollback(args: argparse.Namespace, settings: TrackingSettings) -> int:
     from seqflow.core.tracking import Tracker
 
     promotion = resolve_config(args, settings).promotion
-    print(rollback(Tracker(settings), promotion, args.reason, args.force).render())
+    print(rollback(Tracker(settings, existing=True), promotion, args.reason, args.force).render())
     return 0
 
 

@@ -48,7 +48,7 @@ def _wait_for_group_exit(process_group: int) -> None:
 
 def serve_model(settings: TrackingSettings, host: str, port: int, model_uri: str | None = None) -> int:
     """Serve ``model_uri`` (default: the champion) on ``host:port`` until stopped; 0 when stopped by a signal."""
-    tracker = Tracker(settings)
+    tracker = Tracker(settings, existing=True)
     if model_uri is None:
         champion = tracker.champion()
         if champion is None:
