@@ -244,6 +244,7 @@ def _cmd_charlm(args: argparse.Namespace, settings: TrackingSettings) -> int:
     require_write_places(charlm_settings, config.artifacts_dir)
     from seqflow.flows.charlm import charlm_flow
 
+    start_prefect_api()
     summary = charlm_flow(config, charlm_settings)
     print(summary.render())
     return 0
@@ -258,6 +259,7 @@ def _cmd_charlm_rerun(args: argparse.Namespace, settings: TrackingSettings) -> i
     overrides = parse_assignments(args.assignments)
     plan = plan_charlm_rerun(Tracker(charlm_settings), args.task, args.from_run, args.rerun_architectures, overrides)
     require_write_places(charlm_settings, plan.config.artifacts_dir)
+    start_prefect_api()
     summary = charlm_rerun_flow(plan, charlm_settings)
     print(summary.render())
     return 0
@@ -336,6 +338,14 @@ def configure_runtime(log_level: str) -> None:
     quiet_libraries(NOISY_LOGGERS)
 
 
+def start_prefect_api() -> None:
+    """Start Prefect's temporary server (when no PREFECT_API_URL is set) here, in the main thread, so that it
+    dies with this process even after kill -9; see :mod:`seqflow.core.prefect_server`."""
+    from seqflow.core.prefect_server import start_temporary_server
+
+    start_temporary_server()
+
+
 def require_write_places(settings: TrackingSettings, artifacts_dir: str, store: bool = True) -> None:
     """One line naming the folder and the setting that moves it when a folder this command writes is read-only,
     before anything starts (instead of tracebacks from MLflow, SQLite or Keras half-way through)."""
@@ -353,6 +363,7 @@ def _cmd_validate(args: argparse.Namespace, settings: TrackingSettings) -> int:
     require_write_places(settings, config.artifacts_dir, store=False)
     from seqflow.flows.validate import validate_flow
 
+    start_prefect_api()
     summary = validate_flow(config)
     print(summary.render())
     return 0
@@ -364,6 +375,7 @@ def _cmd_run(args: argparse.Namespace, settings: TrackingSettings) -> int:
     require_write_places(settings, config.artifacts_dir)
     from seqflow.flows.sentiment import run_sentiment_flow
 
+    start_prefect_api()
     summary = run_sentiment_flow(config, settings, execution)
     print(summary.render())
     return 0
@@ -381,6 +393,7 @@ def _cmd_rerun(args: argparse.Namespace, settings: TrackingSettings) -> int:
 
     plan = plan_rerun(Tracker(settings), args.task, args.from_run, args.rerun_architectures, overrides)
     require_write_places(settings, plan.config.artifacts_dir)
+    start_prefect_api()
     summary = rerun_flow(plan, settings)
     print(summary.render())
     return 0
@@ -444,6 +457,7 @@ def _cmd_schedule(args: argparse.Namespace, settings: TrackingSettings) -> int:
     resolve_config(args, settings)
     overrides = {key: str(value) for key, value in explicit_overrides(args).items()}
     env_file = os.path.abspath(args.env_file) if args.env_file else None
+    start_prefect_api()
     return serve_schedule(args.name, args.cron, args.timezone, args.profile, overrides, env_file)
 
 
@@ -496,8 +510,6 @@ _COMMANDS = {
     "rollback": _cmd_rollback,
     "serve": _cmd_serve,
 }
-# Commands that open MLflow runs: SIGTERM must unwind them like Ctrl-C, so their runs end KILLED.
-_INTERRUPTIBLE_COMMANDS = ("run", "rerun", "charlm")
 _INTERRUPT_SIGNALS = (signal.SIGTERM, signal.SIGINT)
 
 
@@ -543,8 +555,9 @@ def _end_runs_left_open(status: str) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     configure_runtime(args.log_level)
-    interruptible = interrupts_unwind() if args.command in _INTERRUPTIBLE_COMMANDS else contextlib.nullcontext()
-    with interruptible:
+    # Every command unwinds on SIGTERM like on Ctrl-C: open MLflow runs end KILLED, and exit hooks run (they stop
+    # Prefect's temporary server; Python's default SIGTERM ends the process without them).
+    with interrupts_unwind():
         try:
             settings = load_settings(args.env_file)
             return _COMMANDS[args.command](args, settings)
