@@ -14,7 +14,6 @@ import os
 import signal
 import sys
 import threading
-from pathlib import Path
 from typing import Iterator, Sequence
 
 from seqflow import __version__
@@ -31,7 +30,9 @@ from seqflow.config import (
     resolve_pipeline_config,
 )
 from seqflow.core.errors import SeqflowError
+from seqflow.core.prefect_server import start_temporary_server
 from seqflow.core.settings import TrackingSettings, load_settings
+from seqflow.core.stores import require_writable_places
 
 logger = logging.getLogger("seqflow")
 
@@ -241,10 +242,10 @@ def _cmd_charlm(args: argparse.Namespace, settings: TrackingSettings) -> int:
     overrides.update(parse_assignments(args.assignments))
     config = resolve_charlm_config(args.profile or DEFAULT_CHARLM_PROFILE, dict(settings.config_overrides), overrides)
     charlm_settings = settings.for_charlm()
-    require_write_places(charlm_settings, config.artifacts_dir)
+    require_writable_places(charlm_settings, config.artifacts_dir)
     from seqflow.flows.charlm import charlm_flow
 
-    start_prefect_api()
+    start_temporary_server()
     summary = charlm_flow(config, charlm_settings)
     print(summary.render())
     return 0
@@ -258,8 +259,8 @@ def _cmd_charlm_rerun(args: argparse.Namespace, settings: TrackingSettings) -> i
     charlm_settings = settings.for_charlm()
     overrides = parse_assignments(args.assignments)
     plan = plan_charlm_rerun(Tracker(charlm_settings), args.task, args.from_run, args.rerun_architectures, overrides)
-    require_write_places(charlm_settings, plan.config.artifacts_dir)
-    start_prefect_api()
+    require_writable_places(charlm_settings, plan.config.artifacts_dir)
+    start_temporary_server()
     summary = charlm_rerun_flow(plan, charlm_settings)
     print(summary.render())
     return 0
@@ -338,32 +339,13 @@ def configure_runtime(log_level: str) -> None:
     quiet_libraries(NOISY_LOGGERS)
 
 
-def start_prefect_api() -> None:
-    """Start Prefect's temporary server (when no PREFECT_API_URL is set) here, in the main thread, so that it
-    dies with this process even after kill -9; see :mod:`seqflow.core.prefect_server`."""
-    from seqflow.core.prefect_server import start_temporary_server
-
-    start_temporary_server()
-
-
-def require_write_places(settings: TrackingSettings, artifacts_dir: str, store: bool = True) -> None:
-    """One line naming the folder and the setting that moves it when a folder this command writes is read-only,
-    before anything starts (instead of tracebacks from MLflow, SQLite or Keras half-way through)."""
-    from seqflow.core.stores import ARTIFACTS_DIR_SETTING, require_writable, write_places
-
-    if store:
-        require_writable(write_places(settings.tracking_uri, settings.artifact_location, artifacts_dir))
-    else:
-        require_writable([(Path(artifacts_dir), ARTIFACTS_DIR_SETTING)])
-
-
 def _cmd_validate(args: argparse.Namespace, settings: TrackingSettings) -> int:
     config = resolve_config(args, settings)
     # validate writes its reports and arrays, never to MLflow.
-    require_write_places(settings, config.artifacts_dir, store=False)
+    require_writable_places(settings, config.artifacts_dir, store=False)
     from seqflow.flows.validate import validate_flow
 
-    start_prefect_api()
+    start_temporary_server()
     summary = validate_flow(config)
     print(summary.render())
     return 0
@@ -372,10 +354,10 @@ def _cmd_validate(args: argparse.Namespace, settings: TrackingSettings) -> int:
 def _cmd_run(args: argparse.Namespace, settings: TrackingSettings) -> int:
     config = resolve_config(args, settings)
     execution = resolve_execution(args)
-    require_write_places(settings, config.artifacts_dir)
+    require_writable_places(settings, config.artifacts_dir)
     from seqflow.flows.sentiment import run_sentiment_flow
 
-    start_prefect_api()
+    start_temporary_server()
     summary = run_sentiment_flow(config, settings, execution)
     print(summary.render())
     return 0
@@ -392,8 +374,8 @@ def _cmd_rerun(args: argparse.Namespace, settings: TrackingSettings) -> int:
     from seqflow.core.tracking import Tracker
 
     plan = plan_rerun(Tracker(settings), args.task, args.from_run, args.rerun_architectures, overrides)
-    require_write_places(settings, plan.config.artifacts_dir)
-    start_prefect_api()
+    require_writable_places(settings, plan.config.artifacts_dir)
+    start_temporary_server()
     summary = rerun_flow(plan, settings)
     print(summary.render())
     return 0
@@ -457,7 +439,7 @@ def _cmd_schedule(args: argparse.Namespace, settings: TrackingSettings) -> int:
     resolve_config(args, settings)
     overrides = {key: str(value) for key, value in explicit_overrides(args).items()}
     env_file = os.path.abspath(args.env_file) if args.env_file else None
-    start_prefect_api()
+    start_temporary_server()
     return serve_schedule(args.name, args.cron, args.timezone, args.profile, overrides, env_file)
 
 

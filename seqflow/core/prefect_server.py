@@ -61,12 +61,12 @@ def start_temporary_server() -> Any | None:
     """Start the temporary server this process's flows will use, now, from this thread, so that it dies with
     the process; None when a Prefect API is configured. Call it from the main thread: the parent-death signal
     fires when the starting thread ends."""
-    if not uses_temporary_server():
+    if not uses_temporary_server() or threading.current_thread() is not threading.main_thread():
+        # From another thread (seqflow's main() called by a program that is not a CLI), Prefect starts the server
+        # itself when first needed, as it always did: a signal tied to a short-lived thread could stop it early.
         return None
     from prefect.server.api.server import SubprocessASGIServer
 
-    if threading.current_thread() is not threading.main_thread():
-        raise RuntimeError("start the temporary Prefect server from the main thread")
     # Prefect's instance for "any free port" (None); created by seqflow before Prefect's own code asks for it.
     server = _server_class()() if None not in SubprocessASGIServer._instances else SubprocessASGIServer()
     # Stopped by Prefect's own atexit hook on a normal exit (also after SIGTERM, which seqflow turns into an

@@ -13,6 +13,7 @@ import os
 from pathlib import Path
 
 from seqflow.core.errors import ConfigError, SeqflowError
+from seqflow.core.settings import TrackingSettings
 
 # What moves each place seqflow writes to, as the error names it.
 TRACKING_URI_SETTING = "MLFLOW_TRACKING_URI (in mlflow.env or the environment)"
@@ -94,3 +95,13 @@ def write_places(tracking_uri: str, artifact_location: str | None, artifacts_dir
     elif artifact_location and "://" not in artifact_location:
         places.append((Path(artifact_location), ARTIFACT_LOCATION_SETTING))
     return places
+
+
+def require_writable_places(settings: TrackingSettings, artifacts_dir: str, store: bool = True) -> None:
+    """Before a command that writes starts: one line naming the folder and the setting that moves it when one
+    of its folders (``artifacts_dir``, and with ``store`` the SQLite store's folder and a local artifact root)
+    is read-only, instead of tracebacks from MLflow, SQLite or Keras half-way through."""
+    if store:
+        require_writable(write_places(settings.tracking_uri, settings.artifact_location, artifacts_dir))
+    else:
+        require_writable([(Path(artifacts_dir), ARTIFACTS_DIR_SETTING)])
