@@ -29,7 +29,9 @@ from seqflow.config import (
     resolve_pipeline_config,
 )
 from seqflow.core.errors import SeqflowError
+from seqflow.core.prefect_server import start_temporary_server
 from seqflow.core.settings import TrackingSettings, load_settings, redact_credentials
+from seqflow.core.stores import require_writable_places
 
 logger = logging.getLogger("seqflow")
 
@@ -247,9 +249,12 @@ def _cmd_charlm(args: argparse.Namespace, settings: TrackingSettings) -> int:
         overrides["seed"] = args.seed
     overrides.update(parse_assignments(args.assignments))
     config = resolve_charlm_config(args.profile or DEFAULT_CHARLM_PROFILE, dict(settings.config_overrides), overrides)
+    charlm_settings = settings.for_charlm()
+    require_writable_places(charlm_settings, config.artifacts_dir)
     from seqflow.flows.charlm import charlm_flow
 
-    summary = charlm_flow(config, settings.for_charlm())
+    start_temporary_server()
+    summary = charlm_flow(config, charlm_settings)
     print(summary.render())
     return 0
 
@@ -262,6 +267,8 @@ def _cmd_charlm_rerun(args: argparse.Namespace, settings: TrackingSettings) -> i
     charlm_settings = settings.for_charlm()
     overrides = parse_assignments(args.assignments)
     plan = plan_charlm_rerun(Tracker(charlm_settings), args.task, args.from_run, args.rerun_architectures, overrides)
+    require_writable_places(charlm_settings, plan.config.artifacts_dir)
+    start_temporary_server()
     summary = rerun_flow(plan, charlm_settings)
     print(summary.render())
     return 0
@@ -272,13 +279,14 @@ def _cmd_generate(args: argparse.Namespace, settings: TrackingSettings) -> int:
 
     import pandas as pd
 
+    from seqflow.charlm.generate import generation_problem, max_generation_length
     from seqflow.core.tracking import CHAMPION_ALIAS, Tracker
 
-    if args.length < 0 or args.temperature < 0:
-        raise SeqflowError(f"--length and --temperature must not be negative, got {args.length} and {args.temperature}")
+    if problem := generation_problem(args.length, args.temperature, max_generation_length()):
+        raise SeqflowError(f"--{problem}")
     charlm_settings = settings.for_charlm()
     model_uri = args.model_uri or f"models:/{charlm_settings.registered_model_name}@{CHAMPION_ALIAS}"
-    tracker = Tracker(charlm_settings)
+    tracker = Tracker(charlm_settings, existing=True)
     if args.model_uri is None and tracker.champion() is None:
         raise SeqflowError(
             f"registered model {charlm_settings.registered_model_name!r} has no {CHAMPION_ALIAS!r} alias in "
@@ -345,8 +353,11 @@ def configure_runtime(log_level: str) -> None:
 
 def _cmd_validate(args: argparse.Namespace, settings: TrackingSettings) -> int:
     config = resolve_config(args, settings)
+    # validate writes its reports and arrays, never to MLflow.
+    require_writable_places(settings, config.artifacts_dir, store=False)
     from seqflow.flows.validate import validate_flow
 
+    start_temporary_server()
     summary = validate_flow(config)
     print(summary.render())
     return 0
@@ -355,8 +366,10 @@ def _cmd_validate(args: argparse.Namespace, settings: TrackingSettings) -> int:
 def _cmd_run(args: argparse.Namespace, settings: TrackingSettings) -> int:
     config = resolve_config(args, settings)
     execution = resolve_execution(args)
+    require_writable_places(settings, config.artifacts_dir)
     from seqflow.flows.sentiment import run_sentiment_flow
 
+    start_temporary_server()
     summary = run_sentiment_flow(config, settings, execution)
     print(summary.render())
     return 0
@@ -373,6 +386,8 @@ def _cmd_rerun(args: argparse.Namespace, settings: TrackingSettings) -> int:
     from seqflow.sentiment.rerun import plan_rerun
 
     plan = plan_rerun(Tracker(settings), args.task, args.from_run, args.rerun_architectures, overrides)
+    require_writable_places(settings, plan.config.artifacts_dir)
+    start_temporary_server()
     summary = rerun_flow(plan, settings)
     print(summary.render())
     return 0
@@ -393,7 +408,7 @@ def _cmd_predict(args: argparse.Namespace, settings: TrackingSettings) -> int:
     from seqflow.core.tracking import CHAMPION_ALIAS, Tracker
 
     model_uri = args.model_uri or f"models:/{settings.registered_model_name}@{CHAMPION_ALIAS}"
-    tracker = Tracker(settings)
+    tracker = Tracker(settings, existing=True)
     if args.model_uri is None and tracker.champion() is None:
         raise SeqflowError(
             f"registered model {settings.registered_model_name!r} has no {CHAMPION_ALIAS!r} alias in "
@@ -440,6 +455,7 @@ def _cmd_schedule(args: argparse.Namespace, settings: TrackingSettings) -> int:
     resolve_config(args, settings)
     overrides = {key: str(value) for key, value in explicit_overrides(args).items()}
     env_file = os.path.abspath(args.env_file) if args.env_file else None
+    start_temporary_server()
     return serve_schedule(args.name, args.cron, args.timezone, args.profile, overrides, env_file)
 
 
@@ -449,7 +465,7 @@ def _cmd_champion(args: argparse.Namespace, settings: TrackingSettings) -> int:
     from seqflow.sentiment.registry import describe_champion
     from seqflow.core.tracking import Tracker
 
-    info = describe_champion(Tracker(settings))
+    info = describe_champion(Tracker(settings, existing=True))
     print(json.dumps(info.as_dict(), indent=2) if args.json else info.render())
     return 0
 
@@ -459,7 +475,7 @@ def _cmd_promote(args: argparse.Namespace, settings: TrackingSettings) -> int:
     from seqflow.core.tracking import Tracker
 
     promotion = resolve_config(args, settings).promotion
-    print(promote_version(Tracker(settings), args.version, promotion, args.reason, args.force).render())
+    print(promote_version(Tracker(settings, existing=True), args.version, promotion, args.reason, args.force).render())
     return 0
 
 
@@ -468,7 +484,7 @@ def _cmd_rollback(args: argparse.Namespace, settings: TrackingSettings) -> int:
     from seqflow.core.tracking import Tracker
 
     promotion = resolve_config(args, settings).promotion
-    print(rollback(Tracker(settings), promotion, args.reason, args.force).render())
+    print(rollback(Tracker(settings, existing=True), promotion, args.reason, args.force).render())
     return 0
 
 
@@ -493,8 +509,6 @@ _COMMANDS = {
     "rollback": _cmd_rollback,
     "serve": _cmd_serve,
 }
-# Commands that open MLflow runs: SIGTERM must unwind them like Ctrl-C, so their runs end KILLED.
-_INTERRUPTIBLE_COMMANDS = ("run", "rerun", "charlm")
 _INTERRUPT_SIGNALS = (signal.SIGTERM, signal.SIGINT)
 
 
@@ -540,8 +554,9 @@ def _end_runs_left_open(status: str) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     configure_runtime(args.log_level)
-    interruptible = interrupts_unwind() if args.command in _INTERRUPTIBLE_COMMANDS else contextlib.nullcontext()
-    with interruptible:
+    # Every command unwinds on SIGTERM like on Ctrl-C: open MLflow runs end KILLED, and exit hooks run (they stop
+    # Prefect's temporary server; Python's default SIGTERM ends the process without them).
+    with interrupts_unwind():
         try:
             settings = load_settings(args.env_file)
             return _COMMANDS[args.command](args, settings)

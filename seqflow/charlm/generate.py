@@ -5,13 +5,16 @@ The step model (:func:`seqflow.models.charlm.build_step_model`) takes ``[ids, *s
 zero state), then samples one character per call, feeding back only that character and the carried state.
 
 The registered pyfunc refuses a batch with a prefix the model cannot read (characters outside its vocabulary,
-which it never saw in training and would read as the untrained unknown id), or a negative length or
-temperature, as a whole, naming each such row; see :class:`seqflow.sentiment.serving.InputRefused`.
+which it never saw in training and would read as the untrained unknown id), a negative length, a temperature
+that is negative or not finite, or more characters than :func:`max_generation_length` allows (per row and in
+all), as a whole, naming each such row; see :class:`seqflow.sentiment.serving.InputRefused`.
 """
 
 from __future__ import annotations
 
 import json
+import math
+import os
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +24,7 @@ import pandas as pd
 
 from seqflow.charlm.text import UNKNOWN_ID
 from seqflow.core.trusted_models import PyfuncKind
+from seqflow.core.errors import ConfigError
 from seqflow.sentiment.serving import REFUSED_ROWS_SHOWN, REFUSED_TEXT_PREVIEW_CHARS, InputRefused
 
 # Artifact keys of the logged pyfunc model.
@@ -32,6 +36,43 @@ PREFIX_COLUMN, LENGTH_COLUMN, TEMPERATURE_COLUMN, SEED_COLUMN = "prefix", "lengt
 EMPTY_PREFIX_START = "\n"
 # Unknown characters of a prefix named in a refusal.
 UNKNOWN_CHARS_SHOWN = 20
+# Characters one generation call (one CLI call, one HTTP request: all rows together) may ask for. Generation
+# takes time and memory in proportion to the length and cannot be stopped once started, so without a bound one
+# request can hold a core for hours (the server keeps generating after the client has gone).
+DEFAULT_MAX_GENERATION_LENGTH = 20_000
+MAX_GENERATION_LENGTH_VARIABLE = "SEQFLOW_MAX_GENERATION_LENGTH"
+# The generation loop counts in int32.
+INT32_MAX = 2**31 - 1
+
+
+def max_generation_length(environ: dict[str, str] | None = None) -> int:
+    """The most characters one generation call may produce: ``SEQFLOW_MAX_GENERATION_LENGTH`` of the process
+    environment (read at each call, so a model server started with it obeys it), else the default."""
+    environ = os.environ if environ is None else environ
+    raw = (environ.get(MAX_GENERATION_LENGTH_VARIABLE) or "").strip()
+    if not raw:
+        return DEFAULT_MAX_GENERATION_LENGTH
+    try:
+        limit = int(raw)
+    except ValueError:
+        limit = -1
+    if not 1 <= limit <= INT32_MAX:
+        raise ConfigError(f"{MAX_GENERATION_LENGTH_VARIABLE}={raw!r} is not a whole number from 1 to {INT32_MAX}")
+    return limit
+
+
+def generation_problem(length: int, temperature: float, max_length: int) -> str | None:
+    """Why ``length`` characters at ``temperature`` cannot be generated, or None."""
+    if length < 0:
+        return f"{LENGTH_COLUMN} must not be negative, got {length}"
+    if length > max_length:
+        return (
+            f"{LENGTH_COLUMN} {length} is more than the {max_length} characters one generation may produce "
+            f"(set {MAX_GENERATION_LENGTH_VARIABLE} to allow more)"
+        )
+    if not math.isfinite(temperature) or temperature < 0:
+        return f"{TEMPERATURE_COLUMN} must be a finite number of at least 0, got {temperature}"
+    return None
 
 
 class CharGenerator:
@@ -116,10 +157,10 @@ class CharGenerator:
     def generate(self, prefix: str, length: int, temperature: float, seed: int | None = None) -> str:
         """``length`` characters continuing ``prefix`` (the prefix itself is not repeated); the same seed
         gives the same text."""
-        if length < 0:
-            raise ValueError(f"length must not be negative, got {length}")
-        if temperature < 0:
-            raise ValueError(f"temperature must not be negative, got {temperature}")
+        if not 0 <= length <= INT32_MAX:
+            raise ValueError(f"length must be from 0 to {INT32_MAX}, got {length}")
+        if not math.isfinite(temperature) or temperature < 0:
+            raise ValueError(f"temperature must be a finite number of at least 0, got {temperature}")
         if seed is None:
             seed = int(np.random.default_rng().integers(0, 2**31 - 1))
         ids = self._run(
@@ -154,12 +195,18 @@ class CharGenerationModel(mlflow.pyfunc.PythonModel):
         frame = model_input if isinstance(model_input, pd.DataFrame) else pd.DataFrame(model_input)
         if PREFIX_COLUMN not in frame.columns:
             raise InputRefused(f"input needs a {PREFIX_COLUMN!r} column; got columns {list(frame.columns)}")
-        rows = list(zip(
-            [str(prefix) for prefix in _column(frame, PREFIX_COLUMN, "")],
-            [int(length) for length in _column(frame, LENGTH_COLUMN, 200)],
-            [float(temperature) for temperature in _column(frame, TEMPERATURE_COLUMN, 1.0)],
-            [None if seed is None else int(seed) for seed in _column(frame, SEED_COLUMN, None)],
-        ))
+        try:
+            rows = list(zip(
+                [str(prefix) for prefix in _column(frame, PREFIX_COLUMN, "")],
+                [int(length) for length in _column(frame, LENGTH_COLUMN, 200)],
+                [float(temperature) for temperature in _column(frame, TEMPERATURE_COLUMN, 1.0)],
+                [None if seed is None else int(seed) for seed in _column(frame, SEED_COLUMN, None)],
+            ))
+        except (TypeError, ValueError, OverflowError) as exc:
+            # e.g. a length of "ten" or infinity: refused like any other unusable row, not a traceback
+            raise InputRefused(
+                f"{LENGTH_COLUMN} and {SEED_COLUMN} must be whole numbers and {TEMPERATURE_COLUMN} a number: {exc}"
+            ) from None
         refuse_unusable_rows(self._generator, rows)
         continuations = [self._generator.generate(*row) for row in rows]
         prefixes = [prefix for prefix, *_ in rows]
@@ -179,20 +226,28 @@ CHAR_GENERATION = PyfuncKind(
 )
 
 
-def _row_problem(generator: CharGenerator, prefix: str, length: int, temperature: float) -> str | None:
-    if length < 0 or temperature < 0:
-        return f"{LENGTH_COLUMN} and {TEMPERATURE_COLUMN} must not be negative, got {length} and {temperature}"
+def _row_problem(generator: CharGenerator, prefix: str, length: int, temperature: float, max_length: int) -> str | None:
+    if limits := generation_problem(length, temperature, max_length):
+        return limits
     problem = generator.prefix_problem(prefix)
     return f"prefix {prefix[:REFUSED_TEXT_PREVIEW_CHARS]!r} {problem}" if problem else None
 
 
 def refuse_unusable_rows(generator: CharGenerator, rows: list[tuple[str, int, float, int | None]]) -> None:
-    """:class:`InputRefused` naming every row the model cannot generate for; nothing is generated then."""
+    """:class:`InputRefused` naming every row the model cannot generate for, or saying that all rows together
+    ask for more than :func:`max_generation_length`; nothing is generated then."""
+    max_length = max_generation_length()
     problems = [
         (number, problem)
         for number, (prefix, length, temperature, _) in enumerate(rows, start=1)
-        if (problem := _row_problem(generator, prefix, length, temperature))
+        if (problem := _row_problem(generator, prefix, length, temperature, max_length))
     ]
+    total = sum(length for _, length, _, _ in rows)
+    if not problems and total > max_length:
+        raise InputRefused(
+            f"the {len(rows)} rows ask for {total} characters in all, more than the {max_length} one generation "
+            f"may produce: send fewer rows per request (or set {MAX_GENERATION_LENGTH_VARIABLE} to allow more)"
+        )
     if problems:
         named = "; ".join(f"row {number} of {len(rows)}: {problem}" for number, problem in problems[:REFUSED_ROWS_SHOWN])
         more = f"; and {len(problems) - REFUSED_ROWS_SHOWN} more" if len(problems) > REFUSED_ROWS_SHOWN else ""

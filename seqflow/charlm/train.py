@@ -182,6 +182,7 @@ def train_char_model(
     import keras
 
     from seqflow.core.checkpoints import EpochCheckpoint, UnusableCheckpoint
+    from seqflow.core.divergence import diverged_loss_bound, stop_on_non_finite_loss
     from seqflow.models.charlm import CharLMSpec, build_char_model, build_step_model
 
     spec = CharLMSpec(
@@ -266,9 +267,13 @@ def train_char_model(
                 generator = CharGenerator(build_step_model(self.model), vocabulary)
                 on_samples(number, render_samples(generator, sample_prefix, sampling))
 
-    # Order matters: metrics first, then early stopping reads val_loss, then the budget, then the checkpoint saves
-    # the epoch with every decision made, and only then does tracking hear of it.
-    callbacks: list[keras.callbacks.Callback] = [ValidationMetrics(), early_stopping, BudgetAndSamples(), checkpoint]
+    # Order matters: metrics first, then a diverged epoch raises before anything else sees it, then early stopping
+    # reads val_loss, then the budget, then the checkpoint saves the epoch with every decision made, and only then
+    # does tracking hear of it.
+    diverged = stop_on_non_finite_loss(
+        architecture, training.learning_rate, resumed_from_epoch, max_loss=diverged_loss_bound(len(vocabulary))
+    )
+    callbacks: list[keras.callbacks.Callback] = [ValidationMetrics(), diverged, early_stopping, BudgetAndSamples(), checkpoint]
     if on_epoch_end is not None:
         for record in checkpoint.records:
             on_epoch_end(record.epoch, _char_metrics(record.logs))

@@ -25,6 +25,9 @@ logger = logging.getLogger(__name__)
 
 # How long to try reaching a Dask scheduler given by address before giving up with a clear message.
 SCHEDULER_CONNECT_TIMEOUT_S = 10.0
+# Where a local Dask cluster listens: this machine only. Dask moves the dashboard to a free port when 8787 is taken.
+LOOPBACK_HOST = "127.0.0.1"
+DASK_DASHBOARD_PORT = 8787
 
 
 class InlineTaskRunner(TaskRunner[PrefectConcurrentFuture[Any]]):
@@ -71,12 +74,17 @@ def local_cluster_kwargs(execution: ExecutionConfig) -> dict[str, Any]:
     The cap goes into each worker's environment before TensorFlow is imported there (it reads
     ``TF_NUM_INTRAOP_THREADS`` / ``TF_NUM_INTEROP_THREADS`` once, at start-up); Dask itself already sets
     ``OMP_NUM_THREADS=1`` and friends in its workers.
+
+    Scheduler, workers and dashboard listen on loopback only: Dask's default dashboard address ``:8787`` is
+    every interface, which would show the cluster (and its task code) to the whole network.
     """
     tf_threads = str(execution.local_tf_threads(os.cpu_count()))
     return {
         "n_workers": execution.local_workers,
         "threads_per_worker": 1,
         "processes": True,
+        "host": LOOPBACK_HOST,
+        "dashboard_address": f"{LOOPBACK_HOST}:{DASK_DASHBOARD_PORT}",
         "env": {"TF_NUM_INTRAOP_THREADS": tf_threads, "TF_NUM_INTEROP_THREADS": tf_threads},
     }
 

@@ -1,7 +1,9 @@
 """``seqflow serve``: the champion behind MLflow's scoring server (``/ping``, ``/invocations``).
 
 The server is ``mlflow models serve`` in this environment (``--env-manager local``), started as a child process
-in its own process group; SIGINT and SIGTERM to ``seqflow serve`` stop it and everything it started.
+in its own process group; SIGINT and SIGTERM to ``seqflow serve`` stop it and everything it started, and it dies
+with ``seqflow serve`` even after ``kill -9`` (a parent-death signal; MLflow gives its own uvicorn child one too).
+Address, port and model are checked before the child starts, so a mistake is one line, not the child's traceback.
 
 The child serves a local folder prepared before it starts: the model's files checked against their recorded
 digests, with seqflow's installed code file (see :mod:`seqflow.core.trusted_models`), and pickles refused; it never
@@ -11,6 +13,7 @@ reads the registry's artifact store itself.
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import signal
 import socket
@@ -20,19 +23,60 @@ import time
 from pathlib import Path
 
 from seqflow.core.errors import SeqflowError
+from seqflow.core.processes import die_with_parent
 from seqflow.core.settings import TrackingSettings
-from seqflow.core.tracking import CHAMPION_ALIAS, Tracker
+from seqflow.core.tracking import CHAMPION_ALIAS, Tracker, _fluent_store
 from seqflow.core.trusted_models import PyfuncKind, environment_without_pickles
+
+MAX_PORT = 65535
+
+
+def _listen_address(host: str, port: int) -> tuple[socket.AddressFamily, tuple]:
+    """The socket family and address ``host:port`` binds to, or one line saying which of the two is wrong."""
+    if not 1 <= port <= MAX_PORT:
+        raise SeqflowError(f"--port {port} is not a TCP port: pass one from 1 to {MAX_PORT}")
+    try:
+        family, _, _, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)[0]
+    except (socket.gaierror, UnicodeError) as exc:
+        reason = getattr(exc, "strerror", None) or str(exc)
+        raise SeqflowError(
+            f"--host {host!r} is not an address or name this machine can resolve ({reason}): pass an address of "
+            "this machine, e.g. 127.0.0.1"
+        ) from None
+    return family, address
 
 
 def _check_port_free(host: str, port: int) -> None:
-    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM) as probe:
+    family, address = _listen_address(host, port)
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
         # As uvicorn binds: connections of an earlier server in TIME_WAIT do not make the port busy.
         probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
-            probe.bind((host, port))
+            probe.bind(address)
         except OSError as exc:
+            if exc.errno == errno.EADDRNOTAVAIL:
+                raise SeqflowError(
+                    f"cannot listen on {host}:{port}: {host} is not an address of this machine; pass one of its "
+                    "addresses as --host, e.g. 127.0.0.1"
+                ) from None
             raise SeqflowError(f"cannot listen on {host}:{port}: {exc.strerror}; pass another --port") from None
+
+
+def _check_model(tracker: Tracker, model_uri: str) -> None:
+    """One line when ``model_uri`` names no model MLflow can serve (the child would die with a traceback)."""
+    import mlflow.models
+
+    try:
+        with _fluent_store(tracker.settings.connection_uri()):
+            flavors = mlflow.models.get_model_info(model_uri).flavors
+    except Exception as exc:  # noqa: BLE001 - unknown name, version, run, path or scheme: all "not a model"
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise SeqflowError(
+            f"cannot serve --model-uri {model_uri!r}: {reason[:300]}; pass models:/NAME/VERSION, models:/NAME@ALIAS "
+            f"or runs:/RUN_ID/model of a model in {tracker.settings.tracking_uri}"
+        ) from None
+    if "python_function" not in flavors:
+        raise SeqflowError(f"cannot serve --model-uri {model_uri!r}: it is not a python_function model ({', '.join(flavors)})")
 
 
 # How long the scoring server may take to finish its requests and exit after the `mlflow` process has gone.
@@ -56,7 +100,9 @@ def _wait_for_group_exit(process_group: int) -> None:
 def serve_model(settings: TrackingSettings, host: str, port: int, kind: PyfuncKind, model_uri: str | None = None) -> int:
     """Serve the ``kind`` model ``model_uri`` (default: the champion) on ``host:port`` until stopped; 0 when
     stopped by a signal."""
-    tracker = Tracker(settings)
+    # Address and port first: a typo there (or a busy port) should not wait for the store and the model.
+    _check_port_free(host, port)
+    tracker = Tracker(settings, existing=True)
     if model_uri is None:
         champion = tracker.champion()
         if champion is None:
@@ -67,7 +113,7 @@ def serve_model(settings: TrackingSettings, host: str, port: int, kind: PyfuncKi
         model_uri = f"models:/{settings.registered_model_name}@{CHAMPION_ALIAS}"
         # The alias is resolved once, at start: a later promotion is served after a restart.
         print(f"serving {model_uri} = v{champion.version} ({(champion.tags or {}).get('architecture', '?')})")
-    _check_port_free(host, port)
+    _check_model(tracker, model_uri)
     with tempfile.TemporaryDirectory(prefix="seqflow-serve-") as scratch:
         served = tracker.prepare_served_model(model_uri, kind, Path(scratch))
         command, environment = tracker.model_server_command(str(served), host, port)
@@ -77,7 +123,7 @@ def serve_model(settings: TrackingSettings, host: str, port: int, kind: PyfuncKi
 def _run_server(command: list[str], environment: dict[str, str], host: str, port: int) -> int:
     print(f"POST raw reviews to http://{host}:{port}/invocations, e.g. {{\"dataframe_records\": [{{\"text\": \"...\"}}]}}",
           flush=True)
-    server = subprocess.Popen(command, env=environment, start_new_session=True)
+    server = subprocess.Popen(command, env=environment, start_new_session=True, preexec_fn=die_with_parent)
     stopping: list[int] = []
 
     def stop(signum: int, _frame: object) -> None:

@@ -7,7 +7,10 @@ unrelated process from the original owner.
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
 import os
+import signal
 import socket
 from dataclasses import dataclass
 from typing import Mapping
@@ -66,3 +69,16 @@ def is_gone(owner: ProcessIdentity) -> bool:
     except psutil.AccessDenied:
         # Another user's process holds the pid: it is alive, and we cannot tell whether it is the owner.
         return False
+
+
+# prctl(2) option: the signal this process gets when the thread that started it ends (see die_with_parent).
+PR_SET_PDEATHSIG = 1
+
+
+def die_with_parent() -> None:
+    """``preexec_fn`` for a child that must not outlive seqflow, even after ``kill -9``: the kernel sends it
+    SIGTERM when its parent ends (Linux; elsewhere nothing happens). The setting survives ``exec``; it is tied
+    to the thread that starts the child, so start such children from a thread that lives as long as the process.
+    """
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)

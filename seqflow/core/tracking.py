@@ -27,6 +27,7 @@ from seqflow.core.connection import first_line, prepare_connection
 from seqflow.core.errors import SeqflowError
 from seqflow.core.processes import ProcessIdentity, current_process, is_gone
 from seqflow.core.settings import TrackingSettings
+from seqflow.core.stores import TRACKING_URI_SETTING, require_existing_store, require_writable
 from seqflow.core.trusted_models import MODEL_DIGESTS_TAG, PyfuncKind, digests_text, save_from_code
 
 logger = logging.getLogger(__name__)
@@ -192,6 +193,8 @@ def _sqlite_creation_lock(tracking_uri: str) -> Iterator[None]:
         yield
         return
     lock_path = Path(database).with_name(Path(database).name + SQLITE_LOCK_SUFFIX)
+    # A read-only folder fails here first: say which folder, and what moves the store.
+    require_writable([(lock_path.absolute().parent, TRACKING_URI_SETTING)])
     with open(lock_path, "a") as lock_file:
         fcntl.flock(lock_file, fcntl.LOCK_EX)
         try:
@@ -213,23 +216,32 @@ class RegisteredVersion:
 class Tracker:
     """An MLflow tracking store plus registry, as configured by ``mlflow.env``."""
 
-    def __init__(self, settings: TrackingSettings) -> None:
+    def __init__(self, settings: TrackingSettings, *, existing: bool = False) -> None:
+        """``existing``: open a store that must already exist (see :func:`require_existing_store`), without the
+        creation lock (so a read-only store opens) and without creating the experiment (``experiment_id`` is
+        None when it has none yet), for commands that read or only change the registry."""
         from mlflow import MlflowClient
 
         self.settings = settings
+        if existing:
+            require_existing_store(settings.tracking_uri)
         connection_uri = prepare_connection(settings)  # never shown: it may hold a database password
         try:
             # The client creates (and on a new database migrates) the store; two processes starting on the same
             # new SQLite file would run the migrations at once and break each other, so they take turns.
-            with _sqlite_creation_lock(settings.tracking_uri):
+            with contextlib.nullcontext() if existing else _sqlite_creation_lock(settings.tracking_uri):
                 self.client = MlflowClient(tracking_uri=connection_uri, registry_uri=connection_uri)
-                self.experiment_id = self._ensure_experiment()
-        except TrackingError:
+                self.experiment_id = self._existing_experiment() if existing else self._ensure_experiment()
+        except SeqflowError:
             raise
         except Exception as exc:  # noqa: BLE001 - any store failure means "cannot track", said plainly
             raise _store_error(settings.tracking_uri, exc) from None
 
     # --- runs --------------------------------------------------------------------------------------------
+
+    def _existing_experiment(self) -> str | None:
+        experiment = self.client.get_experiment_by_name(self.settings.experiment_name)
+        return None if experiment is None else experiment.experiment_id
 
     def _ensure_experiment(self) -> str:
         from mlflow.exceptions import MlflowException

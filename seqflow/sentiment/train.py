@@ -384,6 +384,7 @@ def _fit_and_save(
     import keras
 
     from seqflow.core.checkpoints import EpochCheckpoint, UnusableCheckpoint
+    from seqflow.core.divergence import stop_on_non_finite_loss
 
     steps_per_epoch = math.ceil(len(arrays["x_train"]) / training.batch_size)
     model = _compiled_model(architecture, arrays, vocab_size, training, steps_per_epoch, vocabulary, warm_start)
@@ -404,9 +405,11 @@ def _fit_and_save(
         seed_everything(seed)
         model = _compiled_model(architecture, arrays, vocab_size, training, steps_per_epoch, vocabulary, warm_start)
         resumed_from_epoch = 0
-    # Order matters: the checkpoint reads early stopping's state after it changed, and the tracking callback
-    # sees an epoch only once it is saved.
-    callbacks: list[keras.callbacks.Callback] = schedule_callbacks(training)
+    # Order matters: a diverged epoch raises before anything else sees it, the checkpoint reads early stopping's
+    # state after it changed, and the tracking callback sees an epoch only once it is saved.
+    callbacks: list[keras.callbacks.Callback] = [
+        stop_on_non_finite_loss(architecture, training.learning_rate, resumed_from_epoch), *schedule_callbacks(training)
+    ]
     if early_stopping is not None:
         callbacks.append(early_stopping)
     callbacks.append(checkpoint)

@@ -98,7 +98,7 @@ def test_char_model_refuses_prefixes_it_cannot_read(tmp_path):
     assert "row 3 of 5: prefix '' is empty, and this model's vocabulary has no line break to start from" in message
     # The unknown marker is in the vocabulary list, but only as the untrained stand-in for unseen characters.
     assert "row 4 of 5: prefix 'a\ufffd' has 1 character(s)" in message
-    assert "row 5 of 5: length and temperature must not be negative, got -1 and 0.5" in message
+    assert "row 5 of 5: length must not be negative, got -1" in message
     assert "row 1 " not in message
 
     generated = model.predict(None, rows.iloc[[0]])
