@@ -41,6 +41,34 @@ def new_empty_store(store_path: Path) -> None:
     shutil.copyfile(_migrated_empty_store(), store_path)
 
 
+def register_tiny_sentiment_model(folder: Path, model_name: str = "tiny-sentiment"):  # noqa: ANN201 - (TrackingSettings, Tracker, uri, version)
+    """A tiny (untrained) raw-text sentiment model logged and registered by seqflow's own code in a new SQLite
+    store under ``folder``: ``(settings, tracker, "models:/NAME/VERSION", version)``. For tests that need a real
+    seqflow version to load or serve, not its accuracy."""
+    import keras
+
+    from seqflow.core.settings import TrackingSettings
+    from seqflow.core.tracking import Tracker
+    from seqflow.models.architectures import ModelSpec, build_model, build_serving_model
+
+    vocabulary = ["", "[UNK]", "good", "bad", "film"]
+    classifier = build_model("embedding_pool", ModelSpec(vocab_size=len(vocabulary), embedding_dim=4, dense_units=4))
+    keras_path = folder / "serving_model.keras"
+    build_serving_model(classifier, vocabulary, 8, "post", "post").save(keras_path)
+    keras.backend.clear_session()
+    new_empty_store(folder / "mlflow.db")
+    settings = TrackingSettings(
+        tracking_uri=f"sqlite:///{folder / 'mlflow.db'}", experiment_name="tiny", registered_model_name=model_name,
+        artifact_location=(folder / "mlartifacts").as_uri(),
+    )
+    tracker = Tracker(settings)
+    run_id = tracker.start_run("embedding_pool", tags={})
+    model_uri = tracker.log_serving_model(run_id, keras_path, ["good film"])
+    [version] = tracker.register_versions([("embedding_pool", run_id, model_uri, {"test_accuracy": "0.5"})])
+    tracker.end_run(run_id)
+    return settings, tracker, f"models:/{model_name}/{version.version}", version.version
+
+
 @pytest.fixture(scope="session")
 def prefect_api():
     """A temporary Prefect server shared by every flow test of the session (it takes ~15 s to start)."""

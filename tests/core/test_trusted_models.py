@@ -29,7 +29,7 @@ from seqflow.core.settings import TrackingSettings
 from seqflow.core.tracking import Tracker, TrackingError
 from seqflow.core.trusted_models import MODEL_DIGESTS_TAG, PICKLED_MODEL_FILE
 from seqflow.sentiment.serving import REVIEW_SENTIMENT
-from tests.conftest import new_empty_store
+from tests.conftest import new_empty_store, register_tiny_sentiment_model
 
 FIXTURE = Path(__file__).parent / "fixtures" / "old_release_store.tar.gz"
 
@@ -193,26 +193,8 @@ def test_predict_of_a_foreign_pyfunc_refuses_without_unpickling_it(tmp_path, cap
 @pytest.fixture
 def new_version(tmp_path: Path) -> tuple[Tracker, str, Path]:
     """A tiny (untrained) sentiment model logged and registered by the new code: (tracker, models:/ URI, files)."""
-    import keras
-
-    from seqflow.models.architectures import ModelSpec, build_model, build_serving_model
-
-    vocabulary = ["", "[UNK]", "good", "bad", "film"]
-    classifier = build_model("embedding_pool", ModelSpec(vocab_size=len(vocabulary), embedding_dim=4, dense_units=4))
-    keras_path = tmp_path / "serving_model.keras"
-    build_serving_model(classifier, vocabulary, 8, "post", "post").save(keras_path)
-    keras.backend.clear_session()
-    new_empty_store(tmp_path / "mlflow.db")
-    settings = TrackingSettings(
-        tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}", experiment_name="trusted", registered_model_name="trusted-sentiment",
-        artifact_location=(tmp_path / "mlartifacts").as_uri(),
-    )
-    tracker = Tracker(settings)
-    run_id = tracker.start_run("embedding_pool", tags={})
-    model_uri = tracker.log_serving_model(run_id, keras_path, ["good film"])
-    [version] = tracker.register_versions([("embedding_pool", run_id, model_uri, {"test_accuracy": "0.5"})])
-    tracker.end_run(run_id)
-    return tracker, f"models:/{settings.registered_model_name}/{version.version}", _version_dir(tracker, settings.registered_model_name, version.version)
+    settings, tracker, model_uri, version = register_tiny_sentiment_model(tmp_path, "trusted-sentiment")
+    return tracker, model_uri, _version_dir(tracker, settings.registered_model_name, version)
 
 
 @pytest.mark.slow

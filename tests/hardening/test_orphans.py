@@ -15,6 +15,8 @@ from pathlib import Path
 import psutil
 import pytest
 
+from tests.conftest import register_tiny_sentiment_model
+
 pytestmark = [
     pytest.mark.slow,
     pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the parent-death signal is Linux's"),
@@ -86,20 +88,6 @@ def test_prefect_temporary_server_ends_with_seqflow(tmp_path: Path, command: str
         assert returncode == 128 + signal.SIGTERM and "Traceback" not in output, output
 
 
-MODEL_CODE = '''
-import mlflow
-from mlflow.pyfunc import PythonModel
-
-
-class Echo(PythonModel):
-    def predict(self, context, model_input, params=None):
-        return model_input
-
-
-mlflow.models.set_model(Echo())
-'''
-
-
 def _free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
@@ -107,20 +95,11 @@ def _free_port() -> int:
 
 
 def test_model_server_ends_with_seqflow_serve_after_kill_9(tmp_path: Path) -> None:
-    import mlflow
-
-    (tmp_path / "echo_model.py").write_text(MODEL_CODE)
-    tracking_uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    mlflow.set_tracking_uri(tracking_uri)
-    try:
-        experiment_id = mlflow.create_experiment("orphans", artifact_location=(tmp_path / "mlartifacts").as_uri())
-        with mlflow.start_run(experiment_id=experiment_id) as run:
-            mlflow.pyfunc.log_model(name="model", python_model=str(tmp_path / "echo_model.py"))
-    finally:
-        mlflow.set_tracking_uri(None)
+    settings, _, model_uri, _ = register_tiny_sentiment_model(tmp_path)
+    tracking_uri = settings.tracking_uri
     port = _free_port()
     seqflow = _seqflow(
-        tmp_path, "serve", "--port", str(port), "--model-uri", f"runs:/{run.info.run_id}/model",
+        tmp_path, "serve", "--port", str(port), "--model-uri", model_uri,
         MLFLOW_TRACKING_URI=tracking_uri,
     )
     deadline = time.monotonic() + START_TIMEOUT_S
