@@ -134,9 +134,15 @@ def build_parser() -> argparse.ArgumentParser:
     add_config_options(rerun)
 
     predict = commands.add_parser("predict", help="score raw reviews with the champion (or --model-uri)")
-    predict.add_argument("texts", nargs="+", metavar="TEXT", help="review text(s) to score")
+    predict.add_argument("texts", nargs="*", metavar="TEXT", help="review text(s) to score (or --input)")
     predict.add_argument("--model-uri", help="MLflow model URI (default: models:/<registered name>@champion)")
     predict.add_argument("--json", action="store_true", help="print a JSON list of {text, probability, label}")
+    predict.add_argument(
+        "--input", metavar="FILE", help="score every review of FILE (- for standard input), streamed in batches: "
+        ".csv with a text column, .jsonl objects with a text field, or .txt/-: one review per line",
+    )
+    predict.add_argument("--output", metavar="FILE", help="with --input: write here (.csv, or .jsonl; default: standard output)")
+    predict.add_argument("--format", dest="input_format", choices=["csv", "jsonl", "text"], help="with --input: its format, if its suffix does not say")
 
     profiles = commands.add_parser("profiles", help="list the named profiles and their settings")
     profiles.add_argument("name", nargs="?", help="show one profile in full")
@@ -379,7 +385,10 @@ def _cmd_predict(args: argparse.Namespace, settings: TrackingSettings) -> int:
     import pandas as pd
 
     from seqflow.core.tracking import CHAMPION_ALIAS, Tracker
+    from seqflow.sentiment.batch import checked_input_format, score_file
 
+    # Before the model loads (seconds): a wrong option, path or suffix fails at once.
+    file_format = checked_input_format(args.texts, args.input, args.output, args.input_format, args.json)
     model_uri = args.model_uri or f"models:/{settings.registered_model_name}@{CHAMPION_ALIAS}"
     tracker = Tracker(settings)
     if args.model_uri is None and tracker.champion() is None:
@@ -387,6 +396,10 @@ def _cmd_predict(args: argparse.Namespace, settings: TrackingSettings) -> int:
             f"registered model {settings.registered_model_name!r} has no {CHAMPION_ALIAS!r} alias in "
             f"{settings.tracking_uri}; run `seqflow run` first or pass --model-uri"
         )
+    if args.input:
+        reviews, seconds = score_file(tracker.load_pyfunc(model_uri), args.input, args.output, file_format)
+        print(f"scored {reviews:,} reviews in {seconds:.1f} s ({reviews / max(seconds, 1e-9):,.0f}/s)", file=sys.stderr)
+        return 0
     predictions = tracker.load_pyfunc(model_uri).predict(pd.DataFrame({"text": list(args.texts)}))
     results = [
         {"text": text, "probability": float(probability), "label": int(label)}

@@ -11,6 +11,7 @@ whole batch, not just those rows, because the output has one probability per inp
 
 from __future__ import annotations
 
+import re
 import weakref
 from typing import Sequence
 
@@ -202,3 +203,9 @@ def _ascii_only_hint(model, texts: Sequence[str], rows: Sequence[int]) -> str:  
         "; this model version was trained with the ASCII-only standardiser, which also removes every letter "
         "outside A-Z: score such reviews with a version trained since that was fixed (2026-12-02)"
     )
+
+
+def renumber_rows(message: str, offset: int) -> str:
+    """A refusal about one batch, with its ``row K of N`` (see :func:`describe_rows`) as ``row offset+K``: the
+    row's place in a whole input that was scored ``N`` rows at a time."""
+    return re.sub(r"\brow (\d+) of \d+\b", lambda match: f"row {offset + int(match.group(1))}", message)
