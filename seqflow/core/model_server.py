@@ -1,6 +1,7 @@
 """``seqflow serve``: the champion behind MLflow's scoring server (``/ping``, ``/invocations``).
 
-The server is ``mlflow models serve`` in this environment (``--env-manager local``), started as a child process
+The server is MLflow's scoring app run by uvicorn in this environment (as ``mlflow models serve --env-manager
+local`` runs it), behind a request size limit (:mod:`seqflow.core.scoring_app`), started as a child process
 in its own process group; SIGINT and SIGTERM to ``seqflow serve`` stop it and everything it started.
 """
 
@@ -11,9 +12,12 @@ import os
 import signal
 import socket
 import subprocess
+import sys
 import time
 
 from seqflow.core.errors import SeqflowError
+from seqflow.core.model_uris import missing_model
+from seqflow.core.scoring_app import DEFAULT_MAX_REQUEST_BYTES
 from seqflow.core.settings import TrackingSettings
 from seqflow.core.tracking import CHAMPION_ALIAS, Tracker
 
@@ -46,8 +50,17 @@ def _wait_for_group_exit(process_group: int) -> None:
         os.killpg(process_group, signal.SIGKILL)
 
 
-def serve_model(settings: TrackingSettings, host: str, port: int, model_uri: str | None = None) -> int:
-    """Serve ``model_uri`` (default: the champion) on ``host:port`` until stopped; 0 when stopped by a signal."""
+def serve_model(
+    settings: TrackingSettings,
+    host: str,
+    port: int,
+    model_uri: str | None = None,
+    max_request_bytes: int = DEFAULT_MAX_REQUEST_BYTES,
+) -> int:
+    """Serve ``model_uri`` (default: the champion) on ``host:port`` until stopped; 0 when stopped by a signal.
+    Requests with a body over ``max_request_bytes`` are answered 413 without being read further."""
+    if max_request_bytes < 1:
+        raise SeqflowError(f"the request size limit must be positive, got {max_request_bytes} bytes")
     tracker = Tracker(settings)
     if model_uri is None:
         champion = tracker.champion()
@@ -59,8 +72,19 @@ def serve_model(settings: TrackingSettings, host: str, port: int, model_uri: str
         model_uri = f"models:/{settings.registered_model_name}@{CHAMPION_ALIAS}"
         # The alias is resolved once, at start: a later promotion is served after a restart.
         print(f"serving {model_uri} = v{champion.version} ({(champion.tags or {}).get('architecture', '?')})")
+    else:
+        problem = missing_model(tracker.client, model_uri, settings.tracking_uri)
+        if problem:
+            # Before the child starts: its traceback would be the only report.
+            raise SeqflowError(f"{problem}; pass an existing --model-uri")
     _check_port_free(host, port)
-    command, environment = tracker.model_server_command(model_uri, host, port)
+    # The environment `mlflow models serve` would get (tracking URI, PATH); the process is MLflow's scoring app
+    # behind seqflow's request size limit, which `mlflow models serve` has no option for.
+    _, environment = tracker.model_server_command(model_uri, host, port)
+    command = [
+        sys.executable, "-m", "seqflow.core.scoring_app", model_uri, "--host", host, "--port", str(port),
+        "--max-request-bytes", str(max_request_bytes),
+    ]
     print(f"POST raw reviews to http://{host}:{port}/invocations, e.g. {{\"dataframe_records\": [{{\"text\": \"...\"}}]}}",
           flush=True)
     server = subprocess.Popen(command, env=environment, start_new_session=True)
