@@ -172,6 +172,10 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1, this machine only)")
     serve.add_argument("--port", type=int, default=5001, help="port (default: 5001)")
     serve.add_argument("--model-uri", help="MLflow model URI (default: models:/<registered name>@champion)")
+    serve.add_argument(
+        "--max-request-mb", type=float, default=16.0, metavar="MB",
+        help="refuse (HTTP 413) request bodies over this many MiB, unread (default: 16, ~12,000 reviews)",
+    )
     add_charlm_commands(commands)
     return parser
 
@@ -245,7 +249,10 @@ def _cmd_charlm(args: argparse.Namespace, settings: TrackingSettings) -> int:
         overrides["seed"] = args.seed
     overrides.update(parse_assignments(args.assignments))
     config = resolve_charlm_config(args.profile or DEFAULT_CHARLM_PROFILE, dict(settings.config_overrides), overrides)
+    from seqflow.charlm.sources import parse_char_source_spec
     from seqflow.flows.charlm import charlm_flow
+
+    parse_char_source_spec(config.data.source)  # before the flow starts a Prefect server
 
     summary = charlm_flow(config, settings.for_charlm())
     print(summary.render())
@@ -254,15 +261,27 @@ def _cmd_charlm(args: argparse.Namespace, settings: TrackingSettings) -> int:
 
 def _cmd_charlm_rerun(args: argparse.Namespace, settings: TrackingSettings) -> int:
     from seqflow.charlm.rerun import plan_charlm_rerun
+    from seqflow.charlm.sources import parse_char_source_spec
     from seqflow.flows.charlm import charlm_rerun_flow
     from seqflow.core.tracking import Tracker
 
     charlm_settings = settings.for_charlm()
     overrides = parse_assignments(args.assignments)
     plan = plan_charlm_rerun(Tracker(charlm_settings), args.task, args.from_run, args.rerun_architectures, overrides)
+    refuse_new_architectures(plan)
+    parse_char_source_spec(plan.config.data.source)
     summary = charlm_rerun_flow(plan, charlm_settings)
     print(summary.render())
     return 0
+
+
+def refuse_missing_model(tracker, model_uri: str | None) -> None:  # noqa: ANN001 - a Tracker
+    """A :class:`SeqflowError` when a ``--model-uri`` names nothing (rather than "files missing or damaged")."""
+    from seqflow.core.model_uris import missing_model
+
+    problem = model_uri and missing_model(tracker.client, model_uri, tracker.settings.tracking_uri)
+    if problem:
+        raise SeqflowError(f"{problem}; pass an existing --model-uri (`seqflow champion` lists the champion)")
 
 
 def _cmd_generate(args: argparse.Namespace, settings: TrackingSettings) -> int:
@@ -282,6 +301,7 @@ def _cmd_generate(args: argparse.Namespace, settings: TrackingSettings) -> int:
             f"registered model {charlm_settings.registered_model_name!r} has no {CHAMPION_ALIAS!r} alias in "
             f"{charlm_settings.tracking_uri}; run `seqflow charlm run` first or pass --model-uri"
         )
+    refuse_missing_model(tracker, args.model_uri)
     row = {"prefix": [args.prefix], "length": [args.length], "temperature": [args.temperature]}
     if args.seed is not None:
         row["seed"] = [args.seed]
@@ -298,6 +318,31 @@ def resolve_config(args: argparse.Namespace, settings: TrackingSettings) -> Pipe
     """Profile, then SEQFLOW_* settings from mlflow.env / the environment, then the CLI (later wins)."""
     overrides = explicit_overrides(args)
     return resolve_pipeline_config(args.profile or settings.default_profile, dict(settings.config_overrides), overrides)
+
+
+def resolve_data_config(args: argparse.Namespace, settings: TrackingSettings) -> PipelineConfig:
+    """:func:`resolve_config` for commands that read the data source, with the source's kind checked here,
+    before any Prefect server or MLflow run starts (the loader would find an unknown kind only inside the flow)."""
+    from seqflow.sentiment.sources import parse_source_spec
+
+    config = resolve_config(args, settings)
+    parse_source_spec(config.data.source)
+    return config
+
+
+def refuse_new_architectures(plan) -> None:  # noqa: ANN001 - a RerunPlan
+    """``rerun train|evaluate --arch A`` repeats the earlier execution's work: an architecture it never trained
+    is refused (it would be trained on the earlier data without being part of that execution)."""
+    had = [model.architecture for model in plan.earlier.trained]
+    new = [arch for arch in plan.architectures if arch not in had]
+    if new:
+        from seqflow.core.errors import ConfigError
+
+        raise ConfigError(
+            f"--arch {', '.join(new)}: the earlier execution (parent run {plan.rerun_of}) trained "
+            f"{', '.join(had) or 'no architecture'}; a rerun repeats its tasks for those only; train another "
+            "architecture with `seqflow run --arch NAME`"
+        )
 
 
 def explicit_overrides(args: argparse.Namespace) -> dict[str, object]:
@@ -338,7 +383,7 @@ def configure_runtime(log_level: str) -> None:
 
 
 def _cmd_validate(args: argparse.Namespace, settings: TrackingSettings) -> int:
-    config = resolve_config(args, settings)
+    config = resolve_data_config(args, settings)
     from seqflow.flows.validate import validate_flow
 
     summary = validate_flow(config)
@@ -347,7 +392,7 @@ def _cmd_validate(args: argparse.Namespace, settings: TrackingSettings) -> int:
 
 
 def _cmd_run(args: argparse.Namespace, settings: TrackingSettings) -> int:
-    config = resolve_config(args, settings)
+    config = resolve_data_config(args, settings)
     execution = resolve_execution(args)
     from seqflow.flows.sentiment import run_sentiment_flow
 
@@ -364,9 +409,12 @@ def _cmd_rerun(args: argparse.Namespace, settings: TrackingSettings) -> int:
     overrides = explicit_overrides(args)
     from seqflow.flows.rerun import rerun_flow
     from seqflow.core.rerun import plan_rerun
+    from seqflow.sentiment.sources import parse_source_spec
     from seqflow.core.tracking import Tracker
 
     plan = plan_rerun(Tracker(settings), args.task, args.from_run, args.rerun_architectures, overrides)
+    refuse_new_architectures(plan)
+    parse_source_spec(plan.config.data.source)
     summary = rerun_flow(plan, settings)
     print(summary.render())
     return 0
@@ -396,6 +444,7 @@ def _cmd_predict(args: argparse.Namespace, settings: TrackingSettings) -> int:
             f"registered model {settings.registered_model_name!r} has no {CHAMPION_ALIAS!r} alias in "
             f"{settings.tracking_uri}; run `seqflow run` first or pass --model-uri"
         )
+    refuse_missing_model(tracker, args.model_uri)
     if args.input:
         reviews, seconds = score_file(tracker.load_pyfunc(model_uri), args.input, args.output, file_format)
         print(f"scored {reviews:,} reviews in {seconds:.1f} s ({reviews / max(seconds, 1e-9):,.0f}/s)", file=sys.stderr)
@@ -434,7 +483,7 @@ def _cmd_schedule(args: argparse.Namespace, settings: TrackingSettings) -> int:
     from seqflow.scheduling import serve_schedule
 
     # Fails here, before anything is served, on a bad --set / --profile / --source.
-    resolve_config(args, settings)
+    resolve_data_config(args, settings)
     overrides = {key: str(value) for key, value in explicit_overrides(args).items()}
     env_file = os.path.abspath(args.env_file) if args.env_file else None
     return serve_schedule(args.name, args.cron, args.timezone, args.profile, overrides, env_file)
@@ -472,7 +521,9 @@ def _cmd_rollback(args: argparse.Namespace, settings: TrackingSettings) -> int:
 def _cmd_serve(args: argparse.Namespace, settings: TrackingSettings) -> int:
     from seqflow.core.model_server import serve_model
 
-    return serve_model(settings, args.host, args.port, args.model_uri)
+    if not 0 < args.max_request_mb < float("inf"):
+        raise SeqflowError(f"--max-request-mb must be a positive number, got {args.max_request_mb}")
+    return serve_model(settings, args.host, args.port, args.model_uri, max(1, int(args.max_request_mb * 1024 * 1024)))
 
 
 _COMMANDS = {
