@@ -261,6 +261,7 @@ def _cmd_charlm(args: argparse.Namespace, settings: TrackingSettings) -> int:
 
 def _cmd_charlm_rerun(args: argparse.Namespace, settings: TrackingSettings) -> int:
     from seqflow.charlm.rerun import plan_charlm_rerun
+    from seqflow.core.rerun import refuse_architectures_not_trained
     from seqflow.charlm.sources import parse_char_source_spec
     from seqflow.flows.charlm import charlm_rerun_flow
     from seqflow.core.tracking import Tracker
@@ -268,20 +269,11 @@ def _cmd_charlm_rerun(args: argparse.Namespace, settings: TrackingSettings) -> i
     charlm_settings = settings.for_charlm()
     overrides = parse_assignments(args.assignments)
     plan = plan_charlm_rerun(Tracker(charlm_settings), args.task, args.from_run, args.rerun_architectures, overrides)
-    refuse_new_architectures(plan)
+    refuse_architectures_not_trained(plan)
     parse_char_source_spec(plan.config.data.source)
     summary = charlm_rerun_flow(plan, charlm_settings)
     print(summary.render())
     return 0
-
-
-def refuse_missing_model(tracker, model_uri: str | None) -> None:  # noqa: ANN001 - a Tracker
-    """A :class:`SeqflowError` when a ``--model-uri`` names nothing (rather than "files missing or damaged")."""
-    from seqflow.core.model_uris import missing_model
-
-    problem = model_uri and missing_model(tracker.client, model_uri, tracker.settings.tracking_uri)
-    if problem:
-        raise SeqflowError(f"{problem}; pass an existing --model-uri (`seqflow champion` lists the champion)")
 
 
 def _cmd_generate(args: argparse.Namespace, settings: TrackingSettings) -> int:
@@ -289,6 +281,7 @@ def _cmd_generate(args: argparse.Namespace, settings: TrackingSettings) -> int:
 
     import pandas as pd
 
+    from seqflow.core.model_uris import refuse_missing_model
     from seqflow.core.tracking import CHAMPION_ALIAS, Tracker
 
     if args.length < 0 or args.temperature < 0:
@@ -301,7 +294,7 @@ def _cmd_generate(args: argparse.Namespace, settings: TrackingSettings) -> int:
             f"registered model {charlm_settings.registered_model_name!r} has no {CHAMPION_ALIAS!r} alias in "
             f"{charlm_settings.tracking_uri}; run `seqflow charlm run` first or pass --model-uri"
         )
-    refuse_missing_model(tracker, args.model_uri)
+    refuse_missing_model(tracker.client, args.model_uri, tracker.settings.tracking_uri)
     row = {"prefix": [args.prefix], "length": [args.length], "temperature": [args.temperature]}
     if args.seed is not None:
         row["seed"] = [args.seed]
@@ -328,21 +321,6 @@ def resolve_data_config(args: argparse.Namespace, settings: TrackingSettings) ->
     config = resolve_config(args, settings)
     parse_source_spec(config.data.source)
     return config
-
-
-def refuse_new_architectures(plan) -> None:  # noqa: ANN001 - a RerunPlan
-    """``rerun train|evaluate --arch A`` repeats the earlier execution's work: an architecture it never trained
-    is refused (it would be trained on the earlier data without being part of that execution)."""
-    had = [model.architecture for model in plan.earlier.trained]
-    new = [arch for arch in plan.architectures if arch not in had]
-    if new:
-        from seqflow.core.errors import ConfigError
-
-        raise ConfigError(
-            f"--arch {', '.join(new)}: the earlier execution (parent run {plan.rerun_of}) trained "
-            f"{', '.join(had) or 'no architecture'}; a rerun repeats its tasks for those only; train another "
-            "architecture with `seqflow run --arch NAME`"
-        )
 
 
 def explicit_overrides(args: argparse.Namespace) -> dict[str, object]:
@@ -408,12 +386,12 @@ def _cmd_rerun(args: argparse.Namespace, settings: TrackingSettings) -> int:
         raise ConfigError("rerun uses the settings of the earlier execution; change one with --set, not --profile")
     overrides = explicit_overrides(args)
     from seqflow.flows.rerun import rerun_flow
-    from seqflow.core.rerun import plan_rerun
+    from seqflow.core.rerun import plan_rerun, refuse_architectures_not_trained
     from seqflow.sentiment.sources import parse_source_spec
     from seqflow.core.tracking import Tracker
 
     plan = plan_rerun(Tracker(settings), args.task, args.from_run, args.rerun_architectures, overrides)
-    refuse_new_architectures(plan)
+    refuse_architectures_not_trained(plan)
     parse_source_spec(plan.config.data.source)
     summary = rerun_flow(plan, settings)
     print(summary.render())
@@ -432,6 +410,7 @@ def _cmd_predict(args: argparse.Namespace, settings: TrackingSettings) -> int:
 
     import pandas as pd
 
+    from seqflow.core.model_uris import refuse_missing_model
     from seqflow.core.tracking import CHAMPION_ALIAS, Tracker
     from seqflow.sentiment.batch import checked_input_format, score_file
 
@@ -444,7 +423,7 @@ def _cmd_predict(args: argparse.Namespace, settings: TrackingSettings) -> int:
             f"registered model {settings.registered_model_name!r} has no {CHAMPION_ALIAS!r} alias in "
             f"{settings.tracking_uri}; run `seqflow run` first or pass --model-uri"
         )
-    refuse_missing_model(tracker, args.model_uri)
+    refuse_missing_model(tracker.client, args.model_uri, tracker.settings.tracking_uri)
     if args.input:
         reviews, seconds = score_file(tracker.load_pyfunc(model_uri), args.input, args.output, file_format)
         print(f"scored {reviews:,} reviews in {seconds:.1f} s ({reviews / max(seconds, 1e-9):,.0f}/s)", file=sys.stderr)

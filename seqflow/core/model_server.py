@@ -16,7 +16,7 @@ import sys
 import time
 
 from seqflow.core.errors import SeqflowError
-from seqflow.core.model_uris import missing_model
+from seqflow.core.model_uris import refuse_missing_model
 from seqflow.core.scoring_app import DEFAULT_MAX_REQUEST_BYTES
 from seqflow.core.settings import TrackingSettings
 from seqflow.core.tracking import CHAMPION_ALIAS, Tracker
@@ -73,10 +73,8 @@ def serve_model(
         # The alias is resolved once, at start: a later promotion is served after a restart.
         print(f"serving {model_uri} = v{champion.version} ({(champion.tags or {}).get('architecture', '?')})")
     else:
-        problem = missing_model(tracker.client, model_uri, settings.tracking_uri)
-        if problem:
-            # Before the child starts: its traceback would be the only report.
-            raise SeqflowError(f"{problem}; pass an existing --model-uri")
+        # Before the child starts: its traceback would be the only report.
+        refuse_missing_model(tracker.client, model_uri, settings.tracking_uri)
     _check_port_free(host, port)
     # The environment `mlflow models serve` would get (tracking URI, PATH); the process is MLflow's scoring app
     # behind seqflow's request size limit, which `mlflow models serve` has no option for.

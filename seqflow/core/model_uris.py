@@ -10,6 +10,8 @@ import re
 from pathlib import Path
 from urllib.parse import unquote, urlparse
 
+from seqflow.core.errors import SeqflowError
+
 _REGISTERED = re.compile(r"^models:/(?P<name>[^/@]+)(?:/(?P<version>[^/]+)|@(?P<alias>[^/]+))/?$")
 _RUN = re.compile(r"^runs:/(?P<run_id>[^/]+)(?:/.*)?$")
 
@@ -54,3 +56,10 @@ def missing_model(client, model_uri: str, tracking_uri: str) -> str | None:  # n
         if not path.exists():
             return f"model {model_uri!r} does not exist: there is no folder {str(path)!r}"
     return None
+
+
+def refuse_missing_model(client, model_uri: str | None, tracking_uri: str) -> None:  # noqa: ANN001 - an MlflowClient
+    """A :class:`SeqflowError` when a ``--model-uri`` names nothing (rather than "files missing or damaged")."""
+    problem = model_uri and missing_model(client, model_uri, tracking_uri)
+    if problem:
+        raise SeqflowError(f"{problem}; pass an existing --model-uri (`seqflow champion` shows the champion)")
