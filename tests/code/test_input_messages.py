@@ -4,12 +4,20 @@ architecture the earlier execution never had, a --model-uri that names nothing."
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from types import SimpleNamespace
 
 import pandas as pd
 import pytest
 
+# The flow modules import Prefect, which sets up its logging on import: done at collection, not inside a test
+# whose output is being captured (it broke the capture of the tests after it).
+import seqflow.core.rerun
+import seqflow.flows.charlm
+import seqflow.flows.rerun
+import seqflow.flows.sentiment
+import seqflow.flows.validate
 from seqflow.config import DataConfig, get_profile
 from seqflow.core.errors import DataSourceError
 from seqflow.sentiment.sources import load_source
@@ -61,7 +69,12 @@ def cli(tmp_path: Path, monkeypatch, capfd):
 
     def run(*args: str) -> tuple[int, str]:
         capfd.readouterr()
-        code = main(["--env-file", str(tmp_path / "mlflow.env"), *args])
+        # main() sets up logging on the captured stderr, which is closed after the test: leave no handler behind.
+        handlers = list(logging.root.handlers)
+        try:
+            code = main(["--env-file", str(tmp_path / "mlflow.env"), *args])
+        finally:
+            logging.root.handlers[:] = handlers
         return code, capfd.readouterr().err
 
     return run
@@ -76,10 +89,6 @@ def _never_called(calls: list):  # noqa: ANN202
 
 
 def test_unknown_source_kind_is_refused_before_any_flow_starts(cli, monkeypatch):
-    import seqflow.flows.charlm
-    import seqflow.flows.sentiment
-    import seqflow.flows.validate
-
     calls: list = []
     monkeypatch.setattr(seqflow.flows.validate, "validate_flow", _never_called(calls))
     monkeypatch.setattr(seqflow.flows.sentiment, "run_sentiment_flow", _never_called(calls))
@@ -93,9 +102,6 @@ def test_unknown_source_kind_is_refused_before_any_flow_starts(cli, monkeypatch)
 
 
 def test_rerun_of_an_architecture_the_earlier_execution_never_had_is_refused(cli, monkeypatch):
-    import seqflow.core.rerun
-    import seqflow.flows.rerun
-
     earlier = SimpleNamespace(trained=[SimpleNamespace(architecture="embedding_pool"), SimpleNamespace(architecture="nbsvm")])
     plans: list = []
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import logging
 import os
 import subprocess
 import sys
@@ -49,7 +50,12 @@ def predict(pyfunc_dir: Path, tmp_path: Path, capfd):
 
     def run(*args: str) -> tuple[int, str, str]:
         capfd.readouterr()
-        code = main(["--env-file", str(env_file), "predict", "--model-uri", str(pyfunc_dir), *args])
+        # main() sets up logging on the captured stderr, which is closed after the test: leave no handler behind.
+        handlers = list(logging.root.handlers)
+        try:
+            code = main(["--env-file", str(env_file), "predict", "--model-uri", str(pyfunc_dir), *args])
+        finally:
+            logging.root.handlers[:] = handlers
         captured = capfd.readouterr()
         return code, captured.out, captured.err
 
