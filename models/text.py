@@ -6,7 +6,7 @@ model, so serving sees exactly the ids training saw.
 
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Callable, Sequence
 
 import keras
 import tensorflow as tf
@@ -20,13 +20,40 @@ OOV_TOKEN = "[UNK]"
 PAD_LAYER_NAME = "pad_and_truncate"
 
 
+# Saved .keras files name their standardisation function by its registered name ("seqflow>NAME"), so each
+# function keeps its name and behaviour for good: a model scores with the standardiser its vocabulary was built by.
+
+
 @keras.saving.register_keras_serializable(package="seqflow")
 def standardise_review(texts: tf.Tensor) -> tf.Tensor:
-    """Lower-case, turn IMDB's ``<br />`` line breaks into spaces, drop punctuation except apostrophes."""
+    """The standardiser of models saved before 2026-12-02 (ASCII only): kept so those versions score as trained.
+
+    Lower-cases ASCII letters only and keeps RE2's ASCII ``\\w``, so it deletes every non-ASCII letter
+    ("café" -> "caf"). New models use :func:`standardise_review_unicode`.
+    """
     lowered = tf.strings.lower(texts)
     without_breaks = tf.strings.regex_replace(lowered, r"<br\s*/?>", " ")
     # Keep apostrophes so "don't" and "isn't" stay one token: negations matter for sentiment.
     return tf.strings.regex_replace(without_breaks, r"[^\w\s']", " ")
+
+
+# Scripts written without spaces between words: each character becomes a token of its own (as BERT's basic
+# tokeniser does), otherwise a whole Chinese or Japanese sentence would be one out-of-vocabulary "word".
+_UNSPACED_SCRIPTS = r"([\p{Han}\p{Hiragana}\p{Katakana}])"
+
+
+@keras.saving.register_keras_serializable(package="seqflow")
+def standardise_review_unicode(texts: tf.Tensor) -> tf.Tensor:
+    """Lower-case (UTF-8), turn ``<br />`` into spaces, keep letters, marks and digits of every script.
+
+    Everything else except apostrophes (and ``_``, which the ASCII standardiser kept too) becomes a space;
+    the typographic apostrophe becomes ``'`` so "don’t" and "don't" are one token.
+    """
+    lowered = tf.strings.lower(texts, encoding="utf-8")
+    without_breaks = tf.strings.regex_replace(lowered, r"<br\s*/?>", " ")
+    apostrophes = tf.strings.regex_replace(without_breaks, "\u2019", "'")
+    spaced = tf.strings.regex_replace(apostrophes, _UNSPACED_SCRIPTS, r" \1 ")
+    return tf.strings.regex_replace(spaced, r"[^\p{L}\p{M}\p{N}_']", " ")
 
 
 @keras.saving.register_keras_serializable(package="seqflow")
@@ -180,15 +207,19 @@ class HashedBigrams(HashedNgrams):
     """The bigram-only layer under its earlier name, so models saved before trigrams existed still load."""
 
 
-def build_vectoriser(vocab_size: int, vocabulary: Sequence[str] | None = None) -> keras.layers.TextVectorization:
+def build_vectoriser(
+    vocab_size: int, vocabulary: Sequence[str] | None = None, standardise: Callable = standardise_review_unicode
+) -> keras.layers.TextVectorization:
     """A word-level TextVectorization giving ragged ids; adapt it, or pass a saved ``vocabulary``.
+
+    ``standardise`` is one of the registered standardisation functions above (the default for every new model).
 
     ``vocabulary`` is the layer's full vocabulary as returned by ``get_vocabulary()`` (padding and OOV
     tokens first), so a saved vocabulary file round-trips exactly.
     """
     vectoriser = keras.layers.TextVectorization(
         max_tokens=vocab_size,
-        standardize=standardise_review,
+        standardize=standardise,
         split="whitespace",
         output_mode="int",
         ragged=True,

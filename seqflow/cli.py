@@ -140,9 +140,15 @@ def build_parser() -> argparse.ArgumentParser:
     add_config_options(rerun)
 
     predict = commands.add_parser("predict", help="score raw reviews with the champion (or --model-uri)")
-    predict.add_argument("texts", nargs="+", metavar="TEXT", help="review text(s) to score")
+    predict.add_argument("texts", nargs="*", metavar="TEXT", help="review text(s) to score (or --input)")
     predict.add_argument("--model-uri", help="MLflow model URI (default: models:/<registered name>@champion)")
     predict.add_argument("--json", action="store_true", help="print a JSON list of {text, probability, label}")
+    predict.add_argument(
+        "--input", metavar="FILE", help="score every review of FILE (- for standard input), streamed in batches: "
+        ".csv with a text column, .jsonl objects with a text field, or .txt/-: one review per line",
+    )
+    predict.add_argument("--output", metavar="FILE", help="with --input: write here (.csv, or .jsonl; default: standard output)")
+    predict.add_argument("--format", dest="input_format", choices=["csv", "jsonl", "text"], help="with --input: its format, if its suffix does not say")
 
     profiles = commands.add_parser("profiles", help="list the named profiles and their settings")
     profiles.add_argument("name", nargs="?", help="show one profile in full")
@@ -172,6 +178,10 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1, this machine only)")
     serve.add_argument("--port", type=int, default=5001, help="port (default: 5001)")
     serve.add_argument("--model-uri", help="MLflow model URI (default: models:/<registered name>@champion)")
+    serve.add_argument(
+        "--max-request-mb", type=float, default=16.0, metavar="MB",
+        help="refuse (HTTP 413) request bodies over this many MiB, unread (default: 16, ~12,000 reviews)",
+    )
     add_charlm_commands(commands)
     return parser
 
@@ -249,10 +259,12 @@ def _cmd_charlm(args: argparse.Namespace, settings: TrackingSettings) -> int:
         overrides["seed"] = args.seed
     overrides.update(parse_assignments(args.assignments))
     config = resolve_charlm_config(args.profile or DEFAULT_CHARLM_PROFILE, dict(settings.config_overrides), overrides)
-    charlm_settings = settings.for_charlm()
-    require_writable_places(charlm_settings, config.artifacts_dir)
+    from seqflow.charlm.sources import parse_char_source_spec
     from seqflow.flows.charlm import charlm_flow
 
+    parse_char_source_spec(config.data.source)  # before the flow starts a Prefect server
+    charlm_settings = settings.for_charlm()
+    require_writable_places(charlm_settings, config.artifacts_dir)
     start_temporary_server()
     summary = charlm_flow(config, charlm_settings)
     print(summary.render())
@@ -261,12 +273,16 @@ def _cmd_charlm(args: argparse.Namespace, settings: TrackingSettings) -> int:
 
 def _cmd_charlm_rerun(args: argparse.Namespace, settings: TrackingSettings) -> int:
     from seqflow.charlm.rerun import plan_charlm_rerun
+    from seqflow.charlm.sources import parse_char_source_spec
+    from seqflow.core.rerun import refuse_architectures_not_trained
     from seqflow.core.tracking import Tracker
     from seqflow.flows.rerun import rerun_flow
 
     charlm_settings = settings.for_charlm()
     overrides = parse_assignments(args.assignments)
     plan = plan_charlm_rerun(Tracker(charlm_settings), args.task, args.from_run, args.rerun_architectures, overrides)
+    refuse_architectures_not_trained(plan)
+    parse_char_source_spec(plan.config.data.source)
     require_writable_places(charlm_settings, plan.config.artifacts_dir)
     start_temporary_server()
     summary = rerun_flow(plan, charlm_settings)
@@ -280,6 +296,7 @@ def _cmd_generate(args: argparse.Namespace, settings: TrackingSettings) -> int:
     import pandas as pd
 
     from seqflow.charlm.generate import generation_problem, max_generation_length
+    from seqflow.core.model_uris import refuse_missing_model
     from seqflow.core.tracking import CHAMPION_ALIAS, Tracker
 
     if problem := generation_problem(args.length, args.temperature, max_generation_length()):
@@ -292,6 +309,7 @@ def _cmd_generate(args: argparse.Namespace, settings: TrackingSettings) -> int:
             f"registered model {charlm_settings.registered_model_name!r} has no {CHAMPION_ALIAS!r} alias in "
             f"{charlm_settings.tracking_uri}; run `seqflow charlm run` first or pass --model-uri"
         )
+    refuse_missing_model(tracker.client, args.model_uri, tracker.settings.tracking_uri)
     row = {"prefix": [args.prefix], "length": [args.length], "temperature": [args.temperature]}
     if args.seed is not None:
         row["seed"] = [args.seed]
@@ -312,6 +330,16 @@ def resolve_config(args: argparse.Namespace, settings: TrackingSettings) -> Pipe
     """Profile, then SEQFLOW_* settings from mlflow.env / the environment, then the CLI (later wins)."""
     overrides = explicit_overrides(args)
     return resolve_pipeline_config(args.profile or settings.default_profile, dict(settings.config_overrides), overrides)
+
+
+def resolve_data_config(args: argparse.Namespace, settings: TrackingSettings) -> PipelineConfig:
+    """:func:`resolve_config` for commands that read the data source, with the source's kind checked here,
+    before any Prefect server or MLflow run starts (the loader would find an unknown kind only inside the flow)."""
+    from seqflow.sentiment.sources import parse_source_spec
+
+    config = resolve_config(args, settings)
+    parse_source_spec(config.data.source)
+    return config
 
 
 def explicit_overrides(args: argparse.Namespace) -> dict[str, object]:
@@ -352,7 +380,7 @@ def configure_runtime(log_level: str) -> None:
 
 
 def _cmd_validate(args: argparse.Namespace, settings: TrackingSettings) -> int:
-    config = resolve_config(args, settings)
+    config = resolve_data_config(args, settings)
     # validate writes its reports and arrays, never to MLflow.
     require_writable_places(settings, config.artifacts_dir, store=False)
     from seqflow.flows.validate import validate_flow
@@ -364,7 +392,7 @@ def _cmd_validate(args: argparse.Namespace, settings: TrackingSettings) -> int:
 
 
 def _cmd_run(args: argparse.Namespace, settings: TrackingSettings) -> int:
-    config = resolve_config(args, settings)
+    config = resolve_data_config(args, settings)
     execution = resolve_execution(args)
     require_writable_places(settings, config.artifacts_dir)
     from seqflow.flows.sentiment import run_sentiment_flow
@@ -381,11 +409,15 @@ def _cmd_rerun(args: argparse.Namespace, settings: TrackingSettings) -> int:
     if args.profile:
         raise ConfigError("rerun uses the settings of the earlier execution; change one with --set, not --profile")
     overrides = explicit_overrides(args)
+    from seqflow.core.rerun import refuse_architectures_not_trained
+    from seqflow.sentiment.sources import parse_source_spec
     from seqflow.core.tracking import Tracker
     from seqflow.flows.rerun import rerun_flow
     from seqflow.sentiment.rerun import plan_rerun
 
     plan = plan_rerun(Tracker(settings), args.task, args.from_run, args.rerun_architectures, overrides)
+    refuse_architectures_not_trained(plan)
+    parse_source_spec(plan.config.data.source)
     require_writable_places(settings, plan.config.artifacts_dir)
     start_temporary_server()
     summary = rerun_flow(plan, settings)
@@ -405,8 +437,12 @@ def _cmd_predict(args: argparse.Namespace, settings: TrackingSettings) -> int:
 
     import pandas as pd
 
+    from seqflow.core.model_uris import refuse_missing_model
     from seqflow.core.tracking import CHAMPION_ALIAS, Tracker
+    from seqflow.sentiment.batch import checked_input_format, score_file
 
+    # Before the model loads (seconds): a wrong option, path or suffix fails at once.
+    file_format = checked_input_format(args.texts, args.input, args.output, args.input_format, args.json)
     model_uri = args.model_uri or f"models:/{settings.registered_model_name}@{CHAMPION_ALIAS}"
     tracker = Tracker(settings, existing=True)
     if args.model_uri is None and tracker.champion() is None:
@@ -414,10 +450,15 @@ def _cmd_predict(args: argparse.Namespace, settings: TrackingSettings) -> int:
             f"registered model {settings.registered_model_name!r} has no {CHAMPION_ALIAS!r} alias in "
             f"{settings.tracking_uri}; run `seqflow run` first or pass --model-uri"
         )
+    refuse_missing_model(tracker.client, args.model_uri, tracker.settings.tracking_uri)
     from seqflow.charlm.generate import CHAR_GENERATION
     from seqflow.sentiment.serving import REVIEW_SENTIMENT
 
     model = tracker.load_pyfunc(model_uri, REVIEW_SENTIMENT, others=(CHAR_GENERATION,), needed_by="`seqflow predict`")
+    if args.input:
+        reviews, seconds = score_file(model, args.input, args.output, file_format)
+        print(f"scored {reviews:,} reviews in {seconds:.1f} s ({reviews / max(seconds, 1e-9):,.0f}/s)", file=sys.stderr)
+        return 0
     predictions = model.predict(pd.DataFrame({"text": list(args.texts)}))
     results = [
         {"text": text, "probability": float(probability), "label": int(label)}
@@ -452,7 +493,7 @@ def _cmd_schedule(args: argparse.Namespace, settings: TrackingSettings) -> int:
     from seqflow.scheduling import serve_schedule
 
     # Fails here, before anything is served, on a bad --set / --profile / --source.
-    resolve_config(args, settings)
+    resolve_data_config(args, settings)
     overrides = {key: str(value) for key, value in explicit_overrides(args).items()}
     env_file = os.path.abspath(args.env_file) if args.env_file else None
     start_temporary_server()
@@ -492,7 +533,11 @@ def _cmd_serve(args: argparse.Namespace, settings: TrackingSettings) -> int:
     from seqflow.core.model_server import serve_model
     from seqflow.sentiment.serving import REVIEW_SENTIMENT
 
-    return serve_model(settings, args.host, args.port, REVIEW_SENTIMENT, args.model_uri)
+    if not 0 < args.max_request_mb < float("inf"):
+        raise SeqflowError(f"--max-request-mb must be a positive number, got {args.max_request_mb}")
+    return serve_model(
+        settings, args.host, args.port, REVIEW_SENTIMENT, args.model_uri, max(1, int(args.max_request_mb * 1024 * 1024))
+    )
 
 
 _COMMANDS = {

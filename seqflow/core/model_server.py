@@ -1,9 +1,10 @@
 """``seqflow serve``: the champion behind MLflow's scoring server (``/ping``, ``/invocations``).
 
-The server is ``mlflow models serve`` in this environment (``--env-manager local``), started as a child process
+The server is MLflow's scoring app run by uvicorn in this environment (as ``mlflow models serve --env-manager
+local`` runs it), behind a request size limit (:mod:`seqflow.core.scoring_app`), started as a child process
 in its own process group; SIGINT and SIGTERM to ``seqflow serve`` stop it and everything it started, and it dies
-with ``seqflow serve`` even after ``kill -9`` (a parent-death signal; MLflow gives its own uvicorn child one too).
-Address, port and model are checked before the child starts, so a mistake is one line, not the child's traceback.
+with ``seqflow serve`` even after ``kill -9`` (a parent-death signal). Address, port and model are checked before
+the child starts, so a mistake is one line, not the child's traceback.
 
 The child serves a local folder prepared before it starts: the model's files checked against their recorded
 digests, with seqflow's installed code file (see :mod:`seqflow.core.trusted_models`), and pickles refused; it never
@@ -18,12 +19,15 @@ import os
 import signal
 import socket
 import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
 
 from seqflow.core.errors import SeqflowError
+from seqflow.core.model_uris import refuse_missing_model
 from seqflow.core.processes import die_with_parent
+from seqflow.core.scoring_app import DEFAULT_MAX_REQUEST_BYTES
 from seqflow.core.settings import TrackingSettings
 from seqflow.core.tracking import CHAMPION_ALIAS, Tracker, _fluent_store
 from seqflow.core.trusted_models import PyfuncKind, environment_without_pickles
@@ -97,9 +101,19 @@ def _wait_for_group_exit(process_group: int) -> None:
         os.killpg(process_group, signal.SIGKILL)
 
 
-def serve_model(settings: TrackingSettings, host: str, port: int, kind: PyfuncKind, model_uri: str | None = None) -> int:
+def serve_model(
+    settings: TrackingSettings,
+    host: str,
+    port: int,
+    kind: PyfuncKind,
+    model_uri: str | None = None,
+    max_request_bytes: int = DEFAULT_MAX_REQUEST_BYTES,
+) -> int:
     """Serve the ``kind`` model ``model_uri`` (default: the champion) on ``host:port`` until stopped; 0 when
-    stopped by a signal."""
+    stopped by a signal. Requests with a body over ``max_request_bytes`` are answered 413 without being read
+    further."""
+    if max_request_bytes < 1:
+        raise SeqflowError(f"the request size limit must be positive, got {max_request_bytes} bytes")
     # Address and port first: a typo there (or a busy port) should not wait for the store and the model.
     _check_port_free(host, port)
     tracker = Tracker(settings, existing=True)
@@ -113,10 +127,19 @@ def serve_model(settings: TrackingSettings, host: str, port: int, kind: PyfuncKi
         model_uri = f"models:/{settings.registered_model_name}@{CHAMPION_ALIAS}"
         # The alias is resolved once, at start: a later promotion is served after a restart.
         print(f"serving {model_uri} = v{champion.version} ({(champion.tags or {}).get('architecture', '?')})")
+    else:
+        # Before the child starts: its traceback would be the only report.
+        refuse_missing_model(tracker.client, model_uri, settings.tracking_uri)
     _check_model(tracker, model_uri)
     with tempfile.TemporaryDirectory(prefix="seqflow-serve-") as scratch:
         served = tracker.prepare_served_model(model_uri, kind, Path(scratch))
-        command, environment = tracker.model_server_command(str(served), host, port)
+        # The environment `mlflow models serve` would get (tracking URI, PATH); the process is MLflow's scoring
+        # app behind seqflow's request size limit, which `mlflow models serve` has no option for.
+        _, environment = tracker.model_server_command(str(served), host, port)
+        command = [
+            sys.executable, "-m", "seqflow.core.scoring_app", str(served), "--host", host, "--port", str(port),
+            "--max-request-bytes", str(max_request_bytes),
+        ]
         return _run_server(command, environment_without_pickles(environment), host, port)
 
 

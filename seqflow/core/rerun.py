@@ -226,3 +226,17 @@ def finish_rerun_run(
         tracker.log_text(parent_run_id, json.dumps([dataclasses.asdict(status) for status in statuses], indent=2), "tasks.json")
         tracker.log_text(parent_run_id, summary.render(), "rerun.txt")
     return summary
+
+
+def refuse_architectures_not_trained(plan: RerunPlan) -> None:
+    """``rerun train|evaluate --arch A`` repeats the earlier execution's work: an architecture it never trained
+    is refused (it would be trained on the earlier data without having been part of that execution). Called by
+    the CLI after planning, before the rerun flow starts."""
+    had = [model.architecture for model in plan.earlier.trained]
+    new = [arch for arch in plan.architectures if arch not in had]
+    if new:
+        raise ConfigError(
+            f"--arch {', '.join(new)}: the earlier execution (parent run {plan.rerun_of}) trained "
+            f"{', '.join(had) or 'no architecture'}; a rerun repeats its tasks for those only; train another "
+            "architecture with `seqflow run --arch NAME`"
+        )

@@ -125,6 +125,26 @@ def _select(frame: pd.DataFrame, data_config: DataConfig, limit: int | None, rng
     return selected.reset_index(drop=True)
 
 
+# The two labels of the raw contract: every split must hold reviews of both.
+LABELS = (0, 1)
+
+
+def _refuse_too_few_rows(frame: pd.DataFrame, splits: int, where: str) -> None:
+    """A :class:`DataSourceError` when ``frame`` is too small for ``splits`` splits that each hold a review of
+    each label: otherwise a split with one label only fails the raw contract as a skewed label mean, which
+    blames the data's balance rather than its size. Labels other than 0 and 1 are the contract's to report."""
+    labels = pd.to_numeric(frame[LABEL_COLUMN].astype(object), errors="coerce")
+    counts = {label: int((labels == label).sum()) for label in LABELS}
+    if all(count >= splits for count in counts.values()) or (0 in counts.values() and len(frame) >= 2 * splits):
+        return
+    raise DataSourceError(
+        f"{where} has {len(frame)} row(s) after filtering and sampling ({', '.join(f'label {k}: {v}' for k, v in counts.items())}), "
+        f"too few for the splits: each of the {splits} split(s) drawn from it needs a review of each label, so "
+        f"at least {splits} rows of each label ({splits * len(LABELS)} in all; far more for a useful model) are needed; "
+        "use a larger file or a larger data.limit"
+    )
+
+
 def split_source(source: SourceData, data_config: DataConfig, seed: int) -> dict[str, pd.DataFrame]:
     """Seeded, stratified splits. The source's own test split is kept as the test split when it has one."""
     rng = np.random.default_rng(seed)
@@ -136,8 +156,11 @@ def split_source(source: SourceData, data_config: DataConfig, seed: int) -> dict
             train_limit = data_config.limit - test_limit
         pool = _select(source.train, data_config, train_limit, rng)
         test = _select(source.test, data_config, test_limit, rng)
+        # The pool feeds train and validation: each needs a review of each label.
+        _refuse_too_few_rows(pool, 2, f"data source {source.spec!r} (its training part)")
     else:
         everything = _select(source.train, data_config, data_config.limit, rng)
+        _refuse_too_few_rows(everything, len(SPLITS), f"data source {source.spec!r}")
         test, pool = _stratified_take(everything, round(len(everything) * data_config.test_fraction), rng)
     validation, train = _stratified_take(pool, round(len(pool) * data_config.validation_fraction), rng)
     splits = {"train": _shuffled(train, rng), "validation": _shuffled(validation, rng), "test": _shuffled(test, rng)}

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from seqflow.config import DataConfig
@@ -102,6 +103,8 @@ def _load_embedded(argument: str, data_config: DataConfig) -> SourceData:
 
 
 def _read_table(path: Path, kind: str, required: tuple[str, ...] = REQUIRED_COLUMNS) -> pd.DataFrame:
+    if path.is_dir():
+        raise DataSourceError(f"{kind} source {str(path)!r} is a folder, not a file; pass the {kind} file in it")
     if not path.is_file():
         raise DataSourceError(f"{kind} file {str(path)!r} does not exist")
     if path.stat().st_size == 0:
@@ -185,6 +188,18 @@ def _review_text(value: object, position: int, where: str) -> object:
     return str(value)
 
 
+def _booleans_as_numbers(label: pd.Series) -> pd.Series:
+    """Labels written as booleans (a CSV's True/False, which pandas reads as bool, or a Parquet bool column)
+    as 1/0: documented as accepted, and made explicit here rather than left to numpy treating True as 1."""
+    if pd.api.types.is_bool_dtype(label.dtype):
+        return label.astype("int64")
+    if label.dtype == object:
+        present = label[~label.map(_is_missing)]
+        if len(present) and present.map(lambda value: isinstance(value, (bool, np.bool_))).all():
+            return label.map(lambda value: value if _is_missing(value) else int(value))
+    return label
+
+
 def _text_and_label(frame: pd.DataFrame, where: str) -> pd.DataFrame:
     """A new frame with just ``text`` and ``label``, types made storable but values left for the contract.
 
@@ -193,7 +208,7 @@ def _text_and_label(frame: pd.DataFrame, where: str) -> pd.DataFrame:
     as text (object, string or categorical columns) that are all numbers become numbers.
     """
     text = [_review_text(value, position, where) for position, value in enumerate(frame[TEXT_COLUMN].tolist())]
-    label = frame[LABEL_COLUMN]
+    label = _booleans_as_numbers(frame[LABEL_COLUMN])
     if label.dtype == object or pd.api.types.is_string_dtype(label.dtype) or isinstance(label.dtype, pd.CategoricalDtype):
         label = label.astype(object)
         numeric = pd.to_numeric(label, errors="coerce")

@@ -150,15 +150,17 @@ def pad_and_tokenise(split_files: SplitFiles, tokenisation: TokenisationConfig, 
     # Imported here: Keras/TensorFlow take seconds to import and the CLI's --help should not wait for them.
     import tensorflow as tf
 
-    from seqflow.models.text import OOV_ID, PADDING_ID, PadAndTruncate, build_vectoriser
+    from seqflow.models.text import OOV_ID, PADDING_ID, PadAndTruncate, build_vectoriser, standardise_review_unicode
 
     settings_key = json.dumps(dataclasses.asdict(tokenisation), sort_keys=True)
-    folder_key = hashlib.sha256(f"{split_files.digest}|{settings_key}".encode()).hexdigest()[:16]
+    # The standardiser decides the vocabulary: arrays of another standardiser never share (or overwrite) a folder.
+    standardiser = standardise_review_unicode.__name__
+    folder_key = hashlib.sha256(f"{split_files.digest}|{settings_key}|{standardiser}".encode()).hexdigest()[:16]
     tokenised_dir = Path(artifacts_dir) / "tokenised" / folder_key
     tokenised_dir.mkdir(parents=True, exist_ok=True)
 
     frames = {split: read_split(split_files, split) for split in SPLITS}
-    vectoriser = build_vectoriser(tokenisation.vocab_size)
+    vectoriser = build_vectoriser(tokenisation.vocab_size, standardise=standardise_review_unicode)
     logger.info("adapting the vocabulary on %d training reviews", len(frames["train"]))
     vectoriser.adapt(
         tf.data.Dataset.from_tensor_slices(frames["train"][TEXT_COLUMN].tolist()).batch(VECTORISE_BATCH_SIZE)

@@ -189,10 +189,11 @@ def test_text_labels_are_stratified_too() -> None:
     ],
 )
 def test_empty_split_is_a_data_source_error(frame: pd.DataFrame, config: DataConfig) -> None:
-    with pytest.raises(DataSourceError, match="leaves split") as info:
+    # Refused before splitting, with the rows it has and how many the splits need.
+    with pytest.raises(DataSourceError, match="too few for the splits") as info:
         split_source(SourceData("csv:/data/tiny.csv", frame), config, seed=0)
     assert "csv:/data/tiny.csv" in str(info.value)
-    assert "rows per split" in str(info.value)
+    assert "at least 3 rows of each label" in str(info.value)
 
 
 def test_empty_source_test_split_is_a_data_source_error() -> None:

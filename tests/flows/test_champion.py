@@ -259,7 +259,7 @@ def test_serve_scores_raw_reviews_over_http(store, env_file, tmp_path):
     log_path = tmp_path / "serve.log"
     with log_path.open("w") as log:
         server = subprocess.Popen(
-            [sys.executable, "-m", "seqflow.cli", "--env-file", env_file, "serve", "--port", str(port)],
+            [sys.executable, "-m", "seqflow.cli", "--env-file", env_file, "serve", "--port", str(port), "--max-request-mb", "0.05"],
             cwd=tmp_path, stdout=log, stderr=subprocess.STDOUT,
         )
     try:
@@ -303,6 +303,12 @@ def test_serve_scores_raw_reviews_over_http(store, env_file, tmp_path):
         assert error["error_code"] == "INVALID_PARAMETER_VALUE"
         assert "1 of 2 review(s) are empty after tokenisation" in error["message"]
         assert "row 2 of 2 (' ?! <br />')" in error["message"]
+
+        # A body over --max-request-mb (50 KiB here) is refused unread, with HTTP 413.
+        with pytest.raises(urllib.error.HTTPError) as too_large:
+            _post(url, {"dataframe_records": [{"text": reviews[0]}] * 2000})
+        assert too_large.value.code == 413
+        assert json.loads(too_large.value.read())["error_code"] == "REQUEST_LIMIT_EXCEEDED"
     finally:
         server.send_signal(signal.SIGTERM)
         returncode = server.wait(timeout=60)

@@ -39,14 +39,13 @@ def review_model(tmp_path_factory):
 
 
 def test_reviews_without_words_are_refused_by_row_not_scored_as_nan(review_model):
+    import tensorflow as tf
     from mlflow.exceptions import MlflowException
-
-    from seqflow.sentiment.serving import score_texts
 
     model, serving = review_model
     texts = ["good film", "", "  !!! <br /> ...", "zzz unknown words", None]
     # What the refusal prevents: the averaging classifier divides by zero words.
-    assert np.isnan(score_texts(serving, ["", "!!!"])).all()
+    assert np.isnan(serving(tf.constant([[""], ["!!!"]])).numpy()).all()
 
     with pytest.raises(InputRefused) as refused:
         model.predict(None, pd.DataFrame({"text": texts}))
@@ -109,3 +108,40 @@ def test_empty_prefix_starts_after_a_line_break_when_the_model_knows_one(tmp_pat
     model = _char_model(tmp_path, ["\ufffd", "\n", *"abc"])
     generated = model.predict(None, pd.DataFrame({"prefix": [""], "length": [4], "temperature": [0.0]}))
     assert len(generated["continuation"][0]) == 4
+
+
+def test_rows_that_are_not_utf8_text_are_refused_by_number(review_model):
+    # A lone surrogate is what Python makes of invalid UTF-8 bytes in argv (`seqflow predict $'\xff\xfe ...'`)
+    # and of a "\udcff" escape in JSON; numbers, booleans and objects come from JSON over HTTP.
+    model, _ = review_model
+    texts = ["good film", "\udcff\udcfe great film", 5, {"text": "good"}, True, b"good film", b"\xff bad", "bad"]
+    with pytest.raises(InputRefused) as refused:
+        model.predict(None, pd.DataFrame({"text": texts}))
+    message = str(refused.value)
+    assert refused.value.error_code == "INVALID_PARAMETER_VALUE"
+    assert message.startswith("5 of 8 review(s) are not UTF-8 text: row 2 of 8 is not valid UTF-8")
+    assert "character 1 is '\\udcff', a lone surrogate" in message
+    assert "row 3 of 8 is int '5', not text" in message
+    assert "row 4 of 8 is dict \"{'text': 'good'}\", not text" in message
+    assert "row 5 of 8 is bool 'True', not text" in message
+    assert "row 7 of 8 is bytes that are not valid UTF-8 (byte 1" in message
+    assert "row 1 " not in message and "row 6 " not in message and "row 8 " not in message
+    # UTF-8 bytes are text.
+    assert len(model.predict(None, pd.DataFrame({"text": ["good", b"good film"]}))) == 2
+
+
+def test_rows_are_named_by_their_place_in_the_whole_input_across_batches(review_model, monkeypatch):
+    from seqflow.sentiment import serving
+
+    model, serving_model = review_model
+    monkeypatch.setattr(serving, "PREDICT_BATCH_SIZE", 2)
+    texts = ["good", "bad film", "film", "...", "good good", "!"]
+    with pytest.raises(InputRefused, match=r"2 of 6 review\(s\) are empty .*row 4 of 6 \('...'\), row 6 of 6 \('!'\)"):
+        model.predict(None, pd.DataFrame({"text": texts}))
+    scored = model.predict(None, pd.DataFrame({"text": texts[:3]}))
+    # One pass scores and finds empty rows: the same probabilities as the serving model called directly.
+    import tensorflow as tf
+
+    direct = serving_model(tf.constant([[text] for text in texts[:3]])).numpy().reshape(-1)
+    np.testing.assert_allclose(scored["probability"].to_numpy(), direct, rtol=1e-6)
+    assert scored["label"].tolist() == (direct >= 0.5).astype(int).tolist()
