@@ -371,6 +371,9 @@ def configure_runtime(log_level: str) -> None:
     logging.basicConfig(level=log_level, handlers=[handler])
     # MLflow logs through its own handler, so it needs its own level.
     os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")
+    # MLflow draws a tqdm bar for every artifact download (a model load downloads its files): carriage-return noise
+    # around the one line a command prints.
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     # TensorFlow's C++ start-up chatter (CPU feature notes) is not useful in a pipeline log.
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     # Anonymous usage reporting cannot reach its server offline and only adds delay.

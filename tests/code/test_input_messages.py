@@ -14,6 +14,7 @@ import pytest
 # The flow modules import Prefect, which sets up its logging on import: done at collection, not inside a test
 # whose output is being captured (it broke the capture of the tests after it).
 import seqflow.core.rerun
+import seqflow.sentiment.rerun
 import seqflow.flows.charlm
 import seqflow.flows.rerun
 import seqflow.flows.sentiment
@@ -111,7 +112,7 @@ def test_rerun_of_an_architecture_the_earlier_execution_never_had_is_refused(cli
         return SimpleNamespace(task=task, rerun_of="abc123", earlier=earlier, config=get_profile("quick"), architectures=chosen)
 
     calls: list = []
-    monkeypatch.setattr(seqflow.core.rerun, "plan_rerun", plan_rerun)
+    monkeypatch.setattr(seqflow.sentiment.rerun, "plan_rerun", plan_rerun)
     monkeypatch.setattr(seqflow.flows.rerun, "rerun_flow", _never_called(calls))
     code, stderr = cli("rerun", "train", "--arch", "lstm", "--arch", "nbsvm")
     assert code == 2 and plans == [["lstm", "nbsvm"]] and calls == []

@@ -56,5 +56,5 @@ def test_unknown_model_is_one_line_before_any_child_starts(store_folder: Path, c
     monkeypatch.setattr(subprocess, "Popen", lambda *args, **kwargs: started.append(args))
     assert main(["serve", "--port", "5987", "--model-uri", model_uri]) == 2
     error = _one_error_line(capsys)
-    assert f"cannot serve --model-uri {model_uri!r}" in error
+    assert f"model {model_uri!r} does not exist" in error
     assert started == []

@@ -25,17 +25,15 @@ VOCABULARY = ["", "[UNK]", "good", "bad", "film", "café"]
 
 @pytest.fixture(scope="module")
 def pyfunc_dir(tmp_path_factory) -> Path:
-    import mlflow.pyfunc
-
+    from seqflow.core.trusted_models import save_from_code
     from seqflow.models.architectures import ModelSpec, build_model, build_serving_model
-    from seqflow.sentiment.serving import KERAS_ARTIFACT, ReviewSentimentModel
+    from seqflow.sentiment.serving import KERAS_ARTIFACT, REVIEW_SENTIMENT
 
     folder = tmp_path_factory.mktemp("batch-model")
     classifier = build_model("embedding_pool", ModelSpec(vocab_size=len(VOCABULARY), embedding_dim=4))
     build_serving_model(classifier, VOCABULARY, max_length=8, padding="post", truncation="post").save(folder / "serving.keras")
-    mlflow.pyfunc.save_model(
-        str(folder / "model"), python_model=ReviewSentimentModel(), artifacts={KERAS_ARTIFACT: str(folder / "serving.keras")}
-    )
+    # As seqflow logs it (models from code), so `seqflow predict` recognises the kind it needs.
+    save_from_code(REVIEW_SENTIMENT, folder / "model", {KERAS_ARTIFACT: str(folder / "serving.keras")}, None, None, [])
     return folder / "model"
 
 
