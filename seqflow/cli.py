@@ -29,6 +29,7 @@ from seqflow.config import (
     parse_assignments,
     resolve_pipeline_config,
 )
+from seqflow.cli_champion import CHAMPION_COMMANDS, add_champion_commands, add_profile_options, reading_tracker
 from seqflow.core.errors import SeqflowError
 from seqflow.core.settings import TrackingSettings, load_settings
 
@@ -50,19 +51,6 @@ def add_config_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--source", help="data source: embedded | tfds:imdb_reviews | aclimdb:PATH | csv:PATH | parquet:PATH")
     parser.add_argument("--seed", type=int, help="the one random seed for splits, initialisation and shuffling")
     add_profile_options(parser)
-
-
-def add_profile_options(parser: argparse.ArgumentParser) -> None:
-    """--profile and --set: enough to resolve a PipelineConfig's gates (promote, rollback)."""
-    parser.add_argument("--profile", choices=sorted(PROFILES), help="named settings (default: SEQFLOW_PROFILE or quick)")
-    parser.add_argument(
-        "--set",
-        dest="assignments",
-        action="append",
-        default=[],
-        metavar="SECTION.FIELD=VALUE",
-        help="override one setting, e.g. --set tokenisation.max_length=300 (repeatable)",
-    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -151,21 +139,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     add_config_options(schedule)
 
-    champion = commands.add_parser("champion", help="show the current champion, its test metrics and who promoted it")
-    champion.add_argument("--json", action="store_true", help="print it as JSON")
-
-    promote = commands.add_parser("promote", help="move the champion alias to VERSION if it passes the promotion gates")
-    promote.add_argument("version", metavar="VERSION", help="registered model version")
-    rollback = commands.add_parser("rollback", help="move the champion alias back to the champion before it")
-    for alias_command in (promote, rollback):
-        alias_command.add_argument("--reason", help="why (recorded on the version; required with --force)")
-        alias_command.add_argument("--force", action="store_true", help="override a refusing gate (audited)")
-        add_profile_options(alias_command)
-
-    serve = commands.add_parser("serve", help="serve the champion over HTTP with MLflow's model server")
-    serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1, this machine only)")
-    serve.add_argument("--port", type=int, default=5001, help="port (default: 5001)")
-    serve.add_argument("--model-uri", help="MLflow model URI (default: models:/<registered name>@champion)")
+    add_champion_commands(commands, "test metrics", tuple(PROFILES), "SEQFLOW_PROFILE or quick", "promotion.accuracy_floor=0.8")
     add_charlm_commands(commands)
     return parser
 
@@ -174,7 +148,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def add_charlm_commands(commands: argparse._SubParsersAction) -> None:
-    """``seqflow charlm run|rerun|profiles`` and ``seqflow generate``."""
+    """``seqflow charlm run|rerun|profiles|champion|promote|rollback|serve`` and ``seqflow generate``."""
     from seqflow.config import ALL_CHAR_ARCHITECTURES, CHARLM_PROFILES, CHARLM_RERUN_TASKS
 
     charlm = commands.add_parser("charlm", help="character-level language models: train, register, promote")
@@ -205,6 +179,9 @@ def add_charlm_commands(commands: argparse._SubParsersAction) -> None:
     )
     profiles = charlm_commands.add_parser("profiles", help="list the charlm profiles and their settings")
     profiles.add_argument("name", nargs="?", help="show one profile in full")
+    add_champion_commands(
+        charlm_commands, "validation metrics", tuple(CHARLM_PROFILES), "quick", "promotion.max_val_perplexity=8"
+    )
 
     generate = commands.add_parser("generate", help="generate text with the character model's champion (or --model-uri)")
     generate.add_argument("--prefix", default="", help="text the generation continues (default: empty)")
@@ -232,6 +209,10 @@ def _cmd_charlm(args: argparse.Namespace, settings: TrackingSettings) -> int:
         return 0
     if args.charlm_command == "rerun":
         return _cmd_charlm_rerun(args, settings)
+    if args.charlm_command in CHAMPION_COMMANDS:
+        from seqflow.charlm.pipeline import CHARLM
+
+        return CHAMPION_COMMANDS[args.charlm_command](args, settings, CHARLM)
     overrides: dict[str, object] = {}
     if args.source:
         overrides["data.source"] = args.source
@@ -264,13 +245,13 @@ def _cmd_generate(args: argparse.Namespace, settings: TrackingSettings) -> int:
 
     import pandas as pd
 
-    from seqflow.core.tracking import CHAMPION_ALIAS, Tracker
+    from seqflow.core.tracking import CHAMPION_ALIAS
 
     if args.length < 0 or args.temperature < 0:
         raise SeqflowError(f"--length and --temperature must not be negative, got {args.length} and {args.temperature}")
     charlm_settings = settings.for_charlm()
     model_uri = args.model_uri or f"models:/{charlm_settings.registered_model_name}@{CHAMPION_ALIAS}"
-    tracker = Tracker(charlm_settings)
+    tracker = reading_tracker(charlm_settings, args.model_uri)
     if args.model_uri is None and tracker.champion() is None:
         raise SeqflowError(
             f"registered model {charlm_settings.registered_model_name!r} has no {CHAMPION_ALIAS!r} alias in "
@@ -378,10 +359,10 @@ def _cmd_predict(args: argparse.Namespace, settings: TrackingSettings) -> int:
 
     import pandas as pd
 
-    from seqflow.core.tracking import CHAMPION_ALIAS, Tracker
+    from seqflow.core.tracking import CHAMPION_ALIAS
 
     model_uri = args.model_uri or f"models:/{settings.registered_model_name}@{CHAMPION_ALIAS}"
-    tracker = Tracker(settings)
+    tracker = reading_tracker(settings, args.model_uri)
     if args.model_uri is None and tracker.champion() is None:
         raise SeqflowError(
             f"registered model {settings.registered_model_name!r} has no {CHAMPION_ALIAS!r} alias in "
@@ -427,40 +408,15 @@ def _cmd_schedule(args: argparse.Namespace, settings: TrackingSettings) -> int:
     return serve_schedule(args.name, args.cron, args.timezone, args.profile, overrides, env_file)
 
 
-def _cmd_champion(args: argparse.Namespace, settings: TrackingSettings) -> int:
-    import json
+def _sentiment(command):  # noqa: ANN001, ANN202
+    """``command`` for the sentiment pipeline: the top-level ``seqflow champion|promote|rollback|serve``."""
 
-    from seqflow.sentiment.registry import describe_champion
-    from seqflow.core.tracking import Tracker
+    def run(args: argparse.Namespace, settings: TrackingSettings) -> int:
+        from seqflow.sentiment.pipeline import SENTIMENT
 
-    info = describe_champion(Tracker(settings))
-    print(json.dumps(info.as_dict(), indent=2) if args.json else info.render())
-    return 0
+        return command(args, settings, SENTIMENT)
 
-
-def _cmd_promote(args: argparse.Namespace, settings: TrackingSettings) -> int:
-    from seqflow.sentiment.registry import promote_version
-    from seqflow.core.tracking import Tracker
-
-    promotion = resolve_config(args, settings).promotion
-    print(promote_version(Tracker(settings), args.version, promotion, args.reason, args.force).render())
-    return 0
-
-
-def _cmd_rollback(args: argparse.Namespace, settings: TrackingSettings) -> int:
-    from seqflow.sentiment.registry import rollback
-    from seqflow.core.tracking import Tracker
-
-    promotion = resolve_config(args, settings).promotion
-    print(rollback(Tracker(settings), promotion, args.reason, args.force).render())
-    return 0
-
-
-def _cmd_serve(args: argparse.Namespace, settings: TrackingSettings) -> int:
-    from seqflow.core.model_server import serve_model
-
-    return serve_model(settings, args.host, args.port, args.model_uri)
-
+    return run
 
 _COMMANDS = {
     "validate": _cmd_validate,
@@ -471,10 +427,7 @@ _COMMANDS = {
     "charlm": _cmd_charlm,
     "generate": _cmd_generate,
     "schedule": _cmd_schedule,
-    "champion": _cmd_champion,
-    "promote": _cmd_promote,
-    "rollback": _cmd_rollback,
-    "serve": _cmd_serve,
+    **{name: _sentiment(command) for name, command in CHAMPION_COMMANDS.items()},
 }
 # Commands that open MLflow runs: SIGTERM must unwind them like Ctrl-C, so their runs end KILLED.
 _INTERRUPTIBLE_COMMANDS = ("run", "rerun", "charlm")

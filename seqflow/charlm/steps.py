@@ -10,87 +10,34 @@ from __future__ import annotations
 import json
 import logging
 import math
-import tempfile
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Callable
-
-import numpy as np
 
 from seqflow.charlm.text import (
     UNKNOWN_ID,
     CharEncodedData,
     CharSplitFiles,
-    encode,
     load_char_ids,
     load_char_vocabulary,
     read_char_split,
 )
-from seqflow.config import CharLMConfig, CharPromotionConfig
+from seqflow.config import CharLMConfig
 from seqflow.sentiment.contracts import ContractReport
 from seqflow.core.evaluation import plot_learning_curves
-from seqflow.core.promotion import decide_by_metric
-from seqflow.sentiment.steps import (
-    FINGERPRINT_TAG,
-    RESUMED_FROM_EPOCH_TAG,
-    RegistrationOutcome,
-    apply_promotion,
-    close_runs_of_dead_executions,
-    log_execution_records,
-    rows_as_csv,
-)
+from seqflow.charlm.pipeline import CHARLM, MAX_LOSS, SCORE_TAG, validation_text_of
+from seqflow.charlm.records import CharComparisonRow, EvaluatedCharModel, TrainedCharModel
+from seqflow.core.registry import Candidate, RegistrationOutcome, champion_score_on, register_and_promote
+from seqflow.core.runs import FLOW_RUN_TAG, ROLE_TAG, close_runs_of_dead_executions
+from seqflow.core.tracking import Tracker
+from seqflow.sentiment.steps import FINGERPRINT_TAG, RESUMED_FROM_EPOCH_TAG, log_execution_records, rows_as_csv
 from seqflow.sentiment.summary import TaskStatus, render_task_statuses
-from seqflow.core.tracking import FLOW_RUN_TAG, ROLE_TAG, Tracker
 
 logger = logging.getLogger(__name__)
 
 # The row stored with each logged model as its input example; its prefix is the sample prefix (see
 # example_prefix), so that the example is one the model accepts whatever language it was trained on.
 INPUT_EXAMPLE = {"length": [40], "temperature": [0.8], "seed": [0]}
-# The tag (and metric) the champion is chosen by.
-SCORE_TAG = "val_perplexity"
-
-
-@dataclass(frozen=True)
-class TrainedCharModel:
-    architecture: str
-    run_id: str
-    step_model_path: Path
-    model_uri: str
-    history: dict[str, list[float]]
-    epochs_run: int
-    best_epoch: int
-    seconds: float
-    seconds_per_epoch: float
-    parameters: int
-
-
-@dataclass(frozen=True)
-class EvaluatedCharModel:
-    architecture: str
-    run_id: str
-    model_uri: str
-    dataset_digest: str
-    val_loss: float
-    val_perplexity: float
-    best_epoch: int
-    epochs_run: int
-    seconds: float
-    parameters: int
-
-
-@dataclass(frozen=True)
-class CharComparisonRow:
-    architecture: str
-    epochs: int
-    best_epoch: int
-    val_loss: float
-    val_perplexity: float
-    parameters: int
-    seconds: float
-    version: str | None
-    champion: bool
 
 
 @dataclass(frozen=True)
@@ -193,11 +140,9 @@ def train_char_architecture(
     flow_run_id: str | None,
 ) -> TrainedCharModel:
     """One child run: fit with per-epoch loss/perplexity, sample texts every few epochs, the pyfunc logged."""
-    import mlflow.types
     import pandas as pd
-    from mlflow.models import ModelSignature
 
-    from seqflow.charlm.generate import STEP_MODEL_ARTIFACT, VOCABULARY_ARTIFACT, CharGenerationModel
+    from seqflow.charlm.generate import STEP_MODEL_ARTIFACT, VOCABULARY_ARTIFACT
     from seqflow.charlm.train import char_training_fingerprint, train_char_model
     from seqflow.sentiment.train import checkpoint_dir_for
 
@@ -239,18 +184,11 @@ def train_char_architecture(
         )
         tracker.log_artifact(run_id, curves, "plots")
         tracker.log_text(run_id, json.dumps(outcome.history, indent=2), "history.json")
-        signature = ModelSignature(
-            inputs=mlflow.types.Schema([
-                mlflow.types.ColSpec("string", "prefix"), mlflow.types.ColSpec("long", "length"),
-                mlflow.types.ColSpec("double", "temperature"), mlflow.types.ColSpec("long", "seed", required=False),
-            ]),
-            outputs=mlflow.types.Schema([mlflow.types.ColSpec("string", "text"), mlflow.types.ColSpec("string", "continuation")]),
-        )
         model_uri = tracker.log_pyfunc_model(
             run_id,
-            CharGenerationModel(),
+            CHARLM.pyfunc.python_model(),
             {STEP_MODEL_ARTIFACT: str(outcome.step_model_path), VOCABULARY_ARTIFACT: str(encoded.vocabulary_path)},
-            signature,
+            CHARLM.pyfunc.signature(),
             pd.DataFrame({"prefix": [example_prefix(prefix, vocabulary)], **INPUT_EXAMPLE}),
         )
     return TrainedCharModel(
@@ -280,7 +218,7 @@ def evaluate_char_architecture(
         training = config.training
         val_loss = stream_loss(step_model, load_char_ids(encoded, "validation"), training.validation_streams,
                                training.validation_window)
-        val_perplexity = math.exp(min(val_loss, 50.0))
+        val_perplexity = math.exp(min(val_loss, MAX_LOSS))
         tracker.log_metrics(trained.run_id, {"best_val_loss": val_loss, "best_val_perplexity": val_perplexity})
     return EvaluatedCharModel(
         architecture=trained.architecture,
@@ -299,28 +237,11 @@ def evaluate_char_architecture(
 def _champion_perplexity_on(tracker: Tracker, champion, encoded: CharEncodedData, config: CharLMConfig) -> float:  # noqa: ANN001
     """The champion's validation perplexity on this execution's validation text: from its tags if measured on
     the same data (same digest), otherwise by scoring the champion's own step model and vocabulary on it now."""
-    import keras
+    return champion_score_on(CHARLM, tracker, champion, encoded.dataset_digest, lambda: _validation_text(encoded, config))
 
-    from seqflow.charlm.train import stream_loss
 
-    tags = champion.tags or {}
-    if tags.get("dataset_digest") == encoded.dataset_digest and SCORE_TAG in tags:
-        return float(tags[SCORE_TAG])
-    logger.info("champion v%s was measured on other data; scoring it on this validation text", champion.version)
-    with tempfile.TemporaryDirectory() as scratch:
-        model_dir = tracker.download_model_artifacts(
-            f"models:/{tracker.settings.registered_model_name}/{champion.version}", Path(scratch)
-        )
-        # The pyfunc keeps its artifact files under artifacts/: the step model (.keras) and the vocabulary (.json).
-        step_model = keras.saving.load_model(next((model_dir / "artifacts").rglob("*.keras")), compile=False)
-        vocabulary = load_char_vocabulary(next((model_dir / "artifacts").rglob("*.json")))
-    # This execution's validation text (characters unseen in its training text read back as the unknown
-    # marker), encoded with the champion's vocabulary.
-    own_vocabulary = load_char_vocabulary(encoded.vocabulary_path)
-    validation_text = "".join(own_vocabulary[i] for i in load_char_ids(encoded, "validation"))
-    ids = encode(validation_text, vocabulary)
-    loss = stream_loss(step_model, ids, config.training.validation_streams, config.training.validation_window)
-    return math.exp(min(loss, 50.0))
+def _validation_text(encoded: CharEncodedData, config: CharLMConfig):  # noqa: ANN202 - a ValidationText
+    return validation_text_of(encoded, config.training.validation_streams, config.training.validation_window)
 
 
 def register_and_promote_charlm(
@@ -331,40 +252,20 @@ def register_and_promote_charlm(
     parent_run_id: str,
 ) -> RegistrationOutcome:
     """Register every evaluated model, then move ``champion`` to the lowest validation perplexity if it passes
-    the gates. All or nothing: if anything fails before the alias moves, this execution's versions are deleted."""
-    promotion: CharPromotionConfig = config.promotion
+    the gates, all or nothing (see :func:`seqflow.core.registry.register_and_promote`)."""
     candidates = [
-        (
+        Candidate(
             model.architecture,
             model.run_id,
             model.model_uri,
-            {
-                "architecture": model.architecture,
-                "run_id": model.run_id,
-                "parent_run_id": parent_run_id,
-                "dataset_digest": model.dataset_digest,
-                "val_loss": f"{model.val_loss:.6f}",
-                SCORE_TAG: f"{model.val_perplexity:.6f}",
-            },
+            model.dataset_digest,
+            {"val_loss": f"{model.val_loss:.6f}", SCORE_TAG: f"{model.val_perplexity:.6f}"},
         )
         for model in evaluated
     ]
-    versions = tracker.register_versions(candidates, score_tag=SCORE_TAG)
-    try:
-        best = min(versions, key=lambda version: version.score if not np.isnan(version.score) else math.inf)
-        champion = tracker.champion()
-        champion_score = _champion_perplexity_on(tracker, champion, encoded, config) if champion is not None else None
-        decision = decide_by_metric(
-            best.version, best.score, str(champion.version) if champion is not None else None, champion_score,
-            metric="validation perplexity", higher_is_better=False, bound=promotion.max_val_perplexity,
-            min_improvement=promotion.min_improvement, data="validation text", bound_gate="max_val_perplexity",
-        )
-        previous_champion = str(champion.version) if champion is not None else None
-        apply_promotion(tracker, decision, parent_run_id, "seqflow charlm run", previous_champion)
-    except BaseException:
-        tracker.delete_versions(versions)
-        raise
-    return RegistrationOutcome.now(tracker, versions, decision)
+    return register_and_promote(
+        CHARLM, tracker, candidates, config.promotion, parent_run_id, lambda: _validation_text(encoded, config)
+    )
 
 
 def finish_charlm_run(

@@ -57,7 +57,7 @@ TASK_MODULES: dict[str, tuple[str, ...]] = {
     "train": (
         "seqflow.tasks.training", "seqflow.sentiment.steps", "seqflow.sentiment.train", "seqflow.models.architectures",
         "seqflow.models.text", "seqflow.core.tracking", "seqflow.core.evaluation", "seqflow.sentiment.serving", "seqflow.sentiment.tokenise",
-        "seqflow.core.checkpoints", "seqflow.core.optimizers",
+        "seqflow.core.checkpoints", "seqflow.core.optimizers", "seqflow.sentiment.pipeline", "seqflow.core.models",
     ),
     "evaluate": (
         "seqflow.tasks.training", "seqflow.sentiment.steps", "seqflow.core.evaluation", "seqflow.core.tracking", "seqflow.sentiment.tokenise",
@@ -65,7 +65,7 @@ TASK_MODULES: dict[str, tuple[str, ...]] = {
     ),
     "register": (
         "seqflow.tasks.training", "seqflow.sentiment.steps", "seqflow.core.promotion", "seqflow.core.tracking", "seqflow.core.evaluation",
-        "seqflow.sentiment.serving",
+        "seqflow.sentiment.serving", "seqflow.sentiment.pipeline", "seqflow.core.registry", "seqflow.core.model_registry",
     ),
     # `seqflow charlm run`: the character-model tasks (their Prefect task names; see seqflow.tasks.charlm).
     "load-text": ("seqflow.tasks.charlm", "seqflow.charlm.sources", "seqflow.charlm.text"),
@@ -77,14 +77,15 @@ TASK_MODULES: dict[str, tuple[str, ...]] = {
     "train-charlm": (
         "seqflow.tasks.charlm", "seqflow.charlm.steps", "seqflow.charlm.train", "seqflow.charlm.generate",
         "seqflow.charlm.text", "seqflow.models.charlm", "seqflow.core.tracking", "seqflow.core.evaluation",
-        "seqflow.core.checkpoints", "seqflow.sentiment.train",
+        "seqflow.core.checkpoints", "seqflow.sentiment.train", "seqflow.charlm.pipeline", "seqflow.core.models",
     ),
     "evaluate-charlm": (
         "seqflow.tasks.charlm", "seqflow.charlm.steps", "seqflow.charlm.train", "seqflow.charlm.text", "seqflow.core.tracking",
     ),
     "register-charlm": (
         "seqflow.tasks.charlm", "seqflow.charlm.steps", "seqflow.charlm.train", "seqflow.charlm.text",
-        "seqflow.core.promotion", "seqflow.core.tracking", "seqflow.sentiment.steps", "seqflow.sentiment.registry",
+        "seqflow.core.promotion", "seqflow.core.tracking", "seqflow.sentiment.steps", "seqflow.charlm.pipeline",
+        "seqflow.core.registry", "seqflow.core.model_registry",
     ),
 }
 # The order tasks appear in a summary.

@@ -14,6 +14,8 @@ import subprocess
 import time
 
 from seqflow.core.errors import SeqflowError
+from seqflow.core.pipeline import Pipeline
+from seqflow.core.runs import recover_before_reading
 from seqflow.core.settings import TrackingSettings
 from seqflow.core.tracking import CHAMPION_ALIAS, Tracker
 
@@ -46,23 +48,27 @@ def _wait_for_group_exit(process_group: int) -> None:
         os.killpg(process_group, signal.SIGKILL)
 
 
-def serve_model(settings: TrackingSettings, host: str, port: int, model_uri: str | None = None) -> int:
-    """Serve ``model_uri`` (default: the champion) on ``host:port`` until stopped; 0 when stopped by a signal."""
+def serve_model(
+    settings: TrackingSettings, host: str, port: int, model_uri: str | None = None, *, pipeline: Pipeline
+) -> int:
+    """Serve ``model_uri`` (default: the ``pipeline``'s champion) on ``host:port`` until stopped; 0 when stopped
+    by a signal. ``settings`` are the pipeline's own (:attr:`Pipeline.tracking_settings`)."""
     tracker = Tracker(settings)
     if model_uri is None:
+        # Never serve a version of an execution that was killed while registering.
+        recover_before_reading(tracker)
         champion = tracker.champion()
         if champion is None:
             raise SeqflowError(
                 f"registered model {settings.registered_model_name!r} has no {CHAMPION_ALIAS!r} alias in "
-                f"{settings.tracking_uri}; run `seqflow run` first or pass --model-uri"
+                f"{settings.tracking_uri}; run `{pipeline.via_run}` first or pass --model-uri"
             )
         model_uri = f"models:/{settings.registered_model_name}@{CHAMPION_ALIAS}"
         # The alias is resolved once, at start: a later promotion is served after a restart.
         print(f"serving {model_uri} = v{champion.version} ({(champion.tags or {}).get('architecture', '?')})")
     _check_port_free(host, port)
     command, environment = tracker.model_server_command(model_uri, host, port)
-    print(f"POST raw reviews to http://{host}:{port}/invocations, e.g. {{\"dataframe_records\": [{{\"text\": \"...\"}}]}}",
-          flush=True)
+    print(f"POST to http://{host}:{port}/invocations, e.g. {pipeline.pyfunc.request_example}", flush=True)
     server = subprocess.Popen(command, env=environment, start_new_session=True)
     stopping: list[int] = []
 

@@ -28,11 +28,14 @@ from seqflow.core.evaluation import (
     plot_overlay_html,
     plot_overlay_png,
 )
-from seqflow.core.promotion import PromotionDecision, decide_promotion
+from seqflow.core.registry import Candidate, RegistrationOutcome, champion_score_on
+from seqflow.core.registry import register_and_promote as register_and_promote_any
+from seqflow.core.runs import FLOW_RUN_TAG, ROLE_TAG, close_runs_of_dead_executions
+from seqflow.core.tracking import Tracker
+from seqflow.sentiment.pipeline import SENTIMENT, log_serving_model
+from seqflow.sentiment.records import ComparisonRow, EvaluatedModel, TrainedModel
 from seqflow.sentiment.summary import TaskStatus, render_task_statuses
-from seqflow.sentiment.registry import VIA_RUN, audit_tags, champion_accuracy_on
 from seqflow.sentiment.tokenise import TokenisedData, load_arrays, load_vocabulary
-from seqflow.core.tracking import EXECUTION_ROLES, FLOW_RUN_TAG, ROLE_TAG, RegisteredVersion, Tracker
 from seqflow.sentiment.train import (
     EmbeddingSource,
     checkpoint_dir_for,
@@ -51,79 +54,6 @@ FINGERPRINT_TAG = "seqflow.training_fingerprint"
 
 # Reviews stored with each logged model as its input example.
 INPUT_EXAMPLE_TEXTS = ["A moving, beautifully acted film.", "Dull plot and wooden acting; I walked out."]
-
-
-@dataclass(frozen=True)
-class TrainedModel:
-    architecture: str
-    run_id: str
-    classifier_path: Path
-    model_uri: str
-    history: dict[str, list[float]]
-    epochs_run: int
-    seconds: float
-    seconds_per_epoch: float
-
-
-@dataclass(frozen=True)
-class EvaluatedModel:
-    architecture: str
-    run_id: str
-    model_uri: str
-    dataset_digest: str
-    test_metrics: dict[str, float]
-    overfitting: dict[str, float]
-    epochs_run: int
-    seconds: float
-    seconds_per_epoch: float
-    # Per-epoch training history (for the parent run's overlay figure) and behavioural pass rates per check type.
-    history: dict[str, list[float]] = field(default_factory=dict)
-    behaviour: dict[str, float] = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
-class RegistrationOutcome:
-    """What registration did; the same record for sentiment and character models."""
-
-    versions: list[RegisteredVersion]
-    decision: PromotionDecision | None
-    champion_version: str | None
-
-    @classmethod
-    def now(cls, tracker: Tracker, versions: list[RegisteredVersion], decision: PromotionDecision | None) -> RegistrationOutcome:
-        """The outcome with the champion as the registry has it now (moved by ``decision`` or not)."""
-        champion = tracker.champion()
-        return cls(versions=versions, decision=decision, champion_version=str(champion.version) if champion else None)
-
-    @property
-    def decision_reason(self) -> str:
-        return self.decision.reason if self.decision else "no model evaluated"
-
-    def version_of(self, run_id: str) -> str | None:
-        """The version registered from the model of ``run_id``, or None."""
-        return next((version.version for version in self.versions if version.run_id == run_id), None)
-
-    def is_champion(self, run_id: str) -> bool:
-        version = self.version_of(run_id)
-        return version is not None and version == self.champion_version
-
-
-@dataclass(frozen=True)
-class ComparisonRow:
-    architecture: str
-    epochs: int
-    best_val_accuracy: float
-    test_accuracy: float
-    roc_auc: float
-    gap_at_end: float
-    seconds: float
-    version: str | None
-    champion: bool
-    # Overfitting figures (see seqflow.core.evaluation.overfitting_figures) and behavioural pass rates.
-    best_epoch: int = 0
-    gap_at_best: float = float("nan")
-    epochs_past_best: int = 0
-    behaviour: dict[str, float] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -214,24 +144,6 @@ def warm_start_source(tracker: Tracker, training: TrainingConfig, download_dir: 
     return read_embedding_source(serving_path, training.warm_start_model_uri)
 
 
-def close_runs_of_dead_executions(tracker: Tracker) -> None:
-    """End the RUNNING runs of processes on this host that are gone (``kill -9``, out of memory, power cut) as
-    KILLED, and withdraw the registered versions of executions whose parent run was among them."""
-    closed = tracker.close_runs_of_dead_processes()
-    for run in closed:
-        logger.warning(
-            "closed MLflow run %s (%s) as KILLED: its process %s is gone", run.run_id, run.run_name, run.owner.describe()
-        )
-    dead_parents = [run.run_id for run in closed if run.role in EXECUTION_ROLES]
-    withdrawn = tracker.withdraw_versions_of_executions(dead_parents)
-    if withdrawn:
-        logger.warning(
-            "deleted version(s) %s of %r: registered by an execution that never finished",
-            ", ".join(withdrawn),
-            tracker.settings.registered_model_name,
-        )
-
-
 def train_architecture(
     tracker: Tracker,
     architecture: str,
@@ -288,7 +200,7 @@ def train_architecture(
             tokenised.truncation,
             output_dir / f"{architecture}_serving.keras",
         )
-        model_uri = tracker.log_serving_model(run_id, serving_path, INPUT_EXAMPLE_TEXTS)
+        model_uri = log_serving_model(tracker, run_id, serving_path, INPUT_EXAMPLE_TEXTS)
     return TrainedModel(
         architecture=architecture,
         run_id=run_id,
@@ -350,19 +262,8 @@ def evaluate_architecture(
 
 
 def _champion_accuracy_on(tracker: Tracker, champion, split_files: SplitFiles) -> float:  # noqa: ANN001
-    """The champion's test accuracy on this execution's test split (see :func:`registry.champion_accuracy_on`)."""
-    return champion_accuracy_on(tracker, champion, split_files.digest, lambda: split_files.test_path)
-
-
-def apply_promotion(
-    tracker: Tracker, decision: PromotionDecision, parent_run_id: str, via: str, previous_champion: str | None
-) -> None:
-    """Move ``champion`` to the challenger with an audit trail, or tag why not; record the reason on the run."""
-    if decision.promote:
-        tracker.set_champion(decision.challenger_version, audit_tags(decision.reason, via, previous_champion))
-    else:
-        tracker.tag_version(decision.challenger_version, {"not_promoted_reason": decision.reason})
-    tracker.set_tags(parent_run_id, {"promotion": decision.reason})
+    """The champion's test accuracy on this execution's test split (see :func:`seqflow.core.registry.champion_score_on`)."""
+    return champion_score_on(SENTIMENT, tracker, champion, split_files.digest, lambda: split_files.test_path)
 
 
 def register_and_promote(
@@ -372,50 +273,24 @@ def register_and_promote(
     promotion: PromotionConfig,
     parent_run_id: str,
 ) -> RegistrationOutcome:
-    """Register every evaluated model, then move ``champion`` to the best one if it passes the gates.
-
-    All or nothing: if anything fails or the process is interrupted here, this execution's versions are deleted
-    again and the alias stays on (or goes back to) the previous champion. A process killed outright leaves them
-    to the next execution's :func:`close_runs_of_dead_executions`.
-    """
+    """Register every evaluated model, then move ``champion`` to the best test accuracy if it passes the gates,
+    all or nothing (see :func:`seqflow.core.registry.register_and_promote`)."""
     candidates = [
-        (
+        Candidate(
             model.architecture,
             model.run_id,
             model.model_uri,
+            model.dataset_digest,
             {
-                "architecture": model.architecture,
-                "run_id": model.run_id,
-                "parent_run_id": parent_run_id,
-                "dataset_digest": model.dataset_digest,
                 **{f"test_{key}": f"{value:.6f}" for key, value in model.test_metrics.items()},
                 "test_accuracy": f"{model.test_metrics['accuracy']:.6f}",
             },
         )
         for model in evaluated
     ]
-    versions = tracker.register_versions(candidates)
-    previous_champion: str | None = None
-    try:
-        best = max(versions, key=lambda version: version.test_accuracy)
-        champion = tracker.champion()
-        previous_champion = str(champion.version) if champion is not None else None
-        champion_accuracy = (
-            _champion_accuracy_on(tracker, champion, split_files) if champion is not None else None
-        )
-        decision = decide_promotion(
-            best.version,
-            best.test_accuracy,
-            str(champion.version) if champion is not None else None,
-            champion_accuracy,
-            promotion,
-        )
-        apply_promotion(tracker, decision, parent_run_id, VIA_RUN, previous_champion)
-    except BaseException:
-        # Also when interrupted after the alias moved: the alias goes back to the version it was on.
-        tracker.withdraw_versions([version.version for version in versions], previous_champion)
-        raise
-    return RegistrationOutcome.now(tracker, versions, decision)
+    return register_and_promote_any(
+        SENTIMENT, tracker, candidates, promotion, parent_run_id, lambda: split_files.test_path
+    )
 
 
 def comparison_rows(evaluated: list[EvaluatedModel], registration: RegistrationOutcome) -> list[ComparisonRow]:

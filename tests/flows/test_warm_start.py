@@ -7,6 +7,7 @@ import pytest
 
 from seqflow.config import TrainingConfig
 from seqflow.core.errors import SeqflowError
+from seqflow.sentiment.pipeline import log_serving_model
 from seqflow.sentiment.steps import INPUT_EXAMPLE_TEXTS, warm_start_source
 from seqflow.core.tracking import Tracker, TrackingError
 from seqflow.sentiment.train import export_serving_model, train_classifier
@@ -31,7 +32,7 @@ def _register_source_model(tracker: Tracker, tmp_path) -> str:
         outcome.classifier_path, SOURCE_VOCABULARY, 5, "post", "pre", tmp_path / "source" / "serving.keras"
     )
     run_id = tracker.start_run("source", tags={})
-    model_uri = tracker.log_serving_model(run_id, serving_path, INPUT_EXAMPLE_TEXTS[:1])
+    model_uri = log_serving_model(tracker, run_id, serving_path, INPUT_EXAMPLE_TEXTS[:1])
     tracker.end_run(run_id)
     (version,) = tracker.register_versions([("embedding_pool", run_id, model_uri, {"test_accuracy": "0.5"})])
     return f"models:/{tracker.settings.registered_model_name}/{version.version}"
