@@ -41,6 +41,23 @@ def new_empty_store(store_path: Path) -> None:
     shutil.copyfile(_migrated_empty_store(), store_path)
 
 
+@pytest.fixture
+def dead_process():
+    """The identity (a ProcessIdentity) of a process that ran on this host and has exited (and been reaped)."""
+    import subprocess
+    import sys
+
+    import psutil
+
+    from seqflow.core.processes import ProcessIdentity, current_process
+
+    # It runs until its stdin closes, so its start time is read while it surely runs.
+    child = subprocess.Popen([sys.executable, "-c", "import sys; sys.stdin.read()"], stdin=subprocess.PIPE)
+    identity = ProcessIdentity(current_process().host, child.pid, psutil.Process(child.pid).create_time())
+    child.communicate(timeout=30)
+    return identity
+
+
 @pytest.fixture(scope="session")
 def prefect_api():
     """A temporary Prefect server shared by every flow test of the session (it takes ~15 s to start)."""
