@@ -9,9 +9,9 @@ from prefect import flow
 
 from seqflow.core.caching import cached
 from seqflow.charlm.steps import CharRunSummary
-from seqflow.config import CharLMConfig
+from seqflow.config import CharLMConfig, ExecutionConfig
 from seqflow.core.errors import SeqflowError
-from seqflow.core.execution import InlineTaskRunner
+from seqflow.core.execution import InlineTaskRunner, run_flow_on
 from seqflow.flows.sentiment import evaluated_models
 from seqflow.core.state import CharLMState
 from seqflow.core.rerun import CHARLM, RerunPlan, RerunSummary, registration_lines, swap_models
@@ -60,6 +60,14 @@ def charlm_flow(config: CharLMConfig, settings: TrackingSettings) -> CharRunSumm
         registration,
     )
     return finish_charlm_tracking(settings, parent_run_id, evaluated, registration, state)
+
+
+def run_charlm_flow(
+    config: CharLMConfig, settings: TrackingSettings, execution: ExecutionConfig = ExecutionConfig()
+) -> CharRunSummary:
+    """Run :func:`charlm_flow` on the task runner ``execution`` asks for: sequential by default, or every
+    architecture trained and evaluated in parallel on Dask workers (``seqflow charlm run --runner dask``)."""
+    return run_flow_on(charlm_flow, execution, config.artifacts_dir, settings.tracking_uri, config, settings)
 
 
 def _rerun_char_task(plan: RerunPlan, settings: TrackingSettings, parent_run_id: str) -> tuple[CharLMState, list[str]]:

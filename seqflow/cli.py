@@ -53,6 +53,34 @@ def add_config_options(parser: argparse.ArgumentParser) -> None:
     add_profile_options(parser)
 
 
+def add_runner_options(parser: argparse.ArgumentParser) -> None:
+    """--runner, --dask-address, --workers, --tf-threads: where a pipeline's architectures train."""
+    parallel = parser.add_argument_group("parallel training (default: one architecture after another, in this process)")
+    parallel.add_argument(
+        "--runner",
+        choices=list(RUNNERS),
+        default="sequential",
+        help="sequential (default), or dask: train the architectures in parallel on Dask worker processes",
+    )
+    parallel.add_argument(
+        "--dask-address",
+        metavar="ADDRESS",
+        help="scheduler of a running Dask cluster, e.g. tcp://10.0.0.5:8786 (default: start a local cluster)",
+    )
+    parallel.add_argument(
+        "--workers",
+        type=int,
+        metavar="N",
+        help=f"worker processes of the local Dask cluster, one task thread each (default: {DEFAULT_DASK_WORKERS})",
+    )
+    parallel.add_argument(
+        "--tf-threads",
+        type=int,
+        metavar="N",
+        help="TensorFlow threads in each local Dask worker (default: CPU cores divided by workers)",
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="seqflow",
@@ -77,30 +105,7 @@ def build_parser() -> argparse.ArgumentParser:
         choices=list(ALL_ARCHITECTURES),
         help="train only this architecture (repeatable; default: the profile's list)",
     )
-    parallel = run.add_argument_group("parallel training (default: one architecture after another, in this process)")
-    parallel.add_argument(
-        "--runner",
-        choices=list(RUNNERS),
-        default="sequential",
-        help="sequential (default), or dask: train the architectures in parallel on Dask worker processes",
-    )
-    parallel.add_argument(
-        "--dask-address",
-        metavar="ADDRESS",
-        help="scheduler of a running Dask cluster, e.g. tcp://10.0.0.5:8786 (default: start a local cluster)",
-    )
-    parallel.add_argument(
-        "--workers",
-        type=int,
-        metavar="N",
-        help=f"worker processes of the local Dask cluster, one task thread each (default: {DEFAULT_DASK_WORKERS})",
-    )
-    parallel.add_argument(
-        "--tf-threads",
-        type=int,
-        metavar="N",
-        help="TensorFlow threads in each local Dask worker (default: CPU cores divided by workers)",
-    )
+    add_runner_options(run)
 
     rerun = commands.add_parser(
         "rerun",
@@ -161,6 +166,7 @@ def add_charlm_commands(commands: argparse._SubParsersAction) -> None:
         "--set", dest="assignments", action="append", default=[], metavar="SECTION.FIELD=VALUE",
         help="override one setting, e.g. --set training.epochs=20 (repeatable)",
     )
+    add_runner_options(run)
     rerun = charlm_commands.add_parser(
         "rerun", help="run one task of an earlier charlm execution again, past the cache, on that execution's outputs"
     )
@@ -220,9 +226,10 @@ def _cmd_charlm(args: argparse.Namespace, settings: TrackingSettings) -> int:
         overrides["seed"] = args.seed
     overrides.update(parse_assignments(args.assignments))
     config = resolve_charlm_config(args.profile or DEFAULT_CHARLM_PROFILE, dict(settings.config_overrides), overrides)
-    from seqflow.flows.charlm import charlm_flow
+    execution = resolve_execution(args)
+    from seqflow.flows.charlm import run_charlm_flow
 
-    summary = charlm_flow(config, settings.for_charlm())
+    summary = run_charlm_flow(config, settings.for_charlm(), execution)
     print(summary.render())
     return 0
 
