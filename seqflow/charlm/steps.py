@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import logging
 import math
-import time
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -28,9 +27,14 @@ from seqflow.core.evaluation import plot_learning_curves
 from seqflow.charlm.pipeline import CHARLM, MAX_LOSS, SCORE_TAG, validation_text_of
 from seqflow.charlm.records import CharComparisonRow, EvaluatedCharModel, TrainedCharModel
 from seqflow.core.registry import Candidate, RegistrationOutcome, champion_score_on, register_and_promote
-from seqflow.core.runs import FLOW_RUN_TAG, ROLE_TAG, close_runs_of_dead_executions
+from seqflow.core.executions import (
+    FINGERPRINT_TAG,
+    RESUMED_FROM_EPOCH_TAG,
+    finish_execution,
+    start_child_run,
+    start_execution,
+)
 from seqflow.core.tracking import Tracker
-from seqflow.sentiment.steps import FINGERPRINT_TAG, RESUMED_FROM_EPOCH_TAG, log_execution_records, rows_as_csv
 from seqflow.sentiment.summary import TaskStatus, render_task_statuses
 
 logger = logging.getLogger(__name__)
@@ -112,22 +116,13 @@ def start_charlm_run(
     RUNNING are closed as KILLED and the versions it registered are withdrawn (a cached task never reuses an
     unfinished run either way).
     """
-    close_runs_of_dead_executions(tracker)
-    run_id = tracker.start_run(
-        run_name=f"charlm-{config.profile}-{time.strftime('%Y%m%d-%H%M%S')}",
-        tags={ROLE_TAG: "charlm-pipeline", FLOW_RUN_TAG: flow_run_id, "profile": config.profile,
-              **_dataset_tags(split_files, encoded)},
+    return start_execution(
+        CHARLM, tracker, "charlm-", config.profile, flow_run_id, _dataset_tags(split_files, encoded),
+        config.to_flat_dict(),
+        {f"chars_{split}": chars for split, chars in split_files.chars.items()}
+        | {"vocab_size": encoded.vocab_size, "unseen_share_validation": encoded.unseen_share},
+        contract_reports,
     )
-    with tracker.closing_on_failure(run_id):
-        tracker.log_params(run_id, config.to_flat_dict())
-        tracker.log_metrics(
-            run_id,
-            {f"chars_{split}": chars for split, chars in split_files.chars.items()}
-            | {"vocab_size": encoded.vocab_size, "unseen_share_validation": encoded.unseen_share},
-        )
-        for report in contract_reports:
-            tracker.log_artifact(run_id, report.report_dir, f"contracts/{report.contract}")
-    return run_id
 
 
 def train_char_architecture(
@@ -146,11 +141,8 @@ def train_char_architecture(
     from seqflow.charlm.train import char_training_fingerprint, train_char_model
     from seqflow.sentiment.train import checkpoint_dir_for
 
-    run_id = tracker.start_run(
-        run_name=architecture,
-        tags={ROLE_TAG: "charlm-architecture", "architecture": architecture, FLOW_RUN_TAG: flow_run_id,
-              "profile": config.profile, **_dataset_tags(split_files, encoded)},
-        parent_run_id=parent_run_id,
+    run_id = start_child_run(
+        CHARLM, tracker, architecture, parent_run_id, flow_run_id, config.profile, _dataset_tags(split_files, encoded)
     )
     with tracker.closing_on_failure(run_id):
         tracker.log_params(run_id, {"architecture": architecture, **config.to_flat_dict()})
@@ -303,12 +295,6 @@ def finish_charlm_run(
         champion_version=registration.champion_version,
         tasks=list(task_statuses or []),
     )
-    # As for sentiment (steps.finish_pipeline_run): a failure here withdraws this execution's versions.
-    with tracker.closing_on_failure(parent_run_id, finish=True, withdraw_versions=True):
-        tracker.log_text(parent_run_id, summary.render(), "comparison.txt")
-        log_execution_records(tracker, parent_run_id, summary.tasks, texts)
-        tracker.log_text(parent_run_id, rows_as_csv(rows), "comparison.csv")
-        tracker.log_metrics(parent_run_id, {"best_val_perplexity": min(model.val_perplexity for model in evaluated)})
-        if publish is not None:
-            publish(summary)
+    best_perplexity = min((model.val_perplexity for model in evaluated), default=float("nan"))
+    finish_execution(CHARLM, tracker, parent_run_id, summary, {"best_val_perplexity": best_perplexity}, texts, publish=publish)
     return summary

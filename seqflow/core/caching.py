@@ -58,6 +58,7 @@ TASK_MODULES: dict[str, tuple[str, ...]] = {
         "seqflow.tasks.training", "seqflow.sentiment.steps", "seqflow.sentiment.train", "seqflow.models.architectures",
         "seqflow.models.text", "seqflow.core.tracking", "seqflow.core.evaluation", "seqflow.sentiment.serving", "seqflow.sentiment.tokenise",
         "seqflow.core.checkpoints", "seqflow.core.optimizers", "seqflow.sentiment.pipeline", "seqflow.core.models",
+        "seqflow.core.executions",
     ),
     "evaluate": (
         "seqflow.tasks.training", "seqflow.sentiment.steps", "seqflow.core.evaluation", "seqflow.core.tracking", "seqflow.sentiment.tokenise",
@@ -78,6 +79,7 @@ TASK_MODULES: dict[str, tuple[str, ...]] = {
         "seqflow.tasks.charlm", "seqflow.charlm.steps", "seqflow.charlm.train", "seqflow.charlm.generate",
         "seqflow.charlm.text", "seqflow.models.charlm", "seqflow.core.tracking", "seqflow.core.evaluation",
         "seqflow.core.checkpoints", "seqflow.sentiment.train", "seqflow.charlm.pipeline", "seqflow.core.models",
+        "seqflow.core.executions",
     ),
     "evaluate-charlm": (
         "seqflow.tasks.charlm", "seqflow.charlm.steps", "seqflow.charlm.train", "seqflow.charlm.text", "seqflow.core.tracking",

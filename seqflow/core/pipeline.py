@@ -8,7 +8,7 @@ Each pipeline module builds one :class:`Pipeline` (``seqflow.sentiment.pipeline.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any, Callable
 
 from seqflow.core.settings import TrackingSettings
@@ -54,12 +54,8 @@ class Records:
     trained: type
     evaluated: type
     comparison_row: type
-
-    @property
-    def comparison_columns(self) -> tuple[str, ...]:
-        from dataclasses import fields
-
-        return tuple(field.name for field in fields(self.comparison_row))
+    # One comparison row as the columns of ``comparison.csv`` (default: its fields).
+    flat_row: Callable[[Any], dict[str, object]] = asdict
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,7 @@ from seqflow.core.models import ModelFiles
 from seqflow.core.pipeline import Pipeline, Pyfunc, Records, Score
 from seqflow.core.settings import TrackingSettings
 from seqflow.core.tracking import Tracker
-from seqflow.sentiment.records import ComparisonRow, EvaluatedModel, TrainedModel
+from seqflow.sentiment.records import ComparisonRow, EvaluatedModel, TrainedModel, row_as_flat_dict
 
 # Test metrics shown for the champion (counts of the confusion matrix are left to the MLflow UI).
 SHOWN_TEST_METRICS = ("test_accuracy", "test_roc_auc", "test_f1", "test_loss")
@@ -103,7 +103,7 @@ SENTIMENT = Pipeline(
     architecture_role="architecture",
     tracking_settings=_same_settings,
     resolve_config=_resolve_config,
-    records=Records(trained=TrainedModel, evaluated=EvaluatedModel, comparison_row=ComparisonRow),
+    records=Records(trained=TrainedModel, evaluated=EvaluatedModel, comparison_row=ComparisonRow, flat_row=row_as_flat_dict),
     pyfunc=Pyfunc(
         python_model=_python_model,
         signature=_signature,

@@ -3,8 +3,10 @@ tasks (and cached), and one row of the comparison table."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
+
+from seqflow.sentiment.behaviour import CHECK_TYPES, metric_name
 
 
 @dataclass(frozen=True)
@@ -51,3 +53,9 @@ class ComparisonRow:
     gap_at_best: float = float("nan")
     epochs_past_best: int = 0
     behaviour: dict[str, float] = field(default_factory=dict)
+
+
+def row_as_flat_dict(row: ComparisonRow) -> dict[str, object]:
+    """A comparison row as flat columns, the behavioural pass rates as ``behaviour_<check>_pass_rate``."""
+    flat = {key: value for key, value in asdict(row).items() if key != "behaviour"}
+    return flat | {metric_name(check): row.behaviour.get(check, float("nan")) for check in CHECK_TYPES}

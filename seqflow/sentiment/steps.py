@@ -6,13 +6,10 @@ frozen record. MLflow runs are always closed: a step that fails marks the run it
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 import logging
 import tempfile
-import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
@@ -30,10 +27,20 @@ from seqflow.core.evaluation import (
 )
 from seqflow.core.registry import Candidate, RegistrationOutcome, champion_score_on
 from seqflow.core.registry import register_and_promote as register_and_promote_any
-from seqflow.core.runs import FLOW_RUN_TAG, ROLE_TAG, close_runs_of_dead_executions
+from seqflow.core.executions import (  # noqa: F401 - the tags and helpers are re-exported for earlier callers
+    FINGERPRINT_TAG,
+    RESUMED_FROM_EPOCH_TAG,
+    finish_execution,
+    log_execution_records,
+    rows_as_csv,
+    start_child_run,
+    start_execution,
+    task_status_tags,
+)
+from seqflow.core.runs import close_runs_of_dead_executions  # noqa: F401 - re-exported for earlier callers
 from seqflow.core.tracking import Tracker
 from seqflow.sentiment.pipeline import SENTIMENT, log_serving_model
-from seqflow.sentiment.records import ComparisonRow, EvaluatedModel, TrainedModel
+from seqflow.sentiment.records import ComparisonRow, EvaluatedModel, TrainedModel, row_as_flat_dict  # noqa: F401
 from seqflow.sentiment.summary import TaskStatus, render_task_statuses
 from seqflow.sentiment.tokenise import TokenisedData, load_arrays, load_vocabulary
 from seqflow.sentiment.train import (
@@ -46,11 +53,6 @@ from seqflow.sentiment.train import (
 )
 
 logger = logging.getLogger(__name__)
-
-# Tag on each architecture's run: epochs taken over from an interrupted earlier training (0: trained from scratch).
-RESUMED_FROM_EPOCH_TAG = "resumed_from_epoch"
-# Tag on each architecture's run: names its training (data, architecture, settings, seed); see training_fingerprint.
-FINGERPRINT_TAG = "seqflow.training_fingerprint"
 
 # Reviews stored with each logged model as its input example.
 INPUT_EXAMPLE_TEXTS = ["A moving, beautifully acted film.", "Dull plot and wooden acting; I walked out."]
@@ -113,27 +115,15 @@ def start_pipeline_run(
     contract_reports: list[ContractReport],
     flow_run_id: str | None,
 ) -> str:
-    """Create the parent run of one pipeline execution, with params, data tags and contract results.
-
-    First, runs that a killed earlier execution left RUNNING are closed as KILLED, and versions it registered
-    are withdrawn (see :func:`close_runs_of_dead_executions`).
-    """
-    close_runs_of_dead_executions(tracker)
-    run_id = tracker.start_run(
-        run_name=f"{config.profile}-{time.strftime('%Y%m%d-%H%M%S')}",
-        tags={ROLE_TAG: "pipeline", FLOW_RUN_TAG: flow_run_id, "profile": config.profile, **_dataset_tags(split_files, tokenised)},
+    """Create the parent run of one pipeline execution, with params, data tags and contract results (after the
+    dead-owner clean-up: see :func:`seqflow.core.executions.start_execution`)."""
+    return start_execution(
+        SENTIMENT, tracker, "", config.profile, flow_run_id, _dataset_tags(split_files, tokenised), config.to_flat_dict(),
+        {f"rows_{split}": rows for split, rows in split_files.rows.items()}
+        | {f"oov_rate_{split}": rate for split, rate in tokenised.oov_rate.items()}
+        | {"vocab_size": tokenised.vocab_size},
+        contract_reports,
     )
-    with tracker.closing_on_failure(run_id):
-        tracker.log_params(run_id, config.to_flat_dict())
-        tracker.log_metrics(
-            run_id,
-            {f"rows_{split}": rows for split, rows in split_files.rows.items()}
-            | {f"oov_rate_{split}": rate for split, rate in tokenised.oov_rate.items()}
-            | {"vocab_size": tokenised.vocab_size},
-        )
-        for report in contract_reports:
-            tracker.log_artifact(run_id, report.report_dir, f"contracts/{report.contract}")
-    return run_id
 
 
 def warm_start_source(tracker: Tracker, training: TrainingConfig, download_dir: Path) -> EmbeddingSource | None:
@@ -156,16 +146,8 @@ def train_architecture(
 ) -> TrainedModel:
     """One child run: fit with per-epoch metrics, learning curves, and the raw-text model logged."""
     training: TrainingConfig = config.training
-    run_id = tracker.start_run(
-        run_name=architecture,
-        tags={
-            ROLE_TAG: "architecture",
-            "architecture": architecture,
-            FLOW_RUN_TAG: flow_run_id,
-            "profile": config.profile,
-            **_dataset_tags(split_files, tokenised),
-        },
-        parent_run_id=parent_run_id,
+    run_id = start_child_run(
+        SENTIMENT, tracker, architecture, parent_run_id, flow_run_id, config.profile, _dataset_tags(split_files, tokenised)
     )
     with tracker.closing_on_failure(run_id):
         tracker.log_params(run_id, config.architecture_params(architecture))
@@ -314,45 +296,6 @@ def comparison_rows(evaluated: list[EvaluatedModel], registration: RegistrationO
     ]
 
 
-def task_status_tags(statuses: list[TaskStatus]) -> dict[str, str]:
-    """Parent-run tags naming the tasks that were cached and the earlier MLflow runs this execution reuses."""
-    cached = [status for status in statuses if status.status == "cached"]
-    return {
-        "seqflow.cached_tasks": ",".join(status.task for status in cached) or "none",
-        "seqflow.reused_runs": ",".join(f"{status.task}={status.run_id}" for status in cached if status.run_id) or "none",
-    }
-
-
-def log_execution_records(
-    tracker: Tracker, parent_run_id: str, task_statuses: list[TaskStatus], texts: dict[str, str] | None
-) -> None:
-    """What each task did (``tasks.json`` and the cached/reused tags) and ``texts`` (artifact file -> text, e.g.
-    the execution's state for reruns), on the parent run of an execution."""
-    if task_statuses:
-        tracker.log_text(parent_run_id, json.dumps([asdict(status) for status in task_statuses], indent=2), "tasks.json")
-        tracker.set_tags(parent_run_id, task_status_tags(task_statuses))
-    for artifact_file, text in (texts or {}).items():
-        tracker.log_text(parent_run_id, text, artifact_file)
-
-
-def row_as_flat_dict(row) -> dict[str, object]:  # noqa: ANN001 - any comparison row dataclass
-    """A comparison row as flat columns; behavioural pass rates (sentiment rows) as ``behaviour_<check>_pass_rate``."""
-    flat = {key: value for key, value in asdict(row).items() if key != "behaviour"}
-    behaviour = getattr(row, "behaviour", None)
-    if behaviour is None:
-        return flat
-    return flat | {metric_name(check): behaviour.get(check, float("nan")) for check in CHECK_TYPES}
-
-
-def rows_as_csv(rows: list) -> str:
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=list(row_as_flat_dict(rows[0]).keys()) if rows else ["architecture"])
-    writer.writeheader()
-    for row in rows:
-        writer.writerow(row_as_flat_dict(row))
-    return buffer.getvalue()
-
-
 def log_overlay_figures(tracker: Tracker, parent_run_id: str, evaluated: list[EvaluatedModel]) -> None:
     """Every architecture's training and validation curves on shared axes, as a PNG and an interactive,
     self-contained HTML page, under ``plots/`` of the parent run."""
@@ -389,18 +332,9 @@ def finish_pipeline_run(
         champion_version=registration.champion_version,
         tasks=task_statuses,
     )
-    # A failure here ends the execution FAILED: its versions are withdrawn and the alias goes back (see
-    # Tracker.closing_on_failure), like a failure in any earlier step; the models are complete, but no version
-    # stays registered by an execution that did not finish.
-    with tracker.closing_on_failure(parent_run_id, finish=True, withdraw_versions=True):
-        tracker.log_text(parent_run_id, summary.render(), "comparison.txt")
-        log_execution_records(tracker, parent_run_id, task_statuses, texts)
-        tracker.log_text(parent_run_id, rows_as_csv(rows), "comparison.csv")
-        log_overlay_figures(tracker, parent_run_id, evaluated)
-        best = max(evaluated, key=lambda model: model.test_metrics["accuracy"])
-        tracker.log_metrics(parent_run_id, {"best_test_accuracy": best.test_metrics["accuracy"]})
-        if publish is not None:
-            # Inside the block: a publication that fails fails the execution the same way, so no finished
-            # execution's versions stay behind a failed flow.
-            publish(summary)
+    best_accuracy = max((model.test_metrics["accuracy"] for model in evaluated), default=float("nan"))
+    finish_execution(
+        SENTIMENT, tracker, parent_run_id, summary, {"best_test_accuracy": best_accuracy}, texts,
+        log_more=lambda: log_overlay_figures(tracker, parent_run_id, evaluated), publish=publish,
+    )
     return summary

@@ -19,7 +19,7 @@ from tests.core.conftest import settings_in
 
 # The core and the tracker's concerns: none of them may import a pipeline.
 CORE_DIR = Path(seqflow.core.__file__).parent
-SPLIT_MODULES = ("store", "runs", "run_logging", "model_registry", "models", "registry", "pipeline", "tracking",
+SPLIT_MODULES = ("store", "runs", "run_logging", "model_registry", "models", "registry", "pipeline", "tracking", "executions",
                  "model_server")
 
 
