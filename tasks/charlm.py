@@ -32,7 +32,7 @@ from seqflow.config import CharContractConfig, CharDataConfig, CharLMConfig
 from seqflow.sentiment.contracts import ContractReport, raise_on_failure
 from seqflow.core.state import STATE_ARTIFACT, CharLMState, state_to_json
 from seqflow.core.settings import TrackingSettings
-from seqflow.sentiment.steps import RegistrationOutcome
+from seqflow.core.registry import RegistrationOutcome
 from seqflow.tasks.retry import retry_unless_bad_input
 from seqflow.core.tracking import Tracker
 
