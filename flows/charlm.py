@@ -6,9 +6,9 @@ from __future__ import annotations
 from prefect import flow
 
 from seqflow.charlm.comparison import CharRunSummary
-from seqflow.config import CharLMConfig
+from seqflow.config import CharLMConfig, ExecutionConfig
 from seqflow.core.caching import cached
-from seqflow.core.execution import InlineTaskRunner
+from seqflow.core.execution import InlineTaskRunner, run_flow_on
 from seqflow.core.settings import TrackingSettings
 from seqflow.core.state import CharLMState
 from seqflow.flows.sentiment import evaluated_models
@@ -46,3 +46,11 @@ def charlm_flow(config: CharLMConfig, settings: TrackingSettings) -> CharRunSumm
         registration,
     )
     return finish_charlm_tracking(settings, parent_run_id, evaluated, registration, state)
+
+
+def run_charlm_flow(
+    config: CharLMConfig, settings: TrackingSettings, execution: ExecutionConfig = ExecutionConfig()
+) -> CharRunSummary:
+    """Run :func:`charlm_flow` on the task runner ``execution`` asks for: sequential by default, or every
+    architecture trained and evaluated in parallel on Dask workers (``seqflow charlm run --runner dask``)."""
+    return run_flow_on(charlm_flow, execution, config.artifacts_dir, settings.tracking_uri, config, settings)

@@ -7,13 +7,7 @@ from prefect.futures import PrefectFuture, wait
 
 from seqflow.core.caching import cached
 from seqflow.config import ExecutionConfig, PipelineConfig
-from seqflow.core.execution import (
-    InlineTaskRunner,
-    build_task_runner,
-    check_scheduler,
-    prefect_api_for_workers,
-    warn_about_relative_paths,
-)
+from seqflow.core.execution import InlineTaskRunner, run_flow_on
 from seqflow.flows.validate import prepare_validated_data
 from seqflow.core.state import PipelineState
 from seqflow.core.settings import TrackingSettings
@@ -73,8 +67,4 @@ def run_sentiment_flow(
     config: PipelineConfig, settings: TrackingSettings, execution: ExecutionConfig = ExecutionConfig()
 ) -> RunSummary:
     """Run :func:`sentiment_flow` on the task runner ``execution`` asks for (the default: sequential, here)."""
-    if execution.dask_address:
-        check_scheduler(execution.dask_address)
-        warn_about_relative_paths(config.artifacts_dir, settings.tracking_uri)
-    with prefect_api_for_workers(execution):
-        return sentiment_flow.with_options(task_runner=build_task_runner(execution))(config, settings)
+    return run_flow_on(sentiment_flow, execution, config.artifacts_dir, settings.tracking_uri, config, settings)

@@ -28,6 +28,7 @@ from seqflow.config import (
     parse_assignments,
     resolve_pipeline_config,
 )
+from seqflow.cli_champion import CHAMPION_COMMANDS, add_champion_commands, add_profile_options, reading_tracker
 from seqflow.core.errors import SeqflowError
 from seqflow.core.prefect_server import start_temporary_server
 from seqflow.core.settings import TrackingSettings, load_settings, redact_credentials
@@ -53,16 +54,31 @@ def add_config_options(parser: argparse.ArgumentParser) -> None:
     add_profile_options(parser)
 
 
-def add_profile_options(parser: argparse.ArgumentParser) -> None:
-    """--profile and --set: enough to resolve a PipelineConfig's gates (promote, rollback)."""
-    parser.add_argument("--profile", choices=sorted(PROFILES), help="named settings (default: SEQFLOW_PROFILE or quick)")
-    parser.add_argument(
-        "--set",
-        dest="assignments",
-        action="append",
-        default=[],
-        metavar="SECTION.FIELD=VALUE",
-        help="override one setting, e.g. --set tokenisation.max_length=300 (repeatable)",
+def add_runner_options(parser: argparse.ArgumentParser) -> None:
+    """--runner, --dask-address, --workers, --tf-threads: where a pipeline's architectures train."""
+    parallel = parser.add_argument_group("parallel training (default: one architecture after another, in this process)")
+    parallel.add_argument(
+        "--runner",
+        choices=list(RUNNERS),
+        default="sequential",
+        help="sequential (default), or dask: train the architectures in parallel on Dask worker processes",
+    )
+    parallel.add_argument(
+        "--dask-address",
+        metavar="ADDRESS",
+        help="scheduler of a running Dask cluster, e.g. tcp://10.0.0.5:8786 (default: start a local cluster)",
+    )
+    parallel.add_argument(
+        "--workers",
+        type=int,
+        metavar="N",
+        help=f"worker processes of the local Dask cluster, one task thread each (default: {DEFAULT_DASK_WORKERS})",
+    )
+    parallel.add_argument(
+        "--tf-threads",
+        type=int,
+        metavar="N",
+        help="TensorFlow threads in each local Dask worker (default: CPU cores divided by workers)",
     )
 
 
@@ -90,30 +106,7 @@ def build_parser() -> argparse.ArgumentParser:
         choices=list(ALL_ARCHITECTURES),
         help="train only this architecture (repeatable; default: the profile's list)",
     )
-    parallel = run.add_argument_group("parallel training (default: one architecture after another, in this process)")
-    parallel.add_argument(
-        "--runner",
-        choices=list(RUNNERS),
-        default="sequential",
-        help="sequential (default), or dask: train the architectures in parallel on Dask worker processes",
-    )
-    parallel.add_argument(
-        "--dask-address",
-        metavar="ADDRESS",
-        help="scheduler of a running Dask cluster, e.g. tcp://10.0.0.5:8786 (default: start a local cluster)",
-    )
-    parallel.add_argument(
-        "--workers",
-        type=int,
-        metavar="N",
-        help=f"worker processes of the local Dask cluster, one task thread each (default: {DEFAULT_DASK_WORKERS})",
-    )
-    parallel.add_argument(
-        "--tf-threads",
-        type=int,
-        metavar="N",
-        help="TensorFlow threads in each local Dask worker (default: CPU cores divided by workers)",
-    )
+    add_runner_options(run)
 
     rerun = commands.add_parser(
         "rerun",
@@ -163,25 +156,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     add_config_options(schedule)
 
-    champion = commands.add_parser("champion", help="show the current champion, its test metrics and who promoted it")
-    champion.add_argument("--json", action="store_true", help="print it as JSON")
-
-    promote = commands.add_parser("promote", help="move the champion alias to VERSION if it passes the promotion gates")
-    promote.add_argument("version", metavar="VERSION", help="registered model version")
-    rollback = commands.add_parser("rollback", help="move the champion alias back to the champion before it")
-    for alias_command in (promote, rollback):
-        alias_command.add_argument("--reason", help="why (recorded on the version; required with --force)")
-        alias_command.add_argument("--force", action="store_true", help="override a refusing gate (audited)")
-        add_profile_options(alias_command)
-
-    serve = commands.add_parser("serve", help="serve the champion over HTTP with MLflow's model server")
-    serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1, this machine only)")
-    serve.add_argument("--port", type=int, default=5001, help="port (default: 5001)")
-    serve.add_argument("--model-uri", help="MLflow model URI (default: models:/<registered name>@champion)")
-    serve.add_argument(
-        "--max-request-mb", type=float, default=16.0, metavar="MB",
-        help="refuse (HTTP 413) request bodies over this many MiB, unread (default: 16, ~12,000 reviews)",
-    )
+    add_champion_commands(commands, "test metrics", tuple(PROFILES), "SEQFLOW_PROFILE or quick", "promotion.accuracy_floor=0.8")
     add_charlm_commands(commands)
     return parser
 
@@ -190,7 +165,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def add_charlm_commands(commands: argparse._SubParsersAction) -> None:
-    """``seqflow charlm run|rerun|profiles`` and ``seqflow generate``."""
+    """``seqflow charlm run|rerun|profiles|champion|promote|rollback|serve`` and ``seqflow generate``."""
     from seqflow.charlm.rerun import CHARLM_RERUNS
     from seqflow.config import ALL_CHAR_ARCHITECTURES, CHARLM_PROFILES
 
@@ -204,6 +179,7 @@ def add_charlm_commands(commands: argparse._SubParsersAction) -> None:
         "--set", dest="assignments", action="append", default=[], metavar="SECTION.FIELD=VALUE",
         help="override one setting, e.g. --set training.epochs=20 (repeatable)",
     )
+    add_runner_options(run)
     rerun = charlm_commands.add_parser(
         "rerun", help="run one task of an earlier charlm execution again, past the cache, on that execution's outputs"
     )
@@ -225,6 +201,9 @@ def add_charlm_commands(commands: argparse._SubParsersAction) -> None:
     )
     profiles = charlm_commands.add_parser("profiles", help="list the charlm profiles and their settings")
     profiles.add_argument("name", nargs="?", help="show one profile in full")
+    add_champion_commands(
+        charlm_commands, "validation metrics", tuple(CHARLM_PROFILES), "quick", "promotion.max_val_perplexity=8"
+    )
 
     generate = commands.add_parser("generate", help="generate text with the character model's champion (or --model-uri)")
     generate.add_argument("--prefix", default="", help="text the generation continues (default: empty)")
@@ -252,6 +231,10 @@ def _cmd_charlm(args: argparse.Namespace, settings: TrackingSettings) -> int:
         return 0
     if args.charlm_command == "rerun":
         return _cmd_charlm_rerun(args, settings)
+    if args.charlm_command in CHAMPION_COMMANDS:
+        from seqflow.charlm.pipeline import CHARLM
+
+        return CHAMPION_COMMANDS[args.charlm_command](args, settings, CHARLM)
     overrides: dict[str, object] = {}
     if args.source:
         overrides["data.source"] = args.source
@@ -260,13 +243,14 @@ def _cmd_charlm(args: argparse.Namespace, settings: TrackingSettings) -> int:
     overrides.update(parse_assignments(args.assignments))
     config = resolve_charlm_config(args.profile or DEFAULT_CHARLM_PROFILE, dict(settings.config_overrides), overrides)
     from seqflow.charlm.sources import parse_char_source_spec
-    from seqflow.flows.charlm import charlm_flow
+    from seqflow.flows.charlm import run_charlm_flow
 
     parse_char_source_spec(config.data.source)  # before the flow starts a Prefect server
+    execution = resolve_execution(args)
     charlm_settings = settings.for_charlm()
     require_writable_places(charlm_settings, config.artifacts_dir)
     start_temporary_server()
-    summary = charlm_flow(config, charlm_settings)
+    summary = run_charlm_flow(config, charlm_settings, execution)
     print(summary.render())
     return 0
 
@@ -297,13 +281,13 @@ def _cmd_generate(args: argparse.Namespace, settings: TrackingSettings) -> int:
 
     from seqflow.charlm.generate import generation_problem, max_generation_length
     from seqflow.core.model_uris import refuse_missing_model
-    from seqflow.core.tracking import CHAMPION_ALIAS, Tracker
+    from seqflow.core.tracking import CHAMPION_ALIAS
 
     if problem := generation_problem(args.length, args.temperature, max_generation_length()):
         raise SeqflowError(f"--{problem}")
     charlm_settings = settings.for_charlm()
     model_uri = args.model_uri or f"models:/{charlm_settings.registered_model_name}@{CHAMPION_ALIAS}"
-    tracker = Tracker(charlm_settings, existing=True)
+    tracker = reading_tracker(charlm_settings, args.model_uri)
     if args.model_uri is None and tracker.champion() is None:
         raise SeqflowError(
             f"registered model {charlm_settings.registered_model_name!r} has no {CHAMPION_ALIAS!r} alias in "
@@ -441,13 +425,13 @@ def _cmd_predict(args: argparse.Namespace, settings: TrackingSettings) -> int:
     import pandas as pd
 
     from seqflow.core.model_uris import refuse_missing_model
-    from seqflow.core.tracking import CHAMPION_ALIAS, Tracker
+    from seqflow.core.tracking import CHAMPION_ALIAS
     from seqflow.sentiment.batch import checked_input_format, score_file
 
     # Before the model loads (seconds): a wrong option, path or suffix fails at once.
     file_format = checked_input_format(args.texts, args.input, args.output, args.input_format, args.json)
     model_uri = args.model_uri or f"models:/{settings.registered_model_name}@{CHAMPION_ALIAS}"
-    tracker = Tracker(settings, existing=True)
+    tracker = reading_tracker(settings, args.model_uri)
     if args.model_uri is None and tracker.champion() is None:
         raise SeqflowError(
             f"registered model {settings.registered_model_name!r} has no {CHAMPION_ALIAS!r} alias in "
@@ -503,45 +487,15 @@ def _cmd_schedule(args: argparse.Namespace, settings: TrackingSettings) -> int:
     return serve_schedule(args.name, args.cron, args.timezone, args.profile, overrides, env_file)
 
 
-def _cmd_champion(args: argparse.Namespace, settings: TrackingSettings) -> int:
-    import json
+def _sentiment(command):  # noqa: ANN001, ANN202
+    """``command`` for the sentiment pipeline: the top-level ``seqflow champion|promote|rollback|serve``."""
 
-    from seqflow.sentiment.registry import describe_champion
-    from seqflow.core.tracking import Tracker
+    def run(args: argparse.Namespace, settings: TrackingSettings) -> int:
+        from seqflow.sentiment.pipeline import SENTIMENT
 
-    info = describe_champion(Tracker(settings, existing=True))
-    print(json.dumps(info.as_dict(), indent=2) if args.json else info.render())
-    return 0
+        return command(args, settings, SENTIMENT)
 
-
-def _cmd_promote(args: argparse.Namespace, settings: TrackingSettings) -> int:
-    from seqflow.sentiment.registry import promote_version
-    from seqflow.core.tracking import Tracker
-
-    promotion = resolve_config(args, settings).promotion
-    print(promote_version(Tracker(settings, existing=True), args.version, promotion, args.reason, args.force).render())
-    return 0
-
-
-def _cmd_rollback(args: argparse.Namespace, settings: TrackingSettings) -> int:
-    from seqflow.sentiment.registry import rollback
-    from seqflow.core.tracking import Tracker
-
-    promotion = resolve_config(args, settings).promotion
-    print(rollback(Tracker(settings, existing=True), promotion, args.reason, args.force).render())
-    return 0
-
-
-def _cmd_serve(args: argparse.Namespace, settings: TrackingSettings) -> int:
-    from seqflow.core.model_server import serve_model
-    from seqflow.sentiment.serving import REVIEW_SENTIMENT
-
-    if not 0 < args.max_request_mb < float("inf"):
-        raise SeqflowError(f"--max-request-mb must be a positive number, got {args.max_request_mb}")
-    return serve_model(
-        settings, args.host, args.port, REVIEW_SENTIMENT, args.model_uri, max(1, int(args.max_request_mb * 1024 * 1024))
-    )
-
+    return run
 
 _COMMANDS = {
     "validate": _cmd_validate,
@@ -552,10 +506,7 @@ _COMMANDS = {
     "charlm": _cmd_charlm,
     "generate": _cmd_generate,
     "schedule": _cmd_schedule,
-    "champion": _cmd_champion,
-    "promote": _cmd_promote,
-    "rollback": _cmd_rollback,
-    "serve": _cmd_serve,
+    **{name: _sentiment(command) for name, command in CHAMPION_COMMANDS.items()},
 }
 _INTERRUPT_SIGNALS = (signal.SIGTERM, signal.SIGINT)
 

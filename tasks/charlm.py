@@ -48,10 +48,10 @@ from seqflow.core.caching import (
 )
 from seqflow.core.evaluation import plot_learning_curves
 from seqflow.core.settings import TrackingSettings
-from seqflow.core.tracking import FLOW_RUN_TAG, ROLE_TAG, Tracker
 from seqflow.core.contracts import ContractReport, raise_on_failure
-from seqflow.sentiment.records import FINGERPRINT_TAG, RESUMED_FROM_EPOCH_TAG
-from seqflow.sentiment.steps import RegistrationOutcome
+from seqflow.core.executions import FINGERPRINT_TAG, RESUMED_FROM_EPOCH_TAG
+from seqflow.core.registry import RegistrationOutcome
+from seqflow.core.tracking import FLOW_RUN_TAG, ROLE_TAG, Tracker
 from seqflow.tasks.retry import retry_unless_bad_input
 
 # Each step's cache key recipe: (identity in summaries, inputs by content, the config it uses).

@@ -56,7 +56,7 @@ from seqflow.sentiment.records import (
     TrainedModel,
     dataset_tags,
 )
-from seqflow.sentiment.serving import REVIEW_SENTIMENT
+from seqflow.sentiment.serving import REVIEW_SENTIMENT, log_serving_model
 from seqflow.sentiment.sources import load_source
 from seqflow.sentiment.steps import RegistrationOutcome, register_and_promote
 from seqflow.sentiment.tokenise import TokenisedData, load_arrays, load_vocabulary, pad_and_tokenise
@@ -204,7 +204,7 @@ def train(
             tokenised.truncation,
             output_dir / f"{architecture}_serving.keras",
         )
-        model_uri = tracker.log_serving_model(run_id, serving_path, INPUT_EXAMPLE_TEXTS)
+        model_uri = log_serving_model(tracker, run_id, serving_path, INPUT_EXAMPLE_TEXTS)
     return TrainedModel(
         architecture=architecture,
         run_id=run_id,

@@ -50,6 +50,7 @@ def register_tiny_sentiment_model(folder: Path, model_name: str = "tiny-sentimen
     from seqflow.core.settings import TrackingSettings
     from seqflow.core.tracking import Tracker
     from seqflow.models.architectures import ModelSpec, build_model, build_serving_model
+    from seqflow.sentiment.serving import log_serving_model
 
     vocabulary = ["", "[UNK]", "good", "bad", "film"]
     classifier = build_model("embedding_pool", ModelSpec(vocab_size=len(vocabulary), embedding_dim=4, dense_units=4))
@@ -63,10 +64,27 @@ def register_tiny_sentiment_model(folder: Path, model_name: str = "tiny-sentimen
     )
     tracker = Tracker(settings)
     run_id = tracker.start_run("embedding_pool", tags={})
-    model_uri = tracker.log_serving_model(run_id, keras_path, ["good film"])
+    model_uri = log_serving_model(tracker, run_id, keras_path, ["good film"])
     [version] = tracker.register_versions([("embedding_pool", run_id, model_uri, {"test_accuracy": "0.5"})])
     tracker.end_run(run_id)
     return settings, tracker, f"models:/{model_name}/{version.version}", version.version
+
+
+@pytest.fixture
+def dead_process():
+    """The identity (a ProcessIdentity) of a process that ran on this host and has exited (and been reaped)."""
+    import subprocess
+    import sys
+
+    import psutil
+
+    from seqflow.core.processes import ProcessIdentity, current_process
+
+    # It runs until its stdin closes, so its start time is read while it surely runs.
+    child = subprocess.Popen([sys.executable, "-c", "import sys; sys.stdin.read()"], stdin=subprocess.PIPE)
+    identity = ProcessIdentity(current_process().host, child.pid, psutil.Process(child.pid).create_time())
+    child.communicate(timeout=30)
+    return identity
 
 
 @pytest.fixture(scope="session")

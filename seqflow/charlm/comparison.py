@@ -9,9 +9,9 @@ from typing import Callable
 
 from seqflow.charlm.records import EvaluatedCharModel
 from seqflow.core.tracking import Tracker
-from seqflow.sentiment.comparison import log_execution_records, rows_as_csv
-from seqflow.sentiment.steps import RegistrationOutcome
-from seqflow.sentiment.summary import TaskStatus, render_task_statuses
+from seqflow.core.executions import finish_execution
+from seqflow.core.registry import RegistrationOutcome
+from seqflow.core.task_status import TaskStatus, render_task_statuses
 
 
 @dataclass(frozen=True)
@@ -97,12 +97,11 @@ def finish_charlm_run(
         champion_version=registration.champion_version,
         tasks=list(task_statuses or []),
     )
-    # As for sentiment (steps.finish_pipeline_run): a failure here withdraws this execution's versions.
-    with tracker.closing_on_failure(parent_run_id, finish=True, withdraw_versions=True):
-        tracker.log_text(parent_run_id, summary.render(), "comparison.txt")
-        log_execution_records(tracker, parent_run_id, summary.tasks, texts)
-        tracker.log_text(parent_run_id, rows_as_csv(rows), "comparison.csv")
-        tracker.log_metrics(parent_run_id, {"best_val_perplexity": min(model.val_perplexity for model in evaluated)})
-        if publish is not None:
-            publish(summary)
+    # Imported here: the pipeline's declaration names this module's row type.
+    from seqflow.charlm.pipeline import CHARLM
+
+    finish_execution(
+        CHARLM, tracker, parent_run_id, summary,
+        {"best_val_perplexity": min(model.val_perplexity for model in evaluated)}, texts, publish=publish,
+    )
     return summary

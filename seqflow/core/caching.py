@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING, Any, Callable
 from prefect.cache_policies import CachePolicy
 
 from seqflow.core.codedigest import code_digests_of
-from seqflow.sentiment.summary import TaskStatus
+from seqflow.core.task_status import TaskStatus
 
 if TYPE_CHECKING:
     from prefect import Task

@@ -136,6 +136,16 @@ def warn_about_relative_paths(artifacts_dir: str, tracking_uri: str) -> None:
         )
 
 
+def run_flow_on(flow, execution: ExecutionConfig, artifacts_dir: str, tracking_uri: str, *args: Any) -> Any:  # noqa: ANN001
+    """Run the Prefect ``flow`` on ``args`` with the task runner ``execution`` asks for (the default: sequential,
+    in this process); any pipeline's flow whose trainings are submitted to the runner fans out on Dask."""
+    if execution.dask_address:
+        check_scheduler(execution.dask_address)
+        warn_about_relative_paths(artifacts_dir, tracking_uri)
+    with prefect_api_for_workers(execution):
+        return flow.with_options(task_runner=build_task_runner(execution))(*args)
+
+
 @contextlib.contextmanager
 def prefect_api_for_workers(execution: ExecutionConfig) -> Iterator[None]:
     """Make sure Dask workers report to the same Prefect API as the flow.

@@ -26,11 +26,13 @@ from pathlib import Path
 
 from seqflow.core.errors import SeqflowError
 from seqflow.core.model_uris import refuse_missing_model
+from seqflow.core.pipeline import Pipeline
 from seqflow.core.processes import die_with_parent
+from seqflow.core.runs import recover_before_reading
 from seqflow.core.scoring_app import DEFAULT_MAX_REQUEST_BYTES
 from seqflow.core.settings import TrackingSettings
 from seqflow.core.tracking import CHAMPION_ALIAS, Tracker, _fluent_store
-from seqflow.core.trusted_models import PyfuncKind, environment_without_pickles
+from seqflow.core.trusted_models import environment_without_pickles
 
 MAX_PORT = 65535
 
@@ -105,24 +107,27 @@ def serve_model(
     settings: TrackingSettings,
     host: str,
     port: int,
-    kind: PyfuncKind,
     model_uri: str | None = None,
     max_request_bytes: int = DEFAULT_MAX_REQUEST_BYTES,
+    *,
+    pipeline: Pipeline,
 ) -> int:
-    """Serve the ``kind`` model ``model_uri`` (default: the champion) on ``host:port`` until stopped; 0 when
-    stopped by a signal. Requests with a body over ``max_request_bytes`` are answered 413 without being read
-    further."""
+    """Serve ``model_uri`` (default: the ``pipeline``'s champion) on ``host:port`` until stopped; 0 when stopped
+    by a signal. ``settings`` are the pipeline's own (:attr:`Pipeline.tracking_settings`). Requests with a body
+    over ``max_request_bytes`` are answered 413 without being read further."""
     if max_request_bytes < 1:
         raise SeqflowError(f"the request size limit must be positive, got {max_request_bytes} bytes")
     # Address and port first: a typo there (or a busy port) should not wait for the store and the model.
     _check_port_free(host, port)
     tracker = Tracker(settings, existing=True)
     if model_uri is None:
+        # Never serve a version of an execution that was killed while registering.
+        recover_before_reading(tracker)
         champion = tracker.champion()
         if champion is None:
             raise SeqflowError(
                 f"registered model {settings.registered_model_name!r} has no {CHAMPION_ALIAS!r} alias in "
-                f"{settings.tracking_uri}; run `seqflow run` first or pass --model-uri"
+                f"{settings.tracking_uri}; run `{pipeline.via_run}` first or pass --model-uri"
             )
         model_uri = f"models:/{settings.registered_model_name}@{CHAMPION_ALIAS}"
         # The alias is resolved once, at start: a later promotion is served after a restart.
@@ -132,7 +137,7 @@ def serve_model(
         refuse_missing_model(tracker.client, model_uri, settings.tracking_uri)
     _check_model(tracker, model_uri)
     with tempfile.TemporaryDirectory(prefix="seqflow-serve-") as scratch:
-        served = tracker.prepare_served_model(model_uri, kind, Path(scratch))
+        served = tracker.prepare_served_model(model_uri, pipeline.pyfunc.kind(), Path(scratch))
         # The environment `mlflow models serve` would get (tracking URI, PATH); the process is MLflow's scoring
         # app behind seqflow's request size limit, which `mlflow models serve` has no option for.
         _, environment = tracker.model_server_command(str(served), host, port)
@@ -140,12 +145,11 @@ def serve_model(
             sys.executable, "-m", "seqflow.core.scoring_app", str(served), "--host", host, "--port", str(port),
             "--max-request-bytes", str(max_request_bytes),
         ]
-        return _run_server(command, environment_without_pickles(environment), host, port)
+        print(f"POST to http://{host}:{port}/invocations, e.g. {pipeline.pyfunc.request_example}", flush=True)
+        return _run_server(command, environment_without_pickles(environment))
 
 
-def _run_server(command: list[str], environment: dict[str, str], host: str, port: int) -> int:
-    print(f"POST raw reviews to http://{host}:{port}/invocations, e.g. {{\"dataframe_records\": [{{\"text\": \"...\"}}]}}",
-          flush=True)
+def _run_server(command: list[str], environment: dict[str, str]) -> int:
     server = subprocess.Popen(command, env=environment, start_new_session=True, preexec_fn=die_with_parent)
     stopping: list[int] = []
 

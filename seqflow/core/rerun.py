@@ -30,7 +30,7 @@ from seqflow.core.state import (
     state_from_json,
     state_to_json,
 )
-from seqflow.sentiment.summary import TaskStatus, render_task_statuses
+from seqflow.core.task_status import TaskStatus, render_task_statuses
 from seqflow.core.tracking import FLOW_RUN_TAG, ROLE_TAG, Tracker
 
 RERUN_OF_TAG = "rerun_of"

@@ -7,20 +7,18 @@ renders changes no cached step's code digest (see :mod:`seqflow.core.codedigest`
 
 from __future__ import annotations
 
-import csv
-import io
-import json
 import tempfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable
 
 from seqflow.core.evaluation import plot_overlay_html, plot_overlay_png
+from seqflow.core.executions import finish_execution, log_execution_records, rows_as_csv, task_status_tags  # noqa: F401 - re-exported
+from seqflow.core.registry import RegistrationOutcome
+from seqflow.core.task_status import TaskStatus, render_task_statuses
 from seqflow.core.tracking import Tracker
 from seqflow.sentiment.behaviour import CHECK_TYPES, metric_name
 from seqflow.sentiment.records import EvaluatedModel
-from seqflow.sentiment.steps import RegistrationOutcome
-from seqflow.sentiment.summary import TaskStatus, render_task_statuses
 
 
 @dataclass(frozen=True)
@@ -100,27 +98,6 @@ def comparison_rows(evaluated: list[EvaluatedModel], registration: RegistrationO
     ]
 
 
-def task_status_tags(statuses: list[TaskStatus]) -> dict[str, str]:
-    """Parent-run tags naming the tasks that were cached and the earlier MLflow runs this execution reuses."""
-    cached = [status for status in statuses if status.status == "cached"]
-    return {
-        "seqflow.cached_tasks": ",".join(status.task for status in cached) or "none",
-        "seqflow.reused_runs": ",".join(f"{status.task}={status.run_id}" for status in cached if status.run_id) or "none",
-    }
-
-
-def log_execution_records(
-    tracker: Tracker, parent_run_id: str, task_statuses: list[TaskStatus], texts: dict[str, str] | None
-) -> None:
-    """What each task did (``tasks.json`` and the cached/reused tags) and ``texts`` (artifact file -> text, e.g.
-    the execution's state for reruns), on the parent run of an execution."""
-    if task_statuses:
-        tracker.log_text(parent_run_id, json.dumps([asdict(status) for status in task_statuses], indent=2), "tasks.json")
-        tracker.set_tags(parent_run_id, task_status_tags(task_statuses))
-    for artifact_file, text in (texts or {}).items():
-        tracker.log_text(parent_run_id, text, artifact_file)
-
-
 def row_as_flat_dict(row) -> dict[str, object]:  # noqa: ANN001 - any comparison row dataclass
     """A comparison row as flat columns; behavioural pass rates (sentiment rows) as ``behaviour_<check>_pass_rate``."""
     flat = {key: value for key, value in asdict(row).items() if key != "behaviour"}
@@ -128,15 +105,6 @@ def row_as_flat_dict(row) -> dict[str, object]:  # noqa: ANN001 - any comparison
     if behaviour is None:
         return flat
     return flat | {metric_name(check): behaviour.get(check, float("nan")) for check in CHECK_TYPES}
-
-
-def rows_as_csv(rows: list) -> str:
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=list(row_as_flat_dict(rows[0]).keys()) if rows else ["architecture"])
-    writer.writeheader()
-    for row in rows:
-        writer.writerow(row_as_flat_dict(row))
-    return buffer.getvalue()
 
 
 def log_overlay_figures(tracker: Tracker, parent_run_id: str, evaluated: list[EvaluatedModel]) -> None:
@@ -175,18 +143,12 @@ def finish_pipeline_run(
         champion_version=registration.champion_version,
         tasks=task_statuses,
     )
-    # A failure here ends the execution FAILED: its versions are withdrawn and the alias goes back (see
-    # Tracker.closing_on_failure), like a failure in any earlier step; the models are complete, but no version
-    # stays registered by an execution that did not finish.
-    with tracker.closing_on_failure(parent_run_id, finish=True, withdraw_versions=True):
-        tracker.log_text(parent_run_id, summary.render(), "comparison.txt")
-        log_execution_records(tracker, parent_run_id, task_statuses, texts)
-        tracker.log_text(parent_run_id, rows_as_csv(rows), "comparison.csv")
-        log_overlay_figures(tracker, parent_run_id, evaluated)
-        best = max(evaluated, key=lambda model: model.test_metrics["accuracy"])
-        tracker.log_metrics(parent_run_id, {"best_test_accuracy": best.test_metrics["accuracy"]})
-        if publish is not None:
-            # Inside the block: a publication that fails fails the execution the same way, so no finished
-            # execution's versions stay behind a failed flow.
-            publish(summary)
+    best = max(evaluated, key=lambda model: model.test_metrics["accuracy"])
+    # Imported here: the pipeline's declaration names this module's row type.
+    from seqflow.sentiment.pipeline import SENTIMENT
+
+    finish_execution(
+        SENTIMENT, tracker, parent_run_id, summary, {"best_test_accuracy": best.test_metrics["accuracy"]},
+        texts, log_more=lambda: log_overlay_figures(tracker, parent_run_id, evaluated), publish=publish,
+    )
     return summary

@@ -221,3 +221,25 @@ def renumber_rows(message: str, offset: int) -> str:
     """A refusal about one batch, with its ``row K of N`` (see :func:`describe_rows`) as ``row offset+K``: the
     row's place in a whole input that was scored ``N`` rows at a time."""
     return re.sub(r"\brow (\d+) of \d+\b", lambda match: f"row {offset + int(match.group(1))}", message)
+
+
+def serving_signature():  # noqa: ANN201 - an MLflow ModelSignature
+    """Raw review text in; the positive-class probability and the 0/1 label out."""
+    from mlflow.models import ModelSignature
+    from mlflow.types import ColSpec, Schema
+
+    return ModelSignature(
+        inputs=Schema([ColSpec("string", TEXT_COLUMN)]),
+        outputs=Schema([ColSpec("double", "probability"), ColSpec("long", "label")]),
+    )
+
+
+def log_serving_model(models, run_id: str, keras_model_path: Path, example_texts: list[str]) -> str:  # noqa: ANN001 - a seqflow.core.models.ModelFiles
+    """Log the raw-text pyfunc (wrapping ``keras_model_path``) to the run; returns its ``runs:/`` URI."""
+    return models.log_pyfunc_model(
+        run_id,
+        REVIEW_SENTIMENT,
+        {KERAS_ARTIFACT: str(keras_model_path)},
+        serving_signature(),
+        pd.DataFrame({TEXT_COLUMN: example_texts}),
+    )

@@ -6,27 +6,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from seqflow.core.contracts import ContractReport
+from seqflow.core.task_status import TaskStatus, render_task_statuses  # noqa: F401 - re-exported for earlier imports
 from seqflow.sentiment.datasets import SPLITS, SplitFiles
 from seqflow.sentiment.tokenise import TokenisedData
-
-
-@dataclass(frozen=True)
-class TaskStatus:
-    """What one task did in a flow run: ``ran`` or ``cached``, and why; for a cached train or evaluate, the
-    earlier MLflow run it reuses."""
-
-    task: str
-    status: str
-    reason: str
-    run_id: str | None = None
-
-    def line(self) -> str:
-        reused = f" (MLflow run {self.run_id})" if self.run_id else ""
-        return f"{self.task:24} {self.status:6} {self.reason}{reused}"
-
-
-def render_task_statuses(statuses: list[TaskStatus]) -> list[str]:
-    return ["tasks:", *(f"  {status.line()}" for status in statuses)] if statuses else []
 
 
 @dataclass(frozen=True)

@@ -127,6 +127,7 @@ def registered_champion(tmp_path: Path, tokenised_once: TokenisedData) -> tuple[
 
     from seqflow.models.architectures import ModelSpec, build_model, build_serving_model
     from seqflow.core.tracking import Tracker
+    from seqflow.sentiment.serving import log_serving_model
 
     settings = TrackingSettings(
         tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}",
@@ -143,7 +144,7 @@ def registered_champion(tmp_path: Path, tokenised_once: TokenisedData) -> tuple[
 
     tracker = Tracker(settings)
     run_id = tracker.start_run("damaged-artifacts", tags={})
-    model_uri = tracker.log_serving_model(run_id, keras_path, ["fine", "bad"])
+    model_uri = log_serving_model(tracker, run_id, keras_path, ["fine", "bad"])
     [version] = tracker.register_versions([("embedding_pool", run_id, model_uri, {"test_accuracy": "0.5"})])
     tracker.set_champion(version.version, {"promotion_reason": "test"})
     tracker.end_run(run_id)

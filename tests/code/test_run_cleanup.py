@@ -5,12 +5,9 @@ registration leaves no version and the champion alias where it was."""
 from __future__ import annotations
 
 import signal
-import subprocess
-import sys
 from pathlib import Path
 from types import SimpleNamespace
 
-import psutil
 import pytest
 from mlflow import MlflowClient
 
@@ -35,16 +32,6 @@ from tests.flows.conftest import tracking_settings_for
 def tracker(tmp_path: Path) -> Tracker:
     """A fresh store of this test's own."""
     return Tracker(tracking_settings_for(tmp_path))
-
-
-@pytest.fixture
-def dead_process() -> ProcessIdentity:
-    """The identity of a process that ran on this host and has exited (and been reaped)."""
-    # It runs until its stdin closes, so its start time is read while it surely runs.
-    child = subprocess.Popen([sys.executable, "-c", "import sys; sys.stdin.read()"], stdin=subprocess.PIPE)
-    identity = ProcessIdentity(current_process().host, child.pid, psutil.Process(child.pid).create_time())
-    child.communicate(timeout=30)
-    return identity
 
 
 def test_process_identity_round_trips_through_tags():

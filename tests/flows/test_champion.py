@@ -8,13 +8,7 @@ from __future__ import annotations
 
 import datetime
 import json
-import signal
-import socket
-import subprocess
-import sys
-import time
 import urllib.error
-import urllib.request
 from pathlib import Path
 
 import pytest
@@ -26,6 +20,7 @@ from seqflow.sentiment.serving import REVIEW_SENTIMENT
 from seqflow.core.settings import TrackingSettings
 from seqflow.core.tracking import CHAMPION_ALIAS, CHAMPION_HISTORY_TAG, Tracker, TrackingError
 from tests.flows.conftest import copy_of_store, tiny_overrides_for, tracking_settings_for, write_env_file
+from tests.flows.serving import free_port, post, serving
 
 pytestmark = pytest.mark.slow
 
@@ -224,7 +219,7 @@ def test_unknown_version_no_champion_and_nothing_to_serve(store, env_file, capsy
     assert code == 2 and "already" in err
 
     client.delete_registered_model_alias(store.registered_model_name, CHAMPION_ALIAS)
-    for command in (["champion"], ["rollback"], ["serve", "--port", str(_free_port())]):
+    for command in (["champion"], ["rollback"], ["serve", "--port", str(free_port())]):
         code, _, err = _seqflow(capsys, "--env-file", env_file, *command)
         assert code == 2 and "has no 'champion' alias" in err, (command, err)
 
@@ -236,53 +231,16 @@ def test_predict_refuses_reviews_empty_after_tokenisation(store, env_file, capsy
     assert "row 2 of 3 (''), row 3 of 3 ('!!! ...')" in err and "Traceback" not in err
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-def _post(url: str, payload: dict) -> dict:
-    request = urllib.request.Request(
-        url, data=json.dumps(payload).encode(), headers={"Content-Type": "application/json"}, method="POST"
-    )
-    with urllib.request.urlopen(request, timeout=120) as response:
-        return json.loads(response.read())
-
-
-# Starting the server imports TensorFlow and loads the model: slow on a busy 2-core machine.
-SERVER_START_SECONDS = 300
-
-
 def test_serve_scores_raw_reviews_over_http(store, env_file, tmp_path):
-    port = _free_port()
-    log_path = tmp_path / "serve.log"
-    with log_path.open("w") as log:
-        server = subprocess.Popen(
-            [sys.executable, "-m", "seqflow.cli", "--env-file", env_file, "serve", "--port", str(port), "--max-request-mb", "0.05"],
-            cwd=tmp_path, stdout=log, stderr=subprocess.STDOUT,
-        )
-    try:
-        deadline = time.monotonic() + SERVER_START_SECONDS
-        while True:
-            assert server.poll() is None, log_path.read_text()[-3000:]
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/ping", timeout=5) as response:
-                    if response.status == 200:
-                        break
-            except (urllib.error.URLError, ConnectionError, TimeoutError):
-                pass
-            assert time.monotonic() < deadline, "model server did not answer /ping:\n" + log_path.read_text()[-3000:]
-            time.sleep(2)
-
+    with serving(["--env-file", env_file, "serve", "--max-request-mb", "0.05"], tmp_path) as (base_url, _):
         reviews = [
             "A wonderful film, the best acting I have seen all year.",
             "Awful. Boring and far too long; I walked out.",
             "Not bad at all.",
         ]
-        url = f"http://127.0.0.1:{port}/invocations"
-        records = _post(url, {"dataframe_records": [{"text": text} for text in reviews]})["predictions"]
-        split = _post(url, {"dataframe_split": {"columns": ["text"], "data": [[text] for text in reviews]}})["predictions"]
+        url = f"{base_url}/invocations"
+        records = post(url, {"dataframe_records": [{"text": text} for text in reviews]})["predictions"]
+        split = post(url, {"dataframe_split": {"columns": ["text"], "data": [[text] for text in reviews]}})["predictions"]
         assert len(records) == len(reviews) == len(split)
         for row, same in zip(records, split):
             assert 0.0 <= row["probability"] <= 1.0 and row["label"] == int(row["probability"] >= 0.5)
@@ -297,7 +255,7 @@ def test_serve_scores_raw_reviews_over_http(store, env_file, tmp_path):
 
         # A review with no word left after tokenisation: the whole request is refused with HTTP 400, naming it.
         with pytest.raises(urllib.error.HTTPError) as refused:
-            _post(url, {"dataframe_records": [{"text": reviews[0]}, {"text": " ?! <br />"}]})
+            post(url, {"dataframe_records": [{"text": reviews[0]}, {"text": " ?! <br />"}]})
         assert refused.value.code == 400
         error = json.loads(refused.value.read())
         assert error["error_code"] == "INVALID_PARAMETER_VALUE"
@@ -306,16 +264,6 @@ def test_serve_scores_raw_reviews_over_http(store, env_file, tmp_path):
 
         # A body over --max-request-mb (50 KiB here) is refused unread, with HTTP 413.
         with pytest.raises(urllib.error.HTTPError) as too_large:
-            _post(url, {"dataframe_records": [{"text": reviews[0]}] * 2000})
+            post(url, {"dataframe_records": [{"text": reviews[0]}] * 2000})
         assert too_large.value.code == 413
         assert json.loads(too_large.value.read())["error_code"] == "REQUEST_LIMIT_EXCEEDED"
-    finally:
-        server.send_signal(signal.SIGTERM)
-        returncode = server.wait(timeout=60)
-    output = log_path.read_text()
-    assert returncode == 0, output[-3000:]
-    assert "Traceback" not in output and "model server stopped" in output
-    # The server process group is gone with it: nothing listens on the port (closed connections may linger).
-    with socket.socket() as probe:
-        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        probe.bind(("127.0.0.1", port))

@@ -7,6 +7,7 @@ import pytest
 
 from seqflow.config import TrainingConfig
 from seqflow.core.errors import SeqflowError
+from seqflow.sentiment.serving import log_serving_model
 from seqflow.sentiment.records import INPUT_EXAMPLE_TEXTS
 from seqflow.tasks.sentiment import warm_start_source
 from seqflow.core.tracking import Tracker, TrackingError
@@ -32,7 +33,7 @@ def _register_source_model(tracker: Tracker, tmp_path) -> str:
         outcome.classifier_path, SOURCE_VOCABULARY, 5, "post", "pre", tmp_path / "source" / "serving.keras"
     )
     run_id = tracker.start_run("source", tags={})
-    model_uri = tracker.log_serving_model(run_id, serving_path, INPUT_EXAMPLE_TEXTS[:1])
+    model_uri = log_serving_model(tracker, run_id, serving_path, INPUT_EXAMPLE_TEXTS[:1])
     tracker.end_run(run_id)
     (version,) = tracker.register_versions([("embedding_pool", run_id, model_uri, {"test_accuracy": "0.5"})])
     return f"models:/{tracker.settings.registered_model_name}/{version.version}"

@@ -95,7 +95,7 @@ needs_read_only_mounts = pytest.mark.skipif(
 
 def _seqflow_in_read_only(folder: Path, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
     """``seqflow ARGS`` with ``folder`` (its working directory) mounted read-only for it alone."""
-    script = f'mount -o bind,ro "$0" "$0" && cd "$0" && exec "$1" -m seqflow.cli "${{@:2}}"'
+    script = 'mount -o bind,ro "$0" "$0" && cd "$0" && exec "$1" -m seqflow.cli "${@:2}"'
     environment = {**os.environ, **(env or {})}
     for name in ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI", "SEQFLOW_ARTIFACTS_DIR", "SEQFLOW_ARTIFACT_LOCATION"):
         if not env or name not in env:

@@ -1,0 +1,117 @@
+"""``champion``, ``promote``, ``rollback`` and ``serve`` for any pipeline: ``seqflow champion ...`` for the
+sentiment models, ``seqflow charlm champion ...`` for the character models. One code path for both, through
+:mod:`seqflow.core.registry` and the pipeline's declaration (:class:`seqflow.core.pipeline.Pipeline`)."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Sequence
+
+from seqflow.config import PROFILES, parse_assignments
+from seqflow.core.settings import TrackingSettings
+
+
+def add_profile_options(
+    parser: argparse.ArgumentParser,
+    profiles: Sequence[str] = tuple(PROFILES),
+    default: str = "SEQFLOW_PROFILE or quick",
+    example: str = "tokenisation.max_length=300",
+) -> None:
+    """--profile and --set: enough to resolve a pipeline config's gates (promote, rollback)."""
+    parser.add_argument("--profile", choices=sorted(profiles), help=f"named settings (default: {default})")
+    parser.add_argument(
+        "--set",
+        dest="assignments",
+        action="append",
+        default=[],
+        metavar="SECTION.FIELD=VALUE",
+        help=f"override one setting, e.g. --set {example} (repeatable)",
+    )
+
+
+def add_champion_commands(
+    commands: argparse._SubParsersAction, metrics: str, profiles: Sequence[str], default_profile: str, example: str
+) -> None:
+    """``champion``, ``promote``, ``rollback`` and ``serve``: the same four commands for every pipeline."""
+    champion = commands.add_parser("champion", help=f"show the current champion, its {metrics} and who promoted it")
+    champion.add_argument("--json", action="store_true", help="print it as JSON")
+
+    promote = commands.add_parser("promote", help="move the champion alias to VERSION if it passes the promotion gates")
+    promote.add_argument("version", metavar="VERSION", help="registered model version")
+    rollback = commands.add_parser("rollback", help="move the champion alias back to the champion before it")
+    for alias_command in (promote, rollback):
+        alias_command.add_argument("--reason", help="why (recorded on the version; required with --force)")
+        alias_command.add_argument("--force", action="store_true", help="override a refusing gate (audited)")
+        add_profile_options(alias_command, profiles, default_profile, example)
+
+    serve = commands.add_parser("serve", help="serve the champion over HTTP with MLflow's model server")
+    serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1, this machine only)")
+    serve.add_argument("--port", type=int, default=5001, help="port (default: 5001)")
+    serve.add_argument("--model-uri", help="MLflow model URI (default: models:/<registered name>@champion)")
+    serve.add_argument(
+        "--max-request-mb", type=float, default=16.0, metavar="MB",
+        help="refuse (HTTP 413) request bodies over this many MiB, unread (default: 16)",
+    )
+
+
+def reading_tracker(settings: TrackingSettings, model_uri: str | None = None):  # noqa: ANN202 - a Tracker
+    """The tracker of a command that reads the champion: first the clean-up an execution does (runs of dead
+    processes closed, versions of executions killed while registering withdrawn), unless the command was
+    pointed at a model explicitly."""
+    from seqflow.core.runs import recover_before_reading
+    from seqflow.core.tracking import Tracker
+
+    # An existing store only: a read-only command never creates or migrates one (and opens a read-only one).
+    tracker = Tracker(settings, existing=True)
+    if model_uri is None:
+        recover_before_reading(tracker)
+    return tracker
+
+
+def _promotion_config(args: argparse.Namespace, settings: TrackingSettings, pipeline):  # noqa: ANN001, ANN202
+    """The ``pipeline``'s promotion gates from --profile and --set (and SEQFLOW_* settings)."""
+    return pipeline.resolve_config(args.profile, settings, parse_assignments(args.assignments)).promotion
+
+
+def _champion(args: argparse.Namespace, settings: TrackingSettings, pipeline) -> int:  # noqa: ANN001
+    import json
+
+    from seqflow.core.registry import describe_champion
+
+    info = describe_champion(pipeline, reading_tracker(pipeline.tracking_settings(settings)))
+    print(json.dumps(info.as_dict(), indent=2) if args.json else info.render())
+    return 0
+
+
+def _promote(args: argparse.Namespace, settings: TrackingSettings, pipeline) -> int:  # noqa: ANN001
+    from seqflow.core.registry import promote_version
+
+    promotion = _promotion_config(args, settings, pipeline)
+    tracker = reading_tracker(pipeline.tracking_settings(settings))
+    print(promote_version(pipeline, tracker, args.version, promotion, args.reason, args.force).render())
+    return 0
+
+
+def _rollback(args: argparse.Namespace, settings: TrackingSettings, pipeline) -> int:  # noqa: ANN001
+    from seqflow.core.registry import rollback
+
+    promotion = _promotion_config(args, settings, pipeline)
+    tracker = reading_tracker(pipeline.tracking_settings(settings))
+    print(rollback(pipeline, tracker, promotion, args.reason, args.force).render())
+    return 0
+
+
+def _serve(args: argparse.Namespace, settings: TrackingSettings, pipeline) -> int:  # noqa: ANN001
+    from seqflow.core.errors import SeqflowError
+    from seqflow.core.model_server import serve_model
+
+    if not 0 < args.max_request_mb < float("inf"):
+        raise SeqflowError(f"--max-request-mb must be a positive number, got {args.max_request_mb}")
+    return serve_model(
+        pipeline.tracking_settings(settings), args.host, args.port, args.model_uri,
+        max(1, int(args.max_request_mb * 1024 * 1024)), pipeline=pipeline,
+    )
+
+
+# The champion commands, for any pipeline: `seqflow champion` (sentiment) and `seqflow charlm champion`.
+CHAMPION_COMMANDS = {"champion": _champion, "promote": _promote, "rollback": _rollback, "serve": _serve}

@@ -1,0 +1,134 @@
+"""One execution of any pipeline in MLflow: its parent run opened (after the dead-owner clean-up), a child run
+per architecture, and the parent closed with the comparison table and what each task did, all or nothing.
+
+The pipeline supplies only what is its own: its tags, params and metrics, its rows, its summary and any extra
+figures; the run roles come from its declaration (:class:`seqflow.core.pipeline.Pipeline`).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import time
+from dataclasses import asdict
+from typing import Any, Callable, Iterable, Sequence
+
+from seqflow.core.pipeline import Pipeline
+from seqflow.core.runs import FLOW_RUN_TAG, ROLE_TAG, close_runs_of_dead_executions
+from seqflow.core.tracking import Tracker
+
+# Tag on each architecture's run: epochs taken over from an interrupted earlier training (0: trained from scratch).
+RESUMED_FROM_EPOCH_TAG = "resumed_from_epoch"
+# Tag on each architecture's run: names its training (data, architecture, settings, seed); see the pipelines'
+# training fingerprints.
+FINGERPRINT_TAG = "seqflow.training_fingerprint"
+
+
+def start_execution(
+    pipeline: Pipeline,
+    tracker: Tracker,
+    run_name_prefix: str,
+    profile: str,
+    flow_run_id: str | None,
+    tags: dict[str, str],
+    params: dict[str, Any],
+    metrics: dict[str, float],
+    contract_reports: Iterable[Any] = (),
+) -> str:
+    """Create the parent run of one execution with its data ``tags``, ``params``, ``metrics`` and the contract
+    reports (each with ``report_dir`` and ``contract``); returns its run id.
+
+    First, the runs a killed earlier execution on this host left RUNNING are closed as KILLED and the versions
+    it registered are withdrawn (see :func:`seqflow.core.runs.close_runs_of_dead_executions`).
+    """
+    close_runs_of_dead_executions(tracker)
+    run_id = tracker.start_run(
+        run_name=f"{run_name_prefix}{profile}-{time.strftime('%Y%m%d-%H%M%S')}",
+        tags={ROLE_TAG: pipeline.execution_role, FLOW_RUN_TAG: flow_run_id, "profile": profile, **tags},
+    )
+    with tracker.closing_on_failure(run_id):
+        tracker.log_params(run_id, params)
+        tracker.log_metrics(run_id, metrics)
+        for report in contract_reports:
+            tracker.log_artifact(run_id, report.report_dir, f"contracts/{report.contract}")
+    return run_id
+
+
+def start_child_run(
+    pipeline: Pipeline,
+    tracker: Tracker,
+    architecture: str,
+    parent_run_id: str,
+    flow_run_id: str | None,
+    profile: str,
+    tags: dict[str, str],
+) -> str:
+    """The child run of one architecture under the execution's parent run."""
+    return tracker.start_run(
+        run_name=architecture,
+        tags={ROLE_TAG: pipeline.architecture_role, "architecture": architecture, FLOW_RUN_TAG: flow_run_id,
+              "profile": profile, **tags},
+        parent_run_id=parent_run_id,
+    )
+
+
+def task_status_tags(statuses: Sequence[Any]) -> dict[str, str]:
+    """Parent-run tags naming the tasks that were cached and the earlier MLflow runs this execution reuses."""
+    cached = [status for status in statuses if status.status == "cached"]
+    return {
+        "seqflow.cached_tasks": ",".join(status.task for status in cached) or "none",
+        "seqflow.reused_runs": ",".join(f"{status.task}={status.run_id}" for status in cached if status.run_id) or "none",
+    }
+
+
+def log_execution_records(
+    tracker: Tracker, parent_run_id: str, task_statuses: Sequence[Any], texts: dict[str, str] | None
+) -> None:
+    """What each task did (``tasks.json`` and the cached/reused tags) and ``texts`` (artifact file -> text, e.g.
+    the execution's state for reruns), on the parent run of an execution."""
+    if task_statuses:
+        tracker.log_text(parent_run_id, json.dumps([asdict(status) for status in task_statuses], indent=2), "tasks.json")
+        tracker.set_tags(parent_run_id, task_status_tags(task_statuses))
+    for artifact_file, text in (texts or {}).items():
+        tracker.log_text(parent_run_id, text, artifact_file)
+
+
+def rows_as_csv(rows: Sequence[Any], flat_row: Callable[[Any], dict[str, object]] = asdict) -> str:
+    """The comparison rows as CSV, one column per key of ``flat_row(row)``."""
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=list(flat_row(rows[0]).keys()) if rows else ["architecture"])
+    writer.writeheader()
+    for row in rows:
+        writer.writerow(flat_row(row))
+    return buffer.getvalue()
+
+
+def finish_execution(
+    pipeline: Pipeline,
+    tracker: Tracker,
+    parent_run_id: str,
+    summary: Any,
+    metrics: dict[str, float],
+    texts: dict[str, str] | None = None,
+    log_more: Callable[[], None] | None = None,
+    publish: Callable[[Any], None] | None = None,
+) -> None:
+    """Log the ``summary`` (``render()``, ``rows``, ``tasks``) as ``comparison.txt`` and ``comparison.csv``, what
+    each task did, ``texts`` (artifact file -> text), the pipeline's ``log_more`` (figures) and ``metrics`` to
+    the parent run, ``publish`` the summary elsewhere (the Prefect table artifact), and only then close the run
+    FINISHED.
+
+    A failure anywhere here, the publication included, ends the execution FAILED: its versions are withdrawn
+    and the alias goes back (see :meth:`RunLifecycle.closing_on_failure`), like a failure in any earlier step;
+    the models are complete, but no version stays registered by an execution that did not finish.
+    """
+    with tracker.closing_on_failure(parent_run_id, finish=True, withdraw_versions=True):
+        tracker.log_text(parent_run_id, summary.render(), "comparison.txt")
+        log_execution_records(tracker, parent_run_id, summary.tasks, texts)
+        tracker.log_text(parent_run_id, rows_as_csv(summary.rows, pipeline.records.flat_row), "comparison.csv")
+        if log_more is not None:
+            log_more()
+        tracker.log_metrics(parent_run_id, metrics)
+        if publish is not None:
+            publish(summary)
