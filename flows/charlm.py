@@ -46,7 +46,7 @@ def charlm_flow(config: CharLMConfig, settings: TrackingSettings) -> CharRunSumm
     artifacts_dir = config.artifacts_dir
     split_files = cached(load_text, artifacts_dir)(config.data, config.seed, artifacts_dir)
     contract_report = cached(check_char_contract, artifacts_dir)(split_files, config.contracts)
-    encoded = cached(encode_text, artifacts_dir)(split_files, artifacts_dir)
+    encoded = cached(encode_text, artifacts_dir)(split_files, artifacts_dir, config.data.min_char_count)
     parent_run_id = start_charlm_tracking(settings, config, split_files, encoded, [contract_report])
     train, evaluate = cached(train_char, artifacts_dir), cached(evaluate_char, artifacts_dir)
     submitted = []
@@ -78,7 +78,7 @@ def _rerun_char_task(plan: RerunPlan, settings: TrackingSettings, parent_run_id:
         report = forced(check_char_contract)(earlier.split_files, config.contracts)
         return dataclasses.replace(earlier, contract_reports=[report]), [report.summary_line()]
     if plan.task == "encode":
-        encoded = forced(encode_text)(earlier.split_files, artifacts_dir)
+        encoded = forced(encode_text)(earlier.split_files, artifacts_dir, config.data.min_char_count)
         same = "same ids as before" if encoded.ids_digest == earlier.encoded.ids_digest else "ids changed"
         return dataclasses.replace(earlier, encoded=encoded), [f"character ids {encoded.encoded_dir} ({same})"]
     if plan.task == "train":

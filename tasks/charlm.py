@@ -51,9 +51,9 @@ def check_char_contract(split_files: CharSplitFiles, contracts: CharContractConf
 
 
 @task(name="encode-chars")
-def encode_text(split_files: CharSplitFiles, artifacts_dir: str) -> CharEncodedData:
-    """Vocabulary from the training text; both splits as character ids."""
-    return encode_char_splits(split_files, Path(artifacts_dir))
+def encode_text(split_files: CharSplitFiles, artifacts_dir: str, min_char_count: int | None = None) -> CharEncodedData:
+    """Vocabulary from the training text (rare characters read as unknown); both splits as character ids."""
+    return encode_char_splits(split_files, Path(artifacts_dir), min_char_count)
 
 
 @task(name="start-tracking-charlm")

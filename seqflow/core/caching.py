@@ -81,10 +81,12 @@ TASK_MODULES: dict[str, tuple[str, ...]] = {
     ),
     "evaluate-charlm": (
         "seqflow.tasks.charlm", "seqflow.charlm.steps", "seqflow.charlm.train", "seqflow.charlm.text", "seqflow.core.tracking",
+        "seqflow.charlm.baselines",
     ),
     "register-charlm": (
         "seqflow.tasks.charlm", "seqflow.charlm.steps", "seqflow.charlm.train", "seqflow.charlm.text",
         "seqflow.core.promotion", "seqflow.core.tracking", "seqflow.sentiment.steps", "seqflow.sentiment.registry",
+        "seqflow.charlm.baselines", "seqflow.charlm.corpus",
     ),
 }
 # The order tasks appear in a summary.
@@ -285,8 +287,8 @@ def _char_contract_parts(inputs: dict[str, Any]) -> tuple[str, dict[str, str], d
 
 
 def _encode_chars_parts(inputs: dict[str, Any]) -> tuple[str, dict[str, str], dict[str, Any]]:
-    # Encoding has no settings: the vocabulary and ids follow from the text alone.
-    return "encode-chars", _split_digests(inputs["split_files"]), {}
+    # The vocabulary and ids follow from the text and the rare-character threshold alone.
+    return "encode-chars", _split_digests(inputs["split_files"]), {"data.min_char_count": inputs.get("min_char_count")}
 
 
 def _char_stream_settings(config: Any) -> dict[str, Any]:
