@@ -180,8 +180,11 @@ def add_charlm_commands(commands: argparse._SubParsersAction) -> None:
     charlm = commands.add_parser("charlm", help="character-level language models: train, register, promote")
     charlm_commands = charlm.add_subparsers(dest="charlm_command", required=True, metavar="COMMAND")
     run = charlm_commands.add_parser("run", help="check the text, train every character architecture, register, promote")
-    run.add_argument("--profile", choices=sorted(CHARLM_PROFILES), help="named settings (default: quick)")
+    run.add_argument(
+        "--profile", choices=sorted(CHARLM_PROFILES), help="named settings (default: auto, sized from the text)"
+    )
     run.add_argument("--source", help="text source: embedded[:PLAY,...] | tfds:tiny_shakespeare | text:PATH")
+    add_model_name_option(run)
     run.add_argument("--seed", type=int, help="the one random seed for the split, initialisation and sampling")
     run.add_argument(
         "--set", dest="assignments", action="append", default=[], metavar="SECTION.FIELD=VALUE",
@@ -203,6 +206,7 @@ def add_charlm_commands(commands: argparse._SubParsersAction) -> None:
         "--set", dest="assignments", action="append", default=[], metavar="SECTION.FIELD=VALUE",
         help="change one of the earlier execution's settings, e.g. --set training.epochs=3 (repeatable)",
     )
+    add_model_name_option(rerun)
     profiles = charlm_commands.add_parser("profiles", help="list the charlm profiles and their settings")
     profiles.add_argument("name", nargs="?", help="show one profile in full")
 
@@ -212,10 +216,30 @@ def add_charlm_commands(commands: argparse._SubParsersAction) -> None:
     generate.add_argument("--temperature", type=float, default=0.8, help="0 picks the likeliest character; higher is wilder")
     generate.add_argument("--seed", type=int, help="sampling seed: the same seed gives the same text")
     generate.add_argument("--model-uri", help="MLflow model URI (default: models:/<charlm name>@champion)")
+    add_model_name_option(generate)
+    generate.add_argument(
+        "--source", help="the corpus the model was trained on, naming its registered model as `charlm run` does"
+    )
     generate.add_argument("--json", action="store_true", help="print {prefix, text, continuation} as JSON")
 
 
+def add_model_name_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--model-name", metavar="NAME",
+        help="registered model of this corpus (default: SEQFLOW_CHARLM_MODEL_NAME, else seqflow-charlm-<source stem>)",
+    )
+
+
+def charlm_settings_for(args: argparse.Namespace, settings: TrackingSettings, source: str) -> TrackingSettings:
+    """The charlm tracking settings with the registered model of this corpus (see seqflow.charlm.corpus)."""
+    from seqflow.charlm.corpus import charlm_model_name
+
+    name = charlm_model_name(getattr(args, "model_name", None), settings.charlm_model_name, source)
+    return settings.model_copy(update={"charlm_model_name": name}).for_charlm()
+
+
 def _cmd_charlm(args: argparse.Namespace, settings: TrackingSettings) -> int:
+    from seqflow.charlm.sizing import AUTO_PROFILE, resolve_auto_charlm_config
     from seqflow.config import CHARLM_PROFILES, DEFAULT_CHARLM_PROFILE, get_charlm_profile, resolve_charlm_config
 
     if args.charlm_command == "profiles":
@@ -238,10 +262,14 @@ def _cmd_charlm(args: argparse.Namespace, settings: TrackingSettings) -> int:
     if args.seed is not None:
         overrides["seed"] = args.seed
     overrides.update(parse_assignments(args.assignments))
-    config = resolve_charlm_config(args.profile or DEFAULT_CHARLM_PROFILE, dict(settings.config_overrides), overrides)
+    profile = args.profile or DEFAULT_CHARLM_PROFILE
+    if profile == AUTO_PROFILE:
+        config = resolve_auto_charlm_config(dict(settings.config_overrides), overrides)
+    else:
+        config = resolve_charlm_config(profile, dict(settings.config_overrides), overrides)
     from seqflow.flows.charlm import charlm_flow
 
-    summary = charlm_flow(config, settings.for_charlm())
+    summary = charlm_flow(config, charlm_settings_for(args, settings, config.data.source))
     print(summary.render())
     return 0
 
@@ -254,7 +282,8 @@ def _cmd_charlm_rerun(args: argparse.Namespace, settings: TrackingSettings) -> i
     charlm_settings = settings.for_charlm()
     overrides = parse_assignments(args.assignments)
     plan = plan_charlm_rerun(Tracker(charlm_settings), args.task, args.from_run, args.rerun_architectures, overrides)
-    summary = charlm_rerun_flow(plan, charlm_settings)
+    # Registers (rerun register) under the model of the earlier execution's corpus, as its run did.
+    summary = charlm_rerun_flow(plan, charlm_settings_for(args, settings, plan.config.data.source))
     print(summary.render())
     return 0
 
@@ -268,13 +297,16 @@ def _cmd_generate(args: argparse.Namespace, settings: TrackingSettings) -> int:
 
     if args.length < 0 or args.temperature < 0:
         raise SeqflowError(f"--length and --temperature must not be negative, got {args.length} and {args.temperature}")
-    charlm_settings = settings.for_charlm()
+    from seqflow.config import DEFAULT_CHARLM_PROFILE, get_charlm_profile
+
+    charlm_settings = charlm_settings_for(args, settings, args.source or get_charlm_profile(DEFAULT_CHARLM_PROFILE).data.source)
     model_uri = args.model_uri or f"models:/{charlm_settings.registered_model_name}@{CHAMPION_ALIAS}"
     tracker = Tracker(charlm_settings)
     if args.model_uri is None and tracker.champion() is None:
         raise SeqflowError(
             f"registered model {charlm_settings.registered_model_name!r} has no {CHAMPION_ALIAS!r} alias in "
-            f"{charlm_settings.tracking_uri}; run `seqflow charlm run` first or pass --model-uri"
+            f"{charlm_settings.tracking_uri}; run `seqflow charlm run` on that corpus first, or name the model "
+            "with --model-name (or --source) or pass --model-uri"
         )
     row = {"prefix": [args.prefix], "length": [args.length], "temperature": [args.temperature]}
     if args.seed is not None:

@@ -18,6 +18,13 @@ from typing import Callable
 
 import numpy as np
 
+from seqflow.charlm.corpus import (
+    IncomparableChampion,
+    champion_vocabulary_problem,
+    champion_vocabulary_refusal,
+    char_baselines,
+    ngram_gate,
+)
 from seqflow.charlm.text import (
     UNKNOWN_ID,
     CharEncodedData,
@@ -282,6 +289,8 @@ def evaluate_char_architecture(
                                training.validation_window)
         val_perplexity = math.exp(min(val_loss, 50.0))
         tracker.log_metrics(trained.run_id, {"best_val_loss": val_loss, "best_val_perplexity": val_perplexity})
+        # The count baselines on the same validation characters, beside the network's score (issue 22).
+        tracker.log_metrics(trained.run_id, char_baselines(encoded, training.validation_streams).metrics())
     return EvaluatedCharModel(
         architecture=trained.architecture,
         run_id=trained.run_id,
@@ -318,6 +327,9 @@ def _champion_perplexity_on(tracker: Tracker, champion, encoded: CharEncodedData
     # marker), encoded with the champion's vocabulary.
     own_vocabulary = load_char_vocabulary(encoded.vocabulary_path)
     validation_text = "".join(own_vocabulary[i] for i in load_char_ids(encoded, "validation"))
+    # A champion of another alphabet is not scored on this text (issue 22).
+    if problem := champion_vocabulary_problem(vocabulary, validation_text, encoded.unseen_share):
+        raise IncomparableChampion(problem)
     ids = encode(validation_text, vocabulary)
     loss = stream_loss(step_model, ids, config.training.validation_streams, config.training.validation_window)
     return math.exp(min(loss, 50.0))
@@ -353,8 +365,18 @@ def register_and_promote_charlm(
     try:
         best = min(versions, key=lambda version: version.score if not np.isnan(version.score) else math.inf)
         champion = tracker.champion()
-        champion_score = _champion_perplexity_on(tracker, champion, encoded, config) if champion is not None else None
-        decision = decide_by_metric(
+        # Issue 22: the network must beat counting, and a champion of another alphabet is not compared.
+        baselines = char_baselines(encoded, config.training.validation_streams)
+        decision = ngram_gate(best.version, best.score, baselines) if promotion.require_beating_ngram else None
+        try:
+            champion_score = (
+                _champion_perplexity_on(tracker, champion, encoded, config)
+                if champion is not None and decision is None else None
+            )
+        except IncomparableChampion as incomparable:
+            decision = champion_vocabulary_refusal(best.version, best.score, str(champion.version),
+                                                   tracker.settings.registered_model_name, str(incomparable))
+        decision = decision or decide_by_metric(
             best.version, best.score, str(champion.version) if champion is not None else None, champion_score,
             metric="validation perplexity", higher_is_better=False, bound=promotion.max_val_perplexity,
             min_improvement=promotion.min_improvement, data="validation text", bound_gate="max_val_perplexity",
