@@ -37,6 +37,9 @@ class CharDataConfig:
     block_chars: Annotated[int, Field(ge=2)] = 10_000
     # Share of blocks held out for validation (model selection, promotion and the benchmark's number).
     validation_fraction: Annotated[float, Field(gt=0, lt=0.5)] = 0.1
+    # "blocks": the seeded draw of blocks above; "tail": the last validation_fraction of the text, the split
+    # published tiny_shakespeare numbers use (so a benchmark compares with them).
+    validation_split: Literal["blocks", "tail"] = "blocks"
     # TFDS data_dir (where tiny_shakespeare is or will be prepared).
     tfds_data_dir: str | None = None
     # A training character seen fewer times than this gets no id of its own: it is read (in training,

@@ -366,8 +366,10 @@ def register_and_promote_charlm(
         best = min(versions, key=lambda version: version.score if not np.isnan(version.score) else math.inf)
         champion = tracker.champion()
         # Issue 22: the network must beat counting, and a champion of another alphabet is not compared.
-        baselines = char_baselines(encoded, config.training.validation_streams)
-        decision = ngram_gate(best.version, best.score, baselines) if promotion.require_beating_ngram else None
+        decision = (
+            ngram_gate(best.version, best.score, char_baselines(encoded, config.training.validation_streams))
+            if promotion.require_beating_ngram else None
+        )
         try:
             champion_score = (
                 _champion_perplexity_on(tracker, champion, encoded, config)

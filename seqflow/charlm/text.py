@@ -62,7 +62,14 @@ class CharSplitFiles:
 
 def split_blocks(text: str, data_config: CharDataConfig, seed: int) -> dict[str, str]:
     """Cut ``text`` into contiguous blocks of ``block_chars``; a seeded draw of ``validation_fraction`` of them
-    (at least one) is validation, the rest train; each split keeps its blocks in text order."""
+    (at least one) is validation, the rest train; each split keeps its blocks in text order. With
+    ``validation_split="tail"`` the last ``validation_fraction`` of the text is validation instead."""
+    if data_config.validation_split == "tail":
+        held_out = round(len(text) * data_config.validation_fraction)
+        if held_out < 1 or held_out >= len(text):
+            raise DataSourceError(f"text source has {len(text):,} characters: too few to hold out its last "
+                                  f"{data_config.validation_fraction:.0%}; use a longer text")
+        return {"train": text[:-held_out], "validation": text[-held_out:]}
     block = data_config.block_chars
     starts = list(range(0, len(text), block))
     if len(starts) < 2:

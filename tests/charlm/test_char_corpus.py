@@ -115,3 +115,11 @@ def test_auto_profile_is_sized_from_its_text_and_explicit_settings_win(tmp_path:
     assert config.profile == "auto" and config.training.embedding_dim == 128 and config.training.seq_length == 35
     assert config.training.rnn_units == 99 and config.training.dropout == 0.4  # --set, then SEQFLOW_*, then sizing
     assert config.training.max_training_minutes == 18.0 and config.data.block_chars == 1_200
+
+
+def test_tail_split_holds_out_the_end_of_the_text():
+    from seqflow.charlm.text import split_blocks
+
+    text = "".join(chr(ord("a") + i % 26) for i in range(1_000))
+    splits = split_blocks(text, CharDataConfig(validation_split="tail", block_chars=10), seed=0)
+    assert splits == {"train": text[:900], "validation": text[900:]}
