@@ -239,6 +239,7 @@ def charlm_settings_for(args: argparse.Namespace, settings: TrackingSettings, so
 
 
 def _cmd_charlm(args: argparse.Namespace, settings: TrackingSettings) -> int:
+    from seqflow.charlm.corpus import check_model_name
     from seqflow.charlm.sizing import AUTO_PROFILE, resolve_auto_charlm_config
     from seqflow.config import CHARLM_PROFILES, DEFAULT_CHARLM_PROFILE, get_charlm_profile, resolve_charlm_config
 
@@ -252,6 +253,7 @@ def _cmd_charlm(args: argparse.Namespace, settings: TrackingSettings) -> int:
             print(
                 f"{name:26} {train.layers} x {train.rnn_units:>4} units  window {train.seq_length:>3}  "
                 f"epochs {train.epochs:>3}  {'stateful ' if train.stateful else ''}archs {','.join(train.architectures)}"
+                + ("  (sized from the text at run time)" if name == AUTO_PROFILE else "")
             )
         return 0
     if args.charlm_command == "rerun":
@@ -262,6 +264,8 @@ def _cmd_charlm(args: argparse.Namespace, settings: TrackingSettings) -> int:
     if args.seed is not None:
         overrides["seed"] = args.seed
     overrides.update(parse_assignments(args.assignments))
+    if args.model_name is not None:
+        check_model_name(args.model_name)  # before the text is read to size the profile
     profile = args.profile or DEFAULT_CHARLM_PROFILE
     if profile == AUTO_PROFILE:
         config = resolve_auto_charlm_config(dict(settings.config_overrides), overrides)
