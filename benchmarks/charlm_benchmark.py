@@ -87,6 +87,8 @@ class CharBenchmarkResult:
     chars_per_second: float
     tf_threads: str
     sample: str
+    # The count baselines the child run logged (nats/char and perplexity on the same validation characters).
+    baselines: dict[str, float]
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -148,6 +150,14 @@ def run_benchmark(args: argparse.Namespace, argv: Sequence[str]) -> CharBenchmar
             text = model.predict(frame)["text"][0]
             return text, time.perf_counter() - began
 
+        from mlflow import MlflowClient
+
+        client = MlflowClient(charlm_settings.tracking_uri)
+        child = client.search_runs(
+            [client.get_experiment_by_name(charlm_settings.experiment_name).experiment_id],
+            filter_string=f"tags.mlflow.parentRunId = '{summary.parent_run_id}' and tags.architecture = '{best.architecture}'",
+        )
+        baselines = {key: value for key, value in (child[0].data.metrics if child else {}).items() if key.startswith("baseline_")}
         generate(10, 0)  # warm-up: builds the compiled generation graph once
         timings = [generate(args.generate_chars, seed)[1] for seed in range(1, GENERATION_REPEATS + 1)]
         sample, _ = generate(300, 0)
@@ -170,6 +180,7 @@ def run_benchmark(args: argparse.Namespace, argv: Sequence[str]) -> CharBenchmar
         chars_per_second=args.generate_chars / statistics.median(timings),
         tf_threads=os.environ.get("TF_NUM_INTRAOP_THREADS", "TensorFlow default (all cores)"),
         sample=sample,
+        baselines=baselines,
     )
 
 
@@ -195,7 +206,11 @@ Measured {result.date_utc} on:
 Settings: {", ".join(result.config_lines)}.
 
 Flow wall time {result.flow_seconds:.1f} s (loading the text to registering the models).
-Best validation loss {result.best_val_loss:.4f} nats/char (perplexity {result.best_val_perplexity:.3f}).
+Best validation loss {result.best_val_loss:.4f} nats/char (perplexity {result.best_val_perplexity:.3f}); on the same
+validation characters the add-one unigram scores {result.baselines.get("baseline_unigram_val_loss", float("nan")):.4f}
+nats/char (perplexity {result.baselines.get("baseline_unigram_val_perplexity", float("nan")):.3f}) and the
+{int(result.baselines.get("baseline_ngram_order", 0))}-gram Kneser-Ney {result.baselines.get("baseline_ngram_val_loss", float("nan")):.4f}
+nats/char (perplexity {result.baselines.get("baseline_ngram_val_perplexity", float("nan")):.3f}).
 Generation: {result.chars_per_second:,.0f} characters per second (TensorFlow threads: {result.tf_threads}).
 
 ```

@@ -87,7 +87,9 @@ def champion_vocabulary_problem(champion_vocabulary: list[str], validation_text:
     share = float(outside.mean())
     if share <= own_unknown_share + CHAMPION_UNKNOWN_SLACK:
         return None
-    missing = "".join(dict.fromkeys(char for char, out in zip(validation_text, outside) if out))
+    # The characters to show: not the unknown marker, which stands for those the challenger lacks as well.
+    marker = champion_vocabulary[UNKNOWN_ID]
+    missing = "".join(dict.fromkeys(char for char, out in zip(validation_text, outside) if out and char != marker))
     return (
         f"{share:.1%} of this validation text is outside the champion's vocabulary (this execution's own: "
         f"{own_unknown_share:.1%}; e.g. {missing[:12]!r}): it was trained on another corpus or alphabet"
