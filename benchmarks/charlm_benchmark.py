@@ -43,7 +43,8 @@ from pipeline_benchmark import (  # noqa: E402 - the sibling script, importable 
 )
 
 from seqflow.cli import configure_runtime  # noqa: E402
-from seqflow.config import CHARLM_PROFILES, parse_assignments, resolve_charlm_config  # noqa: E402
+from seqflow.charlm.sizing import AUTO_PROFILE, resolve_charlm_run_config  # noqa: E402
+from seqflow.config import CHARLM_PROFILES, parse_assignments  # noqa: E402
 from seqflow.core.errors import SeqflowError  # noqa: E402
 from seqflow.core.settings import load_settings  # noqa: E402
 
@@ -113,13 +114,8 @@ def run_benchmark(args: argparse.Namespace, argv: Sequence[str]) -> CharBenchmar
         overrides["seed"] = args.seed
     with scratch_folder(args.keep_temp) as scratch:
         settings = benchmark_settings(user_settings, scratch)
-        profile = args.profile or ("auto" if args.corpus else "shakespeare-lstm")
-        if profile == "auto":
-            from seqflow.charlm.sizing import resolve_auto_charlm_config
-
-            config = resolve_auto_charlm_config(dict(settings.config_overrides), overrides)
-        else:
-            config = resolve_charlm_config(profile, dict(settings.config_overrides), overrides)
+        profile = args.profile or (AUTO_PROFILE if args.corpus else "shakespeare-lstm")
+        config = resolve_charlm_run_config(profile, dict(settings.config_overrides), overrides)
         charlm_settings = settings.for_charlm()
 
         from prefect.testing.utilities import prefect_test_harness

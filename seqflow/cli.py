@@ -230,18 +230,10 @@ def add_model_name_option(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def charlm_settings_for(args: argparse.Namespace, settings: TrackingSettings, source: str) -> TrackingSettings:
-    """The charlm tracking settings with the registered model of this corpus (see seqflow.charlm.corpus)."""
-    from seqflow.charlm.corpus import charlm_model_name
-
-    name = charlm_model_name(getattr(args, "model_name", None), settings.charlm_model_name, source)
-    return settings.model_copy(update={"charlm_model_name": name}).for_charlm()
-
-
 def _cmd_charlm(args: argparse.Namespace, settings: TrackingSettings) -> int:
-    from seqflow.charlm.corpus import check_model_name
-    from seqflow.charlm.sizing import AUTO_PROFILE, resolve_auto_charlm_config
-    from seqflow.config import CHARLM_PROFILES, DEFAULT_CHARLM_PROFILE, get_charlm_profile, resolve_charlm_config
+    from seqflow.charlm.corpus import check_model_name, corpus_tracking_settings
+    from seqflow.charlm.sizing import AUTO_PROFILE, resolve_charlm_run_config
+    from seqflow.config import CHARLM_PROFILES, DEFAULT_CHARLM_PROFILE, get_charlm_profile
 
     if args.charlm_command == "profiles":
         if args.name:
@@ -266,19 +258,16 @@ def _cmd_charlm(args: argparse.Namespace, settings: TrackingSettings) -> int:
     overrides.update(parse_assignments(args.assignments))
     if args.model_name is not None:
         check_model_name(args.model_name)  # before the text is read to size the profile
-    profile = args.profile or DEFAULT_CHARLM_PROFILE
-    if profile == AUTO_PROFILE:
-        config = resolve_auto_charlm_config(dict(settings.config_overrides), overrides)
-    else:
-        config = resolve_charlm_config(profile, dict(settings.config_overrides), overrides)
+    config = resolve_charlm_run_config(args.profile or DEFAULT_CHARLM_PROFILE, dict(settings.config_overrides), overrides)
     from seqflow.flows.charlm import charlm_flow
 
-    summary = charlm_flow(config, charlm_settings_for(args, settings, config.data.source))
+    summary = charlm_flow(config, corpus_tracking_settings(settings, args.model_name, config.data.source))
     print(summary.render())
     return 0
 
 
 def _cmd_charlm_rerun(args: argparse.Namespace, settings: TrackingSettings) -> int:
+    from seqflow.charlm.corpus import corpus_tracking_settings
     from seqflow.charlm.rerun import plan_charlm_rerun
     from seqflow.flows.charlm import charlm_rerun_flow
     from seqflow.core.tracking import Tracker
@@ -287,7 +276,7 @@ def _cmd_charlm_rerun(args: argparse.Namespace, settings: TrackingSettings) -> i
     overrides = parse_assignments(args.assignments)
     plan = plan_charlm_rerun(Tracker(charlm_settings), args.task, args.from_run, args.rerun_architectures, overrides)
     # Registers (rerun register) under the model of the earlier execution's corpus, as its run did.
-    summary = charlm_rerun_flow(plan, charlm_settings_for(args, settings, plan.config.data.source))
+    summary = charlm_rerun_flow(plan, corpus_tracking_settings(settings, args.model_name, plan.config.data.source))
     print(summary.render())
     return 0
 
@@ -301,9 +290,11 @@ def _cmd_generate(args: argparse.Namespace, settings: TrackingSettings) -> int:
 
     if args.length < 0 or args.temperature < 0:
         raise SeqflowError(f"--length and --temperature must not be negative, got {args.length} and {args.temperature}")
+    from seqflow.charlm.corpus import corpus_tracking_settings
     from seqflow.config import DEFAULT_CHARLM_PROFILE, get_charlm_profile
 
-    charlm_settings = charlm_settings_for(args, settings, args.source or get_charlm_profile(DEFAULT_CHARLM_PROFILE).data.source)
+    source = args.source or get_charlm_profile(DEFAULT_CHARLM_PROFILE).data.source
+    charlm_settings = corpus_tracking_settings(settings, args.model_name, source)
     model_uri = args.model_uri or f"models:/{charlm_settings.registered_model_name}@{CHAMPION_ALIAS}"
     tracker = Tracker(charlm_settings)
     if args.model_uri is None and tracker.champion() is None:

@@ -19,6 +19,7 @@ from seqflow.charlm.sources import parse_char_source_spec
 from seqflow.charlm.text import UNKNOWN_ID, CharEncodedData, load_char_ids
 from seqflow.core.errors import ConfigError, SeqflowError
 from seqflow.core.promotion import PromotionDecision
+from seqflow.core.settings import TrackingSettings
 
 MODEL_NAME_PREFIX = "seqflow-charlm-"
 # Registered model names stay short and plain: MLflow URIs (models:/NAME@champion) and shells handle them as is.
@@ -68,6 +69,12 @@ def charlm_model_name(explicit: str | None, environment: str | None, source: str
     if explicit is not None:
         return check_model_name(explicit)
     return environment or charlm_model_name_for(source)
+
+
+def corpus_tracking_settings(settings: TrackingSettings, model_name: str | None, source: str) -> TrackingSettings:
+    """The charlm tracking settings (:meth:`TrackingSettings.for_charlm`) with this corpus's registered model."""
+    name = charlm_model_name(model_name, settings.charlm_model_name, source)
+    return settings.model_copy(update={"charlm_model_name": name}).for_charlm()
 
 
 class IncomparableChampion(Exception):

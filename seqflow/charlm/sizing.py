@@ -89,3 +89,12 @@ def resolve_auto_charlm_config(environment: Mapping[str, Any] | None, explicit: 
     chosen = {key: value for key, value in sized.items() if not _given(key, environment) and not _given(key, explicit)}
     logger.info("auto profile for %s characters, %d distinct: %s", f"{len(text):,}", len(set(text)), chosen)
     return resolve_charlm_config(AUTO_PROFILE, environment, {**chosen, **explicit})
+
+
+def resolve_charlm_run_config(profile: str, environment: Mapping[str, Any] | None, explicit: Mapping[str, Any]):  # noqa: ANN201
+    """``profile`` resolved as ``seqflow charlm run`` does: ``auto`` sized from its text, any other as it is."""
+    from seqflow.charlm.config import resolve_charlm_config
+
+    if profile == AUTO_PROFILE:
+        return resolve_auto_charlm_config(environment, explicit)
+    return resolve_charlm_config(profile, environment, explicit)

@@ -123,3 +123,13 @@ def test_tail_split_holds_out_the_end_of_the_text():
     text = "".join(chr(ord("a") + i % 26) for i in range(1_000))
     splits = split_blocks(text, CharDataConfig(validation_split="tail", block_chars=10), seed=0)
     assert splits == {"train": text[:900], "validation": text[900:]}
+
+
+def test_cli_refuses_a_bad_model_name_in_one_line_before_reading_the_text(tmp_path: Path, monkeypatch, capsys):
+    from seqflow.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    code = main(["charlm", "run", "--model-name", "lyrics/v2", "--source", f"text:{tmp_path / 'missing.txt'}"])
+    err = capsys.readouterr().err
+    assert code == 2 and "--model-name 'lyrics/v2' cannot name a registered model" in err
+    assert "missing.txt" not in err and "Traceback" not in err and not (tmp_path / "mlflow.db").exists()
