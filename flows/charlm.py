@@ -32,7 +32,7 @@ def charlm_flow(config: CharLMConfig, settings: TrackingSettings) -> CharRunSumm
     artifacts_dir = config.artifacts_dir
     split_files = cached(load_text, artifacts_dir)(config.data, config.seed, artifacts_dir)
     contract_report = cached(check_text, artifacts_dir)(split_files, config.contracts)
-    encoded = cached(encode, artifacts_dir)(split_files, artifacts_dir)
+    encoded = cached(encode, artifacts_dir)(split_files, artifacts_dir, config.data.min_char_count)
     parent_run_id = start_charlm_tracking(settings, config, split_files, encoded, [contract_report])
     train_model, evaluate_model = cached(train, artifacts_dir), cached(evaluate, artifacts_dir)
     submitted = []

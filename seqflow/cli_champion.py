@@ -31,8 +31,9 @@ def add_profile_options(
 
 def add_champion_commands(
     commands: argparse._SubParsersAction, metrics: str, profiles: Sequence[str], default_profile: str, example: str
-) -> None:
-    """``champion``, ``promote``, ``rollback`` and ``serve``: the same four commands for every pipeline."""
+) -> list[argparse.ArgumentParser]:
+    """``champion``, ``promote``, ``rollback`` and ``serve``: the same four commands for every pipeline; returns
+    their parsers, for a pipeline's own options."""
     champion = commands.add_parser("champion", help=f"show the current champion, its {metrics} and who promoted it")
     champion.add_argument("--json", action="store_true", help="print it as JSON")
 
@@ -52,6 +53,7 @@ def add_champion_commands(
         "--max-request-mb", type=float, default=16.0, metavar="MB",
         help="refuse (HTTP 413) request bodies over this many MiB, unread (default: 16)",
     )
+    return [champion, promote, rollback, serve]
 
 
 def reading_tracker(settings: TrackingSettings, model_uri: str | None = None):  # noqa: ANN202 - a Tracker

@@ -18,6 +18,7 @@ from prefect import task
 from prefect.runtime import flow_run
 
 from seqflow.charlm.contracts import validate_char_splits
+from seqflow.charlm.corpus import char_baselines
 from seqflow.charlm.records import EvaluatedCharModel, TrainedCharModel, dataset_tags
 from seqflow.charlm.sources import load_char_source
 from seqflow.charlm.steps import register_and_promote_charlm
@@ -87,14 +88,14 @@ def check_text(split_files: CharSplitFiles, contracts: CharContractConfig) -> Co
 
 
 def _encode_key(inputs: dict[str, Any]) -> Recipe:
-    # Encoding has no settings: the vocabulary and ids follow from the text alone.
-    return "encode-chars", split_digests(inputs["split_files"]), {}
+    # The vocabulary and ids follow from the text and the rare-character threshold alone.
+    return "encode-chars", split_digests(inputs["split_files"]), {"data.min_char_count": inputs.get("min_char_count")}
 
 
 @task(cache_policy=PipelineCache(key=_encode_key, check=check_char_encoded))
-def encode(split_files: CharSplitFiles, artifacts_dir: str) -> CharEncodedData:
-    """Vocabulary from the training text; both splits as character ids."""
-    return encode_char_splits(split_files, Path(artifacts_dir))
+def encode(split_files: CharSplitFiles, artifacts_dir: str, min_char_count: int | None = None) -> CharEncodedData:
+    """Vocabulary from the training text (rare characters read as unknown); both splits as character ids."""
+    return encode_char_splits(split_files, Path(artifacts_dir), min_char_count)
 
 
 def _stream_settings(config: Any) -> dict[str, Any]:
@@ -242,6 +243,8 @@ def evaluate(settings: TrackingSettings, trained: TrainedCharModel, encoded: Cha
                                training.validation_window)
         val_perplexity = math.exp(min(val_loss, 50.0))
         tracker.log_metrics(trained.run_id, {"best_val_loss": val_loss, "best_val_perplexity": val_perplexity})
+        # The count baselines on the same validation characters, beside the network's score.
+        tracker.log_metrics(trained.run_id, char_baselines(encoded, training.validation_streams).metrics())
     return EvaluatedCharModel(
         architecture=trained.architecture,
         run_id=trained.run_id,

@@ -37,8 +37,16 @@ class CharDataConfig:
     block_chars: Annotated[int, Field(ge=2)] = 10_000
     # Share of blocks held out for validation (model selection, promotion and the benchmark's number).
     validation_fraction: Annotated[float, Field(gt=0, lt=0.5)] = 0.1
+    # "blocks": the seeded draw of blocks above; "tail": the last validation_fraction of the text, the split
+    # published tiny_shakespeare numbers use (so a benchmark compares with them).
+    validation_split: Literal["blocks", "tail"] = "blocks"
     # TFDS data_dir (where tiny_shakespeare is or will be prepared).
     tfds_data_dir: str | None = None
+    # A training character seen fewer times than this gets no id of its own: it is read (in training,
+    # validation and prefixes) as the unknown id, which so learns the probability of "a rare or new character".
+    # None: 2 for alphabets over 300 characters (CJK), 1 (keep every character) otherwise; see
+    # seqflow.charlm.text.resolve_min_char_count.
+    min_char_count: Annotated[int, Field(ge=1)] | None = None
 
 
 @config_section(name="contracts", what=WHAT)
@@ -49,8 +57,16 @@ class CharContractConfig:
     min_chars: PositiveInt = 1_000
     # Distinct characters in training text; a binary file or a mis-decoded text explodes this number.
     max_vocab_size: PositiveInt = 5_000
-    # Share of validation characters never seen in training: the model cannot predict them at all.
-    max_unseen_share: Share = 0.005
+    # Share of validation characters never seen in training. They are read as the unknown id (priced by the rare
+    # characters folded into it), so a few percent is ordinary in a large alphabet (2.7% in 60k characters of
+    # Chinese lyrics); far more means another vocabulary in the same script (traditional vs simplified Chinese).
+    max_unseen_share: Share = 0.1
+    # Share of validation letters in a script (Latin, CJK, Greek, Cyrillic, Hangul, ...) that no training letter
+    # is written in: validation text in another language or alphabet.
+    max_foreign_script_share: Share = 0.01
+    # Share of characters that begin a mojibake pair (UTF-8 bytes decoded as Latin-1/cp1252, e.g. "Ã©" for "é",
+    # "å¤" for a Chinese character) or are U+FFFD left by a lossy decoding: a text in the wrong encoding.
+    max_mojibake_share: Share = 0.001
     # How many failing examples an error message shows.
     examples_in_message: NonNegativeInt = 5
 
@@ -122,6 +138,9 @@ class CharPromotionConfig:
     min_improvement: float = 0.0
     # A challenger above this validation perplexity is never promoted (a perplexity is at least 1).
     max_val_perplexity: Annotated[float, Field(ge=1)] = 10.0
+    # A challenger must have a lower validation perplexity than the smoothed character n-gram baseline on the same
+    # validation characters (seqflow.charlm.baselines): a network that does not beat counting has learned nothing.
+    require_beating_ngram: bool = True
 
 
 @config_section(what=WHAT)
@@ -154,6 +173,9 @@ def with_charlm_overrides(config: CharLMConfig, overrides: Mapping[str, Any]) ->
 
 
 CHARLM_PROFILES: dict[str, CharLMConfig] = {
+    # The default of `seqflow charlm run`: model, training budget and validation blocks sized from the text it is
+    # given (seqflow.charlm.sizing says what and why); these values are only what it starts from.
+    "auto": CharLMConfig(profile="auto"),
     # Minutes on 2 cores: 300k characters of the embedded plays, a 1-layer LSTM(256), 5 epochs.
     "quick": CharLMConfig(
         profile="quick",
@@ -208,7 +230,7 @@ CHARLM_PROFILES: dict[str, CharLMConfig] = {
     ),
 }
 
-DEFAULT_CHARLM_PROFILE = "quick"
+DEFAULT_CHARLM_PROFILE = "auto"
 
 
 REGISTRY = ProfileRegistry(CHARLM_PROFILES, with_charlm_overrides, "charlm profile")

@@ -151,7 +151,7 @@ class CharGenerator:
         shown = "".join(unknown[:UNKNOWN_CHARS_SHOWN]) + ("..." if len(unknown) > UNKNOWN_CHARS_SHOWN else "")
         return (
             f"has {len(unknown)} character(s) outside the model's vocabulary of {len(self.vocabulary) - 1} "
-            f"(never seen in its training text): {shown!r}"
+            f"(never seen in its training text, or too rare there to get an id): {shown!r}"
         )
 
     def generate(self, prefix: str, length: int, temperature: float, seed: int | None = None) -> str:

@@ -96,9 +96,12 @@ def perplexity_on(tracker: Tracker, champion, text: ValidationText) -> float:  #
     """The champion's validation perplexity on ``text``, scored now with its own step model and vocabulary
     (characters it never saw read as its unknown marker)."""
     import keras
+    import numpy as np
 
-    from seqflow.charlm.text import encode, load_char_vocabulary
+    from seqflow.charlm.corpus import champion_vocabulary_problem
+    from seqflow.charlm.text import UNKNOWN_ID, encode, load_char_vocabulary
     from seqflow.charlm.train import stream_loss
+    from seqflow.core.registry import IncomparableChampion
 
     with tempfile.TemporaryDirectory() as scratch:
         model_dir = tracker.download_model_artifacts(
@@ -108,6 +111,13 @@ def perplexity_on(tracker: Tracker, champion, text: ValidationText) -> float:  #
         step_model = keras.saving.load_model(next((model_dir / "artifacts").rglob("*.keras")), compile=False)
         vocabulary = load_char_vocabulary(next((model_dir / "artifacts").rglob("*.json")))
     validation = "".join(text.vocabulary[i] for i in text.ids)
+    # A champion of another alphabet is not scored on this text: its perplexity would measure the mismatch.
+    own_unknown_share = float(np.mean(np.asarray(text.ids) == UNKNOWN_ID)) if len(text.ids) else 0.0
+    if problem := champion_vocabulary_problem(vocabulary, validation, own_unknown_share):
+        raise IncomparableChampion(
+            f"{problem}; give this corpus its own registered model (seqflow charlm run --model-name NAME, or leave "
+            "the name to be derived from --source)"
+        )
     loss = stream_loss(step_model, encode(validation, vocabulary), text.streams, text.window)
     return math.exp(min(loss, MAX_LOSS))
 

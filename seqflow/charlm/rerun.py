@@ -43,7 +43,10 @@ CHARLM_RERUNS = RerunTable(
         "check_text": contract_step(lambda r: {"split_files": r.earlier.split_files, "contracts": r.config.contracts}, ("splits",)),
         "encode": RerunStep(
             produces="encoded",
-            arguments=lambda r: {"split_files": r.earlier.split_files, "artifacts_dir": r.config.artifacts_dir},
+            arguments=lambda r: {
+                "split_files": r.earlier.split_files, "artifacts_dir": r.config.artifacts_dir,
+                "min_char_count": r.config.data.min_char_count,
+            },
             describe=lambda out, earlier: [
                 f"character ids {out.encoded_dir} "
                 f"({'same ids as before' if out.ids_digest == earlier.encoded.ids_digest else 'ids changed'})"

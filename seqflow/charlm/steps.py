@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 
+from seqflow.charlm.corpus import char_baselines, ngram_gate
 from seqflow.charlm.pipeline import CHARLM, SCORE_TAG, validation_text_of  # noqa: F401 - SCORE_TAG re-exported
 from seqflow.charlm.records import EvaluatedCharModel, TrainedCharModel, dataset_tags  # noqa: F401 - re-exported
 from seqflow.charlm.records import dataset_tags as _dataset_tags  # noqa: F401 - read by seqflow.core.state
@@ -77,6 +78,12 @@ def register_and_promote_charlm(
         )
         for model in evaluated
     ]
+    # The network must beat counting: a model no better than a Kneser-Ney n-gram of the same text is not promoted.
+    ngram_bar = (
+        (lambda best: ngram_gate(best.version, best.score, char_baselines(encoded, config.training.validation_streams)))
+        if config.promotion.require_beating_ngram else None
+    )
     return register_and_promote(
-        CHARLM, tracker, candidates, config.promotion, parent_run_id, lambda: _validation_text(encoded, config)
+        CHARLM, tracker, candidates, config.promotion, parent_run_id, lambda: _validation_text(encoded, config),
+        challenger_gate=ngram_bar,
     )

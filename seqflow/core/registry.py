@@ -95,6 +95,15 @@ class RegistrationOutcome:
         return version is not None and version == self.champion_version
 
 
+class IncomparableChampion(SeqflowError):
+    """The champion cannot be scored on this execution's data (the message says why, e.g. its vocabulary cannot
+    read the text): the challenger is not compared with it, and so not promoted, instead of a meaningless score."""
+
+
+# The gate named when a champion could not be compared (see IncomparableChampion).
+COMPARABLE_CHAMPION_GATE = "comparable_champion"
+
+
 def champion_score_on(
     pipeline: Pipeline, tracker: Tracker, champion, dataset_digest: str, scoring_data: Callable[[], Any]  # noqa: ANN001
 ) -> float:
@@ -144,9 +153,12 @@ def register_and_promote(
     promotion: Any,
     parent_run_id: str,
     scoring_data: Callable[[], Any],
+    challenger_gate: Callable[[RegisteredVersion], PromotionDecision | None] | None = None,
 ) -> RegistrationOutcome:
     """Register every candidate, then move ``champion`` to the best one if it passes the gates; the champion
-    is compared on this execution's data (``scoring_data``: see :func:`champion_score_on`).
+    is compared on this execution's data (``scoring_data``: see :func:`champion_score_on`). A pipeline's own
+    ``challenger_gate`` (e.g. "beat a count baseline") is checked first: a refusal from it is the decision.
+    A champion that cannot be compared (:class:`IncomparableChampion`) is not: the challenger is not promoted.
 
     All or nothing: if anything fails or the process is interrupted here, this execution's versions are deleted
     again and the alias stays on (or goes back to) the previous champion. A process killed outright leaves them
@@ -173,17 +185,33 @@ def register_and_promote(
         best = best_version(pipeline, versions)
         champion = tracker.champion()
         previous_champion = str(champion.version) if champion is not None else None
-        champion_score = None
-        if champion is not None:
-            digest = next(candidate.dataset_digest for candidate in candidates if candidate.run_id == best.run_id)
-            champion_score = champion_score_on(pipeline, tracker, champion, digest, scoring_data)
-        decision = decide(pipeline, promotion, best.version, best.score, previous_champion, champion_score)
+        decision = challenger_gate(best) if challenger_gate is not None else None
+        if decision is None:
+            decision = _decide_against_champion(pipeline, tracker, promotion, candidates, best, champion, scoring_data)
         apply_promotion(tracker, decision, parent_run_id, pipeline.via_run, previous_champion)
     except BaseException:
         # Also when interrupted after the alias moved: the alias goes back to the version it was on.
         tracker.withdraw_versions([version.version for version in versions], previous_champion)
         raise
     return RegistrationOutcome.now(tracker, versions, decision)
+
+
+def _decide_against_champion(
+    pipeline: Pipeline, tracker: Tracker, promotion: Any, candidates: Sequence[Candidate], best: RegisteredVersion,
+    champion, scoring_data: Callable[[], Any],  # noqa: ANN001 - mlflow ModelVersion or None
+) -> PromotionDecision:
+    champion_version = str(champion.version) if champion is not None else None
+    champion_score = None
+    if champion is not None:
+        digest = next(candidate.dataset_digest for candidate in candidates if candidate.run_id == best.run_id)
+        try:
+            champion_score = champion_score_on(pipeline, tracker, champion, digest, scoring_data)
+        except IncomparableChampion as incomparable:
+            return PromotionDecision(
+                False, f"not compared with champion v{champion_version} of {tracker.settings.registered_model_name!r}: "
+                f"{incomparable}", best.version, best.score, champion_version, None, COMPARABLE_CHAMPION_GATE,
+            )
+    return decide(pipeline, promotion, best.version, best.score, champion_version, champion_score)
 
 
 # --- the alias by hand: promote, rollback, champion ----------------------------------------------------------

@@ -59,6 +59,10 @@ def test_charlm_run_tracks_registers_and_promotes(first_execution, shared_settin
             history = client.get_metric_history(child.info.run_id, key)
             assert [point.step for point in history] == [1, 2]
         val_losses = [p.value for p in client.get_metric_history(child.info.run_id, "val_loss")]
+        # The count baselines beside the network's score, on the same validation characters.
+        metrics = child.data.metrics
+        assert 1 < metrics["baseline_ngram_val_perplexity"] < metrics["baseline_unigram_val_perplexity"]
+        assert metrics["baseline_ngram_order"] >= 2
         # The registered model is the best epoch's: its re-measured loss is the best logged one.
         assert child.data.metrics["best_val_loss"] == pytest.approx(min(val_losses), rel=1e-4)
         artifacts = {item.path for item in client.list_artifacts(child.info.run_id)}
@@ -81,13 +85,15 @@ def test_charlm_run_tracks_registers_and_promotes(first_execution, shared_settin
     assert "first champion: validation perplexity" in summary.decision_reason
 
 
-def _env_file(settings, folder):  # noqa: ANN001, ANN202
-    """An --env-file naming the sentiment names: the CLI derives the charlm ones (settings.for_charlm)."""
+def _env_file(settings, folder, charlm_model_name=None):  # noqa: ANN001, ANN202
+    """An --env-file naming the sentiment names (the CLI derives the charlm experiment from them) and the charlm
+    registered model explicitly (SEQFLOW_CHARLM_MODEL_NAME overrides the name derived from the corpus)."""
     env_file = folder / "test.env"
     env_file.write_text(
         f"MLFLOW_TRACKING_URI={settings.tracking_uri}\n"
         "MLFLOW_EXPERIMENT_NAME=seqflow-test\n"
         "SEQFLOW_REGISTERED_MODEL_NAME=seqflow-test-sentiment\n"
+        f"SEQFLOW_CHARLM_MODEL_NAME={charlm_model_name or settings.registered_model_name}\n"
     )
     return env_file
 
@@ -156,7 +162,26 @@ def test_failure_mid_run_leaves_no_version_alias_or_running_run(prefect_api, tin
     assert client.search_model_versions(f"name='{charlm_tracking_settings.registered_model_name}'") == []
 
 
-def test_chinese_text_trains_and_generates(prefect_api, tiny_charlm_config, charlm_tracking_settings, chinese_text_path):
+def test_a_champion_of_another_alphabet_is_refused_not_scored(first_execution, shared_folder, shared_settings,
+                                                             chinese_text_path):
+    from seqflow.flows.charlm import charlm_flow
+
+    # The English champion of the shared registry; a Chinese corpus forced into the same registered model.
+    chinese = tiny_charlm_config_in(shared_folder, **{
+        "data.source": f"text:{chinese_text_path}", "data.max_chars": "None", "data.block_chars": "400",
+        "contracts.min_chars": "200", "training.architectures": "char_gru", "training.epochs": "1",
+        "sampling.prefix": "",
+    })
+    summary = charlm_flow(chinese, shared_settings)
+    assert summary.decision_reason.startswith("not compared with champion v")
+    assert "outside the champion's vocabulary" in summary.decision_reason and "--model-name" in summary.decision_reason
+    client = MlflowClient(shared_settings.tracking_uri)
+    champion = client.get_model_version_by_alias(shared_settings.registered_model_name, CHAMPION_ALIAS)
+    assert champion.tags["architecture"] != "char_gru" or champion.version != summary.rows[0].version
+
+
+def test_chinese_text_trains_and_generates(prefect_api, tiny_charlm_config, charlm_tracking_settings, chinese_text_path,
+                                           tmp_path, capsys):
     from seqflow.flows.charlm import charlm_flow
     from seqflow.core.tracking import Tracker
 
@@ -175,6 +200,17 @@ def test_chinese_text_trains_and_generates(prefect_api, tiny_charlm_config, char
     assert len(continuation) == 30
     poem_chars = set("".join(CHINESE_LINES) + "\n")
     assert set(continuation) <= poem_chars
+    # `seqflow generate --model-name`: a Chinese prefix in, Chinese text out (the name wins over the env's).
+    from seqflow.cli import main
+
+    env_file = _env_file(charlm_tracking_settings, tmp_path, charlm_model_name="seqflow-charlm-some-other-corpus")
+    code = main(["--env-file", str(env_file), "generate", "--model-name", charlm_tracking_settings.registered_model_name,
+                 "--prefix", "床前", "--length", "20", "--seed", "2", "--json"])
+    captured = capsys.readouterr()
+    assert code == 0, captured.err
+    generated = json.loads(captured.out)["continuation"]
+    assert len(generated) == 20 and set(generated) <= poem_chars
+    assert sum("\u4e00" <= char <= "\u9fff" for char in generated) >= 10
 
 
 def _statuses(summary) -> dict[str, tuple[str, str]]:
