@@ -30,13 +30,9 @@ NO_CEILING = ("--set", "promotion.max_val_perplexity=1000")
 def trained_store(tmp_path_factory) -> TrackingSettings:
     """A charlm store with one finished execution: two registered versions, the better one champion."""
     from seqflow.charlm.sources import load_char_source
-    from seqflow.charlm.steps import (
-        evaluate_char_architecture,
-        finish_charlm_run,
-        register_and_promote_charlm,
-        start_charlm_run,
-        train_char_architecture,
-    )
+    from seqflow.charlm.comparison import finish_charlm_run
+    from seqflow.charlm.steps import register_and_promote_charlm, start_charlm_run
+    from seqflow.tasks.charlm import evaluate, train
     from seqflow.charlm.text import encode_char_splits, write_char_splits
 
     folder = tmp_path_factory.mktemp("charlm-champion")
@@ -46,10 +42,9 @@ def trained_store(tmp_path_factory) -> TrackingSettings:
     split_files = write_char_splits(load_char_source(config.data), config.data, config.seed, Path(config.artifacts_dir))
     encoded = encode_char_splits(split_files, Path(config.artifacts_dir))
     parent = start_charlm_run(tracker, config, split_files, encoded, [], None)
+    # The steps' own functions (``.fn``), without a Prefect flow around them.
     evaluated = [
-        evaluate_char_architecture(
-            tracker, train_char_architecture(tracker, arch, config, split_files, encoded, parent, None), encoded, config
-        )
+        evaluate.fn(settings, train.fn(settings, arch, config, split_files, encoded, parent), encoded, config)
         for arch in config.training.architectures
     ]
     finish_charlm_run(tracker, parent, evaluated, register_and_promote_charlm(tracker, evaluated, encoded, config, parent))
@@ -63,11 +58,12 @@ def store(trained_store: TrackingSettings, tmp_path: Path) -> TrackingSettings:
 
 @pytest.fixture
 def env_file(store: TrackingSettings, tmp_path: Path) -> str:
-    """An --env-file naming the sentiment names: the CLI derives the charlm ones (settings.for_charlm)."""
+    """An --env-file naming the sentiment names (the CLI derives the charlm experiment, settings.for_charlm) and
+    the charlm registered model the fixture used (by default the CLI would derive one from the corpus)."""
     path = tmp_path / "test.env"
     path.write_text(
         f"MLFLOW_TRACKING_URI={store.tracking_uri}\nMLFLOW_EXPERIMENT_NAME=seqflow-test\n"
-        "SEQFLOW_REGISTERED_MODEL_NAME=seqflow-test-sentiment\n"
+        f"SEQFLOW_REGISTERED_MODEL_NAME=seqflow-test-sentiment\nSEQFLOW_CHARLM_MODEL_NAME={store.registered_model_name}\n"
     )
     return str(path)
 
@@ -156,7 +152,10 @@ def test_charlm_serve_generates_over_http(store, env_file, tmp_path):
         [served] = post(f"{base_url}/invocations", {"dataframe_records": [row]})["predictions"]
         assert served["text"] == "ROMEO:" + served["continuation"] and len(served["continuation"]) == 30
         # The server answers what the champion answers in this process, for the same seed.
-        expected = Tracker(store).load_pyfunc(f"models:/{store.registered_model_name}@{CHAMPION_ALIAS}").predict(
+        from seqflow.charlm.generate import CHAR_GENERATION
+
+        model_uri = f"models:/{store.registered_model_name}@{CHAMPION_ALIAS}"
+        expected = Tracker(store).load_pyfunc(model_uri, CHAR_GENERATION).predict(
             pd.DataFrame({key: [value] for key, value in row.items()})
         )
         assert served["text"] == expected["text"][0]
