@@ -131,6 +131,10 @@ class TrackingSettings(BaseModel):
         if self.is_http or self.tracking_username is None:
             return self.tracking_uri
         parts = urlsplit(self.tracking_uri)
+        if not parts.hostname:
+            # A file store or SQLite file (sqlite:////path) has no server to log in to: MLflow's
+            # MLFLOW_TRACKING_USERNAME/PASSWORD, if set for another store, do not belong in its URL.
+            return self.tracking_uri
         userinfo = quote(self.tracking_username, safe="")
         if self.tracking_password is not None:
             userinfo += ":" + quote(self.tracking_password.get_secret_value(), safe="")

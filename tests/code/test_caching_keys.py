@@ -61,14 +61,15 @@ def test_editing_the_comparison_table_retrains_nothing():
 def test_editing_how_a_champion_is_rescored_reruns_registration():
     import inspect
 
+    from seqflow.core import registry
     from seqflow.core.codedigest import code_digests_of
-    from seqflow.sentiment import registry
 
     sentiment, charlm = _tasks()
-    rescoring = Path(inspect.getsourcefile(registry.champion_accuracy_on))
+    # Both pipelines re-score a champion through the core registry (champion_score_on).
+    rescoring = Path(inspect.getsourcefile(registry.champion_score_on))
     for register in (sentiment.register, charlm.register):
         before, after = code_digests_of(register.fn), code_digests_of(register.fn, read=_edited(rescoring))
-        assert [name for name in after if after[name] != before[name]] == ["seqflow.sentiment.registry"], register.fn.__module__
+        assert [name for name in after if after[name] != before[name]] == ["seqflow.core.registry"], register.fn.__module__
     # ...and nothing upstream of it: training and evaluation do not call the registry.
     for step in (sentiment.train, sentiment.evaluate, charlm.train, charlm.evaluate):
         assert code_digests_of(step.fn, read=_edited(rescoring)) == code_digests_of(step.fn)

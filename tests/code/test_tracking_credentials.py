@@ -276,3 +276,14 @@ def test_non_utf8_env_file_is_one_line_naming_file_and_byte(
         "save it as UTF-8 text with KEY=VALUE lines (mlflow.env shows every key), or pass another --env-file"
     ), err[-3000:]
 
+
+
+def test_credentials_meant_for_a_server_stay_out_of_a_sqlite_url() -> None:
+    # MLFLOW_TRACKING_USERNAME/PASSWORD left in the environment by another store must not turn a SQLite path
+    # into an invalid URL with userinfo (sqlite://alice:...@//path).
+    from pydantic import SecretStr
+
+    settings = TrackingSettings(
+        tracking_uri="sqlite:////tmp/store/mlflow.db", tracking_username="alice", tracking_password=SecretStr(PASSWORD)
+    )
+    assert settings.connection_uri() == "sqlite:////tmp/store/mlflow.db"

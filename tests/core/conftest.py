@@ -70,7 +70,7 @@ def toy_pipeline(scorer: ToyScorer) -> Pipeline:
         tracking_settings=lambda settings: settings,
         resolve_config=unused,
         records=Records(trained=ToyRow, evaluated=ToyRow, comparison_row=ToyRow),
-        pyfunc=Pyfunc(python_model=unused, signature=unused, request_example="{}"),
+        pyfunc=Pyfunc(kind=unused, signature=unused, request_example="{}"),
         shown_metrics=("val_loss",),
         shown_metrics_label="validation metrics",
         scoring_data_of=lambda tracker, version: f"validation data of v{version.version}",
