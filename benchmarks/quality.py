@@ -213,7 +213,8 @@ def bare_fit_seconds(
     import numpy as np
 
     from seqflow.models.architectures import build_model
-    from seqflow.sentiment.train import input_pipeline, make_optimizer, model_spec, seed_everything
+    from seqflow.core.fitting import seed_everything
+    from seqflow.sentiment.train import input_pipeline, make_optimizer, model_spec
 
     (arrays_path,) = Path(config.artifacts_dir).rglob("arrays.npz")
     with np.load(arrays_path) as stored:

@@ -150,7 +150,7 @@ def train(
 
     from seqflow.charlm.generate import CHAR_GENERATION, STEP_MODEL_ARTIFACT, VOCABULARY_ARTIFACT
     from seqflow.charlm.train import char_training_fingerprint, train_char_model
-    from seqflow.sentiment.train import checkpoint_dir_for
+    from seqflow.core.fitting import checkpoint_dir_for
 
     tracker = Tracker(settings)
     run_id = tracker.start_run(

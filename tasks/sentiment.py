@@ -57,12 +57,12 @@ from seqflow.sentiment.records import (
     dataset_tags,
 )
 from seqflow.sentiment.serving import REVIEW_SENTIMENT, log_serving_model
+from seqflow.core.fitting import checkpoint_dir_for
 from seqflow.sentiment.sources import load_source
 from seqflow.sentiment.steps import RegistrationOutcome, register_and_promote
 from seqflow.sentiment.tokenise import TokenisedData, load_arrays, load_vocabulary, pad_and_tokenise
 from seqflow.sentiment.train import (
     EmbeddingSource,
-    checkpoint_dir_for,
     export_serving_model,
     read_embedding_source,
     train_classifier,

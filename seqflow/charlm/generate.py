@@ -25,7 +25,7 @@ import pandas as pd
 from seqflow.charlm.text import UNKNOWN_ID
 from seqflow.core.trusted_models import PyfuncKind
 from seqflow.core.errors import ConfigError
-from seqflow.sentiment.serving import REFUSED_ROWS_SHOWN, REFUSED_TEXT_PREVIEW_CHARS, InputRefused
+from seqflow.core.refusals import REFUSED_ROWS_SHOWN, REFUSED_TEXT_PREVIEW_CHARS, InputRefused
 
 # Artifact keys of the logged pyfunc model.
 STEP_MODEL_ARTIFACT = "step_model"

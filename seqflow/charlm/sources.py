@@ -20,7 +20,7 @@ from pathlib import Path
 
 from seqflow.config import CharDataConfig
 from seqflow.core.errors import DataSourceError
-from seqflow.sentiment.sources import _network_reaches
+from seqflow.core.downloads import network_reaches
 
 logger = logging.getLogger(__name__)
 
@@ -177,7 +177,7 @@ def _load_tfds(argument: str, data_config: CharDataConfig) -> str:
         raise DataSourceError(f"tfds source {name!r} cannot be used: {first_line}") from None
     if not builder.is_prepared():
         # TFDS would retry the download for minutes before failing; offline, say so at once.
-        if not _network_reaches(TINY_SHAKESPEARE_HOST):
+        if not network_reaches(TINY_SHAKESPEARE_HOST):
             raise DataSourceError(
                 f"tfds:{name} is not prepared in {builder.data_dir!r} and {TINY_SHAKESPEARE_HOST} cannot be reached "
                 "(no network). Prepare it on a machine with internet and pass its folder with "

@@ -7,8 +7,6 @@ current weights, so stateful and stateless models are compared on the same footi
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
 import math
 import time
@@ -21,7 +19,7 @@ import numpy as np
 from seqflow.charlm.generate import CharGenerator
 from seqflow.config import CharSamplingConfig, CharTrainingConfig
 from seqflow.core.errors import DataSourceError
-from seqflow.sentiment.train import FINGERPRINT_CHARS, EpochCallback, build_optimizer, progress_reporting, seed_everything
+from seqflow.core.fitting import EpochCallback, build_optimizer, progress_reporting, seed_everything, training_fingerprint_of
 
 logger = logging.getLogger(__name__)
 
@@ -147,12 +145,9 @@ def char_training_fingerprint(ids_digest: str, vocab_size: int, architecture: st
     """Names one character-model training (encoded text, architecture, settings, seed), so a re-run after a crash
     finds the checkpoint of the interrupted training; ``architectures`` and ``checkpoint`` do not change it."""
     settings = {key: value for key, value in asdict(training).items() if key not in ("architectures", "checkpoint")}
-    key = json.dumps(
-        {"ids": ids_digest, "vocab_size": vocab_size, "architecture": architecture, "training": settings, "seed": seed},
-        sort_keys=True,
-        default=str,
+    return training_fingerprint_of(
+        {"ids": ids_digest, "vocab_size": vocab_size, "architecture": architecture, "training": settings, "seed": seed}
     )
-    return hashlib.sha256(key.encode()).hexdigest()[:FINGERPRINT_CHARS]
 
 
 def train_char_model(

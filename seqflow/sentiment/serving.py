@@ -19,10 +19,13 @@ from typing import Sequence
 import mlflow.pyfunc
 import numpy as np
 import pandas as pd
-from mlflow.exceptions import MlflowException
-from mlflow.protos.databricks_pb2 import INVALID_PARAMETER_VALUE
 
-from seqflow.core.errors import SeqflowError
+from seqflow.core.refusals import (  # noqa: F401 - InputRefused and the limits re-exported for earlier imports
+    REFUSED_ROWS_SHOWN,
+    REFUSED_TEXT_PREVIEW_CHARS,
+    InputRefused,
+    describe_rows,
+)
 from seqflow.core.trusted_models import PyfuncKind
 
 TEXT_COLUMN = "text"
@@ -32,32 +35,6 @@ KERAS_ARTIFACT = "keras_model"
 # (1,024 x 500 ids x 64 units of float32 = 131 MB) stay modest.
 PREDICT_BATCH_SIZE = 1024
 DECISION_THRESHOLD = 0.5
-# Rows named in a refusal, and characters of each row's text shown; the count of all refused rows is always given.
-REFUSED_ROWS_SHOWN = 10
-REFUSED_TEXT_PREVIEW_CHARS = 40
-
-
-class InputRefused(SeqflowError, MlflowException):
-    """A served model refuses its input. Both kinds of error at once: the ``seqflow`` CLI prints a SeqflowError
-    as one line (exit code 2), and MLflow's scoring server answers an MlflowException with
-    INVALID_PARAMETER_VALUE as HTTP 400 carrying this message (any other exception becomes a 400 with a generic
-    message and a traceback)."""
-
-    def __init__(self, message: str) -> None:
-        super().__init__(message, error_code=INVALID_PARAMETER_VALUE)
-
-
-def describe_rows(rows: Sequence[int], values: Sequence[object]) -> str:
-    """``row 2 of 5 ('!!!'), row 4 of 5 ('')`` for 0-based ``rows`` of ``values``: counted from 1, as people
-    (and the CLI's TEXT arguments) count; at most REFUSED_ROWS_SHOWN of them, then how many more."""
-    shown = [
-        f"row {row + 1} of {len(values)} ({str(values[row])[:REFUSED_TEXT_PREVIEW_CHARS]!r})"
-        for row in rows[:REFUSED_ROWS_SHOWN]
-    ]
-    more = f" and {len(rows) - REFUSED_ROWS_SHOWN} more" if len(rows) > REFUSED_ROWS_SHOWN else ""
-    return ", ".join(shown) + more
-
-
 class ReviewSentimentModel(mlflow.pyfunc.PythonModel):
     """``predict(DataFrame{text}) -> DataFrame{probability, label}`` for raw review strings."""
 

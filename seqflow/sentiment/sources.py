@@ -13,11 +13,9 @@ data contract's job, so a bad label surfaces there with counts and examples rath
 
 from __future__ import annotations
 
-import concurrent.futures
 import logging
 import lzma
 import re
-import socket
 import tarfile
 import zlib
 from dataclasses import dataclass
@@ -28,6 +26,7 @@ import numpy as np
 import pandas as pd
 
 from seqflow.config import DataConfig
+from seqflow.core.downloads import network_reaches
 from seqflow.core.errors import DataSourceError
 
 logger = logging.getLogger(__name__)
@@ -39,8 +38,6 @@ REQUIRED_COLUMNS = (TEXT_COLUMN, LABEL_COLUMN)
 # The archive name TFDS looks for in a manual dir, and the host it downloads from otherwise.
 ACLIMDB_ARCHIVE_NAME = "aclImdb_v1.tar.gz"
 ACLIMDB_DOWNLOAD_HOST = "ai.stanford.edu"
-# Seconds to wait for a DNS answer before declaring the machine offline (TFDS itself retries for minutes).
-NETWORK_PROBE_TIMEOUT_S = 5.0
 
 _ACLIMDB_MEMBER = re.compile(r"(?:^|/)(train|test)/(pos|neg)/[^/]+\.txt$")
 
@@ -292,18 +289,6 @@ def _aclimdb_rows_from_archive(archive_path: Path) -> list[tuple[str, str, int]]
 # --- TensorFlow Datasets ---------------------------------------------------------------------------------
 
 
-def _network_reaches(host: str, timeout_s: float = NETWORK_PROBE_TIMEOUT_S) -> bool:
-    """Whether ``host`` resolves within ``timeout_s``; a cheap offline check before TFDS's long retries."""
-    pool = concurrent.futures.ThreadPoolExecutor(max_workers=1)
-    try:
-        pool.submit(socket.getaddrinfo, host, 443).result(timeout=timeout_s)
-        return True
-    except (OSError, concurrent.futures.TimeoutError):
-        return False
-    finally:
-        pool.shutdown(wait=False)
-
-
 def _tfds_frame(dataset) -> pd.DataFrame:  # noqa: ANN001 - a tf.data.Dataset of {"text", "label"}
     texts, labels = [], []
     for example in dataset.as_numpy_iterator():
@@ -330,7 +315,7 @@ def _load_tfds(argument: str, data_config: DataConfig) -> SourceData:
     if not builder.is_prepared():
         manual_dir = Path(data_config.tfds_manual_dir) if data_config.tfds_manual_dir else None
         has_manual_archive = manual_dir is not None and (manual_dir / ACLIMDB_ARCHIVE_NAME).is_file()
-        if not has_manual_archive and not _network_reaches(ACLIMDB_DOWNLOAD_HOST):
+        if not has_manual_archive and not network_reaches(ACLIMDB_DOWNLOAD_HOST):
             raise DataSourceError(
                 f"tfds:{name} is not prepared in {builder.data_dir!r} and {ACLIMDB_DOWNLOAD_HOST} cannot be "
                 f"reached (no network). Put {ACLIMDB_ARCHIVE_NAME} into a folder and pass it with "

@@ -3,26 +3,18 @@
 from __future__ import annotations
 
 import dataclasses
-import hashlib
-import json
 import logging
 import math
-import sys
-import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 
 from seqflow.config import TrainingConfig
+from seqflow.core.fitting import EpochCallback, build_optimizer, progress_reporting, seed_everything, training_fingerprint_of
 
 logger = logging.getLogger(__name__)
 
-# Called after every epoch with the 1-based epoch number and Keras' logs (loss, accuracy, val_loss, ...).
-EpochCallback = Callable[[int, dict[str, float]], None]
-# Hex characters of a training fingerprint (64 bits): folder names stay short, collisions stay unlikely.
-FINGERPRINT_CHARS = 16
 # nbsvm: the count added to every feature in each class before taking ratios (Wang & Manning's alpha = 1), so a
 # feature seen in one class only gets a large but finite ratio.
 NB_SMOOTHING = 1.0
@@ -46,15 +38,6 @@ class TrainingOutcome:
     @property
     def seconds_per_epoch(self) -> float:
         return self.seconds / max(self.epochs_run, 1)
-
-
-def seed_everything(seed: int) -> None:
-    """Seed Python, NumPy and TensorFlow, and ask TensorFlow for deterministic kernels (CPU: fully)."""
-    import keras
-    import tensorflow as tf
-
-    keras.utils.set_random_seed(seed)
-    tf.config.experimental.enable_op_determinism()
 
 
 def learning_rate_schedule(training: TrainingConfig, steps_per_epoch: int):  # noqa: ANN201 - float or a schedule
@@ -98,21 +81,6 @@ def schedule_callbacks(training: TrainingConfig) -> list:
     ]
 
 
-def build_optimizer(name: str, learning_rate, clipnorm: float | None):  # noqa: ANN001, ANN201 - keras types
-    """A Keras optimizer by name; ``learning_rate`` is a number or a schedule, ``clipnorm`` a global-norm clip."""
-    import keras
-
-    from seqflow.core.optimizers import LazyAdam
-
-    optimizers = {
-        "adam": keras.optimizers.Adam,
-        "lazy_adam": LazyAdam,
-        "rmsprop": keras.optimizers.RMSprop,
-        "sgd": keras.optimizers.SGD,
-    }
-    return optimizers[name](learning_rate=learning_rate, global_clipnorm=clipnorm)
-
-
 def make_optimizer(training: TrainingConfig, steps_per_epoch: int = 1):  # noqa: ANN201 - a keras Optimizer
     """The sentiment models' optimizer, with the configured learning-rate schedule."""
     return build_optimizer(training.optimizer, learning_rate_schedule(training, steps_per_epoch), training.clipnorm)
@@ -125,28 +93,6 @@ def model_spec(training: TrainingConfig, vocab_size: int):  # noqa: ANN201 - a M
     # Every ModelSpec field except the vocabulary size is a TrainingConfig field of the same name.
     shared = {f.name: getattr(training, f.name) for f in dataclasses.fields(ModelSpec) if f.name != "vocab_size"}
     return ModelSpec(vocab_size=vocab_size, **shared)
-
-
-def progress_reporting(what: str, total_epochs: int) -> tuple[int, list]:
-    """Keras' ``verbose`` and extra callbacks for a fit: the progress bar on a terminal; elsewhere (logs, CI,
-    ``seqflow run`` piped to a file) one log line per epoch through this module's logger, instead of Keras'
-    own prints to stdout, which would land among the results table."""
-    if sys.stdout.isatty():
-        return 1, []
-    import keras
-
-    class EpochLog(keras.callbacks.Callback):
-        def on_epoch_begin(self, epoch: int, logs=None) -> None:  # noqa: ANN001 - Keras callback signature
-            self.started = time.perf_counter()
-
-        def on_epoch_end(self, epoch: int, logs=None) -> None:  # noqa: ANN001
-            metrics = ", ".join(f"{name} {float(value):.4f}" for name, value in (logs or {}).items())
-            logger.info(
-                "training %s: epoch %d/%d in %.1f s: %s",
-                what, epoch + 1, total_epochs, time.perf_counter() - self.started, metrics,
-            )
-
-    return 0, [EpochLog()]
 
 
 def input_pipeline(x: np.ndarray, y: np.ndarray, batch_size: int, seed: int | None = None):  # noqa: ANN201
@@ -296,17 +242,9 @@ def training_fingerprint(array_digest: str, vocab_size: int, architecture: str, 
     this model's training and are left out.
     """
     settings = {key: value for key, value in training.settings_of(architecture).items() if key != "checkpoint"}
-    key = json.dumps(
-        {"arrays": array_digest, "vocab_size": vocab_size, "architecture": architecture, "training": settings, "seed": seed},
-        sort_keys=True,
-        default=str,
+    return training_fingerprint_of(
+        {"arrays": array_digest, "vocab_size": vocab_size, "architecture": architecture, "training": settings, "seed": seed}
     )
-    return hashlib.sha256(key.encode()).hexdigest()[:FINGERPRINT_CHARS]
-
-
-def checkpoint_dir_for(artifacts_dir: str | Path, fingerprint: str) -> Path:
-    """Where the training named by ``fingerprint`` keeps its per-epoch checkpoint."""
-    return Path(artifacts_dir) / "checkpoints" / fingerprint
 
 
 def train_classifier(

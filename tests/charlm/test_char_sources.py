@@ -90,7 +90,7 @@ def test_tfds_offline_fails_fast_with_a_clear_message(tmp_path: Path, monkeypatc
     from seqflow.charlm import sources as char_sources
 
     # This machine has no internet; make the probe's answer explicit so the test means the same anywhere.
-    monkeypatch.setattr(char_sources, "_network_reaches", lambda host: False)
+    monkeypatch.setattr(char_sources, "network_reaches", lambda host: False)
     started = time.perf_counter()
     with pytest.raises(DataSourceError, match=r"tiny_shakespeare is not prepared in .*\(no network\)"):
         load_char_source(CharDataConfig(source="tfds:tiny_shakespeare", tfds_data_dir=str(tmp_path)))

@@ -17,7 +17,8 @@ from seqflow.config import DataConfig, TokenisationConfig, TrainingConfig
 from seqflow.sentiment.datasets import split_source, write_splits
 from seqflow.sentiment.sources import load_source
 from seqflow.sentiment.tokenise import load_arrays, pad_and_tokenise
-from seqflow.sentiment.train import checkpoint_dir_for, train_classifier, training_fingerprint
+from seqflow.core.fitting import checkpoint_dir_for
+from seqflow.sentiment.train import train_classifier, training_fingerprint
 
 pytestmark = pytest.mark.slow
 

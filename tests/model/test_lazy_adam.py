@@ -14,7 +14,8 @@ import pytest
 from seqflow.config import TrainingConfig, get_profile, with_overrides
 from seqflow.core.errors import ConfigError
 from seqflow.models.architectures import EMBEDDING_LAYER, NGRAM_LAYER, ModelSpec, build_model, build_serving_model
-from seqflow.sentiment.train import build_optimizer, make_optimizer
+from seqflow.core.fitting import build_optimizer
+from seqflow.sentiment.train import make_optimizer
 
 VOCABULARY = ["", "[UNK]", "good", "bad", "film", "plot", "acting", "dull", "great", "boring"]
 # embedding_pool over 10 words + 40 hashed bigram rows, as the `best` profile's model but tiny.
