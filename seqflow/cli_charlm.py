@@ -1,0 +1,194 @@
+"""``seqflow charlm run|rerun|profiles|champion|promote|rollback|serve`` and ``seqflow generate``: the character
+models' commands. The options and settings they share with the sentiment commands come from :mod:`seqflow.cli`
+(imported where used: that module builds its parser from this one)."""
+
+from __future__ import annotations
+
+import argparse
+
+from seqflow.cli_champion import CHAMPION_COMMANDS, add_champion_commands, reading_tracker
+from seqflow.config import parse_assignments
+from seqflow.core.errors import SeqflowError
+from seqflow.core.prefect_server import start_temporary_server
+from seqflow.core.settings import TrackingSettings
+from seqflow.core.stores import require_writable_places
+
+
+def add_charlm_commands(commands: argparse._SubParsersAction) -> None:
+    """``seqflow charlm run|rerun|profiles|champion|promote|rollback|serve`` and ``seqflow generate``."""
+    from seqflow.charlm.rerun import CHARLM_RERUNS
+    from seqflow.cli import add_runner_options
+    from seqflow.config import ALL_CHAR_ARCHITECTURES, CHARLM_PROFILES
+
+    charlm = commands.add_parser("charlm", help="character-level language models: train, register, promote")
+    charlm_commands = charlm.add_subparsers(dest="charlm_command", required=True, metavar="COMMAND")
+    run = charlm_commands.add_parser("run", help="check the text, train every character architecture, register, promote")
+    run.add_argument(
+        "--profile", choices=sorted(CHARLM_PROFILES), help="named settings (default: auto, sized from the text)"
+    )
+    run.add_argument("--source", help="text source: embedded[:PLAY,...] | tfds:tiny_shakespeare | text:PATH")
+    add_model_name_option(run)
+    run.add_argument("--seed", type=int, help="the one random seed for the split, initialisation and sampling")
+    run.add_argument(
+        "--set", dest="assignments", action="append", default=[], metavar="SECTION.FIELD=VALUE",
+        help="override one setting, e.g. --set training.epochs=20 (repeatable)",
+    )
+    add_runner_options(run)
+    rerun = charlm_commands.add_parser(
+        "rerun", help="run one task of an earlier charlm execution again, past the cache, on that execution's outputs"
+    )
+    rerun.add_argument(
+        "task", choices=list(CHARLM_RERUNS.names),
+        help="the task to run again, by its task name (load, validate: its earlier names for load_text, check_text)",
+    )
+    rerun.add_argument(
+        "--arch", dest="rerun_architectures", action="append", choices=list(ALL_CHAR_ARCHITECTURES),
+        help="train or evaluate only this architecture (repeatable; default: those of the earlier execution)",
+    )
+    rerun.add_argument(
+        "--from-run", metavar="PARENT_RUN_ID",
+        help="MLflow parent run of the earlier charlm execution (default: the latest FINISHED one)",
+    )
+    rerun.add_argument(
+        "--set", dest="assignments", action="append", default=[], metavar="SECTION.FIELD=VALUE",
+        help="change one of the earlier execution's settings, e.g. --set training.epochs=3 (repeatable)",
+    )
+    add_model_name_option(rerun)
+    profiles = charlm_commands.add_parser("profiles", help="list the charlm profiles and their settings")
+    profiles.add_argument("name", nargs="?", help="show one profile in full")
+    for champion_command in add_champion_commands(
+        charlm_commands, "validation metrics", tuple(CHARLM_PROFILES), "auto", "promotion.max_val_perplexity=8"
+    ):
+        add_model_name_option(champion_command)
+        champion_command.add_argument("--source", help="the corpus whose registered model this is, as `charlm run` names it")
+
+    generate = commands.add_parser("generate", help="generate text with the character model's champion (or --model-uri)")
+    generate.add_argument("--prefix", default="", help="text the generation continues (default: empty)")
+    generate.add_argument("--length", type=int, default=300, help="characters to generate (default: 300)")
+    generate.add_argument("--temperature", type=float, default=0.8, help="0 picks the likeliest character; higher is wilder")
+    generate.add_argument("--seed", type=int, help="sampling seed: the same seed gives the same text")
+    generate.add_argument("--model-uri", help="MLflow model URI (default: models:/<charlm name>@champion)")
+    add_model_name_option(generate)
+    generate.add_argument(
+        "--source", help="the corpus the model was trained on, naming its registered model as `charlm run` does"
+    )
+    generate.add_argument("--json", action="store_true", help="print {prefix, text, continuation} as JSON")
+
+
+def add_model_name_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--model-name", metavar="NAME",
+        help="registered model of this corpus (default: SEQFLOW_CHARLM_MODEL_NAME, else seqflow-charlm-<source stem>)",
+    )
+
+
+def cmd_charlm(args: argparse.Namespace, settings: TrackingSettings) -> int:
+    from seqflow.charlm.corpus import check_model_name, corpus_tracking_settings
+    from seqflow.charlm.sizing import AUTO_PROFILE, resolve_charlm_run_config
+    from seqflow.cli import resolve_execution
+    from seqflow.config import CHARLM_PROFILES, DEFAULT_CHARLM_PROFILE, get_charlm_profile
+
+    if args.charlm_command == "profiles":
+        if args.name:
+            for key, value in get_charlm_profile(args.name).to_flat_dict().items():
+                print(f"{key:40} {value}")
+            return 0
+        for name, profile in CHARLM_PROFILES.items():
+            train = profile.training
+            print(
+                f"{name:26} {train.layers} x {train.rnn_units:>4} units  window {train.seq_length:>3}  "
+                f"epochs {train.epochs:>3}  {'stateful ' if train.stateful else ''}archs {','.join(train.architectures)}"
+                + ("  (sized from the text at run time)" if name == AUTO_PROFILE else "")
+            )
+        return 0
+    if args.charlm_command == "rerun":
+        return _cmd_charlm_rerun(args, settings)
+    if args.charlm_command in CHAMPION_COMMANDS:
+        from seqflow.charlm.pipeline import CHARLM
+
+        # The registered model of the corpus named by --model-name or --source, as `charlm run` registered it.
+        source = args.source or get_charlm_profile(DEFAULT_CHARLM_PROFILE).data.source
+        return CHAMPION_COMMANDS[args.charlm_command](args, corpus_tracking_settings(settings, args.model_name, source), CHARLM)
+    overrides: dict[str, object] = {}
+    if args.source:
+        overrides["data.source"] = args.source
+    if args.seed is not None:
+        overrides["seed"] = args.seed
+    overrides.update(parse_assignments(args.assignments))
+    if args.model_name is not None:
+        check_model_name(args.model_name)  # before the text is read to size the profile
+    from seqflow.charlm.sources import parse_char_source_spec
+    from seqflow.flows.charlm import run_charlm_flow
+
+    parse_char_source_spec(overrides.get("data.source") or get_charlm_profile(args.profile or DEFAULT_CHARLM_PROFILE).data.source)
+    config = resolve_charlm_run_config(args.profile or DEFAULT_CHARLM_PROFILE, dict(settings.config_overrides), overrides)
+    execution = resolve_execution(args)
+    charlm_settings = corpus_tracking_settings(settings, args.model_name, config.data.source)
+    require_writable_places(charlm_settings, config.artifacts_dir)
+    start_temporary_server()
+    summary = run_charlm_flow(config, charlm_settings, execution)
+    print(summary.render())
+    return 0
+
+
+def _cmd_charlm_rerun(args: argparse.Namespace, settings: TrackingSettings) -> int:
+    from seqflow.charlm.corpus import corpus_tracking_settings
+    from seqflow.charlm.rerun import plan_charlm_rerun
+    from seqflow.charlm.sources import parse_char_source_spec
+    from seqflow.core.rerun import refuse_architectures_not_trained
+    from seqflow.core.tracking import Tracker
+    from seqflow.flows.rerun import rerun_flow
+
+    charlm_settings = settings.for_charlm()
+    overrides = parse_assignments(args.assignments)
+    plan = plan_charlm_rerun(Tracker(charlm_settings), args.task, args.from_run, args.rerun_architectures, overrides)
+    refuse_architectures_not_trained(plan)
+    parse_char_source_spec(plan.config.data.source)
+    # Registers (rerun register) under the model of the earlier execution's corpus, as its run did.
+    corpus_settings = corpus_tracking_settings(settings, args.model_name, plan.config.data.source)
+    require_writable_places(corpus_settings, plan.config.artifacts_dir)
+    start_temporary_server()
+    summary = rerun_flow(plan, corpus_settings)
+    print(summary.render())
+    return 0
+
+
+def cmd_generate(args: argparse.Namespace, settings: TrackingSettings) -> int:
+    import json
+
+    import pandas as pd
+
+    from seqflow.charlm.generate import generation_problem, max_generation_length
+    from seqflow.core.model_uris import refuse_missing_model
+    from seqflow.core.tracking import CHAMPION_ALIAS
+
+    if problem := generation_problem(args.length, args.temperature, max_generation_length()):
+        raise SeqflowError(f"--{problem}")
+    from seqflow.charlm.corpus import corpus_tracking_settings
+    from seqflow.config import DEFAULT_CHARLM_PROFILE, get_charlm_profile
+
+    source = args.source or get_charlm_profile(DEFAULT_CHARLM_PROFILE).data.source
+    charlm_settings = corpus_tracking_settings(settings, args.model_name, source)
+    model_uri = args.model_uri or f"models:/{charlm_settings.registered_model_name}@{CHAMPION_ALIAS}"
+    tracker = reading_tracker(charlm_settings, args.model_uri)
+    if args.model_uri is None and tracker.champion() is None:
+        raise SeqflowError(
+            f"registered model {charlm_settings.registered_model_name!r} has no {CHAMPION_ALIAS!r} alias in "
+            f"{charlm_settings.tracking_uri}; run `seqflow charlm run` on that corpus first, or name the model "
+            "with --model-name (or --source) or pass --model-uri"
+        )
+    refuse_missing_model(tracker.client, args.model_uri, tracker.settings.tracking_uri)
+    row = {"prefix": [args.prefix], "length": [args.length], "temperature": [args.temperature]}
+    if args.seed is not None:
+        row["seed"] = [args.seed]
+    from seqflow.charlm.generate import CHAR_GENERATION
+    from seqflow.sentiment.serving import REVIEW_SENTIMENT
+
+    model = tracker.load_pyfunc(model_uri, CHAR_GENERATION, others=(REVIEW_SENTIMENT,), needed_by="`seqflow generate`")
+    generated = model.predict(pd.DataFrame(row))
+    if args.json:
+        print(json.dumps({"prefix": args.prefix, "text": generated["text"][0], "continuation": generated["continuation"][0]},
+                         ensure_ascii=False))
+    else:
+        print(generated["text"][0])
+    return 0
