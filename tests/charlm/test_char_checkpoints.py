@@ -1,5 +1,5 @@
 """Character models resume an interrupted training from their last completed epoch, like the sentiment models
-(tests/model/test_checkpoints.py); the process-level kill -9 test of the sentiment flow covers the shared parts."""
+(tests/core/test_checkpoints.py); the process-level kill -9 test of the sentiment flow covers the shared parts."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ import pytest
 from seqflow.charlm.train import char_training_fingerprint, train_char_model
 from seqflow.core.checkpoints import STATE_FILE
 from seqflow.config import CharSamplingConfig, CharTrainingConfig
-from tests.model.test_checkpoints import CrashAfterEpoch, StartingWeights, fit_watched_by
+from tests.core.test_checkpoints import CrashAfterEpoch, StartingWeights, fit_watched_by
 
 VOCABULARY = ["\ufffd", "\n", " ", "a", "b", "c", "d", "e"]
 TRAINING = CharTrainingConfig(

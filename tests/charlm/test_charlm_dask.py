@@ -1,5 +1,5 @@
 """`seqflow charlm run --runner dask`: the character models fan out on Dask workers like the sentiment ones
-(tests/flows/test_dask_runner.py), through the same runner code (seqflow.core.execution.run_flow_on)."""
+(tests/system/test_dask_runner.py), through the same runner code (seqflow.core.execution.run_flow_on)."""
 
 from __future__ import annotations
 

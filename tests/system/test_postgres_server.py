@@ -31,7 +31,7 @@ import pytest
 
 from seqflow.core.settings import TrackingSettings
 from seqflow.core.tracking import CHAMPION_ALIAS, ROLE_TAG
-from tests.flows.mlflow_server import free_port, log_tail, running_mlflow_server
+from tests.system.mlflow_server import free_port, log_tail, running_mlflow_server
 
 pytestmark = pytest.mark.slow
 

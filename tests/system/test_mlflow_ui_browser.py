@@ -23,7 +23,7 @@ from typing import Iterator
 import pytest
 
 from seqflow.core.tracking import ROLE_TAG
-from tests.flows.mlflow_server import free_port, running_mlflow_server
+from tests.system.mlflow_server import free_port, running_mlflow_server
 
 pytestmark = pytest.mark.slow
 
