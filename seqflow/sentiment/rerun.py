@@ -36,6 +36,12 @@ def _arrays(tracker: Any, earlier: Any, architectures: list[str]) -> list[str | 
     return [tokenised_problem(earlier.tokenised)]
 
 
+def _read_state(text: str) -> Any:
+    from seqflow.sentiment.state import state_from_json
+
+    return state_from_json(text)
+
+
 SENTIMENT_RERUNS = RerunTable(
     kind=SENTIMENT,
     steps={
@@ -79,6 +85,7 @@ SENTIMENT_RERUNS = RerunTable(
     architectures=ALL_ARCHITECTURES,
     with_overrides=with_overrides,
     upstream={"splits": _splits, "arrays": _arrays, "model files": model_files_gone("classifier_path"), "evaluated runs": evaluated_runs_gone},
+    read_state=_read_state,
     aliases={"validate": ("check_raw", "check_tokenised")},
 )
 

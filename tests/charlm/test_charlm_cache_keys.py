@@ -78,7 +78,8 @@ def test_changed_or_missing_char_outputs_are_not_usable(written):
 
 def test_charlm_state_reads_back_as_written(tmp_path, written):
     from seqflow.charlm.records import TrainedCharModel
-    from seqflow.core.state import CharLMState, charlm_state_from_json, state_to_json
+    from seqflow.charlm.state import CharLMState, charlm_state_from_json
+    from seqflow.core.state import state_to_json
 
     split_files, encoded = written
     config = tiny_charlm_config_in(tmp_path, **{"sampling.prefix": "", "data.max_chars": "None"})
