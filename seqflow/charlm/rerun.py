@@ -25,13 +25,13 @@ from seqflow.core.rerun_table import (
 
 
 def _splits(tracker: Any, earlier: Any, architectures: list[str]) -> list[str | None]:
-    from seqflow.core.caching import char_split_files_problem
+    from seqflow.charlm.cache_checks import char_split_files_problem
 
     return [char_split_files_problem(earlier.split_files)]
 
 
 def _ids(tracker: Any, earlier: Any, architectures: list[str]) -> list[str | None]:
-    from seqflow.core.caching import char_encoded_problem
+    from seqflow.charlm.cache_checks import char_encoded_problem
 
     return [char_encoded_problem(earlier.encoded)]
 

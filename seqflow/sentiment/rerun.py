@@ -25,13 +25,13 @@ from seqflow.core.rerun_table import (
 
 
 def _splits(tracker: Any, earlier: Any, architectures: list[str]) -> list[str | None]:
-    from seqflow.core.caching import split_files_problem
+    from seqflow.sentiment.cache_checks import split_files_problem
 
     return [split_files_problem(earlier.split_files)]
 
 
 def _arrays(tracker: Any, earlier: Any, architectures: list[str]) -> list[str | None]:
-    from seqflow.core.caching import tokenised_problem
+    from seqflow.sentiment.cache_checks import tokenised_problem
 
     return [tokenised_problem(earlier.tokenised)]
 
