@@ -6,11 +6,11 @@ from __future__ import annotations
 from prefect import flow
 
 from seqflow.charlm.comparison import CharRunSummary
+from seqflow.charlm.state import CharLMState
 from seqflow.config import CharLMConfig, ExecutionConfig
 from seqflow.core.caching import cached
 from seqflow.core.execution import InlineTaskRunner, run_flow_on
 from seqflow.core.settings import TrackingSettings
-from seqflow.core.state import CharLMState
 from seqflow.flows.sentiment import evaluated_models
 from seqflow.tasks.charlm import check_text, encode, evaluate, load_text, register, train
 from seqflow.tasks.tracking import close_runs_of_failed_flow, finish_charlm_tracking, start_charlm_tracking

@@ -9,10 +9,10 @@ from seqflow.core.caching import cached
 from seqflow.config import ExecutionConfig, PipelineConfig
 from seqflow.core.execution import InlineTaskRunner, run_flow_on
 from seqflow.flows.validate import prepare_validated_data
-from seqflow.core.state import PipelineState
 from seqflow.core.settings import TrackingSettings
 from seqflow.sentiment.comparison import RunSummary
 from seqflow.sentiment.records import EvaluatedModel, TrainedModel
+from seqflow.sentiment.state import PipelineState
 from seqflow.tasks.sentiment import evaluate, register, train
 from seqflow.tasks.tracking import close_runs_of_failed_flow, finish_tracking, start_tracking
 

@@ -17,6 +17,7 @@ from typing import Any
 from prefect import task
 from prefect.runtime import flow_run
 
+from seqflow.charlm.cache_checks import char_source_fingerprint, check_char_encoded, check_char_split_files
 from seqflow.charlm.contracts import validate_char_splits
 from seqflow.charlm.corpus import char_baselines
 from seqflow.charlm.records import EvaluatedCharModel, TrainedCharModel, dataset_tags
@@ -35,9 +36,6 @@ from seqflow.charlm.text import (
 from seqflow.config import CharContractConfig, CharDataConfig, CharLMConfig
 from seqflow.core.caching import (
     PipelineCache,
-    check_char_encoded,
-    check_char_split_files,
-    char_source_fingerprint,
     config_slice,
     evaluated_problem,
     file_digest,

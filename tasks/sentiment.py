@@ -29,14 +29,11 @@ from seqflow.config import (
 )
 from seqflow.core.caching import (
     PipelineCache,
-    check_split_files,
-    check_tokenised as check_tokenised_outputs,
     config_slice,
     evaluated_problem,
     file_digest,
     registration_problem,
     report_problem,
-    source_fingerprint,
     split_digests,
     store_parts,
     trained_problem,
@@ -45,6 +42,8 @@ from seqflow.core.evaluation import classification_metrics, overfitting_figures,
 from seqflow.core.settings import TrackingSettings
 from seqflow.core.tracking import FLOW_RUN_TAG, ROLE_TAG, Tracker
 from seqflow.sentiment.behaviour import describe_failures, metric_name, pass_rates, pyfunc_predictor, run_behaviour_checks
+from seqflow.sentiment.cache_checks import check_split_files, source_fingerprint
+from seqflow.sentiment.cache_checks import check_tokenised as check_tokenised_outputs
 from seqflow.core.contracts import ContractReport, raise_on_failure
 from seqflow.sentiment.contracts import validate_raw_splits, validate_tokenised_arrays
 from seqflow.sentiment.datasets import SplitFiles, split_source, write_splits

@@ -17,6 +17,7 @@ from prefect.runtime import flow_run
 from seqflow.charlm.comparison import CharRunSummary, finish_charlm_run
 from seqflow.charlm.records import EvaluatedCharModel, TrainedCharModel
 from seqflow.charlm.steps import start_charlm_run
+from seqflow.charlm.state import CharLMState
 from seqflow.charlm.text import CharEncodedData, CharSplitFiles
 from seqflow.config import CharLMConfig, PipelineConfig
 from seqflow.core.caching import task_statuses
@@ -26,12 +27,13 @@ from seqflow.core.rerun import RerunSummary, finish_rerun_run, start_evaluation_
 from seqflow.core.rerun import close_trained_run as close_retrained_run
 from seqflow.core.rerun_table import SENTIMENT, ExecutionKind
 from seqflow.core.settings import TrackingSettings
-from seqflow.core.state import STATE_ARTIFACT, CharLMState, PipelineState, state_to_json
+from seqflow.core.state import STATE_ARTIFACT, state_to_json
 from seqflow.core.tracking import Tracker
 from seqflow.sentiment.behaviour import CHECK_TYPES
 from seqflow.sentiment.comparison import RunSummary, finish_pipeline_run
 from seqflow.sentiment.datasets import SplitFiles
 from seqflow.sentiment.records import EvaluatedModel, TrainedModel
+from seqflow.sentiment.state import PipelineState
 from seqflow.sentiment.steps import RegistrationOutcome, start_pipeline_run
 from seqflow.sentiment.tokenise import TokenisedData
 

@@ -25,15 +25,21 @@ from seqflow.core.rerun_table import (
 
 
 def _splits(tracker: Any, earlier: Any, architectures: list[str]) -> list[str | None]:
-    from seqflow.core.caching import char_split_files_problem
+    from seqflow.charlm.cache_checks import char_split_files_problem
 
     return [char_split_files_problem(earlier.split_files)]
 
 
 def _ids(tracker: Any, earlier: Any, architectures: list[str]) -> list[str | None]:
-    from seqflow.core.caching import char_encoded_problem
+    from seqflow.charlm.cache_checks import char_encoded_problem
 
     return [char_encoded_problem(earlier.encoded)]
+
+
+def _read_state(text: str) -> Any:
+    from seqflow.charlm.state import charlm_state_from_json
+
+    return charlm_state_from_json(text)
 
 
 CHARLM_RERUNS = RerunTable(
@@ -77,6 +83,7 @@ CHARLM_RERUNS = RerunTable(
     architectures=ALL_CHAR_ARCHITECTURES,
     with_overrides=with_charlm_overrides,
     upstream={"splits": _splits, "ids": _ids, "model files": model_files_gone("step_model_path"), "evaluated runs": evaluated_runs_gone},
+    read_state=_read_state,
     aliases={"load": ("load_text",), "validate": ("check_text",)},
 )
 

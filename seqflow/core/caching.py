@@ -14,7 +14,8 @@ a key recipe that names what goes into its key, and a check of a stored result's
 
 Results are persisted under ``<artifacts_dir>/cache/results`` (a new process finds them). Before a stored
 result is reused its outputs are checked (files present with the same digests, MLflow runs still FINISHED,
-registered versions still there): an unusable result is skipped, as if it were not there, and the task runs
+registered versions still there; each pipeline's own checks and source fingerprints are in its
+``cache_checks`` module): an unusable result is skipped, as if it were not there, and the task runs
 again. A small ledger per task (``<artifacts_dir>/cache/ledger``) keeps the last key's parts, so a miss can say
 what changed, and every decision is written per flow run (``<artifacts_dir>/cache/runs``) for the summary.
 """
@@ -39,7 +40,6 @@ if TYPE_CHECKING:
     from prefect import Task
     from prefect.context import TaskRunContext
 
-    from seqflow.config import CharDataConfig, DataConfig
     from seqflow.core.settings import TrackingSettings
 
 logger = logging.getLogger(__name__)
@@ -74,48 +74,6 @@ def tree_digest(root: Path) -> str:
     for path in sorted(p for p in root.rglob("*") if p.is_file()):
         hasher.update(f"{path.relative_to(root).as_posix()}\0{file_digest(path)}\n".encode())
     return hasher.hexdigest()
-
-
-def source_fingerprint(data_config: DataConfig) -> str:
-    """What the download task reads, by content: the file (or folder) behind the source spec.
-
-    ``tfds:`` datasets are versioned and immutable, so their spec and folders (in the config slice) name them.
-    """
-    from seqflow.sentiment.sources import embedded_csv_path, parse_source_spec
-
-    kind, argument = parse_source_spec(data_config.source)
-    if kind == "embedded":
-        return file_digest(embedded_csv_path())
-    if kind == "tfds":
-        return f"tfds:{argument}"
-    path = Path(argument)
-    if path.is_dir():
-        return tree_digest(path)
-    if path.is_file():
-        return file_digest(path)
-    # Missing: the download task reports it properly; the key just cannot match an earlier one.
-    return f"missing:{path}"
-
-
-def char_source_fingerprint(data_config: CharDataConfig) -> str:
-    """What the load-text task reads, by content: the embedded plays it reads or the text file.
-
-    ``tfds:`` datasets are versioned and immutable, so their spec (in the config slice) names them.
-    """
-    from seqflow.charlm.sources import embedded_play_paths, parse_char_source_spec
-
-    kind, argument = parse_char_source_spec(data_config.source)
-    if kind == "embedded":
-        plays = embedded_play_paths()
-        wanted = [name.strip() for name in argument.split(",") if name.strip()] or list(plays)
-        # An unknown play: the task reports it properly; the key just cannot match an earlier one.
-        return hashlib.sha256(
-            "\n".join(f"{name}={file_digest(plays[name]) if name in plays else 'missing'}" for name in wanted).encode()
-        ).hexdigest()
-    if kind == "tfds":
-        return f"tfds:{argument}"
-    path = Path(argument)
-    return file_digest(path) if path.is_file() else f"missing:{path}"
 
 
 def config_slice(prefix: str, section: Any) -> dict[str, Any]:
@@ -171,7 +129,9 @@ def key_parts(task: Task, inputs: dict[str, Any]) -> KeyParts:
 # --- is a stored result still usable? ----------------------------------------------------------------------
 
 
-def _splits_problem(split_files: Any, splits: tuple[str, ...], digest_of: Callable[[str], str]) -> str | None:
+def splits_problem(split_files: Any, splits: tuple[str, ...], digest_of: Callable[[str], str]) -> str | None:
+    """Why a pipeline's split files (``path_of``, ``digests``) cannot be used: one gone, or its content digest
+    (``digest_of(split)``) no longer the recorded one; or None."""
     for split in splits:
         path = split_files.path_of(split)
         if not Path(path).is_file():
@@ -179,64 +139,6 @@ def _splits_problem(split_files: Any, splits: tuple[str, ...], digest_of: Callab
         if digest_of(split) != split_files.digests[split]:
             return f"split file {path} changed on disk"
     return None
-
-
-def split_files_problem(split_files: Any) -> str | None:
-    """Why these split files cannot be used (gone or changed on disk), or None."""
-    from seqflow.sentiment.datasets import SPLITS, content_digest, read_split
-
-    return _splits_problem(split_files, SPLITS, lambda split: content_digest(read_split(split_files, split)))
-
-
-def tokenised_problem(tokenised: Any) -> str | None:
-    """Why these tokenised arrays cannot be used (gone or changed on disk), or None."""
-    from seqflow.sentiment.tokenise import arrays_digest, load_arrays
-
-    for path in (tokenised.arrays_path, tokenised.vocabulary_path):
-        if not Path(path).is_file():
-            return f"{path} is gone"
-    if arrays_digest(load_arrays(tokenised)) != tokenised.array_digest:
-        return f"{tokenised.arrays_path} changed on disk"
-    return None
-
-
-def char_split_files_problem(split_files: Any) -> str | None:
-    """Why these character split files cannot be used (gone or changed on disk), or None."""
-    from seqflow.charlm.text import CHAR_SPLITS, read_char_split, text_digest
-
-    return _splits_problem(split_files, CHAR_SPLITS, lambda split: text_digest(read_char_split(split_files, split)))
-
-
-def char_encoded_problem(encoded: Any) -> str | None:
-    """Why these character ids and vocabulary cannot be used (gone or changed on disk), or None."""
-    from seqflow.charlm.text import CHAR_SPLITS, char_ids_digest, load_char_ids
-
-    for path in (encoded.vocabulary_path, *(encoded.ids_path_of(split) for split in CHAR_SPLITS)):
-        if not Path(path).is_file():
-            return f"{path} is gone"
-    if char_ids_digest({split: load_char_ids(encoded, split) for split in CHAR_SPLITS}) != encoded.ids_digest:
-        return f"character ids in {encoded.encoded_dir} changed on disk"
-    return None
-
-
-def check_split_files(split_files: Any, inputs: dict[str, Any]) -> str | None:
-    """:func:`split_files_problem` as a :class:`PipelineCache` output check."""
-    return split_files_problem(split_files)
-
-
-def check_tokenised(tokenised: Any, inputs: dict[str, Any]) -> str | None:
-    """:func:`tokenised_problem` as a :class:`PipelineCache` output check."""
-    return tokenised_problem(tokenised)
-
-
-def check_char_split_files(split_files: Any, inputs: dict[str, Any]) -> str | None:
-    """:func:`char_split_files_problem` as a :class:`PipelineCache` output check."""
-    return char_split_files_problem(split_files)
-
-
-def check_char_encoded(encoded: Any, inputs: dict[str, Any]) -> str | None:
-    """:func:`char_encoded_problem` as a :class:`PipelineCache` output check."""
-    return char_encoded_problem(encoded)
 
 
 def report_problem(report: Any, inputs: dict[str, Any]) -> str | None:

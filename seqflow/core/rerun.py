@@ -5,8 +5,8 @@ The earlier execution is a parent MLflow run with ``pipeline_state.json`` (what 
 opens a new parent run tagged ``rerun_of=<earlier parent run id>``; a rerun train or evaluate writes to a new
 child run under it, tagged the same. Downstream tasks are not rerun; the new parent run's state is the earlier
 one with the rerun task's output swapped in, so a later rerun can start from it. What differs between the
-pipelines (run roles, commands, how the state is read) is in :class:`ExecutionKind`; what each task reads and
-produces is in the pipeline's rerun table (:class:`~seqflow.core.rerun_table.RerunTable`), from which
+pipelines (run roles, commands) is in :class:`ExecutionKind`; how the state is read and what each task reads and
+produces are in the pipeline's rerun table (:class:`~seqflow.core.rerun_table.RerunTable`), from which
 :func:`plan_from_table` plans any pipeline's rerun and :mod:`seqflow.flows.rerun` runs it.
 """
 
@@ -18,18 +18,10 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping
 
-from seqflow.config import CharLMConfig, PipelineConfig
 from seqflow.core.errors import ConfigError, SeqflowError
 from seqflow.core.rerun_table import CHARLM, SENTIMENT, ExecutionKind, RerunTable
 from seqflow.core.rerun_table import registration_lines  # noqa: F401 - re-exported for earlier imports
-from seqflow.core.state import (
-    STATE_ARTIFACT,
-    CharLMState,
-    PipelineState,
-    charlm_state_from_json,
-    state_from_json,
-    state_to_json,
-)
+from seqflow.core.state import STATE_ARTIFACT, state_to_json
 from seqflow.core.task_status import TaskStatus, render_task_statuses
 from seqflow.core.tracking import FLOW_RUN_TAG, ROLE_TAG, Tracker
 
@@ -38,11 +30,6 @@ RERUN_TASK_TAG = "seqflow.rerun_task"
 
 
 _KINDS = (SENTIMENT, CHARLM)
-# How each kind's pipeline_state.json is read back.
-_STATE_READERS: dict[str, Callable[[str], Any]] = {
-    SENTIMENT.parent_role: state_from_json,
-    CHARLM.parent_role: charlm_state_from_json,
-}
 
 
 @dataclass(frozen=True)
@@ -64,8 +51,11 @@ class RerunSummary:
         return "\n".join(lines)
 
 
-def load_earlier_execution(tracker: Tracker, run_id: str | None, kind: ExecutionKind = SENTIMENT) -> tuple[str, Any]:
-    """The parent run ``run_id`` (default: the latest FINISHED one of ``kind``) and the state it recorded."""
+def load_earlier_execution(
+    tracker: Tracker, run_id: str | None, kind: ExecutionKind, read_state: Callable[[str], Any]
+) -> tuple[str, Any]:
+    """The parent run ``run_id`` (default: the latest FINISHED one of ``kind``) and the state it recorded, read
+    by the pipeline's ``read_state``."""
     if run_id is None:
         run_id = tracker.latest_pipeline_run(role=kind.parent_role)
         if run_id is None:
@@ -90,7 +80,7 @@ def load_earlier_execution(tracker: Tracker, run_id: str | None, kind: Execution
             f"MLflow run {run_id} (role {role}) has no {STATE_ARTIFACT}: it is not a finished `{kind.command}` "
             "execution, or one from before reruns were recorded; pass another --from-run"
         )
-    return run_id, _STATE_READERS[kind.parent_role](text)
+    return run_id, read_state(text)
 
 
 @dataclass(frozen=True)
@@ -100,8 +90,8 @@ class RerunPlan:
 
     task: str
     rerun_of: str
-    earlier: PipelineState | CharLMState
-    config: PipelineConfig | CharLMConfig
+    earlier: Any  # the pipeline's state (PipelineState, CharLMState)
+    config: Any
     architectures: list[str]
     kind: ExecutionKind = SENTIMENT
     steps: tuple[str, ...] = ()
@@ -124,7 +114,7 @@ def plan_from_table(
     per_architecture = table.per_architecture
     if architectures and not all(step in per_architecture for step in steps):
         raise ConfigError(f"--arch applies to {' and '.join(per_architecture)}, not {task}")
-    rerun_of, earlier = load_earlier_execution(tracker, from_run, table.kind)
+    rerun_of, earlier = load_earlier_execution(tracker, from_run, table.kind, table.read_state)
     config = table.with_overrides(earlier.config, overrides)
     chosen = list(dict.fromkeys(architectures or [model.architecture for model in earlier.trained]))
     unknown = [arch for arch in chosen if arch not in table.architectures]
@@ -144,8 +134,8 @@ def start_rerun_run(
     tracker: Tracker,
     task: str,
     rerun_of: str,
-    config: PipelineConfig | CharLMConfig,
-    state: PipelineState | CharLMState,
+    config: Any,
+    state: Any,
     flow_run_id: str | None,
     kind: ExecutionKind = SENTIMENT,
 ) -> str:
@@ -214,7 +204,7 @@ def finish_rerun_run(
     task: str,
     rerun_of: str,
     parent_run_id: str,
-    state: PipelineState | CharLMState,
+    state: Any,
     outputs: list[str],
     statuses: list[TaskStatus],
 ) -> RerunSummary:

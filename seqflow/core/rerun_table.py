@@ -74,6 +74,8 @@ class RerunTable:
     architectures: tuple[str, ...]
     with_overrides: Callable[[Any, Any], Any]
     upstream: dict[str, UpstreamCheck]
+    # The pipeline's state (its state class) from an earlier execution's pipeline_state.json.
+    read_state: Callable[[str], Any]
     # Earlier CLI names -> the tasks they run (``validate``: every contract check).
     aliases: dict[str, tuple[str, ...]] = field(default_factory=dict)
 

@@ -1,10 +1,10 @@
-"""What one execution produced, stored with its parent MLflow run so a later ``seqflow rerun`` can rebuild it.
+"""What one execution produced, stored with its parent MLflow run so a later rerun can rebuild it.
 
-``pipeline_state.json`` holds the configuration and every task's output record (split files and digests,
-tokenised arrays, contract reports, trained and evaluated models per architecture, the registration). Loading
-it back rebuilds the records; ``seqflow rerun`` checks the files are still there with the same digests.
-A ``seqflow charlm run`` execution logs the same file with its own records (:class:`CharLMState`), for
-``seqflow charlm rerun``.
+``pipeline_state.json`` holds the configuration (flat ``section.field`` form) and every task's output record.
+This module is the machinery any pipeline's state uses: a frozen dataclass of records, written field by field
+as plain JSON and read back into the annotated types. Each pipeline declares its state class and how its
+configuration is rebuilt (:mod:`seqflow.sentiment.state`, :mod:`seqflow.charlm.state`); ``seqflow rerun``
+checks the files are still there with the same digests.
 """
 
 from __future__ import annotations
@@ -13,66 +13,26 @@ import dataclasses
 import json
 import types
 import typing
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
-from seqflow.charlm.text import CharEncodedData, CharSplitFiles
-from seqflow.charlm.steps import EvaluatedCharModel, TrainedCharModel
-from seqflow.charlm.steps import _dataset_tags as char_dataset_tags
-from seqflow.config import CharLMConfig, PipelineConfig, get_profile, resolve_charlm_config, with_overrides
-from seqflow.core.contracts import ContractReport
-from seqflow.sentiment.datasets import SplitFiles
 from seqflow.core.errors import SeqflowError
-from seqflow.sentiment.steps import EvaluatedModel, RegistrationOutcome, TrainedModel
-from seqflow.sentiment.steps import _dataset_tags as sentiment_dataset_tags
-from seqflow.sentiment.tokenise import TokenisedData
 
 STATE_ARTIFACT = "pipeline_state.json"
 
 
-@dataclass(frozen=True)
-class PipelineState:
-    config: PipelineConfig
-    split_files: SplitFiles
-    tokenised: TokenisedData
-    contract_reports: list[ContractReport]
-    trained: list[TrainedModel]
-    evaluated: list[EvaluatedModel]
-    registration: RegistrationOutcome | None
+class ModelsByArchitecture:
+    """The per-architecture look-ups of a state dataclass with ``trained`` and ``evaluated`` model lists (no fields
+    of its own, so the state's JSON is only its dataclass fields)."""
 
-    def trained_model(self, architecture: str) -> TrainedModel:
+    trained: list[Any]
+    evaluated: list[Any]
+
+    def trained_model(self, architecture: str) -> Any:
         return _by_architecture(self.trained, architecture, "trained")
 
-    def evaluated_model(self, architecture: str) -> EvaluatedModel:
+    def evaluated_model(self, architecture: str) -> Any:
         return _by_architecture(self.evaluated, architecture, "evaluated")
-
-    def dataset_tags(self) -> dict[str, str]:
-        """The data tags of the execution's runs (source and digests)."""
-        return sentiment_dataset_tags(self.split_files, self.tokenised)
-
-
-@dataclass(frozen=True)
-class CharLMState:
-    """What one ``seqflow charlm run`` execution produced (the same file name and layout as PipelineState)."""
-
-    config: CharLMConfig
-    split_files: CharSplitFiles
-    encoded: CharEncodedData
-    contract_reports: list[ContractReport]
-    trained: list[TrainedCharModel]
-    evaluated: list[EvaluatedCharModel]
-    registration: RegistrationOutcome | None
-
-    def trained_model(self, architecture: str) -> TrainedCharModel:
-        return _by_architecture(self.trained, architecture, "trained")
-
-    def evaluated_model(self, architecture: str) -> EvaluatedCharModel:
-        return _by_architecture(self.evaluated, architecture, "evaluated")
-
-    def dataset_tags(self) -> dict[str, str]:
-        """The data tags of the execution's runs (source and digests)."""
-        return char_dataset_tags(self.split_files, self.encoded)
 
 
 def _by_architecture(models: list[Any], architecture: str, what: str) -> Any:
@@ -83,7 +43,8 @@ def _by_architecture(models: list[Any], architecture: str, what: str) -> Any:
     raise SeqflowError(f"the earlier execution {what} no {architecture!r} model; it {what}: {known}")
 
 
-def state_to_json(state: PipelineState | CharLMState) -> str:
+def state_to_json(state: Any) -> str:
+    """A state dataclass (its ``config`` has ``to_flat_dict``) as the JSON of ``pipeline_state.json``."""
     payload = {field.name: getattr(state, field.name) for field in dataclasses.fields(state)}
     payload = {name: _plain(value) for name, value in payload.items()}
     payload["config"] = state.config.to_flat_dict()
@@ -123,32 +84,17 @@ def _load(annotation: Any, value: Any) -> Any:
     return value
 
 
-def _flat_overrides(flat: dict[str, Any]) -> dict[str, Any]:
+def flat_overrides(flat: dict[str, Any]) -> dict[str, Any]:
+    """A flat ``section.field`` configuration as ``--set`` overrides (None as ``none``), its profile left out."""
     return {key: ("none" if value is None else value) for key, value in flat.items() if key != "profile"}
 
 
-def config_from_flat(flat: dict[str, Any]) -> PipelineConfig:
-    """The configuration an earlier execution ran with, from its flat ``section.field`` form."""
-    return with_overrides(get_profile(str(flat.get("profile", "quick"))), _flat_overrides(flat))
-
-
-def charlm_config_from_flat(flat: dict[str, Any]) -> CharLMConfig:
-    """The configuration an earlier ``seqflow charlm run`` ran with, from its flat ``section.field`` form."""
-    return resolve_charlm_config(str(flat.get("profile", "quick")), None, _flat_overrides(flat))
-
-
-def _state_from_json(state_type: type, config_loader: Any, text: str) -> Any:
+def read_state(state_type: type, config_loader: Callable[[dict[str, Any]], Any], text: str) -> Any:
+    """A ``state_type`` from the JSON :func:`state_to_json` wrote: the config through ``config_loader`` (from its
+    flat form), every other field rebuilt from its annotation."""
     payload = json.loads(text)
     hints = typing.get_type_hints(state_type)
     return state_type(
         config=config_loader(payload["config"]),
         **{name: _load(hints[name], payload.get(name)) for name in hints if name != "config"},
     )
-
-
-def state_from_json(text: str) -> PipelineState:
-    return _state_from_json(PipelineState, config_from_flat, text)
-
-
-def charlm_state_from_json(text: str) -> CharLMState:
-    return _state_from_json(CharLMState, charlm_config_from_flat, text)

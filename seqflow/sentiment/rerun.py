@@ -25,15 +25,21 @@ from seqflow.core.rerun_table import (
 
 
 def _splits(tracker: Any, earlier: Any, architectures: list[str]) -> list[str | None]:
-    from seqflow.core.caching import split_files_problem
+    from seqflow.sentiment.cache_checks import split_files_problem
 
     return [split_files_problem(earlier.split_files)]
 
 
 def _arrays(tracker: Any, earlier: Any, architectures: list[str]) -> list[str | None]:
-    from seqflow.core.caching import tokenised_problem
+    from seqflow.sentiment.cache_checks import tokenised_problem
 
     return [tokenised_problem(earlier.tokenised)]
+
+
+def _read_state(text: str) -> Any:
+    from seqflow.sentiment.state import state_from_json
+
+    return state_from_json(text)
 
 
 SENTIMENT_RERUNS = RerunTable(
@@ -79,6 +85,7 @@ SENTIMENT_RERUNS = RerunTable(
     architectures=ALL_ARCHITECTURES,
     with_overrides=with_overrides,
     upstream={"splits": _splits, "arrays": _arrays, "model files": model_files_gone("classifier_path"), "evaluated runs": evaluated_runs_gone},
+    read_state=_read_state,
     aliases={"validate": ("check_raw", "check_tokenised")},
 )
 

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from seqflow.core import caching
+from seqflow.charlm import cache_checks
 from seqflow.charlm.text import encode_char_splits, write_char_splits
 from seqflow.charlm.sources import CharSource
 from seqflow.config import CharDataConfig, with_charlm_overrides
@@ -65,20 +66,21 @@ def test_load_text_key_is_the_text_content_not_its_path(tmp_path):
 
 def test_changed_or_missing_char_outputs_are_not_usable(written):
     split_files, encoded = written
-    assert caching.char_split_files_problem(split_files) is None
-    assert caching.char_encoded_problem(encoded) is None
+    assert cache_checks.char_split_files_problem(split_files) is None
+    assert cache_checks.char_encoded_problem(encoded) is None
     ids = np.load(encoded.validation_ids_path)
     np.save(encoded.validation_ids_path, ids[::-1].copy())
-    assert caching.char_encoded_problem(encoded) == f"character ids in {encoded.encoded_dir} changed on disk"
+    assert cache_checks.char_encoded_problem(encoded) == f"character ids in {encoded.encoded_dir} changed on disk"
     encoded.vocabulary_path.unlink()
-    assert caching.char_encoded_problem(encoded) == f"{encoded.vocabulary_path} is gone"
+    assert cache_checks.char_encoded_problem(encoded) == f"{encoded.vocabulary_path} is gone"
     split_files.train_path.write_text("something else", encoding="utf-8")
-    assert caching.char_split_files_problem(split_files) == f"split file {split_files.train_path} changed on disk"
+    assert cache_checks.char_split_files_problem(split_files) == f"split file {split_files.train_path} changed on disk"
 
 
 def test_charlm_state_reads_back_as_written(tmp_path, written):
     from seqflow.charlm.records import TrainedCharModel
-    from seqflow.core.state import CharLMState, charlm_state_from_json, state_to_json
+    from seqflow.charlm.state import CharLMState, charlm_state_from_json
+    from seqflow.core.state import state_to_json
 
     split_files, encoded = written
     config = tiny_charlm_config_in(tmp_path, **{"sampling.prefix": "", "data.max_chars": "None"})

@@ -210,16 +210,17 @@ def test_a_miss_names_changed_code_and_says_when_nothing_earlier_exists():
 
 
 def test_split_files_that_changed_on_disk_are_not_usable(tmp_path, short_reviews):
+    from seqflow.sentiment import cache_checks
     from seqflow.sentiment.datasets import split_source, write_splits
     from seqflow.sentiment.sources import SourceData
 
     config = DataConfig(source="csv:x")
     split_files = write_splits(split_source(SourceData("csv:x", short_reviews), config, 1), SourceData("csv:x", short_reviews), config, 1, tmp_path)
-    assert caching.split_files_problem(split_files) is None
+    assert cache_checks.split_files_problem(split_files) is None
     short_reviews.head(3).to_parquet(split_files.test_path, index=False)
-    assert caching.split_files_problem(split_files) == f"split file {split_files.test_path} changed on disk"
+    assert cache_checks.split_files_problem(split_files) == f"split file {split_files.test_path} changed on disk"
     split_files.test_path.unlink()
-    assert caching.split_files_problem(split_files) == f"split file {split_files.test_path} is gone"
+    assert cache_checks.split_files_problem(split_files) == f"split file {split_files.test_path} is gone"
 
 
 def test_every_pipeline_task_declares_its_cache_beside_it_and_is_named_like_its_function():
