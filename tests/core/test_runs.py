@@ -129,6 +129,8 @@ def test_charlm_champion_cleans_up_the_charlm_registry_first(tmp_path, dead_proc
     env_file.write_text(
         f"MLFLOW_TRACKING_URI={sentiment_settings.tracking_uri}\nMLFLOW_EXPERIMENT_NAME=seqflow-test\n"
         "SEQFLOW_REGISTERED_MODEL_NAME=seqflow-test-sentiment\n"
+        # The registered model the charlm registry above uses (by default the CLI derives one from the corpus).
+        f"SEQFLOW_CHARLM_MODEL_NAME={charlm.settings.registered_model_name}\n"
     )
     assert main(["--env-file", str(env_file), "charlm", "champion", "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["version"] == before
