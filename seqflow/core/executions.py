@@ -17,12 +17,7 @@ from typing import Any, Callable, Iterable, Sequence
 from seqflow.core.pipeline import Pipeline
 from seqflow.core.runs import FLOW_RUN_TAG, ROLE_TAG, close_runs_of_dead_executions
 from seqflow.core.tracking import Tracker
-
-# Tag on each architecture's run: epochs taken over from an interrupted earlier training (0: trained from scratch).
-RESUMED_FROM_EPOCH_TAG = "resumed_from_epoch"
-# Tag on each architecture's run: names its training (data, architecture, settings, seed); see the pipelines'
-# training fingerprints.
-FINGERPRINT_TAG = "seqflow.training_fingerprint"
+from seqflow.core.training_runs import FINGERPRINT_TAG, RESUMED_FROM_EPOCH_TAG, start_architecture_run  # noqa: F401 - re-exported
 
 
 def start_execution(
@@ -65,12 +60,7 @@ def start_child_run(
     tags: dict[str, str],
 ) -> str:
     """The child run of one architecture under the execution's parent run."""
-    return tracker.start_run(
-        run_name=architecture,
-        tags={ROLE_TAG: pipeline.architecture_role, "architecture": architecture, FLOW_RUN_TAG: flow_run_id,
-              "profile": profile, **tags},
-        parent_run_id=parent_run_id,
-    )
+    return start_architecture_run(tracker, pipeline.architecture_role, architecture, parent_run_id, flow_run_id, profile, tags)
 
 
 def task_status_tags(statuses: Sequence[Any]) -> dict[str, str]:
