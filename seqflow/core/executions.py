@@ -1,5 +1,6 @@
 """One execution of any pipeline in MLflow: its parent run opened (after the dead-owner clean-up), a child run
-per architecture, and the parent closed with the comparison table and what each task did, all or nothing.
+per architecture (:func:`seqflow.core.training_runs.start_architecture_run`), and the parent closed with the
+comparison table and what each task did, all or nothing.
 
 The pipeline supplies only what is its own: its tags, params and metrics, its rows, its summary and any extra
 figures; the run roles come from its declaration (:class:`seqflow.core.pipeline.Pipeline`).
@@ -17,7 +18,7 @@ from typing import Any, Callable, Iterable, Sequence
 from seqflow.core.pipeline import Pipeline
 from seqflow.core.runs import FLOW_RUN_TAG, ROLE_TAG, close_runs_of_dead_executions
 from seqflow.core.tracking import Tracker
-from seqflow.core.training_runs import FINGERPRINT_TAG, RESUMED_FROM_EPOCH_TAG, start_architecture_run  # noqa: F401 - re-exported
+from seqflow.core.training_runs import FINGERPRINT_TAG, RESUMED_FROM_EPOCH_TAG  # noqa: F401 - re-exported
 
 
 def start_execution(
@@ -48,19 +49,6 @@ def start_execution(
         for report in contract_reports:
             tracker.log_artifact(run_id, report.report_dir, f"contracts/{report.contract}")
     return run_id
-
-
-def start_child_run(
-    pipeline: Pipeline,
-    tracker: Tracker,
-    architecture: str,
-    parent_run_id: str,
-    flow_run_id: str | None,
-    profile: str,
-    tags: dict[str, str],
-) -> str:
-    """The child run of one architecture under the execution's parent run."""
-    return start_architecture_run(tracker, pipeline.architecture_role, architecture, parent_run_id, flow_run_id, profile, tags)
 
 
 def task_status_tags(statuses: Sequence[Any]) -> dict[str, str]:
