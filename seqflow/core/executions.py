@@ -17,6 +17,7 @@ from typing import Any, Callable, Iterable, Sequence
 
 from seqflow.core.pipeline import Pipeline
 from seqflow.core.runs import FLOW_RUN_TAG, ROLE_TAG, close_runs_of_dead_executions
+from seqflow.core.task_status import render_task_statuses
 from seqflow.core.tracking import Tracker
 from seqflow.core.training_runs import FINGERPRINT_TAG, RESUMED_FROM_EPOCH_TAG  # noqa: F401 - re-exported
 
@@ -80,6 +81,34 @@ def rows_as_csv(rows: Sequence[Any], flat_row: Callable[[Any], dict[str, object]
     for row in rows:
         writer.writerow(flat_row(row))
     return buffer.getvalue()
+
+
+def summary_fields(
+    tracker: Tracker, parent_run_id: str, registration: Any, task_statuses: Sequence[Any] | None
+) -> dict[str, Any]:
+    """The fields every pipeline's run summary has besides its rows: the parent run, the experiment and
+    registered model, the promotion decision and champion (from ``registration``) and what each task did."""
+    return {
+        "parent_run_id": parent_run_id,
+        "experiment_name": tracker.settings.experiment_name,
+        "registered_model_name": tracker.settings.registered_model_name,
+        "decision_reason": registration.decision_reason,
+        "champion_version": registration.champion_version,
+        "tasks": list(task_statuses or []),
+    }
+
+
+def summary_footer(summary: Any) -> list[str]:
+    """The lines under every pipeline's comparison table (a summary with :func:`summary_fields`): the promotion
+    decision, the champion, where the runs are, and what each task did."""
+    return [
+        f"promotion: {summary.decision_reason}",
+        f"champion:  {summary.registered_model_name}@champion = v{summary.champion_version}"
+        if summary.champion_version
+        else "champion:  none",
+        f"MLflow:    experiment {summary.experiment_name!r}, parent run {summary.parent_run_id}",
+        *render_task_statuses(summary.tasks),
+    ]
 
 
 def finish_execution(
