@@ -21,6 +21,7 @@ from pathlib import Path
 from seqflow.config import CharDataConfig
 from seqflow.core.errors import DataSourceError
 from seqflow.core.downloads import network_reaches
+from seqflow.core.source_specs import split_source_spec
 
 logger = logging.getLogger(__name__)
 
@@ -47,12 +48,10 @@ class CharSource:
 
 def parse_char_source_spec(spec: str) -> tuple[str, str]:
     """``"text:/a/b.txt"`` -> ``("text", "/a/b.txt")``; ``"embedded"`` -> ``("embedded", "")``."""
-    kind, _, argument = spec.partition(":")
-    kind = kind.strip().lower()
-    if kind not in _LOADERS:
-        raise DataSourceError(
-            f"unknown text source {spec!r}; use one of: embedded, embedded:PLAY[,PLAY], tfds:tiny_shakespeare, text:PATH"
-        )
+    kind, argument = split_source_spec(
+        spec, _LOADERS,
+        f"unknown text source {spec!r}; use one of: embedded, embedded:PLAY[,PLAY], tfds:tiny_shakespeare, text:PATH",
+    )
     if kind == "text" and not argument.strip():
         raise DataSourceError("text source needs a path, e.g. text:/data/lyrics.txt")
     return kind, argument.strip()

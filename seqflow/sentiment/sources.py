@@ -28,6 +28,7 @@ import pandas as pd
 from seqflow.config import DataConfig
 from seqflow.core.downloads import network_reaches
 from seqflow.core.errors import DataSourceError
+from seqflow.core.source_specs import split_source_spec
 
 logger = logging.getLogger(__name__)
 
@@ -53,12 +54,10 @@ class SourceData:
 
 def parse_source_spec(spec: str) -> tuple[str, str]:
     """``"csv:/a/b.csv"`` -> ``("csv", "/a/b.csv")``; ``"embedded"`` -> ``("embedded", "")``."""
-    kind, _, argument = spec.partition(":")
-    kind = kind.strip().lower()
-    if kind not in _LOADERS:
-        raise DataSourceError(
-            f"unknown data source {spec!r}; use one of: embedded, tfds:imdb_reviews, aclimdb:PATH, csv:PATH, parquet:PATH"
-        )
+    kind, argument = split_source_spec(
+        spec, _LOADERS,
+        f"unknown data source {spec!r}; use one of: embedded, tfds:imdb_reviews, aclimdb:PATH, csv:PATH, parquet:PATH",
+    )
     if kind in ("aclimdb", "csv", "parquet") and not argument:
         raise DataSourceError(f"data source {kind!r} needs a path, e.g. {kind}:/data/reviews")
     return kind, argument
