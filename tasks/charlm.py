@@ -45,12 +45,11 @@ from seqflow.core.caching import (
     store_parts,
     trained_problem,
 )
-from seqflow.core.evaluation import plot_learning_curves
 from seqflow.core.settings import TrackingSettings
 from seqflow.core.contracts import ContractReport, raise_on_failure
-from seqflow.core.executions import FINGERPRINT_TAG, RESUMED_FROM_EPOCH_TAG
+from seqflow.core.training_runs import log_fit_outcome, start_architecture_run, tag_training
 from seqflow.core.registry import RegistrationOutcome
-from seqflow.core.tracking import FLOW_RUN_TAG, ROLE_TAG, Tracker
+from seqflow.core.tracking import Tracker
 from seqflow.tasks.retry import retry_unless_bad_input
 
 # Each step's cache key recipe: (identity in summaries, inputs by content, the config it uses).
@@ -148,21 +147,18 @@ def train(
 
     from seqflow.charlm.generate import CHAR_GENERATION, STEP_MODEL_ARTIFACT, VOCABULARY_ARTIFACT
     from seqflow.charlm.train import char_training_fingerprint, train_char_model
-    from seqflow.core.fitting import checkpoint_dir_for
 
     tracker = Tracker(settings)
-    run_id = tracker.start_run(
-        run_name=architecture,
-        tags={ROLE_TAG: "charlm-architecture", "architecture": architecture, FLOW_RUN_TAG: flow_run.get_id(),
-              "profile": config.profile, **dataset_tags(split_files, encoded)},
-        parent_run_id=parent_run_id,
+    run_id = start_architecture_run(
+        tracker, "charlm-architecture", architecture, parent_run_id, flow_run.get_id(), config.profile,
+        dataset_tags(split_files, encoded),
     )
     with tracker.closing_on_failure(run_id):
         tracker.log_params(run_id, {"architecture": architecture, **config.to_flat_dict()})
         output_dir = encoded.encoded_dir / "models" / run_id
         vocabulary, prefix = load_char_vocabulary(encoded.vocabulary_path), sample_prefix(config, split_files)
         fingerprint = char_training_fingerprint(encoded.ids_digest, encoded.vocab_size, architecture, config.training, config.seed)
-        tracker.set_tags(run_id, {FINGERPRINT_TAG: fingerprint})
+        checkpoint_dir = tag_training(tracker, run_id, fingerprint, config.artifacts_dir, config.training.checkpoint)
         outcome = train_char_model(
             architecture,
             load_char_ids(encoded, "train"),
@@ -175,20 +171,13 @@ def train(
             output_dir,
             on_epoch_end=tracker.epoch_logger(run_id),
             on_samples=lambda epoch, text: tracker.log_text(run_id, text, f"samples/epoch_{epoch:03d}.txt"),
-            checkpoint_dir=checkpoint_dir_for(config.artifacts_dir, fingerprint) if config.training.checkpoint else None,
+            checkpoint_dir=checkpoint_dir,
         )
-        tracker.set_tags(run_id, {RESUMED_FROM_EPOCH_TAG: outcome.resumed_from_epoch})
-        tracker.log_metrics(
-            run_id,
-            {"seconds_per_epoch": outcome.seconds_per_epoch, "train_seconds": outcome.seconds,
-             "epochs_run": outcome.epochs_run, "best_epoch": outcome.best_epoch, "parameters": outcome.parameters},
+        log_fit_outcome(
+            tracker, run_id, architecture, outcome, output_dir,
+            metrics={"epochs_run": outcome.epochs_run, "best_epoch": outcome.best_epoch, "parameters": outcome.parameters},
+            curve_metrics=("loss", "perplexity"),
         )
-        curves = plot_learning_curves(
-            outcome.history, f"{architecture}: training vs validation", output_dir / "learning_curves.png",
-            metrics=("loss", "perplexity"),
-        )
-        tracker.log_artifact(run_id, curves, "plots")
-        tracker.log_text(run_id, json.dumps(outcome.history, indent=2), "history.json")
         signature = ModelSignature(
             inputs=mlflow.types.Schema([
                 mlflow.types.ColSpec("string", "prefix"), mlflow.types.ColSpec("long", "length"),

@@ -38,9 +38,9 @@ from seqflow.core.caching import (
     store_parts,
     trained_problem,
 )
-from seqflow.core.evaluation import classification_metrics, overfitting_figures, plot_confusion_matrix, plot_learning_curves
+from seqflow.core.evaluation import classification_metrics, overfitting_figures, plot_confusion_matrix
 from seqflow.core.settings import TrackingSettings
-from seqflow.core.tracking import FLOW_RUN_TAG, ROLE_TAG, Tracker
+from seqflow.core.tracking import Tracker
 from seqflow.sentiment.behaviour import describe_failures, metric_name, pass_rates, pyfunc_predictor, run_behaviour_checks
 from seqflow.sentiment.cache_checks import check_split_files, source_fingerprint
 from seqflow.sentiment.cache_checks import check_tokenised as check_tokenised_outputs
@@ -48,15 +48,13 @@ from seqflow.core.contracts import ContractReport, raise_on_failure
 from seqflow.sentiment.contracts import validate_raw_splits, validate_tokenised_arrays
 from seqflow.sentiment.datasets import SplitFiles, split_source, write_splits
 from seqflow.sentiment.records import (
-    FINGERPRINT_TAG,
     INPUT_EXAMPLE_TEXTS,
-    RESUMED_FROM_EPOCH_TAG,
     EvaluatedModel,
     TrainedModel,
     dataset_tags,
 )
 from seqflow.sentiment.serving import REVIEW_SENTIMENT, log_serving_model
-from seqflow.core.fitting import checkpoint_dir_for
+from seqflow.core.training_runs import log_fit_outcome, start_architecture_run, tag_training
 from seqflow.sentiment.sources import load_source
 from seqflow.sentiment.steps import RegistrationOutcome, register_and_promote
 from seqflow.sentiment.tokenise import TokenisedData, load_arrays, load_vocabulary, pad_and_tokenise
@@ -159,16 +157,9 @@ def train(
     """Fit one architecture in its own child run: per-epoch metrics, learning curves, the raw-text model logged.
     A failure marks the child run FAILED before raising."""
     tracker, training = Tracker(settings), config.training
-    run_id = tracker.start_run(
-        run_name=architecture,
-        tags={
-            ROLE_TAG: "architecture",
-            "architecture": architecture,
-            FLOW_RUN_TAG: flow_run.get_id(),
-            "profile": config.profile,
-            **dataset_tags(split_files, tokenised),
-        },
-        parent_run_id=parent_run_id,
+    run_id = start_architecture_run(
+        tracker, "architecture", architecture, parent_run_id, flow_run.get_id(), config.profile,
+        dataset_tags(split_files, tokenised),
     )
     with tracker.closing_on_failure(run_id):
         tracker.log_params(run_id, config.architecture_params(architecture))
@@ -177,7 +168,7 @@ def train(
         output_dir = tokenised.tokenised_dir / "models" / run_id
         vocabulary = load_vocabulary(tokenised.vocabulary_path)
         fingerprint = training_fingerprint(tokenised.array_digest, tokenised.vocab_size, architecture, training, config.seed)
-        tracker.set_tags(run_id, {FINGERPRINT_TAG: fingerprint})
+        checkpoint_dir = tag_training(tracker, run_id, fingerprint, config.artifacts_dir, training.checkpoint)
         outcome = train_classifier(
             architecture,
             load_arrays(tokenised),
@@ -188,13 +179,9 @@ def train(
             on_epoch_end=tracker.epoch_logger(run_id),
             vocabulary=vocabulary,
             warm_start=warm_start_source(tracker, training, output_dir / "warm_start"),
-            checkpoint_dir=checkpoint_dir_for(config.artifacts_dir, fingerprint) if training.checkpoint else None,
+            checkpoint_dir=checkpoint_dir,
         )
-        tracker.set_tags(run_id, {RESUMED_FROM_EPOCH_TAG: outcome.resumed_from_epoch})
-        tracker.log_metrics(run_id, {"seconds_per_epoch": outcome.seconds_per_epoch, "train_seconds": outcome.seconds})
-        curves = plot_learning_curves(outcome.history, f"{architecture}: training vs validation", output_dir / "learning_curves.png")
-        tracker.log_artifact(run_id, curves, "plots")
-        tracker.log_text(run_id, json.dumps(outcome.history, indent=2), "history.json")
+        log_fit_outcome(tracker, run_id, architecture, outcome, output_dir)
         serving_path = export_serving_model(
             outcome.classifier_path,
             vocabulary,

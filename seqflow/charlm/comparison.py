@@ -9,9 +9,9 @@ from typing import Callable
 
 from seqflow.charlm.records import EvaluatedCharModel
 from seqflow.core.tracking import Tracker
-from seqflow.core.executions import finish_execution
+from seqflow.core.executions import finish_execution, summary_fields, summary_footer
 from seqflow.core.registry import RegistrationOutcome
-from seqflow.core.task_status import TaskStatus, render_task_statuses
+from seqflow.core.task_status import TaskStatus
 
 
 @dataclass(frozen=True)
@@ -50,15 +50,7 @@ class CharRunSummary:
                 f"{row.val_perplexity:>8.3f} {row.parameters:>9,d} {row.seconds:>8.1f} {row.version or '-':>7}  "
                 f"{'yes' if row.champion else ''}"
             )
-        lines += [
-            "",
-            f"promotion: {self.decision_reason}",
-            f"champion:  {self.registered_model_name}@champion = v{self.champion_version}"
-            if self.champion_version
-            else "champion:  none",
-            f"MLflow:    experiment {self.experiment_name!r}, parent run {self.parent_run_id}",
-            *render_task_statuses(self.tasks),
-        ]
+        lines += ["", *summary_footer(self)]
         return "\n".join(lines)
 
 
@@ -71,9 +63,9 @@ def finish_charlm_run(
     texts: dict[str, str] | None = None,
     publish: Callable[[CharRunSummary], None] | None = None,
 ) -> CharRunSummary:
-    """Log the comparison table, what each task did (``tasks.json``) and ``texts`` (artifact file -> text, e.g.
-    the execution's state for reruns) to the parent run, ``publish`` the summary elsewhere (the Prefect table
-    artifact), and only then close the run FINISHED."""
+    """Finish the execution with the character models' comparison table (see
+    :func:`seqflow.core.executions.finish_execution`: the table, what each task did, ``texts``, ``publish``, then
+    the run closed FINISHED)."""
     rows = [
         CharComparisonRow(
             architecture=model.architecture,
@@ -88,15 +80,7 @@ def finish_charlm_run(
         )
         for model in evaluated
     ]
-    summary = CharRunSummary(
-        parent_run_id=parent_run_id,
-        experiment_name=tracker.settings.experiment_name,
-        registered_model_name=tracker.settings.registered_model_name,
-        rows=rows,
-        decision_reason=registration.decision_reason,
-        champion_version=registration.champion_version,
-        tasks=list(task_statuses or []),
-    )
+    summary = CharRunSummary(rows=rows, **summary_fields(tracker, parent_run_id, registration, task_statuses))
     # Imported here: the pipeline's declaration names this module's row type.
     from seqflow.charlm.pipeline import CHARLM
 

@@ -9,7 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from seqflow.charlm.text import CharEncodedData, CharSplitFiles
+from seqflow.charlm.text import CHAR_SPLITS, CharEncodedData, CharSplitFiles
+from seqflow.core.splits import split_tags
 
 
 @dataclass(frozen=True)
@@ -42,10 +43,4 @@ class EvaluatedCharModel:
 
 def dataset_tags(split_files: CharSplitFiles, encoded: CharEncodedData) -> dict[str, str]:
     """The tags that name an execution's data, on its parent run and on every child run."""
-    return {
-        "source": split_files.source,
-        "dataset_digest": split_files.digest,
-        "train_digest": split_files.digests["train"],
-        "validation_digest": split_files.digests["validation"],
-        "ids_digest": encoded.ids_digest,
-    }
+    return {**split_tags(split_files, CHAR_SPLITS), "ids_digest": encoded.ids_digest}

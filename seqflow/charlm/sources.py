@@ -20,7 +20,8 @@ from pathlib import Path
 
 from seqflow.config import CharDataConfig
 from seqflow.core.errors import DataSourceError
-from seqflow.core.downloads import network_reaches
+from seqflow.core.downloads import network_reaches, prepare_tfds, tfds_builder
+from seqflow.core.source_specs import split_source_spec
 
 logger = logging.getLogger(__name__)
 
@@ -47,12 +48,10 @@ class CharSource:
 
 def parse_char_source_spec(spec: str) -> tuple[str, str]:
     """``"text:/a/b.txt"`` -> ``("text", "/a/b.txt")``; ``"embedded"`` -> ``("embedded", "")``."""
-    kind, _, argument = spec.partition(":")
-    kind = kind.strip().lower()
-    if kind not in _LOADERS:
-        raise DataSourceError(
-            f"unknown text source {spec!r}; use one of: embedded, embedded:PLAY[,PLAY], tfds:tiny_shakespeare, text:PATH"
-        )
+    kind, argument = split_source_spec(
+        spec, _LOADERS,
+        f"unknown text source {spec!r}; use one of: embedded, embedded:PLAY[,PLAY], tfds:tiny_shakespeare, text:PATH",
+    )
     if kind == "text" and not argument.strip():
         raise DataSourceError("text source needs a path, e.g. text:/data/lyrics.txt")
     return kind, argument.strip()
@@ -166,15 +165,7 @@ def _load_tfds(argument: str, data_config: CharDataConfig) -> str:
     name = argument or "tiny_shakespeare"
     if name.split(":")[0].split("/")[0] != "tiny_shakespeare":
         raise DataSourceError(f"tfds text source {name!r} is not supported; use tfds:tiny_shakespeare")
-    try:
-        import tensorflow_datasets as tfds
-    except ImportError as exc:  # pragma: no cover - a dependency of the project
-        raise DataSourceError(f"tfds sources need tensorflow-datasets: {exc}") from None
-    try:
-        builder = tfds.builder(name, data_dir=data_config.tfds_data_dir)
-    except Exception as exc:  # an unknown version: TFDS raises ValueError or AssertionError
-        first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise DataSourceError(f"tfds source {name!r} cannot be used: {first_line}") from None
+    builder = tfds_builder(name, data_config.tfds_data_dir)
     if not builder.is_prepared():
         # TFDS would retry the download for minutes before failing; offline, say so at once.
         if not network_reaches(TINY_SHAKESPEARE_HOST):
@@ -184,11 +175,7 @@ def _load_tfds(argument: str, data_config: CharDataConfig) -> str:
                 "--set data.tfds_data_dir=DIR, or use --source text:input.txt (the same text) or --source embedded."
             )
         logger.info("preparing tfds:%s in %s", name, builder.data_dir)
-        try:
-            builder.download_and_prepare()
-        except Exception as exc:  # TFDS raises many unrelated types; the user needs one clear line.
-            first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            raise DataSourceError(f"tfds:{name} could not be prepared: {type(exc).__name__}: {first_line}") from None
+        prepare_tfds(builder, name)
     # TFDS cuts the one file 90/5/5 into three one-example splits; joined in order they are the original text,
     # which is then split into blocks like every other source.
     parts = []

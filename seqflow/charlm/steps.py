@@ -69,13 +69,7 @@ def register_and_promote_charlm(
     """Register every evaluated model, then move ``champion`` to the lowest validation perplexity if it passes
     the gates, all or nothing (see :func:`seqflow.core.registry.register_and_promote`)."""
     candidates = [
-        Candidate(
-            model.architecture,
-            model.run_id,
-            model.model_uri,
-            model.dataset_digest,
-            {"val_loss": f"{model.val_loss:.6f}", SCORE_TAG: f"{model.val_perplexity:.6f}"},
-        )
+        Candidate.of(model, {"val_loss": f"{model.val_loss:.6f}", SCORE_TAG: f"{model.val_perplexity:.6f}"})
         for model in evaluated
     ]
     # The network must beat counting: a model no better than a Kneser-Ney n-gram of the same text is not promoted.

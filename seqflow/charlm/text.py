@@ -20,6 +20,7 @@ import numpy as np
 from seqflow.charlm.sources import CharSource
 from seqflow.config import CharDataConfig
 from seqflow.core.errors import DataSourceError
+from seqflow.core.splits import combined_digest
 
 logger = logging.getLogger(__name__)
 
@@ -57,7 +58,7 @@ class CharSplitFiles:
     @property
     def digest(self) -> str:
         """One digest for both splits together."""
-        return hashlib.sha256("|".join(f"{s}={self.digests[s]}" for s in CHAR_SPLITS).encode()).hexdigest()
+        return combined_digest(self.digests, CHAR_SPLITS)
 
 
 def split_blocks(text: str, data_config: CharDataConfig, seed: int) -> dict[str, str]:
@@ -90,7 +91,7 @@ def write_char_splits(source: CharSource, data_config: CharDataConfig, seed: int
     """Split ``source`` and write both splits as UTF-8 files under a folder named by their content digest."""
     splits = split_blocks(source.text, data_config, seed)
     digests = {split: text_digest(text) for split, text in splits.items()}
-    combined = hashlib.sha256("|".join(f"{s}={digests[s]}" for s in CHAR_SPLITS).encode()).hexdigest()
+    combined = combined_digest(digests, CHAR_SPLITS)
     dataset_dir = Path(artifacts_dir) / "char_datasets" / combined[:16]
     dataset_dir.mkdir(parents=True, exist_ok=True)
     paths = {split: dataset_dir / f"{split}.txt" for split in CHAR_SPLITS}

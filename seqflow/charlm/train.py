@@ -19,7 +19,7 @@ import numpy as np
 from seqflow.charlm.generate import CharGenerator
 from seqflow.config import CharSamplingConfig, CharTrainingConfig
 from seqflow.core.errors import DataSourceError
-from seqflow.core.fitting import EpochCallback, build_optimizer, progress_reporting, seed_everything, training_fingerprint_of
+from seqflow.core.fitting import EpochCallback, build_optimizer, resumable_fit, seed_everything, training_fingerprint_of
 
 logger = logging.getLogger(__name__)
 
@@ -176,7 +176,6 @@ def train_char_model(
     """
     import keras
 
-    from seqflow.core.checkpoints import EpochCheckpoint, UnusableCheckpoint
     from seqflow.core.divergence import diverged_loss_bound, stop_on_non_finite_loss
     from seqflow.models.charlm import CharLMSpec, build_char_model, build_step_model
 
@@ -213,11 +212,6 @@ def train_char_model(
         patience=training.early_stopping_patience if training.early_stopping_patience is not None else training.epochs + 1,
         restore_best_weights=True,
     )
-    checkpoint = EpochCheckpoint(checkpoint_dir, early_stopping)
-    try:
-        resumed_from_epoch = checkpoint.restore(model, restore_best_weights=True)
-    except UnusableCheckpoint:
-        model, resumed_from_epoch = compiled_model(), 0
     budget = TrainingBudget(training.max_training_minutes)
 
     class ValidationMetrics(keras.callbacks.Callback):
@@ -262,45 +256,29 @@ def train_char_model(
                 generator = CharGenerator(build_step_model(self.model), vocabulary)
                 on_samples(number, render_samples(generator, sample_prefix, sampling))
 
-    # Order matters: metrics first, then a diverged epoch raises before anything else sees it, then early stopping
-    # reads val_loss, then the budget, then the checkpoint saves the epoch with every decision made, and only then
-    # does tracking hear of it.
-    diverged = stop_on_non_finite_loss(
-        architecture, training.learning_rate, resumed_from_epoch, max_loss=diverged_loss_bound(len(vocabulary))
-    )
-    callbacks: list[keras.callbacks.Callback] = [ValidationMetrics(), diverged, early_stopping, BudgetAndSamples(), checkpoint]
-    if on_epoch_end is not None:
-        for record in checkpoint.records:
-            on_epoch_end(record.epoch, _char_metrics(record.logs))
-        callbacks.append(
-            keras.callbacks.LambdaCallback(on_epoch_end=lambda epoch, logs: on_epoch_end(epoch + 1, _char_metrics(logs)))
+    def callbacks_before_checkpoint(resumed_from_epoch: int) -> list:
+        # Order matters: metrics first, then a diverged epoch raises before anything else sees it, then early
+        # stopping reads val_loss, then the budget, then the checkpoint (after these) saves the epoch with every
+        # decision made, and only then does tracking hear of it.
+        diverged = stop_on_non_finite_loss(
+            architecture, training.learning_rate, resumed_from_epoch, max_loss=diverged_loss_bound(len(vocabulary))
         )
-    if resumed_from_epoch:
-        logger.info("training %s: resuming after epoch %d of %d from %s%s", architecture, resumed_from_epoch,
-                    training.epochs, checkpoint.checkpoint_dir, " (it had already stopped)" if checkpoint.stopped else "")
-    logger.info("training %s: %d parameters, %d windows, up to %d epochs", architecture, model.count_params(), len(x),
-                training.epochs)
-    verbose, progress = progress_reporting(architecture, training.epochs)
-    model.fit(
-        x,
-        y,
-        initial_epoch=resumed_from_epoch,
-        epochs=resumed_from_epoch if checkpoint.stopped else training.epochs,
-        batch_size=training.batch_size,
-        # Stateful windows must stay in stream order; stateless ones are shuffled.
-        shuffle=not training.stateful,
-        callbacks=callbacks + progress,
-        verbose=verbose,
-    )
-    # Early stopping has restored the best epoch's weights (also after a resumed fit that ran no epoch).
+        return [ValidationMetrics(), diverged, early_stopping, BudgetAndSamples()]
 
-    output_dir = Path(output_dir)
-    output_dir.mkdir(parents=True, exist_ok=True)
-    model_path = output_dir / f"{architecture}.keras"
-    model.save(model_path)
-    step_model_path = output_dir / f"{architecture}_step.keras"
-    build_step_model(model).save(step_model_path)
-    checkpoint.remove()
+    def fit_inputs() -> tuple[tuple, dict]:
+        # Stateful windows must stay in stream order; stateless ones are shuffled.
+        return (x, y), {"batch_size": training.batch_size, "shuffle": not training.stateful}
+
+    step_model_path = Path(output_dir) / f"{architecture}_step.keras"
+    # Early stopping has restored the best epoch's weights (also after a resumed fit that ran no epoch) by the
+    # time the models are saved.
+    fit = resumable_fit(
+        architecture, model, compiled_model, early_stopping, checkpoint_dir, True, training.epochs,
+        callbacks_before_checkpoint, fit_inputs, output_dir, on_epoch_end, epoch_metrics=_char_metrics,
+        stopped_note=" (it had already stopped)", sizes_note=f", {len(x)} windows",
+        save_more=lambda fitted, _: build_step_model(fitted).save(step_model_path),
+    )
+    model, model_path, checkpoint, resumed_from_epoch = fit.model, fit.model_path, fit.checkpoint, fit.resumed_from_epoch
     history = {key: values for key, values in checkpoint.history().items() if key in CHAR_HISTORY_KEYS}
     best_index = int(np.argmin(history["val_loss"]))
     return CharTrainingOutcome(

@@ -1,5 +1,6 @@
 """One execution of any pipeline in MLflow: its parent run opened (after the dead-owner clean-up), a child run
-per architecture, and the parent closed with the comparison table and what each task did, all or nothing.
+per architecture (:func:`seqflow.core.training_runs.start_architecture_run`), and the parent closed with the
+comparison table and what each task did, all or nothing.
 
 The pipeline supplies only what is its own: its tags, params and metrics, its rows, its summary and any extra
 figures; the run roles come from its declaration (:class:`seqflow.core.pipeline.Pipeline`).
@@ -16,13 +17,9 @@ from typing import Any, Callable, Iterable, Sequence
 
 from seqflow.core.pipeline import Pipeline
 from seqflow.core.runs import FLOW_RUN_TAG, ROLE_TAG, close_runs_of_dead_executions
+from seqflow.core.task_status import render_task_statuses
 from seqflow.core.tracking import Tracker
-
-# Tag on each architecture's run: epochs taken over from an interrupted earlier training (0: trained from scratch).
-RESUMED_FROM_EPOCH_TAG = "resumed_from_epoch"
-# Tag on each architecture's run: names its training (data, architecture, settings, seed); see the pipelines'
-# training fingerprints.
-FINGERPRINT_TAG = "seqflow.training_fingerprint"
+from seqflow.core.training_runs import FINGERPRINT_TAG, RESUMED_FROM_EPOCH_TAG  # noqa: F401 - re-exported
 
 
 def start_execution(
@@ -55,24 +52,6 @@ def start_execution(
     return run_id
 
 
-def start_child_run(
-    pipeline: Pipeline,
-    tracker: Tracker,
-    architecture: str,
-    parent_run_id: str,
-    flow_run_id: str | None,
-    profile: str,
-    tags: dict[str, str],
-) -> str:
-    """The child run of one architecture under the execution's parent run."""
-    return tracker.start_run(
-        run_name=architecture,
-        tags={ROLE_TAG: pipeline.architecture_role, "architecture": architecture, FLOW_RUN_TAG: flow_run_id,
-              "profile": profile, **tags},
-        parent_run_id=parent_run_id,
-    )
-
-
 def task_status_tags(statuses: Sequence[Any]) -> dict[str, str]:
     """Parent-run tags naming the tasks that were cached and the earlier MLflow runs this execution reuses."""
     cached = [status for status in statuses if status.status == "cached"]
@@ -102,6 +81,34 @@ def rows_as_csv(rows: Sequence[Any], flat_row: Callable[[Any], dict[str, object]
     for row in rows:
         writer.writerow(flat_row(row))
     return buffer.getvalue()
+
+
+def summary_fields(
+    tracker: Tracker, parent_run_id: str, registration: Any, task_statuses: Sequence[Any] | None
+) -> dict[str, Any]:
+    """The fields every pipeline's run summary has besides its rows: the parent run, the experiment and
+    registered model, the promotion decision and champion (from ``registration``) and what each task did."""
+    return {
+        "parent_run_id": parent_run_id,
+        "experiment_name": tracker.settings.experiment_name,
+        "registered_model_name": tracker.settings.registered_model_name,
+        "decision_reason": registration.decision_reason,
+        "champion_version": registration.champion_version,
+        "tasks": list(task_statuses or []),
+    }
+
+
+def summary_footer(summary: Any) -> list[str]:
+    """The lines under every pipeline's comparison table (a summary with :func:`summary_fields`): the promotion
+    decision, the champion, where the runs are, and what each task did."""
+    return [
+        f"promotion: {summary.decision_reason}",
+        f"champion:  {summary.registered_model_name}@champion = v{summary.champion_version}"
+        if summary.champion_version
+        else "champion:  none",
+        f"MLflow:    experiment {summary.experiment_name!r}, parent run {summary.parent_run_id}",
+        *render_task_statuses(summary.tasks),
+    ]
 
 
 def finish_execution(

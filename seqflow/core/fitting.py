@@ -9,6 +9,7 @@ import json
 import logging
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
@@ -76,3 +77,85 @@ def progress_reporting(what: str, total_epochs: int) -> tuple[int, list]:
             )
 
     return 0, [EpochLog()]
+
+
+@dataclass(frozen=True)
+class ResumableFit:
+    """What :func:`resumable_fit` leaves: the fitted model, where it was saved, the epoch it resumed after (0:
+    trained from scratch) and the checkpoint's records (history, epochs run, seconds)."""
+
+    model: Any
+    model_path: Path
+    resumed_from_epoch: int
+    checkpoint: Any
+
+
+def resumable_fit(
+    architecture: str,
+    model: Any,
+    rebuild_model: Callable[[], Any],
+    early_stopping: Any,
+    checkpoint_dir: Path | None,
+    restore_best_weights: bool,
+    epochs: int,
+    callbacks_before_checkpoint: Callable[[int], list],
+    fit_inputs: Callable[[], tuple[tuple, dict[str, Any]]],
+    output_dir: Path,
+    on_epoch_end: EpochCallback | None,
+    epoch_metrics: Callable[[dict[str, float]], dict[str, float]],
+    stopped_note: str,
+    sizes_note: str = "",
+    save_more: Callable[[Any, Path], None] | None = None,
+) -> ResumableFit:
+    """Fit a compiled ``model`` for up to ``epochs``, resuming an interrupted training from its per-epoch
+    checkpoint in ``checkpoint_dir`` (none: no checkpoint), then save it as ``<architecture>.keras`` in
+    ``output_dir`` (and what ``save_more`` saves) before the checkpoint goes.
+
+    ``rebuild_model`` gives the same fresh model again when the checkpoint cannot be used (loading may have
+    failed half-way). ``callbacks_before_checkpoint(resumed_from_epoch)`` are the pipeline's callbacks: they
+    run before the checkpoint saves the epoch, and tracking (``on_epoch_end`` with ``epoch_metrics`` of
+    Keras' logs, epochs counted from 1) hears of an epoch only after that; epochs an interrupted training
+    already ran are replayed to it first. ``fit_inputs()`` gives the data arguments of ``model.fit`` (positional,
+    keyword), made just before the fit. ``stopped_note`` ends the resume message when early stopping had
+    already ended the training; ``sizes_note`` goes after the parameter count in the start message."""
+    import keras
+
+    from seqflow.core.checkpoints import EpochCheckpoint, UnusableCheckpoint
+
+    checkpoint = EpochCheckpoint(checkpoint_dir, early_stopping)
+    try:
+        resumed_from_epoch = checkpoint.restore(model, restore_best_weights)
+    except UnusableCheckpoint:
+        model, resumed_from_epoch = rebuild_model(), 0
+    callbacks: list = [*callbacks_before_checkpoint(resumed_from_epoch), checkpoint]
+    if on_epoch_end is not None:
+        for record in checkpoint.records:
+            on_epoch_end(record.epoch, epoch_metrics(record.logs))
+        # Keras counts epochs from 0; people and MLflow charts read "epoch 1" as the first.
+        callbacks.append(
+            keras.callbacks.LambdaCallback(on_epoch_end=lambda epoch, logs: on_epoch_end(epoch + 1, epoch_metrics(logs)))
+        )
+    if resumed_from_epoch:
+        logger.info("training %s: resuming after epoch %d of %d from %s%s", architecture, resumed_from_epoch, epochs,
+                    checkpoint.checkpoint_dir, stopped_note if checkpoint.stopped else "")
+    logger.info("training %s: %d parameters%s, up to %d epochs", architecture, model.count_params(), sizes_note, epochs)
+    verbose, progress = progress_reporting(architecture, epochs)
+    fit_args, fit_kwargs = fit_inputs()
+    model.fit(
+        *fit_args,
+        initial_epoch=resumed_from_epoch,
+        # Early stopping ended the interrupted training already: fit no further epoch, only restore the best.
+        epochs=resumed_from_epoch if checkpoint.stopped else epochs,
+        callbacks=callbacks + progress,
+        verbose=verbose,
+        **fit_kwargs,
+    )
+    output_dir = Path(output_dir)
+    output_dir.mkdir(parents=True, exist_ok=True)
+    model_path = output_dir / f"{architecture}.keras"
+    model.save(model_path)
+    if save_more is not None:
+        save_more(model, output_dir)
+    # Only now that everything is saved: a crash before this resumes from the checkpoint.
+    checkpoint.remove()
+    return ResumableFit(model=model, model_path=model_path, resumed_from_epoch=resumed_from_epoch, checkpoint=checkpoint)

@@ -67,6 +67,11 @@ class Candidate:
     # The pipeline's metrics as version tags, its score tag among them.
     metric_tags: dict[str, str]
 
+    @classmethod
+    def of(cls, evaluated: Any, metric_tags: dict[str, str]) -> Candidate:
+        """The candidate for a pipeline's evaluated record (its architecture, run, model and dataset digest)."""
+        return cls(evaluated.architecture, evaluated.run_id, evaluated.model_uri, evaluated.dataset_digest, metric_tags)
+
 
 @dataclass(frozen=True)
 class RegistrationOutcome:

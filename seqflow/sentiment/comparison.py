@@ -13,9 +13,16 @@ from pathlib import Path
 from typing import Callable
 
 from seqflow.core.evaluation import plot_overlay_html, plot_overlay_png
-from seqflow.core.executions import finish_execution, log_execution_records, rows_as_csv, task_status_tags  # noqa: F401 - re-exported
+from seqflow.core.executions import (  # noqa: F401 - log_execution_records, rows_as_csv, task_status_tags re-exported
+    finish_execution,
+    log_execution_records,
+    rows_as_csv,
+    summary_fields,
+    summary_footer,
+    task_status_tags,
+)
 from seqflow.core.registry import RegistrationOutcome
-from seqflow.core.task_status import TaskStatus, render_task_statuses
+from seqflow.core.task_status import TaskStatus
 from seqflow.core.tracking import Tracker
 from seqflow.sentiment.behaviour import CHECK_TYPES, metric_name
 from seqflow.sentiment.records import EvaluatedModel
@@ -70,10 +77,7 @@ class RunSummary:
             "best ep: epoch of lowest validation loss; past: epochs trained after it; gap: train minus validation "
             "accuracy; invar/direc/MFT: behavioural pass rates (invariance, direction, minimum functionality)"
         )
-        lines.append(f"promotion: {self.decision_reason}")
-        lines.append(f"champion:  {self.registered_model_name}@champion = v{self.champion_version}" if self.champion_version else "champion:  none")
-        lines.append(f"MLflow:    experiment {self.experiment_name!r}, parent run {self.parent_run_id}")
-        lines.extend(render_task_statuses(self.tasks))
+        lines.extend(summary_footer(self))
         return "\n".join(lines)
 
 
@@ -132,16 +136,8 @@ def finish_pipeline_run(
     """Log the comparison table, what each task did (``tasks.json``) and ``texts`` (artifact file -> text, e.g.
     the execution's state for reruns) to the parent run, ``publish`` the summary elsewhere (the Prefect table
     artifact), and only then close the run FINISHED."""
-    rows = comparison_rows(evaluated, registration)
-    task_statuses = list(task_statuses or [])
     summary = RunSummary(
-        parent_run_id=parent_run_id,
-        experiment_name=tracker.settings.experiment_name,
-        registered_model_name=tracker.settings.registered_model_name,
-        rows=rows,
-        decision_reason=registration.decision_reason,
-        champion_version=registration.champion_version,
-        tasks=task_statuses,
+        rows=comparison_rows(evaluated, registration), **summary_fields(tracker, parent_run_id, registration, task_statuses)
     )
     best = max(evaluated, key=lambda model: model.test_metrics["accuracy"])
     # Imported here: the pipeline's declaration names this module's row type.

@@ -17,6 +17,7 @@ import pandas as pd
 from seqflow.core.files import partial_path, write_text_atomically
 from seqflow.config import DataConfig
 from seqflow.core.errors import DataSourceError
+from seqflow.core.splits import combined_digest
 from seqflow.sentiment.sources import LABEL_COLUMN, TEXT_COLUMN, SourceData
 
 SPLITS = ("train", "validation", "test")
@@ -42,12 +43,7 @@ class SplitFiles:
     @property
     def digest(self) -> str:
         """One digest for the three splits together."""
-        return _combined_digest(self.digests)
-
-
-def _combined_digest(digests: dict[str, str]) -> str:
-    joined = "|".join(f"{split}={digests[split]}" for split in SPLITS)
-    return hashlib.sha256(joined.encode()).hexdigest()
+        return combined_digest(self.digests, SPLITS)
 
 
 def _digest_value(value: object) -> object:
@@ -183,7 +179,7 @@ def write_splits(splits: dict[str, pd.DataFrame], source: SourceData, data_confi
     """Write the splits as Parquet under a folder named by their combined content digest."""
     digests = {name: content_digest(frame) for name, frame in splits.items()}
     # Named by SplitFiles.digest, the one digest for the three splits that later steps key their files on.
-    combined = _combined_digest(digests)
+    combined = combined_digest(digests, SPLITS)
     dataset_dir = dataset_dir_of(artifacts_dir, combined)
     dataset_dir.mkdir(parents=True, exist_ok=True)
     paths = {name: dataset_dir / f"{name}.parquet" for name in SPLITS}

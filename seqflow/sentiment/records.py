@@ -9,7 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from seqflow.sentiment.datasets import SplitFiles
+from seqflow.core.splits import split_tags
+from seqflow.sentiment.datasets import SPLITS, SplitFiles
 from seqflow.sentiment.tokenise import TokenisedData
 
 # Tag on each architecture's run: epochs taken over from an interrupted earlier training (0: trained from scratch).
@@ -51,11 +52,4 @@ class EvaluatedModel:
 
 def dataset_tags(split_files: SplitFiles, tokenised: TokenisedData) -> dict[str, str]:
     """The tags that name an execution's data, on its parent run and on every child run."""
-    return {
-        "source": split_files.source,
-        "dataset_digest": split_files.digest,
-        "train_digest": split_files.digests["train"],
-        "validation_digest": split_files.digests["validation"],
-        "test_digest": split_files.digests["test"],
-        "array_digest": tokenised.array_digest,
-    }
+    return {**split_tags(split_files, SPLITS), "array_digest": tokenised.array_digest}

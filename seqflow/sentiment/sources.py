@@ -26,8 +26,9 @@ import numpy as np
 import pandas as pd
 
 from seqflow.config import DataConfig
-from seqflow.core.downloads import network_reaches
+from seqflow.core.downloads import network_reaches, prepare_tfds, tfds_builder
 from seqflow.core.errors import DataSourceError
+from seqflow.core.source_specs import split_source_spec
 
 logger = logging.getLogger(__name__)
 
@@ -53,12 +54,10 @@ class SourceData:
 
 def parse_source_spec(spec: str) -> tuple[str, str]:
     """``"csv:/a/b.csv"`` -> ``("csv", "/a/b.csv")``; ``"embedded"`` -> ``("embedded", "")``."""
-    kind, _, argument = spec.partition(":")
-    kind = kind.strip().lower()
-    if kind not in _LOADERS:
-        raise DataSourceError(
-            f"unknown data source {spec!r}; use one of: embedded, tfds:imdb_reviews, aclimdb:PATH, csv:PATH, parquet:PATH"
-        )
+    kind, argument = split_source_spec(
+        spec, _LOADERS,
+        f"unknown data source {spec!r}; use one of: embedded, tfds:imdb_reviews, aclimdb:PATH, csv:PATH, parquet:PATH",
+    )
     if kind in ("aclimdb", "csv", "parquet") and not argument:
         raise DataSourceError(f"data source {kind!r} needs a path, e.g. {kind}:/data/reviews")
     return kind, argument
@@ -302,16 +301,7 @@ def _load_tfds(argument: str, data_config: DataConfig) -> SourceData:
     # TFDS names look like NAME[/CONFIG][:VERSION]; only IMDB reviews are sentiment data with text and label.
     if re.split(r"[/:]", name, maxsplit=1)[0] != "imdb_reviews":
         raise DataSourceError(f"tfds source {name!r} is not supported for sentiment; use tfds:imdb_reviews")
-    try:
-        import tensorflow_datasets as tfds
-    except ImportError as exc:  # pragma: no cover - a dependency of the project
-        raise DataSourceError(f"tfds sources need tensorflow-datasets: {exc}") from None
-
-    try:
-        builder = tfds.builder(name, data_dir=data_config.tfds_data_dir)
-    except Exception as exc:  # an unknown config or version: TFDS raises ValueError or AssertionError
-        first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise DataSourceError(f"tfds source {name!r} cannot be used: {first_line}; use tfds:imdb_reviews") from None
+    builder = tfds_builder(name, data_config.tfds_data_dir, "; use tfds:imdb_reviews")
     if not builder.is_prepared():
         manual_dir = Path(data_config.tfds_manual_dir) if data_config.tfds_manual_dir else None
         has_manual_archive = manual_dir is not None and (manual_dir / ACLIMDB_ARCHIVE_NAME).is_file()
@@ -321,13 +311,11 @@ def _load_tfds(argument: str, data_config: DataConfig) -> SourceData:
                 f"reached (no network). Put {ACLIMDB_ARCHIVE_NAME} into a folder and pass it with "
                 "--set data.tfds_manual_dir=FOLDER, or use --source aclimdb:PATH or --source embedded."
             )
+        import tensorflow_datasets as tfds  # importable: tfds_builder found it
+
         download_config = tfds.download.DownloadConfig(manual_dir=str(manual_dir) if manual_dir else None)
         logger.info("preparing tfds:%s in %s", name, builder.data_dir)
-        try:
-            builder.download_and_prepare(download_config=download_config)
-        except Exception as exc:  # TFDS raises many unrelated types; the user needs one clear line.
-            first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            raise DataSourceError(f"tfds:{name} could not be prepared: {type(exc).__name__}: {first_line}") from None
+        prepare_tfds(builder, name, download_config=download_config)
     return SourceData(
         spec=data_config.source,
         train=_tfds_frame(builder.as_dataset(split="train")),

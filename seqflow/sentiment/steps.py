@@ -69,11 +69,8 @@ def register_and_promote(
     """Register every evaluated model, then move ``champion`` to the best test accuracy if it passes the gates,
     all or nothing (see :func:`seqflow.core.registry.register_and_promote`)."""
     candidates = [
-        Candidate(
-            model.architecture,
-            model.run_id,
-            model.model_uri,
-            model.dataset_digest,
+        Candidate.of(
+            model,
             {
                 **{f"test_{key}": f"{value:.6f}" for key, value in model.test_metrics.items()},
                 "test_accuracy": f"{model.test_metrics['accuracy']:.6f}",

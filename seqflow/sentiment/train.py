@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from seqflow.config import TrainingConfig
-from seqflow.core.fitting import EpochCallback, build_optimizer, progress_reporting, seed_everything, training_fingerprint_of
+from seqflow.core.fitting import EpochCallback, build_optimizer, resumable_fit, seed_everything, training_fingerprint_of
 
 logger = logging.getLogger(__name__)
 
@@ -321,7 +321,6 @@ def _fit_and_save(
 ) -> TrainingOutcome:
     import keras
 
-    from seqflow.core.checkpoints import EpochCheckpoint, UnusableCheckpoint
     from seqflow.core.divergence import stop_on_non_finite_loss
 
     steps_per_epoch = math.ceil(len(arrays["x_train"]) / training.batch_size)
@@ -335,67 +334,37 @@ def _fit_and_save(
         if training.early_stopping_patience is not None
         else None
     )
-    checkpoint = EpochCheckpoint(checkpoint_dir, early_stopping)
-    try:
-        resumed_from_epoch = checkpoint.restore(model, training.restore_best_weights)
-    except UnusableCheckpoint:
-        # Loading may have failed half-way: start again from the same initial weights as a fresh training.
+
+    def rebuild_model():  # noqa: ANN202 - a Keras model
+        # Start again from the same initial weights as a fresh training.
         seed_everything(seed)
-        model = _compiled_model(architecture, arrays, vocab_size, training, steps_per_epoch, vocabulary, warm_start)
-        resumed_from_epoch = 0
-    # Order matters: a diverged epoch raises before anything else sees it, the checkpoint reads early stopping's
-    # state after it changed, and the tracking callback sees an epoch only once it is saved.
-    callbacks: list[keras.callbacks.Callback] = [
-        stop_on_non_finite_loss(architecture, training.learning_rate, resumed_from_epoch), *schedule_callbacks(training)
-    ]
-    if early_stopping is not None:
-        callbacks.append(early_stopping)
-    callbacks.append(checkpoint)
-    if on_epoch_end is not None:
-        for record in checkpoint.records:
-            on_epoch_end(record.epoch, record.logs)
-        # Keras counts epochs from 0; people and MLflow charts read "epoch 1" as the first.
-        callbacks.append(
-            keras.callbacks.LambdaCallback(
-                on_epoch_end=lambda epoch, logs: on_epoch_end(epoch + 1, {k: float(v) for k, v in (logs or {}).items()})
-            )
-        )
+        return _compiled_model(architecture, arrays, vocab_size, training, steps_per_epoch, vocabulary, warm_start)
 
-    if resumed_from_epoch:
-        logger.info(
-            "training %s: resuming after epoch %d of %d from %s%s",
-            architecture,
-            resumed_from_epoch,
-            training.epochs,
-            checkpoint.checkpoint_dir,
-            " (early stopping had already ended it)" if checkpoint.stopped else "",
-        )
-    logger.info("training %s: %d parameters, up to %d epochs", architecture, model.count_params(), training.epochs)
-    verbose, progress = progress_reporting(architecture, training.epochs)
-    model.fit(
-        input_pipeline(arrays["x_train"], arrays["y_train"], training.batch_size, seed=seed),
-        validation_data=input_pipeline(arrays["x_validation"], arrays["y_validation"], training.batch_size),
-        initial_epoch=resumed_from_epoch,
-        # Early stopping ended the interrupted training already: fit no further epoch, only restore the best.
-        epochs=resumed_from_epoch if checkpoint.stopped else training.epochs,
+    def callbacks_before_checkpoint(resumed_from_epoch: int) -> list:
+        # Order matters: a diverged epoch raises before anything else sees it, and the checkpoint (after these)
+        # reads early stopping's state after it changed.
+        callbacks = [stop_on_non_finite_loss(architecture, training.learning_rate, resumed_from_epoch), *schedule_callbacks(training)]
+        return callbacks + ([early_stopping] if early_stopping is not None else [])
+
+    def fit_inputs() -> tuple[tuple, dict]:
+        training_rows = input_pipeline(arrays["x_train"], arrays["y_train"], training.batch_size, seed=seed)
+        validation = input_pipeline(arrays["x_validation"], arrays["y_validation"], training.batch_size)
         # input_pipeline already reshuffles the training rows every epoch, with the run's seed.
-        shuffle=False,
-        callbacks=callbacks + progress,
-        verbose=verbose,
-    )
+        return (training_rows,), {"validation_data": validation, "shuffle": False}
 
-    output_dir = Path(output_dir)
-    output_dir.mkdir(parents=True, exist_ok=True)
-    classifier_path = output_dir / f"{architecture}.keras"
-    model.save(classifier_path)
-    checkpoint.remove()
+    fit = resumable_fit(
+        architecture, model, rebuild_model, early_stopping, checkpoint_dir, training.restore_best_weights,
+        training.epochs, callbacks_before_checkpoint, fit_inputs, output_dir, on_epoch_end,
+        epoch_metrics=lambda logs: {k: float(v) for k, v in (logs or {}).items()},
+        stopped_note=" (early stopping had already ended it)",
+    )
     return TrainingOutcome(
         architecture=architecture,
-        classifier_path=classifier_path,
-        history=checkpoint.history(),
-        epochs_run=len(checkpoint.records),
-        seconds=checkpoint.seconds,
-        resumed_from_epoch=resumed_from_epoch,
+        classifier_path=fit.model_path,
+        history=fit.checkpoint.history(),
+        epochs_run=len(fit.checkpoint.records),
+        seconds=fit.checkpoint.seconds,
+        resumed_from_epoch=fit.resumed_from_epoch,
     )
 
 

@@ -9,7 +9,8 @@ from dataclasses import dataclass, field
 import pytest
 
 from seqflow.core import registry
-from seqflow.core.executions import finish_execution, start_child_run, start_execution
+from seqflow.core.executions import finish_execution, start_execution
+from seqflow.core.training_runs import start_architecture_run
 from seqflow.core.runs import FLOW_RUN_TAG, ROLE_TAG
 from tests.core.conftest import ToyPromotion, ToyRow, ToyScorer, toy_candidate, toy_pipeline
 
@@ -31,7 +32,7 @@ def test_an_execution_is_tracked_with_the_roles_its_pipeline_declares(tracker, d
 
     parent = start_execution(pipeline, tracker, "toy-", "quick", "flow-1", {"dataset_digest": "d"}, {"seed": 7},
                              {"rows": 10.0})
-    child = start_child_run(pipeline, tracker, "a", parent, "flow-1", "quick", {"dataset_digest": "d"})
+    child = start_architecture_run(tracker, pipeline.architecture_role, "a", parent, "flow-1", "quick", {"dataset_digest": "d"})
 
     assert tracker.run_status(killed) == "KILLED"  # the dead-owner clean-up ran first
     parent_run, child_run = tracker.client.get_run(parent), tracker.client.get_run(child)
