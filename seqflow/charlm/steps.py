@@ -15,7 +15,6 @@ import logging
 from seqflow.charlm.corpus import char_baselines, ngram_gate
 from seqflow.charlm.pipeline import CHARLM, SCORE_TAG, validation_text_of  # noqa: F401 - SCORE_TAG re-exported
 from seqflow.charlm.records import EvaluatedCharModel, TrainedCharModel, dataset_tags  # noqa: F401 - re-exported
-from seqflow.charlm.records import dataset_tags as _dataset_tags  # noqa: F401 - read by seqflow.core.state
 from seqflow.charlm.text import CharEncodedData, CharSplitFiles
 from seqflow.config import CharLMConfig
 from seqflow.core.contracts import ContractReport

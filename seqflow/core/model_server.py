@@ -31,7 +31,7 @@ from seqflow.core.processes import die_with_parent
 from seqflow.core.runs import recover_before_reading
 from seqflow.core.scoring_app import DEFAULT_MAX_REQUEST_BYTES
 from seqflow.core.settings import TrackingSettings
-from seqflow.core.tracking import CHAMPION_ALIAS, Tracker, _fluent_store
+from seqflow.core.tracking import CHAMPION_ALIAS, Tracker
 from seqflow.core.trusted_models import environment_without_pickles
 
 MAX_PORT = 65535
@@ -66,23 +66,6 @@ def _check_port_free(host: str, port: int) -> None:
                     "addresses as --host, e.g. 127.0.0.1"
                 ) from None
             raise SeqflowError(f"cannot listen on {host}:{port}: {exc.strerror}; pass another --port") from None
-
-
-def _check_model(tracker: Tracker, model_uri: str) -> None:
-    """One line when ``model_uri`` names no model MLflow can serve (the child would die with a traceback)."""
-    import mlflow.models
-
-    try:
-        with _fluent_store(tracker.settings.connection_uri()):
-            flavors = mlflow.models.get_model_info(model_uri).flavors
-    except Exception as exc:  # noqa: BLE001 - unknown name, version, run, path or scheme: all "not a model"
-        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise SeqflowError(
-            f"cannot serve --model-uri {model_uri!r}: {reason[:300]}; pass models:/NAME/VERSION, models:/NAME@ALIAS "
-            f"or runs:/RUN_ID/model of a model in {tracker.settings.tracking_uri}"
-        ) from None
-    if "python_function" not in flavors:
-        raise SeqflowError(f"cannot serve --model-uri {model_uri!r}: it is not a python_function model ({', '.join(flavors)})")
 
 
 # How long the scoring server may take to finish its requests and exit after the `mlflow` process has gone.
@@ -135,7 +118,6 @@ def serve_model(
     else:
         # Before the child starts: its traceback would be the only report.
         refuse_missing_model(tracker.client, model_uri, settings.tracking_uri)
-    _check_model(tracker, model_uri)
     with tempfile.TemporaryDirectory(prefix="seqflow-serve-") as scratch:
         served = tracker.prepare_served_model(model_uri, pipeline.pyfunc.kind(), Path(scratch))
         # The environment `mlflow models serve` would get (tracking URI, PATH); the process is MLflow's scoring

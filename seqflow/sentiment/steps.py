@@ -29,7 +29,6 @@ from seqflow.sentiment.records import (  # noqa: F401 - re-exported: imported fr
     TrainedModel,
     dataset_tags,
 )
-from seqflow.sentiment.records import dataset_tags as _dataset_tags  # noqa: F401 - read by seqflow.core.state
 from seqflow.sentiment.tokenise import TokenisedData
 
 logger = logging.getLogger(__name__)
