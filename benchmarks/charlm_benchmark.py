@@ -44,7 +44,8 @@ from pipeline_benchmark import (  # noqa: E402 - the sibling script, importable 
 
 from seqflow.cli import configure_runtime  # noqa: E402
 from seqflow.charlm.sizing import AUTO_PROFILE, resolve_charlm_run_config  # noqa: E402
-from seqflow.config import CHARLM_PROFILES, parse_assignments  # noqa: E402
+from seqflow.charlm.config import CHARLM_PROFILES  # noqa: E402
+from seqflow.core.overrides import parse_assignments  # noqa: E402
 from seqflow.core.errors import SeqflowError  # noqa: E402
 from seqflow.charlm.generate import CHAR_GENERATION  # noqa: E402
 from seqflow.core.settings import load_settings  # noqa: E402

@@ -18,7 +18,8 @@ import time
 from pathlib import Path
 from typing import Sequence
 
-from seqflow.config import parse_assignments, resolve_pipeline_config
+from seqflow.core.overrides import parse_assignments
+from seqflow.sentiment.profiles import resolve_pipeline_config
 from seqflow.sentiment.datasets import split_source, write_splits
 from seqflow.core.evaluation import classification_metrics
 from seqflow.sentiment.sources import load_source

@@ -40,7 +40,7 @@ from pathlib import Path
 from typing import Callable, Iterator, Sequence
 
 from seqflow.cli import add_config_options, configure_runtime, resolve_config
-from seqflow.config import ALL_ARCHITECTURES, PipelineConfig
+from seqflow.sentiment.config import ALL_ARCHITECTURES, PipelineConfig
 from seqflow.core.errors import SeqflowError
 from seqflow.core.settings import ENV_CONFIG_KEYS, TrackingSettings, load_settings
 from seqflow.sentiment.comparison import RunSummary

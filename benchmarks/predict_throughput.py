@@ -36,7 +36,7 @@ def _embedded_reviews(count: int) -> list[str]:
 def _built_pyfunc(arch: str, profile: str, texts: list[str], folder: Path):  # noqa: ANN202 - a ReviewSentimentModel
     import tensorflow as tf
 
-    from seqflow.config import get_profile
+    from seqflow.sentiment.profiles import get_profile
     from seqflow.models.architectures import build_model, build_serving_model
     from seqflow.models.text import build_vectoriser
     from seqflow.sentiment.serving import KERAS_ARTIFACT, ReviewSentimentModel

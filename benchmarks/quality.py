@@ -40,7 +40,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import pipeline_benchmark as pb  # noqa: E402 - a sibling script, not a package
 
-from seqflow.config import ALL_ARCHITECTURES, NGRAM_ARCHITECTURES, PipelineConfig, get_profile  # noqa: E402
+from seqflow.sentiment.config import ALL_ARCHITECTURES, NGRAM_ARCHITECTURES, PipelineConfig  # noqa: E402
+from seqflow.sentiment.profiles import get_profile  # noqa: E402
 from seqflow.core.errors import SeqflowError  # noqa: E402
 from seqflow.core.settings import TrackingSettings  # noqa: E402
 from seqflow.sentiment.comparison import RunSummary  # noqa: E402
@@ -465,7 +466,7 @@ def render_section(measurements: list[Measurement]) -> str:
             "",
             "Test accuracy on the test split no training step saw (source `embedded`: a held-out 20% of the "
             "25,000 reviews; the seeds used IMDB's official 25,000-review test split, and seeds 001/002 reported "
-            "validation figures). Seed profiles reproduce the seeds' settings (see seqflow/config.py); `best` is ours. "
+            "validation figures). Seed profiles reproduce the seeds' settings (see seqflow/sentiment/profiles.py); `best` is ours. "
             "Every measured number below was produced by a command listed under the table (run from the "
             "repository root); cells marked *not measured* give the command that measures them.",
             "",

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import great_expectations as gx
 
-from seqflow.config import CharContractConfig
+from seqflow.charlm.config import CharContractConfig
 
 SUITE_NAME = "char_text"
 

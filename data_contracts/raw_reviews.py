@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import great_expectations as gx
 
-from seqflow.config import ContractConfig
+from seqflow.sentiment.config import ContractConfig
 
 SUITE_NAME = "raw_reviews"
 

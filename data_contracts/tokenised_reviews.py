@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import great_expectations as gx
 
-from seqflow.config import ContractConfig, TokenisationConfig
+from seqflow.sentiment.config import ContractConfig, TokenisationConfig
 
 SUITE_NAME = "tokenised_reviews"
 

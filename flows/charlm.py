@@ -7,7 +7,8 @@ from prefect import flow
 
 from seqflow.charlm.comparison import CharRunSummary
 from seqflow.charlm.state import CharLMState
-from seqflow.config import CharLMConfig, ExecutionConfig
+from seqflow.charlm.config import CharLMConfig
+from seqflow.core.config import ExecutionConfig
 from seqflow.core.caching import cached
 from seqflow.core.execution import InlineTaskRunner, run_flow_on
 from seqflow.core.settings import TrackingSettings

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from prefect import flow
 
-from seqflow.config import resolve_pipeline_config
+from seqflow.sentiment.profiles import resolve_pipeline_config
 from seqflow.core.settings import load_settings
 from seqflow.sentiment.comparison import RunSummary
 

@@ -6,7 +6,8 @@ from prefect import flow
 from prefect.futures import PrefectFuture, wait
 
 from seqflow.core.caching import cached
-from seqflow.config import ExecutionConfig, PipelineConfig
+from seqflow.core.config import ExecutionConfig
+from seqflow.sentiment.config import PipelineConfig
 from seqflow.core.execution import InlineTaskRunner, run_flow_on
 from seqflow.flows.validate import prepare_validated_data
 from seqflow.core.settings import TrackingSettings

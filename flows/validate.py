@@ -8,7 +8,7 @@ from prefect import flow
 from prefect.runtime import flow_run
 
 from seqflow.core.caching import cached, task_statuses
-from seqflow.config import PipelineConfig
+from seqflow.sentiment.config import PipelineConfig
 from seqflow.core.contracts import ContractReport
 from seqflow.sentiment.datasets import SplitFiles
 from seqflow.sentiment.summary import ValidationSummary, summarise_validation

@@ -17,17 +17,10 @@ import threading
 from typing import Iterator, Sequence
 
 from seqflow import __version__
-from seqflow.config import (
-    ALL_ARCHITECTURES,
-    DEFAULT_DASK_WORKERS,
-    PROFILES,
-    RUNNERS,
-    ExecutionConfig,
-    PipelineConfig,
-    get_profile,
-    parse_assignments,
-    resolve_pipeline_config,
-)
+from seqflow.core.config import DEFAULT_DASK_WORKERS, RUNNERS, ExecutionConfig
+from seqflow.core.overrides import parse_assignments
+from seqflow.sentiment.config import ALL_ARCHITECTURES, PipelineConfig
+from seqflow.sentiment.profiles import PROFILES, get_profile, resolve_pipeline_config
 from seqflow.cli_champion import CHAMPION_COMMANDS, add_champion_commands, add_profile_options, reading_tracker
 from seqflow.cli_charlm import add_charlm_commands, cmd_charlm, cmd_generate
 from seqflow.core.errors import SeqflowError

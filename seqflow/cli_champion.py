@@ -7,7 +7,8 @@ from __future__ import annotations
 import argparse
 from typing import Sequence
 
-from seqflow.config import PROFILES, parse_assignments
+from seqflow.core.overrides import parse_assignments
+from seqflow.sentiment.profiles import PROFILES
 from seqflow.core.settings import TrackingSettings
 
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 import argparse
 
 from seqflow.cli_champion import CHAMPION_COMMANDS, add_champion_commands, reading_tracker
-from seqflow.config import parse_assignments
+from seqflow.core.overrides import parse_assignments
 from seqflow.core.errors import SeqflowError
 from seqflow.core.prefect_server import start_temporary_server
 from seqflow.core.settings import TrackingSettings
@@ -18,7 +18,7 @@ def add_charlm_commands(commands: argparse._SubParsersAction) -> None:
     """``seqflow charlm run|rerun|profiles|champion|promote|rollback|serve`` and ``seqflow generate``."""
     from seqflow.charlm.rerun import CHARLM_RERUNS
     from seqflow.cli import add_runner_options
-    from seqflow.config import ALL_CHAR_ARCHITECTURES, CHARLM_PROFILES
+    from seqflow.charlm.config import ALL_CHAR_ARCHITECTURES, CHARLM_PROFILES
 
     charlm = commands.add_parser("charlm", help="character-level language models: train, register, promote")
     charlm_commands = charlm.add_subparsers(dest="charlm_command", required=True, metavar="COMMAND")
@@ -86,7 +86,7 @@ def cmd_charlm(args: argparse.Namespace, settings: TrackingSettings) -> int:
     from seqflow.charlm.corpus import check_model_name, corpus_tracking_settings
     from seqflow.charlm.sizing import AUTO_PROFILE, resolve_charlm_run_config
     from seqflow.cli import resolve_execution
-    from seqflow.config import CHARLM_PROFILES, DEFAULT_CHARLM_PROFILE, get_charlm_profile
+    from seqflow.charlm.config import CHARLM_PROFILES, DEFAULT_CHARLM_PROFILE, get_charlm_profile
 
     if args.charlm_command == "profiles":
         if args.name:
@@ -165,7 +165,7 @@ def cmd_generate(args: argparse.Namespace, settings: TrackingSettings) -> int:
     if problem := generation_problem(args.length, args.temperature, max_generation_length()):
         raise SeqflowError(f"--{problem}")
     from seqflow.charlm.corpus import corpus_tracking_settings
-    from seqflow.config import DEFAULT_CHARLM_PROFILE, get_charlm_profile
+    from seqflow.charlm.config import DEFAULT_CHARLM_PROFILE, get_charlm_profile
 
     source = args.source or get_charlm_profile(DEFAULT_CHARLM_PROFILE).data.source
     charlm_settings = corpus_tracking_settings(settings, args.model_name, source)

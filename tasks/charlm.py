@@ -33,7 +33,7 @@ from seqflow.charlm.text import (
     read_char_split,
     write_char_splits,
 )
-from seqflow.config import CharContractConfig, CharDataConfig, CharLMConfig
+from seqflow.charlm.config import CharContractConfig, CharDataConfig, CharLMConfig
 from seqflow.core.caching import (
     PipelineCache,
     config_slice,

@@ -18,7 +18,7 @@ from typing import Any
 from prefect import task
 from prefect.runtime import flow_run
 
-from seqflow.config import (
+from seqflow.sentiment.config import (
     BehaviourConfig,
     ContractConfig,
     DataConfig,

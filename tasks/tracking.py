@@ -19,7 +19,8 @@ from seqflow.charlm.records import EvaluatedCharModel, TrainedCharModel
 from seqflow.charlm.steps import start_charlm_run
 from seqflow.charlm.state import CharLMState
 from seqflow.charlm.text import CharEncodedData, CharSplitFiles
-from seqflow.config import CharLMConfig, PipelineConfig
+from seqflow.charlm.config import CharLMConfig
+from seqflow.sentiment.config import PipelineConfig
 from seqflow.core.caching import task_statuses
 from seqflow.core.connection import StoreUnreachable, with_known_credentials
 from seqflow.core.contracts import ContractReport

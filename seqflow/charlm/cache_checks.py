@@ -15,7 +15,7 @@ from seqflow.charlm.text import CHAR_SPLITS, char_ids_digest, load_char_ids, rea
 from seqflow.core.caching import file_digest, splits_problem
 
 if TYPE_CHECKING:
-    from seqflow.config import CharDataConfig
+    from seqflow.charlm.config import CharDataConfig
 
 
 def char_source_fingerprint(data_config: CharDataConfig) -> str:

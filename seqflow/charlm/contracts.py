@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 
 from seqflow.charlm.text import CHAR_SPLITS, CharSplitFiles, read_char_split
-from seqflow.config import CharContractConfig
+from seqflow.charlm.config import CharContractConfig
 from seqflow.core.contracts import ContractReport, run_contract
 
 # Lone surrogates U+DC80..U+DCFF: how ``surrogateescape`` decoding marks each byte that is not UTF-8.

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from seqflow.charlm.comparison import CharComparisonRow
 from seqflow.charlm.records import EvaluatedCharModel, TrainedCharModel
-from seqflow.config import DEFAULT_CHARLM_PROFILE, CharLMConfig, resolve_charlm_config
+from seqflow.charlm.config import DEFAULT_CHARLM_PROFILE, CharLMConfig, resolve_charlm_config
 from seqflow.core.errors import SeqflowError
 from seqflow.core.pipeline import Pipeline, Pyfunc, Records, Score
 from seqflow.core.settings import TrackingSettings

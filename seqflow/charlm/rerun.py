@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any, Mapping
 
-from seqflow.config import ALL_CHAR_ARCHITECTURES, with_charlm_overrides
+from seqflow.charlm.config import ALL_CHAR_ARCHITECTURES, with_charlm_overrides
 from seqflow.core.rerun_table import (
     CHARLM,
     RerunStep,

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
-from seqflow.config import CharDataConfig
+from seqflow.charlm.config import CharDataConfig
 from seqflow.core.errors import DataSourceError
 from seqflow.core.downloads import network_reaches, prepare_tfds, tfds_builder
 from seqflow.core.source_specs import split_source_spec

@@ -10,7 +10,7 @@ from typing import Any
 
 from seqflow.charlm.records import EvaluatedCharModel, TrainedCharModel, dataset_tags
 from seqflow.charlm.text import CharEncodedData, CharSplitFiles
-from seqflow.config import CharLMConfig, resolve_charlm_config
+from seqflow.charlm.config import CharLMConfig, resolve_charlm_config
 from seqflow.core.contracts import ContractReport
 from seqflow.core.registry import RegistrationOutcome
 from seqflow.core.state import ModelsByArchitecture, flat_overrides, read_state

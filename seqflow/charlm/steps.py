@@ -16,7 +16,7 @@ from seqflow.charlm.corpus import char_baselines, ngram_gate
 from seqflow.charlm.pipeline import CHARLM, SCORE_TAG, validation_text_of  # noqa: F401 - SCORE_TAG re-exported
 from seqflow.charlm.records import EvaluatedCharModel, TrainedCharModel, dataset_tags  # noqa: F401 - re-exported
 from seqflow.charlm.text import CharEncodedData, CharSplitFiles
-from seqflow.config import CharLMConfig
+from seqflow.charlm.config import CharLMConfig
 from seqflow.core.contracts import ContractReport
 from seqflow.core.executions import start_execution
 from seqflow.core.registry import Candidate, RegistrationOutcome, champion_score_on, register_and_promote

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from seqflow.charlm.sources import CharSource
-from seqflow.config import CharDataConfig
+from seqflow.charlm.config import CharDataConfig
 from seqflow.core.errors import DataSourceError
 from seqflow.core.splits import combined_digest
 

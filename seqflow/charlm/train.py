@@ -17,7 +17,7 @@ from typing import Callable
 import numpy as np
 
 from seqflow.charlm.generate import CharGenerator
-from seqflow.config import CharSamplingConfig, CharTrainingConfig
+from seqflow.charlm.config import CharSamplingConfig, CharTrainingConfig
 from seqflow.core.errors import DataSourceError
 from seqflow.core.fitting import EpochCallback, build_optimizer, resumable_fit, seed_everything, training_fingerprint_of
 

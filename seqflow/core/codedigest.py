@@ -31,7 +31,6 @@ PACKAGE = "seqflow"
 # The configuration modules: the values a task uses are part of its key already, so editing a default or a
 # message changes nothing that was computed, and hashing these files would rerun every task on any such edit.
 OPAQUE_MODULES = (
-    "seqflow.config",
     "seqflow.core.config",
     "seqflow.core.overrides",
     "seqflow.sentiment.config",

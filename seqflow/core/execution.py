@@ -18,7 +18,7 @@ from typing import Any, Iterable, Iterator
 from prefect.futures import PrefectConcurrentFuture, PrefectFuture
 from prefect.task_runners import TaskRunner
 
-from seqflow.config import ExecutionConfig
+from seqflow.core.config import ExecutionConfig
 from seqflow.core.errors import ConfigError
 
 logger = logging.getLogger(__name__)

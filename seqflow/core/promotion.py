@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from seqflow.config import PromotionConfig
-
 # The gates, named as their settings so a refusal says which one to change (``--set promotion.<gate>=...``).
 FLOOR_GATE = "accuracy_floor"
 IMPROVEMENT_GATE = "min_improvement"
@@ -21,24 +19,6 @@ class PromotionDecision:
     champion_accuracy: float | None = None
     # The gate that refused the challenger; None when it was promoted.
     refused_by: str | None = None
-
-
-def decide_promotion(
-    challenger_version: str,
-    challenger_accuracy: float,
-    champion_version: str | None,
-    champion_accuracy: float | None,
-    promotion: PromotionConfig,
-) -> PromotionDecision:
-    """Promote only above the accuracy floor and, if there is a champion, by at least the margin.
-
-    ``champion_accuracy`` must be measured on the same test data as ``challenger_accuracy``.
-    """
-    return decide_by_metric(
-        challenger_version, challenger_accuracy, champion_version, champion_accuracy,
-        metric="test accuracy", higher_is_better=True, bound=promotion.accuracy_floor,
-        min_improvement=promotion.min_improvement, data="test data",
-    )
 
 
 def decide_by_metric(

@@ -10,7 +10,7 @@ Three kinds of check, each a list of small hand-written cases (data, below) scor
 
 A model is anything with ``predict(texts) -> positive-class probabilities``; :func:`pyfunc_predictor` adapts
 the MLflow pyfunc that seqflow serves (a ``text`` column in, a ``probability`` column out). What counts as a
-pass, and the pass rates that tests/model require, are in :class:`seqflow.config.BehaviourConfig`.
+pass, and the pass rates that tests/model require, are in :class:`seqflow.sentiment.config.BehaviourConfig`.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from seqflow.config import BehaviourConfig
+from seqflow.sentiment.config import BehaviourConfig
 from seqflow.core.errors import SeqflowError
 
 INVARIANCE = "invariance"

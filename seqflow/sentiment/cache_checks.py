@@ -15,7 +15,7 @@ from seqflow.sentiment.sources import embedded_csv_path, parse_source_spec
 from seqflow.sentiment.tokenise import arrays_digest, load_arrays
 
 if TYPE_CHECKING:
-    from seqflow.config import DataConfig
+    from seqflow.sentiment.config import DataConfig
 
 
 def source_fingerprint(data_config: DataConfig) -> str:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from seqflow.config import ContractConfig, TokenisationConfig
+from seqflow.sentiment.config import ContractConfig, TokenisationConfig
 from seqflow.core.contracts import ContractReport, run_contract
 from seqflow.sentiment.datasets import SPLITS, SplitFiles, read_split
 from seqflow.sentiment.tokenise import TokenisedData, load_arrays

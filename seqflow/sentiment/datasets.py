@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from seqflow.core.files import partial_path, write_text_atomically
-from seqflow.config import DataConfig
+from seqflow.sentiment.config import DataConfig
 from seqflow.core.errors import DataSourceError
 from seqflow.core.splits import combined_digest
 from seqflow.sentiment.sources import LABEL_COLUMN, TEXT_COLUMN, SourceData

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from seqflow.config import PipelineConfig, resolve_pipeline_config
+from seqflow.sentiment.config import PipelineConfig
+from seqflow.sentiment.profiles import resolve_pipeline_config
 from seqflow.core.errors import SeqflowError
 from seqflow.core.pipeline import Pipeline, Pyfunc, Records, Score
 from seqflow.core.settings import TrackingSettings

@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Callable
 
-from seqflow.config import PromotionConfig
+from seqflow.sentiment.config import PromotionConfig
 from seqflow.core import registry
 from seqflow.core.registry import (  # noqa: F401 - re-exported for earlier callers
     AUDIT_KEYS,

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any, Mapping
 
-from seqflow.config import ALL_ARCHITECTURES, with_overrides
+from seqflow.sentiment.config import ALL_ARCHITECTURES, with_overrides
 from seqflow.core.rerun_table import (
     SENTIMENT,
     RerunStep,

@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from seqflow.config import DataConfig
+from seqflow.sentiment.config import DataConfig
 from seqflow.core.downloads import network_reaches, prepare_tfds, tfds_builder
 from seqflow.core.errors import DataSourceError
 from seqflow.core.source_specs import split_source_spec

@@ -8,7 +8,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from seqflow.config import PipelineConfig, get_profile, with_overrides
+from seqflow.sentiment.config import PipelineConfig, with_overrides
+from seqflow.sentiment.profiles import get_profile
 from seqflow.core.contracts import ContractReport
 from seqflow.core.registry import RegistrationOutcome
 from seqflow.core.state import ModelsByArchitecture, flat_overrides, read_state

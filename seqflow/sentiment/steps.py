@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 
-from seqflow.config import PipelineConfig, PromotionConfig
+from seqflow.sentiment.config import PipelineConfig, PromotionConfig
 from seqflow.core.contracts import ContractReport
 from seqflow.core.executions import start_execution
 from seqflow.core.registry import Candidate, RegistrationOutcome, champion_score_on  # noqa: F401 - re-exported

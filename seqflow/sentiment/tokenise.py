@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 
 from seqflow.core.files import partial_path, write_text_atomically
-from seqflow.config import TokenisationConfig
+from seqflow.sentiment.config import TokenisationConfig
 from seqflow.sentiment.datasets import SPLITS, SplitFiles, read_split
 from seqflow.core.errors import DataSourceError
 from seqflow.sentiment.sources import LABEL_COLUMN, TEXT_COLUMN

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from seqflow.config import TrainingConfig
+from seqflow.sentiment.config import TrainingConfig
 from seqflow.core.fitting import EpochCallback, build_optimizer, resumable_fit, seed_everything, training_fingerprint_of
 
 logger = logging.getLogger(__name__)

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from seqflow.config import get_profile
+from seqflow.sentiment.profiles import get_profile
 
 BENCHMARKS_DIR = Path(__file__).resolve().parents[2] / "benchmarks"
 

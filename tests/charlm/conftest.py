@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from seqflow.config import resolve_charlm_config
+from seqflow.charlm.config import resolve_charlm_config
 from seqflow.core.settings import TrackingSettings
 from tests.conftest import new_empty_store
 

@@ -13,7 +13,7 @@ import pytest
 
 from seqflow.charlm.train import char_training_fingerprint, train_char_model
 from seqflow.core.checkpoints import STATE_FILE
-from seqflow.config import CharSamplingConfig, CharTrainingConfig
+from seqflow.charlm.config import CharSamplingConfig, CharTrainingConfig
 from tests.core.test_checkpoints import CrashAfterEpoch, StartingWeights, fit_watched_by
 
 VOCABULARY = ["\ufffd", "\n", " ", "a", "b", "c", "d", "e"]

@@ -11,7 +11,7 @@ from seqflow.charlm.baselines import baseline_scores
 from seqflow.charlm.generate import CharGenerator
 from seqflow.charlm.sources import CharSource
 from seqflow.charlm.text import encode_char_splits, load_char_ids, load_char_vocabulary, write_char_splits
-from seqflow.config import CharDataConfig, CharSamplingConfig, CharTrainingConfig
+from seqflow.charlm.config import CharDataConfig, CharSamplingConfig, CharTrainingConfig
 
 # Common words and phrases; lines are drawn from them with a fixed seed.
 PHRASES = [

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from seqflow.config import CHARLM_PROFILES, PromotionConfig, resolve_charlm_config
+from seqflow.charlm.config import CHARLM_PROFILES, resolve_charlm_config
 from seqflow.core.errors import ConfigError
-from seqflow.core.promotion import decide_by_metric, decide_promotion
+from seqflow.core.promotion import decide_by_metric
 from seqflow.core.settings import TrackingSettings, load_settings
 
 
@@ -63,9 +63,6 @@ def test_lower_is_better_gate():
     assert decide(4.0, 4.5).promote
     assert not decide(4.45, 4.5).promote and "does not beat champion v1" in decide(4.45, 4.5).reason
     assert not decide(float("nan"), None).promote
-    # The sentiment gate keeps its wording.
-    sentiment = decide_promotion("3", 0.6, None, None, PromotionConfig(accuracy_floor=0.7))
-    assert not sentiment.promote and sentiment.reason == "test accuracy 0.6000 is below the floor 0.7000"
 
 
 def test_training_budget_stops_before_an_epoch_that_would_overrun():

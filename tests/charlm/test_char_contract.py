@@ -10,7 +10,7 @@ import pytest
 from seqflow.charlm.contracts import validate_char_splits
 from seqflow.charlm.text import write_char_splits
 from seqflow.charlm.sources import CharSource, load_char_source
-from seqflow.config import CharContractConfig, CharDataConfig
+from seqflow.charlm.config import CharContractConfig, CharDataConfig
 from seqflow.core.contracts import raise_on_failure
 from seqflow.core.errors import ContractViolation
 

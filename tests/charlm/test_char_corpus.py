@@ -25,7 +25,7 @@ from seqflow.charlm.text import (
     resolve_min_char_count,
     write_char_splits,
 )
-from seqflow.config import CharDataConfig
+from seqflow.charlm.config import CharDataConfig
 from seqflow.core.errors import ConfigError
 
 CJK = [chr(0x4E00 + i) for i in range(400)]

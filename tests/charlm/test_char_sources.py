@@ -21,7 +21,7 @@ from seqflow.charlm.text import (
     write_char_splits,
 )
 from seqflow.charlm.sources import CharSource, embedded_play_paths, load_char_source, play_to_text
-from seqflow.config import CharDataConfig
+from seqflow.charlm.config import CharDataConfig
 from seqflow.core.errors import DataSourceError
 
 

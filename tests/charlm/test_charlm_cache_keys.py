@@ -9,7 +9,7 @@ from seqflow.core import caching
 from seqflow.charlm import cache_checks
 from seqflow.charlm.text import encode_char_splits, write_char_splits
 from seqflow.charlm.sources import CharSource
-from seqflow.config import CharDataConfig, with_charlm_overrides
+from seqflow.charlm.config import CharDataConfig, with_charlm_overrides
 from seqflow.core.settings import TrackingSettings
 from seqflow.tasks import charlm as charlm_tasks
 from tests.charlm.conftest import tiny_charlm_config_in

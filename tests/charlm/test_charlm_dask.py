@@ -10,7 +10,7 @@ import pytest
 from mlflow import MlflowClient
 
 from seqflow.cli import build_parser, resolve_execution
-from seqflow.config import ExecutionConfig
+from seqflow.core.config import ExecutionConfig
 from seqflow.core.errors import ConfigError
 from seqflow.core.processes import PID_TAG
 from seqflow.core.tracking import CHAMPION_ALIAS, ROLE_TAG

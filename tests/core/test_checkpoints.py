@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from seqflow.core.checkpoints import OWNER_FILE, STATE_FILE
-from seqflow.config import DataConfig, TokenisationConfig, TrainingConfig
+from seqflow.sentiment.config import DataConfig, TokenisationConfig, TrainingConfig
 from seqflow.sentiment.datasets import split_source, write_splits
 from seqflow.sentiment.sources import load_source
 from seqflow.sentiment.tokenise import load_arrays, pad_and_tokenise
@@ -129,7 +129,7 @@ def test_fingerprint_is_stable_and_names_every_input_of_a_training(tokenised):
     assert _fingerprint(tokenised, training=dataclasses.replace(TRAINING, architectures=("lstm", "bilstm"))) == base
     assert _fingerprint(tokenised, training=dataclasses.replace(TRAINING, checkpoint=False)) == base
     # Another architecture's override does not either; this one's override is the same as setting the field.
-    from seqflow.config import ArchitectureOverride
+    from seqflow.sentiment.config import ArchitectureOverride
 
     others = (ArchitectureOverride("lstm", learning_rate=0.5),)
     assert _fingerprint(tokenised, training=dataclasses.replace(TRAINING, per_architecture=others)) == base

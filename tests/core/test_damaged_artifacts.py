@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from seqflow.config import DataConfig, TokenisationConfig
+from seqflow.sentiment.config import DataConfig, TokenisationConfig
 from seqflow.sentiment.datasets import split_source, write_splits
 from seqflow.core.errors import DataSourceError
 from seqflow.core.settings import TrackingSettings

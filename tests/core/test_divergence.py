@@ -9,7 +9,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from seqflow.config import CharSamplingConfig, CharTrainingConfig, get_profile
+from seqflow.charlm.config import CharSamplingConfig, CharTrainingConfig
+from seqflow.sentiment.profiles import get_profile
 from seqflow.core.divergence import LEARNING_RATE_SETTING, TrainingDiverged
 
 DIVERGING_LEARNING_RATE = 1e30

@@ -11,7 +11,8 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from seqflow.config import TrainingConfig, get_profile, with_overrides
+from seqflow.sentiment.config import TrainingConfig, with_overrides
+from seqflow.sentiment.profiles import get_profile
 from seqflow.core.errors import ConfigError
 from seqflow.models.architectures import EMBEDDING_LAYER, NGRAM_LAYER, ModelSpec, build_model, build_serving_model
 from seqflow.core.fitting import build_optimizer

@@ -13,7 +13,7 @@ from mlflow import MlflowClient
 
 from seqflow.cli import Interrupted
 from seqflow.core.processes import HOST_TAG, PID_TAG, STARTED_TAG, ProcessIdentity, current_process, is_gone
-from seqflow.config import PromotionConfig
+from seqflow.sentiment.config import PromotionConfig
 from seqflow.sentiment.steps import EvaluatedModel, close_runs_of_dead_executions, register_and_promote
 from seqflow.core.tracking import (
     CHAMPION_ALIAS,
@@ -127,7 +127,7 @@ def test_a_charlm_execution_first_closes_what_a_killed_one_left(tracker, dead_pr
     from seqflow.charlm.text import encode_char_splits, write_char_splits
     from seqflow.charlm.sources import CharSource
     from seqflow.charlm.steps import start_charlm_run
-    from seqflow.config import CharDataConfig, resolve_charlm_config
+    from seqflow.charlm.config import CharDataConfig, resolve_charlm_config
 
     name = tracker.settings.registered_model_name
     tracker.client.create_registered_model(name)

@@ -22,7 +22,7 @@ from typing import Iterator
 import pytest
 
 from seqflow.cli import main
-from seqflow.config import get_profile
+from seqflow.sentiment.profiles import get_profile
 from seqflow.core import caching
 from seqflow.core.connection import StoreUnreachable, prepare_connection, with_known_credentials
 from seqflow.core.errors import ConfigError
@@ -91,7 +91,7 @@ def test_a_database_url_gets_its_password_back_only_to_connect() -> None:
 def test_prefect_flow_run_parameters_hold_no_password(flow_name: str) -> None:
     """What Prefect stores as the flow run's parameters (``Flow.serialize_parameters``, the payload of
     ``create_flow_run``) has no credentials, while the flow function itself still receives them."""
-    from seqflow.config import get_charlm_profile
+    from seqflow.charlm.config import get_charlm_profile
     from seqflow.flows.charlm import charlm_flow
     from seqflow.flows.sentiment import sentiment_flow
 

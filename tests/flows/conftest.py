@@ -8,7 +8,8 @@ from typing import Callable
 
 import pytest
 
-from seqflow.config import get_profile, with_overrides
+from seqflow.sentiment.config import with_overrides
+from seqflow.sentiment.profiles import get_profile
 from seqflow.core.settings import TrackingSettings
 from tests.conftest import new_empty_store
 

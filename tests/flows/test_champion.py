@@ -15,7 +15,8 @@ import pytest
 from mlflow import MlflowClient
 
 from seqflow.cli import main
-from seqflow.config import PromotionConfig, get_profile, with_overrides
+from seqflow.sentiment.config import PromotionConfig, with_overrides
+from seqflow.sentiment.profiles import get_profile
 from seqflow.sentiment.serving import REVIEW_SENTIMENT
 from seqflow.core.settings import TrackingSettings
 from seqflow.core.tracking import CHAMPION_ALIAS, CHAMPION_HISTORY_TAG, Tracker, TrackingError

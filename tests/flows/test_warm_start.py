@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from seqflow.config import TrainingConfig
+from seqflow.sentiment.config import TrainingConfig
 from seqflow.core.errors import SeqflowError
 from seqflow.sentiment.serving import log_serving_model
 from seqflow.sentiment.records import INPUT_EXAMPLE_TEXTS

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from seqflow.config import ALL_ARCHITECTURES, TrainingConfig
+from seqflow.sentiment.config import ALL_ARCHITECTURES, TrainingConfig
 from seqflow.models.architectures import MODEL_BUILDERS, ModelSpec, build_model, build_serving_model
 
 SPEC = ModelSpec(vocab_size=30, embedding_dim=8, rnn_units=8, dense_units=8, dropout=0.0)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from seqflow.config import TrainingConfig
+from seqflow.sentiment.config import TrainingConfig
 from seqflow.models.architectures import LOG_COUNT_RATIO_LAYER, ModelSpec, build_model
 from seqflow.sentiment.train import log_count_ratios, set_log_count_ratios
 

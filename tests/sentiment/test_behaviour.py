@@ -4,7 +4,7 @@ The first half checks the checks themselves with fake models whose pass rates ar
 them against a champion: by default the champion of a small pipeline run trained in this session (real short
 reviews, embedding_pool, a few epochs); with ``SEQFLOW_BEHAVIOUR_MODEL_URI`` set (e.g.
 ``models:/seqflow-imdb-sentiment@champion``, with ``MLFLOW_TRACKING_URI`` naming its store) against that model.
-The pass rates each check type must reach are :class:`seqflow.config.BehaviourConfig`'s.
+The pass rates each check type must reach are :class:`seqflow.sentiment.config.BehaviourConfig`'s.
 """
 
 from __future__ import annotations
@@ -34,7 +34,8 @@ from seqflow.sentiment.behaviour import (
     pyfunc_predictor,
     run_behaviour_checks,
 )
-from seqflow.config import BehaviourConfig, get_profile, with_overrides
+from seqflow.sentiment.config import BehaviourConfig, with_overrides
+from seqflow.sentiment.profiles import get_profile
 from seqflow.core.errors import ConfigError, SeqflowError
 from seqflow.sentiment.serving import REVIEW_SENTIMENT
 

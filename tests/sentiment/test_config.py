@@ -8,15 +8,9 @@ import sys
 
 import pytest
 
-from seqflow.config import (
-    ALL_ARCHITECTURES,
-    PROFILES,
-    ArchitectureOverride,
-    TrainingConfig,
-    get_profile,
-    parse_assignments,
-    with_overrides,
-)
+from seqflow.core.overrides import parse_assignments
+from seqflow.sentiment.config import ALL_ARCHITECTURES, ArchitectureOverride, TrainingConfig, with_overrides
+from seqflow.sentiment.profiles import get_profile
 from seqflow.core.errors import ConfigError
 from seqflow.core.settings import load_settings
 
@@ -222,7 +216,7 @@ def test_importing_seqflow_has_no_side_effects(tmp_path):
         # Libraries may configure their own logging on import (Prefect does); seqflow must add nothing.
         "import prefect, mlflow, great_expectations\n"
         "handlers_before = list(logging.getLogger().handlers)\n"
-        "import seqflow.cli, seqflow.config, seqflow.core.settings, seqflow.core.tracking, seqflow.sentiment.steps\n"
+        "import seqflow.cli, seqflow.sentiment.config, seqflow.charlm.config, seqflow.core.settings, seqflow.core.tracking, seqflow.sentiment.steps\n"
         "import seqflow.flows.sentiment, seqflow.flows.validate, seqflow.tasks.sentiment, seqflow.data_contracts.raw_reviews\n"
         # Prefect installs its console handler lazily when flows are defined; anything else would be ours.
         "added = [h for h in logging.getLogger().handlers if h not in handlers_before]\n"

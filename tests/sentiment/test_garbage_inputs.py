@@ -21,8 +21,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from seqflow.config import DataConfig, get_profile, with_overrides
-from seqflow.core.errors import ContractViolation, DataSourceError, SeqflowError
+from seqflow.sentiment.config import DataConfig, with_overrides
+from seqflow.sentiment.profiles import get_profile
+from seqflow.core.errors import ContractViolation, DataSourceError
 from seqflow.sentiment.sources import LABEL_COLUMN, TEXT_COLUMN, load_source
 
 # Each property runs on fresh files in its own temporary folder: function-scoped fixtures would be shared by

@@ -19,7 +19,8 @@ import seqflow.flows.charlm
 import seqflow.flows.rerun
 import seqflow.flows.sentiment
 import seqflow.flows.validate
-from seqflow.config import DataConfig, get_profile
+from seqflow.sentiment.config import DataConfig
+from seqflow.sentiment.profiles import get_profile
 from seqflow.core.errors import DataSourceError
 from seqflow.sentiment.sources import load_source
 from tests.conftest import new_empty_store

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from seqflow.config import ArchitectureOverride, TrainingConfig
+from seqflow.sentiment.config import ArchitectureOverride, TrainingConfig
 from seqflow.core.errors import SeqflowError
 from seqflow.models.architectures import NGRAM_LAYER, ModelSpec, build_model, build_serving_model
 from seqflow.models.text import BIGRAM_HASH_MULTIPLIER, HASH_MIXER, HASH_OFFSET, HASH_PRIME, HashedBigrams, HashedNgrams

@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from seqflow.config import ContractConfig, DataConfig
+from seqflow.sentiment.config import ContractConfig, DataConfig
 from seqflow.core.contracts import raise_on_failure
 from seqflow.sentiment.contracts import validate_raw_splits
 from seqflow.data_contracts.raw_reviews import SUITE_NAME, build_raw_reviews_suite

@@ -15,7 +15,7 @@ import pandas as pd
 import pytest
 
 from seqflow.sentiment import sources
-from seqflow.config import DataConfig
+from seqflow.sentiment.config import DataConfig
 from seqflow.core.errors import DataSourceError
 from seqflow.sentiment.sources import ACLIMDB_ARCHIVE_NAME, load_source, parse_source_spec
 

@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from seqflow.config import DataConfig
+from seqflow.sentiment.config import DataConfig
 from seqflow.sentiment.datasets import SPLITS, content_digest, read_split, split_source, write_splits
 from seqflow.core.errors import DataSourceError
 from seqflow.sentiment.sources import SourceData

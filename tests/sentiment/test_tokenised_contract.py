@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from seqflow.config import ContractConfig, DataConfig, TokenisationConfig
+from seqflow.sentiment.config import ContractConfig, DataConfig, TokenisationConfig
 from seqflow.core.contracts import raise_on_failure
 from seqflow.sentiment.contracts import summarise_padded_rows, validate_tokenised_arrays
 from seqflow.data_contracts.tokenised_reviews import SUITE_NAME, build_tokenised_reviews_suite

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 
-from seqflow.config import ExecutionConfig
+from seqflow.core.config import ExecutionConfig
 from seqflow.core.execution import local_cluster_kwargs
 
 

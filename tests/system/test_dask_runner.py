@@ -11,7 +11,7 @@ import pytest
 from mlflow import MlflowClient
 
 from seqflow.cli import build_parser, resolve_execution
-from seqflow.config import ExecutionConfig
+from seqflow.core.config import ExecutionConfig
 from seqflow.core.errors import ConfigError
 from seqflow.core.execution import InlineTaskRunner, build_task_runner, check_scheduler
 from seqflow.core.tracking import CHAMPION_ALIAS, ROLE_TAG

@@ -208,7 +208,8 @@ def _fail_after_the_alias_moved(monkeypatch: pytest.MonkeyPatch) -> None:
     ids=["evaluation", "registration", "after-alias-moved"],
 )
 def test_failure_after_training_leaves_versions_and_champion_as_they_were(concurrent_store, inject, monkeypatch, tmp_path):
-    from seqflow.config import get_profile, with_overrides
+    from seqflow.sentiment.config import with_overrides
+    from seqflow.sentiment.profiles import get_profile
     from seqflow.flows.sentiment import run_sentiment_flow
 
     folder, _, settings, overrides, _ = concurrent_store
@@ -242,7 +243,8 @@ def test_failure_after_training_leaves_versions_and_champion_as_they_were(concur
 def test_failure_finishing_the_parent_run_withdraws_its_versions_and_gives_the_alias_back(concurrent_store, monkeypatch):
     """finish_tracking (the last step: the summary to the parent run) fails after this execution registered its
     versions and moved the alias: the versions are deleted, the alias is back on the earlier champion."""
-    from seqflow.config import get_profile, with_overrides
+    from seqflow.sentiment.config import with_overrides
+    from seqflow.sentiment.profiles import get_profile
     from seqflow.flows.sentiment import run_sentiment_flow
     from seqflow.core.tracking import Tracker
 
