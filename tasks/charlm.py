@@ -17,7 +17,7 @@ from typing import Any
 from prefect import task
 from prefect.runtime import flow_run
 
-from seqflow.charlm.cache_checks import char_source_fingerprint, check_char_encoded, check_char_split_files
+from seqflow.charlm.cache_checks import char_encoded_problem, char_source_fingerprint, char_split_files_problem
 from seqflow.charlm.contracts import validate_char_splits
 from seqflow.charlm.corpus import char_baselines
 from seqflow.charlm.records import EvaluatedCharModel, TrainedCharModel, dataset_tags
@@ -39,6 +39,7 @@ from seqflow.core.caching import (
     config_slice,
     evaluated_problem,
     file_digest,
+    output_check,
     registration_problem,
     report_problem,
     split_digests,
@@ -66,7 +67,7 @@ def _load_text_key(inputs: dict[str, Any]) -> Recipe:
 
 @task(
     retries=2, retry_delay_seconds=5, retry_condition_fn=retry_unless_bad_input,
-    cache_policy=PipelineCache(key=_load_text_key, check=check_char_split_files),
+    cache_policy=PipelineCache(key=_load_text_key, check=output_check(char_split_files_problem)),
 )
 def load_text(data_config: CharDataConfig, seed: int, artifacts_dir: str) -> CharSplitFiles:
     """Load the text source, split it into train/validation blocks (seeded) and write both with digests."""
@@ -89,7 +90,7 @@ def _encode_key(inputs: dict[str, Any]) -> Recipe:
     return "encode-chars", split_digests(inputs["split_files"]), {"data.min_char_count": inputs.get("min_char_count")}
 
 
-@task(cache_policy=PipelineCache(key=_encode_key, check=check_char_encoded))
+@task(cache_policy=PipelineCache(key=_encode_key, check=output_check(char_encoded_problem)))
 def encode(split_files: CharSplitFiles, artifacts_dir: str, min_char_count: int | None = None) -> CharEncodedData:
     """Vocabulary from the training text (rare characters read as unknown); both splits as character ids."""
     return encode_char_splits(split_files, Path(artifacts_dir), min_char_count)

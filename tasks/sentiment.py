@@ -32,6 +32,7 @@ from seqflow.core.caching import (
     config_slice,
     evaluated_problem,
     file_digest,
+    output_check,
     registration_problem,
     report_problem,
     split_digests,
@@ -42,8 +43,7 @@ from seqflow.core.evaluation import classification_metrics, overfitting_figures,
 from seqflow.core.settings import TrackingSettings
 from seqflow.core.tracking import Tracker
 from seqflow.sentiment.behaviour import describe_failures, metric_name, pass_rates, pyfunc_predictor, run_behaviour_checks
-from seqflow.sentiment.cache_checks import check_split_files, source_fingerprint
-from seqflow.sentiment.cache_checks import check_tokenised as check_tokenised_outputs
+from seqflow.sentiment.cache_checks import source_fingerprint, split_files_problem, tokenised_problem
 from seqflow.core.contracts import ContractReport, raise_on_failure
 from seqflow.sentiment.contracts import validate_raw_splits, validate_tokenised_arrays
 from seqflow.sentiment.datasets import SplitFiles, split_source, write_splits
@@ -78,7 +78,7 @@ def _download_key(inputs: dict[str, Any]) -> Recipe:
 
 @task(
     retries=2, retry_delay_seconds=5, retry_condition_fn=retry_unless_bad_input,
-    cache_policy=PipelineCache(key=_download_key, check=check_split_files),
+    cache_policy=PipelineCache(key=_download_key, check=output_check(split_files_problem)),
 )
 def download(data_config: DataConfig, seed: int, artifacts_dir: str) -> SplitFiles:
     """Load the source, split it (seeded, stratified) and write the splits with their digests."""
@@ -101,7 +101,7 @@ def _tokenise_key(inputs: dict[str, Any]) -> Recipe:
     return "tokenise", split_digests(inputs["split_files"]), config_slice("tokenisation", inputs["tokenisation"])
 
 
-@task(cache_policy=PipelineCache(key=_tokenise_key, check=check_tokenised_outputs))
+@task(cache_policy=PipelineCache(key=_tokenise_key, check=output_check(tokenised_problem)))
 def tokenise(split_files: SplitFiles, tokenisation: TokenisationConfig, artifacts_dir: str) -> TokenisedData:
     """Adapt the vocabulary on train and write padded id arrays for every split."""
     return pad_and_tokenise(split_files, tokenisation, Path(artifacts_dir))

@@ -50,13 +50,3 @@ def char_encoded_problem(encoded: Any) -> str | None:
     if char_ids_digest({split: load_char_ids(encoded, split) for split in CHAR_SPLITS}) != encoded.ids_digest:
         return f"character ids in {encoded.encoded_dir} changed on disk"
     return None
-
-
-def check_char_split_files(split_files: Any, inputs: dict[str, Any]) -> str | None:
-    """:func:`char_split_files_problem` as a :class:`~seqflow.core.caching.PipelineCache` output check."""
-    return char_split_files_problem(split_files)
-
-
-def check_char_encoded(encoded: Any, inputs: dict[str, Any]) -> str | None:
-    """:func:`char_encoded_problem` as a :class:`~seqflow.core.caching.PipelineCache` output check."""
-    return char_encoded_problem(encoded)

@@ -17,29 +17,13 @@ from seqflow.core.rerun_table import (
     contract_step,
     evaluate_step,
     evaluated_runs_gone,
+    imported_when_called,
     load_step,
     model_files_gone,
+    output_gone,
     register_step,
     train_step,
 )
-
-
-def _splits(tracker: Any, earlier: Any, architectures: list[str]) -> list[str | None]:
-    from seqflow.charlm.cache_checks import char_split_files_problem
-
-    return [char_split_files_problem(earlier.split_files)]
-
-
-def _ids(tracker: Any, earlier: Any, architectures: list[str]) -> list[str | None]:
-    from seqflow.charlm.cache_checks import char_encoded_problem
-
-    return [char_encoded_problem(earlier.encoded)]
-
-
-def _read_state(text: str) -> Any:
-    from seqflow.charlm.state import charlm_state_from_json
-
-    return charlm_state_from_json(text)
 
 
 CHARLM_RERUNS = RerunTable(
@@ -82,8 +66,13 @@ CHARLM_RERUNS = RerunTable(
     },
     architectures=ALL_CHAR_ARCHITECTURES,
     with_overrides=with_charlm_overrides,
-    upstream={"splits": _splits, "ids": _ids, "model files": model_files_gone("step_model_path"), "evaluated runs": evaluated_runs_gone},
-    read_state=_read_state,
+    upstream={
+        "splits": output_gone("seqflow.charlm.cache_checks:char_split_files_problem", "split_files"),
+        "ids": output_gone("seqflow.charlm.cache_checks:char_encoded_problem", "encoded"),
+        "model files": model_files_gone("step_model_path"),
+        "evaluated runs": evaluated_runs_gone,
+    },
+    read_state=imported_when_called("seqflow.charlm.state:charlm_state_from_json"),
     aliases={"load": ("load_text",), "validate": ("check_text",)},
 )
 

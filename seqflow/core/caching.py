@@ -117,6 +117,16 @@ KeyRecipe = Callable[[dict[str, Any]], tuple[str, dict[str, str], dict[str, Any]
 OutputCheck = Callable[[Any, dict[str, Any]], "str | None"]
 
 
+def output_check(problem: Callable[[Any], "str | None"]) -> OutputCheck:
+    """A :class:`PipelineCache` output check from a function that says why an output cannot be used (the same
+    function the rerun tables ask about an earlier execution's outputs)."""
+
+    def check(output: Any, inputs: dict[str, Any]) -> str | None:
+        return problem(output)
+
+    return check
+
+
 def key_parts(task: Task, inputs: dict[str, Any]) -> KeyParts:
     """What the key of ``task`` on ``inputs`` is made of: its declared recipe and the digests of its code."""
     policy = task.cache_policy

@@ -9,6 +9,7 @@ the names without importing either.
 
 from __future__ import annotations
 
+import importlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
@@ -91,6 +92,30 @@ class RerunTable:
     @property
     def per_architecture(self) -> tuple[str, ...]:
         return tuple(name for name, step in self.steps.items() if step.per_architecture)
+
+
+def imported_when_called(reference: str) -> Callable[..., Any]:
+    """The function at ``module:name``, imported at its first call: a table names the pipeline's state reader and
+    output checks this way so that importing it (the CLI does, for the task names) imports no numpy or Keras."""
+    module_name, _, function_name = reference.partition(":")
+
+    def call(*args: Any) -> Any:
+        return getattr(importlib.import_module(module_name), function_name)(*args)
+
+    call.reference = reference  # type: ignore[attr-defined]
+    return call
+
+
+def output_gone(reference: str, state_field: str) -> UpstreamCheck:
+    """A check of one earlier output (the state's ``state_field``) by the pipeline's problem function at
+    ``module:name`` (the same one its task's cache check uses)."""
+    problem = imported_when_called(reference)
+
+    def check(tracker: Any, earlier: Any, architectures: list[str]) -> list[str | None]:
+        return [problem(getattr(earlier, state_field))]
+
+    check.reference = reference  # type: ignore[attr-defined]
+    return check
 
 
 def model_files_gone(path_field: str) -> UpstreamCheck:

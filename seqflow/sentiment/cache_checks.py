@@ -50,13 +50,3 @@ def tokenised_problem(tokenised: Any) -> str | None:
     if arrays_digest(load_arrays(tokenised)) != tokenised.array_digest:
         return f"{tokenised.arrays_path} changed on disk"
     return None
-
-
-def check_split_files(split_files: Any, inputs: dict[str, Any]) -> str | None:
-    """:func:`split_files_problem` as a :class:`~seqflow.core.caching.PipelineCache` output check."""
-    return split_files_problem(split_files)
-
-
-def check_tokenised(tokenised: Any, inputs: dict[str, Any]) -> str | None:
-    """:func:`tokenised_problem` as a :class:`~seqflow.core.caching.PipelineCache` output check."""
-    return tokenised_problem(tokenised)

@@ -17,29 +17,13 @@ from seqflow.core.rerun_table import (
     contract_step,
     evaluate_step,
     evaluated_runs_gone,
+    imported_when_called,
     load_step,
     model_files_gone,
+    output_gone,
     register_step,
     train_step,
 )
-
-
-def _splits(tracker: Any, earlier: Any, architectures: list[str]) -> list[str | None]:
-    from seqflow.sentiment.cache_checks import split_files_problem
-
-    return [split_files_problem(earlier.split_files)]
-
-
-def _arrays(tracker: Any, earlier: Any, architectures: list[str]) -> list[str | None]:
-    from seqflow.sentiment.cache_checks import tokenised_problem
-
-    return [tokenised_problem(earlier.tokenised)]
-
-
-def _read_state(text: str) -> Any:
-    from seqflow.sentiment.state import state_from_json
-
-    return state_from_json(text)
 
 
 SENTIMENT_RERUNS = RerunTable(
@@ -84,8 +68,13 @@ SENTIMENT_RERUNS = RerunTable(
     },
     architectures=ALL_ARCHITECTURES,
     with_overrides=with_overrides,
-    upstream={"splits": _splits, "arrays": _arrays, "model files": model_files_gone("classifier_path"), "evaluated runs": evaluated_runs_gone},
-    read_state=_read_state,
+    upstream={
+        "splits": output_gone("seqflow.sentiment.cache_checks:split_files_problem", "split_files"),
+        "arrays": output_gone("seqflow.sentiment.cache_checks:tokenised_problem", "tokenised"),
+        "model files": model_files_gone("classifier_path"),
+        "evaluated runs": evaluated_runs_gone,
+    },
+    read_state=imported_when_called("seqflow.sentiment.state:state_from_json"),
     aliases={"validate": ("check_raw", "check_tokenised")},
 )
 

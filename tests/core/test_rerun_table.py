@@ -63,3 +63,18 @@ def test_cli_lists_the_task_names_and_the_earlier_ones(capsys):
         main(["charlm", "rerun", "fit"])
     error = capsys.readouterr().err
     assert "load_text" in error and "'load'" in error and "check_text" in error
+
+
+@pytest.mark.parametrize("rerun_table", [SENTIMENT_RERUNS, CHARLM_RERUNS], ids=["sentiment", "charlm"])
+def test_the_functions_a_table_names_by_path_exist(rerun_table):
+    """A table names its state reader and output checks as ``module:function`` (imported when called), so a
+    misspelt one would only fail on the first rerun that needs it."""
+    import importlib
+
+    references = [rerun_table.read_state.reference] + [
+        check.reference for check in rerun_table.upstream.values() if hasattr(check, "reference")
+    ]
+    assert len(references) == 3
+    for reference in references:
+        module_name, _, function_name = reference.partition(":")
+        assert callable(getattr(importlib.import_module(module_name), function_name)), reference
