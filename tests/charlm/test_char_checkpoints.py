@@ -104,3 +104,32 @@ def test_early_stopping_keeps_the_best_epoch_and_stops_after_its_patience(tmp_pa
     assert measured != pytest.approx(val_losses[-1], rel=1e-4)
     # Samples come from the last epoch trained, however training ended.
     assert samples[-1] == outcome.epochs_run
+
+
+def test_shifted_windows_move_every_epoch_and_a_resumed_training_continues_their_offsets(tmp_path):
+    """training.shift_windows: each epoch cuts the text at another seeded offset, and a training interrupted
+    after epoch 2 ends with the same weights as one that ran its four epochs without stopping."""
+    from seqflow.charlm.train import epoch_offset, shifted_windows
+
+    ids = np.arange(101, dtype=np.int32)
+    for offset in (0, 7, 19):
+        x, y = shifted_windows(ids, 20, offset)
+        assert x.shape == y.shape == (4, 20)  # the same count for every offset
+        assert x[0, 0] == offset and (y == x + 1).all()
+    offsets = [epoch_offset(7, epoch, 20) for epoch in range(6)]
+    assert len(set(offsets)) > 1 and offsets == [epoch_offset(7, epoch, 20) for epoch in range(6)]
+
+    shifted = dataclasses.replace(TRAINING, shift_windows=True)
+    whole = StartingWeights()
+    uninterrupted = _train(tmp_path / "whole", None, whole, [], [], training=shifted)
+    assert uninterrupted.epochs_run == 4
+
+    checkpoint_dir = tmp_path / "checkpoints" / "shifted"
+    with pytest.raises(KeyboardInterrupt, match="simulated crash"):
+        _train(tmp_path / "crashed", checkpoint_dir, CrashAfterEpoch(2), [], [], training=shifted)
+    resumed_logged: list = []
+    resumed = _train(tmp_path / "crashed", checkpoint_dir, StartingWeights(), resumed_logged, [], training=shifted)
+    assert resumed.resumed_from_epoch == 2
+    final = keras.saving.load_model(uninterrupted.model_path).get_weights()
+    for got, wanted in zip(keras.saving.load_model(resumed.model_path).get_weights(), final):
+        np.testing.assert_allclose(got, wanted, rtol=1e-5, atol=1e-6)
