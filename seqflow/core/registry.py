@@ -140,8 +140,9 @@ def apply_promotion(
 ) -> None:
     """Move ``champion`` to the challenger with an audit trail, or tag why not; record the reason on the run."""
     if decision.promote:
-        audit = audit_tags(decision.reason, via, previous_champion) | decision.statistics
-        tracker.set_champion(decision.challenger_version, audit)
+        # The statistics on the version only: the history keeps the reason, which sums them up, so it stays short.
+        audit = audit_tags(decision.reason, via, previous_champion)
+        tracker.set_champion(decision.challenger_version, audit, details=decision.statistics)
     else:
         tracker.tag_version(decision.challenger_version, {"not_promoted_reason": decision.reason} | decision.statistics)
     tracker.set_tags(parent_run_id, {"promotion": decision.reason} | decision.statistics)
@@ -290,8 +291,8 @@ def _move(
     audit = audit_tags(reason or decision_text, via, previous) | {
         "promotion_gates": decision_text,
         "promotion_forced": str(forced).lower(),
-    } | (statistics or {})
-    tracker.set_champion(version, audit, action=action)
+    }
+    tracker.set_champion(version, audit, action=action, details=statistics)
     return AliasMove(tracker.settings.registered_model_name, version, previous, decision_text, forced, audit)
 
 

@@ -9,6 +9,7 @@ version the decision is about (and the execution's parent run), and summed up in
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import replace
 from typing import Any, Callable
 
@@ -67,13 +68,16 @@ def paired_check(
     level = float(getattr(promotion, "significance_level", DEFAULT_LEVEL))
     recorded = {"promotion.required": str(required).lower(), "promotion.champion_version": str(champion.version)}
     seed = _seed_of(tracker, challenger)
+    started = time.monotonic()
     try:
         data = scoring_data()
         comparison = compare_outcomes(
             paired.outcomes(tracker, challenger, data), paired.outcomes(tracker, champion, data),
             level=level, seed=seed, metric=paired.metric,
         )
-    except (SeqflowError, ValueError) as error:
+    except Exception as error:  # noqa: BLE001 - a test that cannot run is recorded (and refuses only if required)
+        if not isinstance(error, (SeqflowError, ValueError)):
+            error = f"{type(error).__name__}: {error}"
         logger.warning("paired test of v%s against v%s not run: %s", challenger.version, champion.version, error)
         statistics = recorded | {"promotion.test": "unavailable", "promotion.unavailable_reason": str(error)[:500]}
         if not required or not decision.promote:
@@ -84,6 +88,8 @@ def paired_check(
             f"{_what_to_do(pipeline, challenger)}",
         )
     statistics = recorded | comparison.as_tags() | {"promotion.seed": str(seed)}
+    logger.info("paired test of v%s against v%s in %.1f s: %s", challenger.version, champion.version,
+                time.monotonic() - started, comparison.describe())
     if decision.promote and required and not comparison.significant:
         return replace(
             decision, promote=False, refused_by=SIGNIFICANCE_GATE, statistics=statistics,
