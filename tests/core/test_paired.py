@@ -20,7 +20,7 @@ from seqflow.core.paired import (
 )
 
 
-@pytest.mark.parametrize("b, c", [(10, 2), (2, 10), (7, 3), (30, 12), (1, 0), (0, 5), (25, 25), (100, 70)])
+@pytest.mark.parametrize("b, c", [(10, 2), (2, 10), (7, 3), (30, 12), (1, 0), (0, 5), (25, 25), (100, 70), (3000, 2900)])
 def test_mcnemar_exact_is_the_two_sided_binomial_test_of_the_discordant_rows(b, c):
     exact, mid = mcnemar_p_values(b, c)
     assert exact == pytest.approx(binomtest(min(b, c), b + c, 0.5).pvalue, rel=1e-9)
