@@ -241,16 +241,13 @@ def _gates_for(pipeline: Pipeline, tracker: Tracker, version, champion, promotio
     the paired test when the other gates pass or ``force`` overrides them)."""
     score = _recorded_score(pipeline, version)
     champion_score = None
+    data = lambda: pipeline.scoring_data_of(tracker, version)  # noqa: E731
     if champion is not None:
-        champion_score = champion_score_on(
-            pipeline, tracker, champion, (version.tags or {}).get("dataset_digest", ""),
-            lambda: pipeline.scoring_data_of(tracker, version),
-        )
+        champion_score = champion_score_on(pipeline, tracker, champion, (version.tags or {}).get("dataset_digest", ""), data)
     decision = decide(
         pipeline, promotion, str(version.version), score,
         str(champion.version) if champion is not None else None, champion_score,
     )
-    data = lambda: pipeline.scoring_data_of(tracker, version)  # noqa: E731
     return paired_check(pipeline, tracker, promotion, decision, version, champion, data, forcing=force)
 
 
@@ -440,7 +437,8 @@ def describe_champion(pipeline: Pipeline, tracker: Tracker) -> ChampionInfo:
         architecture=tags.get("architecture", "?"),
         dataset_digest=tags.get("dataset_digest", "?"),
         metrics={key: metrics[key] for key in pipeline.shown_metrics if key in metrics},
-        audit={key: tags[key] for key in (*AUDIT_KEYS, "promotion_gates", "promotion_forced") if key in tags},
+        audit={key: value for key, value in tags.items()
+               if key in (*AUDIT_KEYS, "promotion_gates", "promotion_forced") or key.startswith("promotion.")},
         history=[] if problem else tracker.champion_history(),
         metrics_label=pipeline.shown_metrics_label,
         history_problem=problem,

@@ -84,6 +84,8 @@ def test_a_clear_win_passes_the_gate(tracker):
     assert outcome.champion_version == "2" and outcome.decision.promote
     tags = tracker.champion().tags
     assert tags["promotion.significant"] == "true" and float(tags["promotion.ci_high"]) < 0
+    # `champion --json` shows them with the audit.
+    assert registry.describe_champion(pipeline, tracker).as_dict()["audit"]["promotion.significant"] == "true"
     assert float(tags["promotion.difference"]) == pytest.approx(-0.05, abs=1e-6)
 
 
