@@ -42,13 +42,13 @@ def _execution(tracker, pipeline, loss: float, promotion):  # noqa: ANN001, ANN2
 
 
 def _with_champion(tracker, challenger: RowOutcomes):  # noqa: ANN001, ANN202
-    """The toy pipeline with v1 champion (its outcomes CHAMPION) and ``challenger``'s outcomes for v2."""
-    pipeline = toy_pipeline(ToyScorer(), {"1": CHAMPION, "2": challenger})
+    """The toy pipeline with v1 champion (its outcomes CHAMPION) and ``challenger``'s outcomes for v2 and v3."""
+    pipeline = toy_pipeline(ToyScorer(), {"1": CHAMPION, "2": challenger, "3": challenger})
     _execution(tracker, pipeline, _mean_loss(CHAMPION), STRICT)
     return pipeline
 
 
-def test_a_win_within_noise_is_refused_with_the_interval_and_recorded(tracker):
+def test_a_win_within_noise_is_refused_with_the_interval_and_promoted_without_the_setting(tracker):
     pipeline = _with_champion(tracker, WITHIN_NOISE)
     assert _mean_loss(WITHIN_NOISE) < _mean_loss(CHAMPION)  # it does win, by the aggregate
     outcome = _execution(tracker, pipeline, _mean_loss(WITHIN_NOISE), STRICT)
@@ -66,11 +66,9 @@ def test_a_win_within_noise_is_refused_with_the_interval_and_recorded(tracker):
     assert float(tags["promotion.difference"]) == pytest.approx(_mean_loss(WITHIN_NOISE) - _mean_loss(CHAMPION), abs=1e-6)
     assert tags["promotion.seed"] == "0"  # the toy runs log no seed param
 
-
-def test_without_the_setting_the_same_win_is_promoted_and_its_statistics_recorded(tracker):
-    pipeline = _with_champion(tracker, WITHIN_NOISE)
+    # Without the setting (the default) the same win is promoted, as before, and its statistics recorded.
     outcome = _execution(tracker, pipeline, _mean_loss(WITHIN_NOISE), ToyPromotion())
-    assert outcome.champion_version == "2" and outcome.decision.refused_by is None
+    assert outcome.champion_version == "3" and outcome.decision.refused_by is None
     champion = tracker.champion()
     assert champion.tags["promotion.significant"] == "false" and champion.tags["promotion.required"] == "false"
     assert "95% CI" in champion.tags["promotion_reason"]
