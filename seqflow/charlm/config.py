@@ -144,6 +144,12 @@ class CharPromotionConfig:
     # A challenger must have a lower validation perplexity than the smoothed character n-gram baseline on the same
     # validation characters (seqflow.charlm.baselines): a network that does not beat counting has learned nothing.
     require_beating_ngram: bool = True
+    # Refuse a challenger whose win over the champion is within noise: a paired bootstrap over validation windows
+    # of the two models' mean loss on the same characters (seqflow.core.significance). Off: still run and recorded.
+    require_significant: bool = False
+    # The test's level: a win counts when its bootstrap p-value is below this (the interval is at 1 - level).
+    # Above 0.5 it would not be a test; 0 would refuse every challenger.
+    significance_level: Annotated[float, Field(gt=0, le=0.5)] = 0.05
 
 
 @config_section(what=WHAT)
@@ -197,7 +203,8 @@ CHARLM_PROFILES: dict[str, CharLMConfig] = {
             learning_rate=2e-3, early_stopping_patience=3, max_training_minutes=19.0,
         ),
         sampling=CharSamplingConfig(prefix="ROMEO:", every_epochs=5),
-        promotion=CharPromotionConfig(max_val_perplexity=6.0),
+        # The benchmark's champion moves only for a win beyond noise on the validation windows.
+        promotion=CharPromotionConfig(max_val_perplexity=6.0, require_significant=True),
     ),
     # All three cell types side by side (1 layer, 256 units) on the quick data.
     "compare-cells": CharLMConfig(

@@ -13,7 +13,7 @@ from seqflow.charlm.comparison import CharComparisonRow
 from seqflow.charlm.records import EvaluatedCharModel, TrainedCharModel
 from seqflow.charlm.config import DEFAULT_CHARLM_PROFILE, CharLMConfig, resolve_charlm_config
 from seqflow.core.errors import SeqflowError
-from seqflow.core.pipeline import Pipeline, Pyfunc, Records, Score
+from seqflow.core.pipeline import Paired, Pipeline, Pyfunc, Records, Score
 from seqflow.core.settings import TrackingSettings
 from seqflow.core.tracking import Tracker
 
@@ -92,20 +92,20 @@ def validation_text_of_version(tracker: Tracker, version) -> ValidationText:  # 
     )
 
 
-def perplexity_on(tracker: Tracker, champion, text: ValidationText) -> float:  # noqa: ANN001
-    """The champion's validation perplexity on ``text``, scored now with its own step model and vocabulary
-    (characters it never saw read as its unknown marker)."""
+def _block_losses(tracker: Tracker, version, text: ValidationText):  # noqa: ANN001, ANN202
+    """(loss sums, character counts) per validation block of ``version`` on ``text``, scored now with its own
+    step model and vocabulary (characters it never saw read as its unknown marker)."""
     import keras
     import numpy as np
 
     from seqflow.charlm.corpus import champion_vocabulary_problem
     from seqflow.charlm.text import UNKNOWN_ID, encode, load_char_vocabulary
-    from seqflow.charlm.train import stream_loss
+    from seqflow.charlm.train import stream_block_losses
     from seqflow.core.registry import IncomparableChampion
 
     with tempfile.TemporaryDirectory() as scratch:
         model_dir = tracker.download_model_artifacts(
-            f"models:/{tracker.settings.registered_model_name}/{champion.version}", Path(scratch)
+            f"models:/{tracker.settings.registered_model_name}/{version.version}", Path(scratch)
         )
         # The pyfunc keeps its artifact files under artifacts/: the step model (.keras) and the vocabulary (.json).
         step_model = keras.saving.load_model(next((model_dir / "artifacts").rglob("*.keras")), compile=False)
@@ -118,8 +118,21 @@ def perplexity_on(tracker: Tracker, champion, text: ValidationText) -> float:  #
             f"{problem}; give this corpus its own registered model (seqflow charlm run --model-name NAME, or leave "
             "the name to be derived from --source)"
         )
-    loss = stream_loss(step_model, encode(validation, vocabulary), text.streams, text.window)
-    return math.exp(min(loss, MAX_LOSS))
+    return stream_block_losses(step_model, encode(validation, vocabulary), text.streams, text.window)
+
+
+def perplexity_on(tracker: Tracker, champion, text: ValidationText) -> float:  # noqa: ANN001
+    """The champion's validation perplexity on ``text``, scored now with its own step model and vocabulary."""
+    sums, counts = _block_losses(tracker, champion, text)
+    return math.exp(min(float(sums.sum()) / float(counts.sum()), MAX_LOSS))
+
+
+def window_losses_on(tracker: Tracker, version, text: ValidationText):  # noqa: ANN001, ANN202 - RowOutcomes
+    """Per validation block (one window of one stream), ``version``'s loss sum and character count on ``text``:
+    the rows of the paired bootstrap of a promotion."""
+    from seqflow.core.paired import RowOutcomes
+
+    return RowOutcomes(*_block_losses(tracker, version, text))
 
 
 def _charlm_settings(settings: TrackingSettings) -> TrackingSettings:
@@ -150,4 +163,5 @@ CHARLM = Pipeline(
     shown_metrics_label="validation metrics",
     scoring_data_of=validation_text_of_version,
     score_champion=perplexity_on,
+    paired=Paired(metric="validation loss (nats/char)", outcomes=window_losses_on),
 )

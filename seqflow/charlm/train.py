@@ -129,6 +129,13 @@ def epoch_offset(seed: int, epoch: int, seq_length: int) -> int:
 def stream_loss(step_model, ids: np.ndarray, streams: int, window: int) -> float:  # noqa: ANN001 - keras.Model
     """Mean next-character cross-entropy (nats per character) over ``ids``, read as ``streams`` contiguous
     streams in windows of ``window`` characters, carrying the state across windows."""
+    sums, counts = stream_block_losses(step_model, ids, streams, window)
+    return float(sums.sum()) / float(counts.sum())
+
+
+def stream_block_losses(step_model, ids: np.ndarray, streams: int, window: int) -> tuple[np.ndarray, np.ndarray]:  # noqa: ANN001
+    """The loss of :func:`stream_loss` per block, a block being one window of one stream: (loss sums, character
+    counts), one per block, in the same order for any model of the same text (the paired test's rows)."""
     ids = np.asarray(ids, dtype=np.int32)
     streams = max(1, min(streams, (len(ids) - 1) // 2))
     stream_length = (len(ids) - 1) // streams
@@ -136,7 +143,7 @@ def stream_loss(step_model, ids: np.ndarray, streams: int, window: int) -> float
         raise DataSourceError(f"validation text of {len(ids)} characters is too short to score")
     rows = np.stack([ids[j * stream_length : (j + 1) * stream_length + 1] for j in range(streams)])
     states = [np.zeros((streams, int(t.shape[-1])), np.float32) for t in step_model.inputs[1:]]
-    total, count = 0.0, 0
+    sums, counts = [], []
     for start in range(0, stream_length, window):
         stop = min(start + window, stream_length)
         outputs = step_model([rows[:, start:stop], *states], training=False)
@@ -146,9 +153,9 @@ def stream_loss(step_model, ids: np.ndarray, streams: int, window: int) -> float
         peak = logits.max(axis=-1, keepdims=True)
         log_norm = np.log(np.exp(logits - peak).sum(axis=-1)) + peak[..., 0]
         chosen = np.take_along_axis(logits, targets[..., None], axis=-1)[..., 0]
-        total += float((log_norm - chosen).sum())
-        count += targets.size
-    return total / count
+        sums.append((log_norm - chosen).sum(axis=1))
+        counts.append(np.full(streams, targets.shape[1], dtype=np.int64))
+    return np.concatenate(sums), np.concatenate(counts)
 
 
 def render_samples(generator: CharGenerator, prefix: str, sampling: CharSamplingConfig) -> str:

@@ -227,8 +227,11 @@ class ModelRegistry(TrackingStore):
                 f"{name!r}, {CHAMPION_HISTORY_TAG!r})"
             )
 
-    def set_champion(self, version: str, audit: dict[str, str], action: str = "promote") -> None:
-        """Point ``champion`` at ``version``, tag it with ``audit`` and append the move to the history.
+    def set_champion(
+        self, version: str, audit: dict[str, str], action: str = "promote", details: dict[str, str] | None = None
+    ) -> None:
+        """Point ``champion`` at ``version``, tag it with ``audit`` and ``details`` (tags kept out of the history,
+        e.g. the promotion's statistics, so it keeps more moves) and append the move to the history.
 
         All or nothing: if any step fails, the alias, the version's tags and the history are put back as they
         were (the alias is removed again if there was no champion before).
@@ -246,7 +249,7 @@ class ModelRegistry(TrackingStore):
         try:
             self.client.set_registered_model_alias(name, CHAMPION_ALIAS, version)
             alias_moved = True
-            for key, value in audit.items():
+            for key, value in {**audit, **(details or {})}.items():
                 self.client.set_model_version_tag(name, version, key, str(value))
                 tagged.append(key)
             self.client.set_registered_model_tag(name, CHAMPION_HISTORY_TAG, _bounded_history([*history, entry]))

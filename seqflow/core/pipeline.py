@@ -60,6 +60,18 @@ class Records:
 
 
 @dataclass(frozen=True)
+class Paired:
+    """How a pipeline measures two models on the same rows, for the paired test of a promotion
+    (:mod:`seqflow.core.significance`)."""
+
+    # How the paired difference is named: "test accuracy", "validation loss (nats/char)".
+    metric: str
+    # One registered version's outcomes (a :class:`seqflow.core.paired.RowOutcomes`) on what ``scoring_data_of``
+    # returns, measured now with its registered model: per-row correctness, or per-block loss sums.
+    outcomes: Callable[[Tracker, Any, Any], Any]
+
+
+@dataclass(frozen=True)
 class Pipeline:
     """One pipeline, declared once."""
 
@@ -86,6 +98,8 @@ class Pipeline:
     scoring_data_of: Callable[[Tracker, Any], Any]
     # The champion version's score on that data, measured now by loading the champion's model.
     score_champion: Callable[[Tracker, Any, Any], float]
+    # Per-row outcomes for the paired test of a promotion; None: the pipeline's promotions are not tested.
+    paired: Paired | None = None
 
     def registered_model_name(self, settings: TrackingSettings) -> str:
         return self.tracking_settings(settings).registered_model_name

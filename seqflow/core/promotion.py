@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 # The gates, named as their settings so a refusal says which one to change (``--set promotion.<gate>=...``).
 FLOOR_GATE = "accuracy_floor"
@@ -19,6 +19,8 @@ class PromotionDecision:
     champion_accuracy: float | None = None
     # The gate that refused the challenger; None when it was promoted.
     refused_by: str | None = None
+    # The paired test against the champion as ``promotion.*`` tags (seqflow.core.significance); empty when none ran.
+    statistics: dict[str, str] = field(default_factory=dict)
 
 
 def decide_by_metric(

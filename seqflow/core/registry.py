@@ -22,6 +22,7 @@ from seqflow.core.errors import SeqflowError
 from seqflow.core.model_registry import CHAMPION_ALIAS, RegisteredVersion
 from seqflow.core.pipeline import Pipeline
 from seqflow.core.promotion import PromotionDecision, decide_by_metric
+from seqflow.core.significance import paired_check
 from seqflow.core.tracking import Tracker
 
 logger = logging.getLogger(__name__)
@@ -139,10 +140,12 @@ def apply_promotion(
 ) -> None:
     """Move ``champion`` to the challenger with an audit trail, or tag why not; record the reason on the run."""
     if decision.promote:
-        tracker.set_champion(decision.challenger_version, audit_tags(decision.reason, via, previous_champion))
+        # The statistics on the version only: the history keeps the reason, which sums them up, so it stays short.
+        audit = audit_tags(decision.reason, via, previous_champion)
+        tracker.set_champion(decision.challenger_version, audit, details=decision.statistics)
     else:
-        tracker.tag_version(decision.challenger_version, {"not_promoted_reason": decision.reason})
-    tracker.set_tags(parent_run_id, {"promotion": decision.reason})
+        tracker.tag_version(decision.challenger_version, {"not_promoted_reason": decision.reason} | decision.statistics)
+    tracker.set_tags(parent_run_id, {"promotion": decision.reason} | decision.statistics)
 
 
 def best_version(pipeline: Pipeline, versions: Sequence[RegisteredVersion]) -> RegisteredVersion:
@@ -216,7 +219,8 @@ def _decide_against_champion(
                 False, f"not compared with champion v{champion_version} of {tracker.settings.registered_model_name!r}: "
                 f"{incomparable}", best.version, best.score, champion_version, None, COMPARABLE_CHAMPION_GATE,
             )
-    return decide(pipeline, promotion, best.version, best.score, champion_version, champion_score)
+    decision = decide(pipeline, promotion, best.version, best.score, champion_version, champion_score)
+    return paired_check(pipeline, tracker, promotion, decision, tracker.model_version(best.version), champion, scoring_data)
 
 
 # --- the alias by hand: promote, rollback, champion ----------------------------------------------------------
@@ -232,19 +236,19 @@ def _recorded_score(pipeline: Pipeline, version) -> float:  # noqa: ANN001 - mlf
     return float(recorded)
 
 
-def _gates_for(pipeline: Pipeline, tracker: Tracker, version, champion, promotion: Any) -> PromotionDecision:  # noqa: ANN001
-    """The pipeline's decision for ``version`` against ``champion``, both measured on ``version``'s data."""
+def _gates_for(pipeline: Pipeline, tracker: Tracker, version, champion, promotion: Any, force: bool) -> PromotionDecision:  # noqa: ANN001
+    """The pipeline's decision for ``version`` against ``champion``, both measured on ``version``'s data (with
+    the paired test when the other gates pass or ``force`` overrides them)."""
     score = _recorded_score(pipeline, version)
     champion_score = None
+    data = lambda: pipeline.scoring_data_of(tracker, version)  # noqa: E731
     if champion is not None:
-        champion_score = champion_score_on(
-            pipeline, tracker, champion, (version.tags or {}).get("dataset_digest", ""),
-            lambda: pipeline.scoring_data_of(tracker, version),
-        )
-    return decide(
+        champion_score = champion_score_on(pipeline, tracker, champion, (version.tags or {}).get("dataset_digest", ""), data)
+    decision = decide(
         pipeline, promotion, str(version.version), score,
         str(champion.version) if champion is not None else None, champion_score,
     )
+    return paired_check(pipeline, tracker, promotion, decision, version, champion, data, forcing=force)
 
 
 @dataclass(frozen=True)
@@ -277,14 +281,15 @@ def _refusal(decision: PromotionDecision, action: str) -> PromotionRefused:
 
 
 def _move(
-    tracker: Tracker, version: str, champion, decision_text: str, forced: bool, reason: str | None, via: str, action: str
+    tracker: Tracker, version: str, champion, decision_text: str, forced: bool, reason: str | None, via: str, action: str,
+    statistics: dict[str, str] | None = None,
 ) -> AliasMove:  # noqa: ANN001
     previous = str(champion.version) if champion is not None else None
     audit = audit_tags(reason or decision_text, via, previous) | {
         "promotion_gates": decision_text,
         "promotion_forced": str(forced).lower(),
     }
-    tracker.set_champion(version, audit, action=action)
+    tracker.set_champion(version, audit, action=action, details=statistics)
     return AliasMove(tracker.settings.registered_model_name, version, previous, decision_text, forced, audit)
 
 
@@ -307,14 +312,17 @@ def promote_version(
         raise SeqflowError(f"version {target.version} is already {tracker.settings.registered_model_name}@{CHAMPION_ALIAS}")
     via = pipeline.via_promote
     try:
-        decision = _gates_for(pipeline, tracker, target, champion, promotion)
+        decision = _gates_for(pipeline, tracker, target, champion, promotion, force)
     except SeqflowError as error:
         if not force:
             raise
         return _move(tracker, str(target.version), champion, f"not checked: {error}", True, reason, via, "promote")
     if not decision.promote and not force:
         raise _refusal(decision, f"promoting v{target.version}")
-    return _move(tracker, str(target.version), champion, decision.reason, not decision.promote, reason, via, "promote")
+    return _move(
+        tracker, str(target.version), champion, decision.reason, not decision.promote, reason, via, "promote",
+        decision.statistics,
+    )
 
 
 def champion_lineage(history: list[dict[str, str]]) -> list[str]:
@@ -429,7 +437,8 @@ def describe_champion(pipeline: Pipeline, tracker: Tracker) -> ChampionInfo:
         architecture=tags.get("architecture", "?"),
         dataset_digest=tags.get("dataset_digest", "?"),
         metrics={key: metrics[key] for key in pipeline.shown_metrics if key in metrics},
-        audit={key: tags[key] for key in (*AUDIT_KEYS, "promotion_gates", "promotion_forced") if key in tags},
+        audit={key: value for key, value in tags.items()
+               if key in (*AUDIT_KEYS, "promotion_gates", "promotion_forced") or key.startswith("promotion.")},
         history=[] if problem else tracker.champion_history(),
         metrics_label=pipeline.shown_metrics_label,
         history_problem=problem,

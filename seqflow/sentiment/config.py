@@ -278,6 +278,12 @@ class PromotionConfig:
     min_improvement: Annotated[float, Field(ge=-1, le=1)] = 0.0
     # A challenger below this test accuracy is never promoted.
     accuracy_floor: Share = 0.70
+    # Refuse a challenger whose win over the champion is within noise: McNemar's test on the two models' per-row
+    # correctness on the same test rows (seqflow.core.significance). Off: the test still runs and is recorded.
+    require_significant: bool = False
+    # The test's level: a win counts when its p-value is below this (and the interval is at 1 - level). Above
+    # 0.5 it would not be a test; 0 would refuse every challenger.
+    significance_level: Annotated[float, Field(gt=0, le=0.5)] = 0.05
 
 
 @config_section(name="behaviour")

@@ -8,7 +8,7 @@ from pathlib import Path
 from seqflow.sentiment.config import PipelineConfig
 from seqflow.sentiment.profiles import resolve_pipeline_config
 from seqflow.core.errors import SeqflowError
-from seqflow.core.pipeline import Pipeline, Pyfunc, Records, Score
+from seqflow.core.pipeline import Paired, Pipeline, Pyfunc, Records, Score
 from seqflow.core.settings import TrackingSettings
 from seqflow.core.tracking import Tracker
 from seqflow.sentiment.comparison import ComparisonRow, row_as_flat_dict
@@ -48,19 +48,33 @@ def test_split_of(tracker: Tracker, version) -> Path:  # noqa: ANN001 - mlflow M
     return test_path
 
 
-def accuracy_on_test_split(tracker: Tracker, champion, test_path: Path) -> float:  # noqa: ANN001
-    """The champion's accuracy on the test split at ``test_path``, scored now with its served model."""
+def _predictions_on(tracker: Tracker, version, test_path: Path, needed_by: str):  # noqa: ANN001, ANN202
+    """(positive-class probabilities, labels) of ``version``'s served model on the test split at ``test_path``."""
     import pandas as pd
-
-    from seqflow.core.evaluation import classification_metrics
 
     test = pd.read_parquet(test_path)
     model = tracker.load_pyfunc(
-        f"models:/{tracker.settings.registered_model_name}/{champion.version}", SENTIMENT.pyfunc.kind(),
-        needed_by="re-scoring the champion",
+        f"models:/{tracker.settings.registered_model_name}/{version.version}", SENTIMENT.pyfunc.kind(),
+        needed_by=needed_by,
     )
     predictions = model.predict(pd.DataFrame({"text": test["text"].tolist()}))
-    return classification_metrics(predictions["probability"].to_numpy(), test["label"].to_numpy())["accuracy"]
+    return predictions["probability"].to_numpy(), test["label"].to_numpy()
+
+
+def accuracy_on_test_split(tracker: Tracker, champion, test_path: Path) -> float:  # noqa: ANN001
+    """The champion's accuracy on the test split at ``test_path``, scored now with its served model."""
+    from seqflow.core.evaluation import classification_metrics
+
+    return classification_metrics(*_predictions_on(tracker, champion, test_path, "re-scoring the champion"))["accuracy"]
+
+
+def correct_on_test_split(tracker: Tracker, version, test_path: Path):  # noqa: ANN001, ANN202 - RowOutcomes
+    """Per test row, whether ``version``'s served model labels it right (the paired test of a promotion)."""
+    from seqflow.core.evaluation import DECISION_THRESHOLD
+    from seqflow.core.paired import RowOutcomes
+
+    probabilities, labels = _predictions_on(tracker, version, test_path, "the paired test of a promotion")
+    return RowOutcomes(((probabilities >= DECISION_THRESHOLD).astype(int) == labels.astype(int)).astype(int))
 
 
 def _same_settings(settings: TrackingSettings) -> TrackingSettings:
@@ -91,4 +105,5 @@ SENTIMENT = Pipeline(
     shown_metrics_label="test metrics",
     scoring_data_of=test_split_of,
     score_champion=accuracy_on_test_split,
+    paired=Paired(metric="test accuracy", outcomes=correct_on_test_split),
 )

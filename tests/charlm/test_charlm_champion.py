@@ -106,6 +106,10 @@ def test_charlm_refused_then_forced_then_rolled_back(store, env_file, capsys):
     code, _, err = _seqflow(capsys, "--env-file", env_file, "charlm", "promote", other.version,
                             "--set", "promotion.max_val_perplexity=1.5", "--set", "promotion.min_improvement=-1000")
     assert code == 4 and "promotion.max_val_perplexity gate" in err and "above the ceiling 1.5000" in err
+    code, _, err = _seqflow(capsys, "--env-file", env_file, "charlm", "promote", other.version, *NO_CEILING,
+                            "--set", "promotion.min_improvement=-1000", "--set", "promotion.require_significant=true")
+    assert code == 4 and "promotion.require_significant gate" in err and "paired_bootstrap p=" in err, err
+    assert "validation loss (nats/char) difference +" in err and "95% CI" in err
     assert client.get_model_version_by_alias(name, CHAMPION_ALIAS).version == champion.version
 
     code, out, err = _seqflow(capsys, "--env-file", env_file, "charlm", "promote", other.version, "--force",
@@ -114,6 +118,14 @@ def test_charlm_refused_then_forced_then_rolled_back(store, env_file, capsys):
     promoted = client.get_model_version_by_alias(name, CHAMPION_ALIAS)
     assert promoted.version == other.version and promoted.tags["promoted_via"] == "seqflow charlm promote"
     assert promoted.tags["previous_champion"] == str(champion.version) and promoted.tags["promotion_forced"] == "true"
+    # Recorded with the paired bootstrap over validation windows it overrode: both models scored now on the same
+    # windows, whose mean-loss difference is the difference of the losses the evaluation recorded.
+    tags = promoted.tags
+    assert tags["promotion.test"] == "paired_bootstrap" and int(tags["promotion.paired_rows"]) > 1
+    assert float(tags["promotion.difference"]) == pytest.approx(
+        float(other.tags["val_loss"]) - float(champion.tags["val_loss"]), abs=1e-4
+    )
+    assert tags["promotion.metric"] == "validation loss (nats/char)" and "promotion.discordant" not in tags
 
     code, out, err = _seqflow(capsys, "--env-file", env_file, "charlm", "rollback", "--reason", "worse text", *NO_CEILING)
     assert code == 0, err

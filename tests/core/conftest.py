@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from seqflow.core.pipeline import Pipeline, Pyfunc, Records, Score
+from seqflow.core.pipeline import Paired, Pipeline, Pyfunc, Records, Score
 from seqflow.core.registry import Candidate
 from seqflow.core.runs import ROLE_TAG
 from seqflow.core.settings import TrackingSettings
@@ -32,6 +32,9 @@ class ToyPromotion:
 
     min_improvement: float = 0.0
     max_val_loss: float = 10.0
+    # The significance gate (seqflow.core.significance), as the real pipelines' promotion sections have it.
+    require_significant: bool = False
+    significance_level: float = 0.05
 
 
 @dataclass(frozen=True)
@@ -53,8 +56,9 @@ class ToyScorer:
         return self.losses[str(champion.version)]
 
 
-def toy_pipeline(scorer: ToyScorer) -> Pipeline:
-    """A third pipeline, lower validation loss is better: the core must need nothing else from it."""
+def toy_pipeline(scorer: ToyScorer, outcomes: dict[str, object] | None = None) -> Pipeline:
+    """A third pipeline, lower validation loss is better: the core must need nothing else from it. With
+    ``outcomes`` ({version: RowOutcomes}), its promotions get the paired test on them."""
 
     def unused(*_args):  # noqa: ANN002, ANN202 - the toy pipeline never logs or serves a model
         raise AssertionError("not used by the registry")
@@ -75,6 +79,9 @@ def toy_pipeline(scorer: ToyScorer) -> Pipeline:
         shown_metrics_label="validation metrics",
         scoring_data_of=lambda tracker, version: f"validation data of v{version.version}",
         score_champion=scorer,
+        paired=None if outcomes is None else Paired(
+            metric="validation loss", outcomes=lambda tracker, version, data: outcomes[str(version.version)]
+        ),
     )
 
 

@@ -208,8 +208,8 @@ def test_registration_interrupted_after_the_alias_moved_keeps_nothing(tracker, m
     moved_to = []
     original_set_champion = tracker.set_champion
 
-    def set_champion_then_interrupt(version, audit):  # noqa: ANN001 - SIGTERM lands right after the alias moved
-        original_set_champion(version, audit)
+    def set_champion_then_interrupt(version, audit, **details):  # noqa: ANN001, ANN003 - SIGTERM right after the alias moved
+        original_set_champion(version, audit, **details)
         moved_to.append(version)
         raise KeyboardInterrupt
 

@@ -126,6 +126,16 @@ def test_refused_promotion_then_forced_then_rolled_back(store, env_file, capsys)
     assert promoted.tags["promoted_via"] == "seqflow promote" and promoted.tags["promotion_forced"] == "true"
     assert promoted.tags["promotion_reason"] == "canary" and promoted.tags["previous_champion"] == str(champion.version)
     assert "does not beat champion" in promoted.tags["promotion_gates"]
+    # The force is recorded with the paired test it overrode: both models scored now on the same test rows, and
+    # McNemar's discordant rows account exactly for the two accuracies the evaluation recorded.
+    tags = promoted.tags
+    assert tags["promotion.test"] == "mcnemar_midp" and tags["promotion.champion_version"] == str(champion.version)
+    only_other, only_champion = map(int, tags["promotion.discordant"].split("/"))
+    rows = int(tags["promotion.paired_rows"])
+    assert (only_other - only_champion) / rows == pytest.approx(other_accuracy - champion_accuracy, abs=1e-5)
+    assert float(tags["promotion.difference"]) == pytest.approx(other_accuracy - champion_accuracy, abs=1e-5)
+    assert float(tags["promotion.ci_low"]) <= float(tags["promotion.difference"]) <= float(tags["promotion.ci_high"])
+    assert tags["promotion.significant"] == "false" and "95% CI" in tags["promotion_gates"]
 
     code, out, err = _seqflow(capsys, "--env-file", env_file, "rollback", "--reason", "canary misbehaves", *NO_FLOOR)
     assert code == 0, err
@@ -152,6 +162,15 @@ def test_gates_pass_and_floor_refuses(store, env_file, capsys):
     )
     assert code == 4
     assert "promotion.accuracy_floor gate" in err and "below the floor 0.9990" in err
+    assert client.get_model_version_by_alias(name, CHAMPION_ALIAS).version == champion.version
+
+    # A margin of -1 lets it past the improvement gate, but not past the significance gate: it is no better.
+    code, _, err = _seqflow(
+        capsys, "--env-file", env_file, "promote", other.version, "--set", "promotion.min_improvement=-1",
+        "--set", "promotion.require_significant=true", *NO_FLOOR,
+    )
+    assert code == 4 and "promotion.require_significant gate" in err and "not beyond noise" in err, err
+    assert "95% CI" in err and "mcnemar_midp p=" in err and "--set promotion.require_significant=false" in err
     assert client.get_model_version_by_alias(name, CHAMPION_ALIAS).version == champion.version
 
     # A margin of -1 lets any challenger above the floor through: promoted by the gates, not forced.
