@@ -10,6 +10,7 @@ Only tasks that do I/O against something that can fail transiently (loading a so
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 from pathlib import Path
@@ -46,7 +47,7 @@ from seqflow.sentiment.cache_checks import check_split_files, source_fingerprint
 from seqflow.sentiment.cache_checks import check_tokenised as check_tokenised_outputs
 from seqflow.core.contracts import ContractReport, raise_on_failure
 from seqflow.sentiment.contracts import validate_raw_splits, validate_tokenised_arrays
-from seqflow.sentiment.datasets import SplitFiles, split_source, write_splits
+from seqflow.sentiment.datasets import SplitFiles, split_source, with_extra_training_rows, write_splits
 from seqflow.sentiment.records import (
     INPUT_EXAMPLE_TEXTS,
     EvaluatedModel,
@@ -75,7 +76,11 @@ Recipe = tuple[str, dict[str, str], dict[str, Any]]
 
 def _download_key(inputs: dict[str, Any]) -> Recipe:
     data_config = inputs["data_config"]
-    return "download", {"source": source_fingerprint(data_config)}, {**config_slice("data", data_config), "seed": inputs["seed"]}
+    sources = {"source": source_fingerprint(data_config)}
+    if data_config.extra_training_source:
+        extra = dataclasses.replace(data_config, source=data_config.extra_training_source)
+        sources["extra training source"] = source_fingerprint(extra)
+    return "download", sources, {**config_slice("data", data_config), "seed": inputs["seed"]}
 
 
 @task(
@@ -86,6 +91,9 @@ def download(data_config: DataConfig, seed: int, artifacts_dir: str) -> SplitFil
     """Load the source, split it (seeded, stratified) and write the splits with their digests."""
     source = load_source(data_config)
     splits = split_source(source, data_config, seed)
+    if data_config.extra_training_source:
+        extra = load_source(dataclasses.replace(data_config, source=data_config.extra_training_source))
+        splits = with_extra_training_rows(splits, extra, seed)
     return write_splits(splits, source, data_config, seed, Path(artifacts_dir))
 
 

@@ -63,6 +63,10 @@ class DataConfig:
     limit: Annotated[int, Field(ge=20)] | None = None
     # Keep only reviews of at most this many characters (before sampling); None keeps all lengths.
     max_review_chars: PositiveInt | None = None
+    # Another source spec whose rows (all of them, whatever data.limit says) join the train split only, never
+    # validation or test: e.g. embedded:rotten_tomatoes, the 8,530 one-sentence reviews the package also ships.
+    # None adds nothing.
+    extra_training_source: str | None = None
     # TFDS data_dir and manual_dir (a folder holding aclImdb_v1.tar.gz, for machines without internet).
     tfds_data_dir: str | None = None
     tfds_manual_dir: str | None = None
