@@ -60,7 +60,7 @@ def sentiment_flow(config: PipelineConfig, settings: TrackingSettings) -> RunSum
         submitted.append((trained, evaluation))
     evaluated = evaluated_models(submitted)
     trained_models = [trained.result() for trained, _ in submitted]
-    if config.ensemble.enabled:
+    if config.builds_ensemble:
         combined = cached(ensemble, config.artifacts_dir)(
             settings, trained_models, config, data.split_files, data.tokenised, parent_run_id
         )

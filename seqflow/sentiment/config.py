@@ -286,7 +286,8 @@ EnsembleMethod = Literal["average", "stack"]
 class EnsembleConfig:
     """The ensemble step: one more candidate made of the run's trained models, registered as one raw-text model."""
 
-    # Off by default: it adds a step (and a registered version) to every run; `best` turns it on.
+    # Off by default: it adds a step (and a registered version) to every run. A run of one architecture has no
+    # ensemble even when enabled.
     enabled: bool = False
     # Member architectures by name (each must be trained in the run); empty: the `size` architectures with the
     # lowest best validation loss.
@@ -361,6 +362,12 @@ class PipelineConfig(RunSettings):
         raise_problems(problems)
         return self
 
+    @property
+    def builds_ensemble(self) -> bool:
+        """Whether the ensemble step runs: enabled, and two or more architectures to combine (`--profile best
+        --arch nbsvm` trains one, and gets none)."""
+        return self.ensemble.enabled and len(self.training.architectures) >= 2
+
     def to_flat_dict(self) -> dict[str, Any]:
         """``{"section.field": value}`` for logging as MLflow params."""
         flat = flat_dict(self)
@@ -385,7 +392,8 @@ class PipelineConfig(RunSettings):
 
 
 def _ensemble_problems(ensemble: EnsembleConfig, architectures: tuple[str, ...]) -> list[str]:
-    """An enabled ensemble needs two trained members; a member the run does not train is refused by name."""
+    """Named members must be two or more architectures the run trains (refused by name otherwise). Without named
+    members a run of one architecture simply has no ensemble (see PipelineConfig.builds_ensemble)."""
     if not ensemble.enabled:
         return []
     missing = [member for member in ensemble.members if member not in architectures]
@@ -396,11 +404,8 @@ def _ensemble_problems(ensemble: EnsembleConfig, architectures: tuple[str, ...])
         ]
     if len(set(ensemble.members)) != len(ensemble.members):
         return [f"ensemble.members lists an architecture twice: {list(ensemble.members)}"]
-    if len(ensemble.members or architectures) < 2:
-        return [
-            f"ensemble.enabled needs at least two trained architectures, got {list(ensemble.members or architectures)}; "
-            "train another one or set ensemble.enabled=false"
-        ]
+    if ensemble.members and len(ensemble.members) < 2:
+        return [f"ensemble.members needs at least two architectures, got {list(ensemble.members)}; name another one"]
     return []
 
 
