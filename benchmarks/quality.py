@@ -250,7 +250,11 @@ def flow_training_seconds(
     parent = client.get_run(summary.parent_run_id)
     (child,) = client.search_runs(
         [parent.info.experiment_id],
-        filter_string=f"tags.`mlflow.parentRunId` = '{summary.parent_run_id}' and tags.architecture = '{architecture}'",
+        # By run name too: with training.refit an architecture has a second run, "<architecture>-refit".
+        filter_string=(
+            f"tags.`mlflow.parentRunId` = '{summary.parent_run_id}' and tags.architecture = '{architecture}' "
+            f"and attributes.run_name = '{architecture}'"
+        ),
     )
     (train_seconds,) = client.get_metric_history(child.info.run_id, "train_seconds")
     epochs = len(client.get_metric_history(child.info.run_id, "loss"))

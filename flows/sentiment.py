@@ -14,7 +14,7 @@ from seqflow.core.settings import TrackingSettings
 from seqflow.sentiment.comparison import RunSummary
 from seqflow.sentiment.records import EvaluatedModel, TrainedModel
 from seqflow.sentiment.state import PipelineState
-from seqflow.tasks.sentiment import evaluate, register, train
+from seqflow.tasks.sentiment import ensemble, evaluate, refit, register, train
 from seqflow.tasks.tracking import close_runs_of_failed_flow, finish_tracking, start_tracking
 
 # One training and its evaluation, as submitted to the flow's task runner.
@@ -51,15 +51,26 @@ def sentiment_flow(config: PipelineConfig, settings: TrackingSettings) -> RunSum
         trained = train_model.submit(
             settings, architecture, config, data.split_files, data.tokenised, data.contract_reports, parent_run_id
         )
+        if config.training.refit:
+            # The model fitted again on train + validation replaces the one that chose its epochs.
+            trained = cached(refit, config.artifacts_dir).submit(
+                settings, trained, config, data.split_files, data.tokenised, parent_run_id
+            )
         evaluation = evaluate_model.submit(settings, trained, data.tokenised, config.training.batch_size, config.behaviour)
         submitted.append((trained, evaluation))
     evaluated = evaluated_models(submitted)
+    trained_models = [trained.result() for trained, _ in submitted]
+    if config.builds_ensemble:
+        combined = cached(ensemble, config.artifacts_dir)(
+            settings, trained_models, config, data.split_files, data.tokenised, parent_run_id
+        )
+        evaluated.append(evaluate_model(settings, combined, data.tokenised, config.training.batch_size, config.behaviour))
+        trained_models.append(combined)
     registration = cached(register, config.artifacts_dir)(
         settings, evaluated, data.split_files, config.promotion, parent_run_id
     )
     state = PipelineState(
-        config, data.split_files, data.tokenised, data.contract_reports,
-        [trained.result() for trained, _ in submitted], evaluated, registration,
+        config, data.split_files, data.tokenised, data.contract_reports, trained_models, evaluated, registration,
     )
     return finish_tracking(settings, parent_run_id, evaluated, registration, state)
 

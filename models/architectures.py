@@ -14,7 +14,7 @@ keep ``tokenisation.padding="post"`` (the default).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable
+from typing import Callable, Sequence
 
 import keras
 from keras import layers
@@ -223,6 +223,21 @@ def build_model(architecture: str, spec: ModelSpec) -> keras.Model:
     except KeyError:
         raise ValueError(f"unknown architecture {architecture!r}; known: {sorted(MODEL_BUILDERS)}") from None
     return builder(spec)
+
+
+def build_ensemble_classifier(
+    members: Sequence[keras.Model], weights: Sequence[float] = (), bias: float = 0.0
+) -> keras.Model:
+    """Padded ids -> one probability from trained ``members`` (each reads the same ids): their mean, or with
+    ``weights`` (one per member) the logistic stack of :class:`~seqflow.models.text.CombineProbabilities`."""
+    from seqflow.models.text import CombineProbabilities
+
+    if weights and len(weights) != len(members):
+        raise ValueError(f"{len(weights)} stacking weights for {len(members)} members")
+    ids = keras.Input(shape=(None,), dtype="int32", name="token_ids")
+    probabilities = layers.Concatenate(name="member_probabilities")([member(ids) for member in members])
+    combined = CombineProbabilities(weights, bias, dtype="float32", name="positive_probability")(probabilities)
+    return keras.Model(ids, combined, name="ensemble")
 
 
 def build_serving_model(

@@ -203,6 +203,37 @@ class SumOverSequence(keras.layers.Layer):
 
 
 @keras.saving.register_keras_serializable(package="seqflow")
+class CombineProbabilities(keras.layers.Layer):
+    """``(batch, k)`` member probabilities -> ``(batch, 1)``: their mean (``weights`` empty) or a logistic stack,
+    ``sigmoid(bias + sum_i weights[i] * logit(p_i))``. The weights are fixed numbers in the config (fitted
+    outside Keras), so the saved ensemble is data that loads in safe mode."""
+
+    # Probabilities are clipped this far from 0 and 1 before taking log-odds: a saturated member gives a large
+    # but finite logit.
+    EPSILON = 1e-6
+
+    def __init__(self, weights: Sequence[float] = (), bias: float = 0.0, **kwargs) -> None:  # noqa: ANN003
+        super().__init__(**kwargs)
+        self.member_weights = [float(weight) for weight in weights]
+        self.bias = float(bias)
+
+    def call(self, probabilities: tf.Tensor) -> tf.Tensor:
+        probabilities = tf.cast(probabilities, tf.float32)
+        if not self.member_weights:
+            return tf.reduce_mean(probabilities, axis=1, keepdims=True)
+        clipped = tf.clip_by_value(probabilities, self.EPSILON, 1.0 - self.EPSILON)
+        logits = tf.math.log(clipped) - tf.math.log1p(-clipped)
+        weights = tf.constant(self.member_weights, dtype=tf.float32)
+        return tf.sigmoid(tf.reduce_sum(logits * weights, axis=1, keepdims=True) + self.bias)
+
+    def compute_output_shape(self, input_shape):  # noqa: ANN001, ANN201 - Keras signature
+        return (input_shape[0], 1)
+
+    def get_config(self) -> dict:
+        return {**super().get_config(), "weights": self.member_weights, "bias": self.bias}
+
+
+@keras.saving.register_keras_serializable(package="seqflow")
 class HashedBigrams(HashedNgrams):
     """The bigram-only layer under its earlier name, so models saved before trigrams existed still load."""
 

@@ -1,5 +1,5 @@
 """The sentiment pipeline's steps, one Prefect task each: download, check_raw, tokenise, check_tokenised, train,
-evaluate, register. The decorated function is the step; its name is its Prefect task name and its
+refit (with training.refit), evaluate, ensemble (with ensemble.enabled), register. The decorated function is the step; its name is its Prefect task name and its
 ``seqflow rerun`` name. Its cache declaration sits above it: the recipe naming what its result depends on (see
 :mod:`seqflow.core.caching`; the code part is read from what the function imports) and the check of a stored
 result. The plain pandas/Keras code they call (``seqflow.sentiment``) knows nothing of Prefect or MLflow.
@@ -10,6 +10,7 @@ Only tasks that do I/O against something that can fail transiently (loading a so
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 from pathlib import Path
@@ -46,7 +47,7 @@ from seqflow.sentiment.behaviour import describe_failures, metric_name, pass_rat
 from seqflow.sentiment.cache_checks import source_fingerprint, split_files_problem, tokenised_problem
 from seqflow.core.contracts import ContractReport, raise_on_failure
 from seqflow.sentiment.contracts import validate_raw_splits, validate_tokenised_arrays
-from seqflow.sentiment.datasets import SplitFiles, split_source, write_splits
+from seqflow.sentiment.datasets import SplitFiles, split_source, with_extra_training_rows, write_splits
 from seqflow.sentiment.records import (
     INPUT_EXAMPLE_TEXTS,
     EvaluatedModel,
@@ -58,6 +59,8 @@ from seqflow.core.training_runs import log_fit_outcome, start_architecture_run, 
 from seqflow.sentiment.sources import load_source
 from seqflow.sentiment.steps import RegistrationOutcome, register_and_promote
 from seqflow.sentiment.tokenise import TokenisedData, load_arrays, load_vocabulary, pad_and_tokenise
+from seqflow.sentiment.ensemble import ENSEMBLE, MEMBERS_TAG, build_ensemble, choose_members
+from seqflow.sentiment.refit import REFIT_SPLITS, chosen_epochs, refit_classifier
 from seqflow.sentiment.train import (
     EmbeddingSource,
     export_serving_model,
@@ -73,7 +76,11 @@ Recipe = tuple[str, dict[str, str], dict[str, Any]]
 
 def _download_key(inputs: dict[str, Any]) -> Recipe:
     data_config = inputs["data_config"]
-    return "download", {"source": source_fingerprint(data_config)}, {**config_slice("data", data_config), "seed": inputs["seed"]}
+    sources = {"source": source_fingerprint(data_config)}
+    if data_config.extra_training_source:
+        extra = dataclasses.replace(data_config, source=data_config.extra_training_source)
+        sources["extra training source"] = source_fingerprint(extra)
+    return "download", sources, {**config_slice("data", data_config), "seed": inputs["seed"]}
 
 
 @task(
@@ -84,6 +91,9 @@ def download(data_config: DataConfig, seed: int, artifacts_dir: str) -> SplitFil
     """Load the source, split it (seeded, stratified) and write the splits with their digests."""
     source = load_source(data_config)
     splits = split_source(source, data_config, seed)
+    if data_config.extra_training_source:
+        extra = load_source(dataclasses.replace(data_config, source=data_config.extra_training_source))
+        splits = with_extra_training_rows(splits, extra, seed)
     return write_splits(splits, source, data_config, seed, Path(artifacts_dir))
 
 
@@ -200,6 +210,144 @@ def train(
         epochs_run=outcome.epochs_run,
         seconds=outcome.seconds,
         seconds_per_epoch=outcome.seconds_per_epoch,
+    )
+
+
+def _refit_key(inputs: dict[str, Any]) -> Recipe:
+    trained, tokenised, config = inputs["trained"], inputs["tokenised"], inputs["config"]
+    training = {f"training.{key}": value for key, value in config.training.settings_of(trained.architecture).items()}
+    return (
+        f"refit-{trained.architecture}",
+        {
+            "selection run": trained.run_id,
+            "arrays digest": tokenised.array_digest,
+            "vocabulary digest": file_digest(tokenised.vocabulary_path),
+            **store_parts(inputs["settings"]),
+        },
+        {"architecture": trained.architecture, "seed": config.seed, **training},
+    )
+
+
+# Tags of a refit's run: the run that chose its settings, what it fitted on (digest of exactly those id rows and
+# labels), how many rows and epochs; and on the run that chose them, the refit that replaced its model.
+REFIT_OF_TAG = "seqflow.refit_of"
+REFITTED_AS_TAG = "seqflow.refitted_as"
+REFIT_DATA_DIGEST_TAG = "seqflow.refit_data_digest"
+
+
+@task(task_run_name="refit-{trained.architecture}", cache_policy=PipelineCache(key=_refit_key, check=trained_problem))
+def refit(
+    settings: TrackingSettings,
+    trained: TrainedModel,
+    config: PipelineConfig,
+    split_files: SplitFiles,
+    tokenised: TokenisedData,
+    parent_run_id: str,
+) -> TrainedModel:
+    """Fit ``trained``'s settings again on train + validation for the epochs validation chose, in its own child
+    run tagged with the run that chose them; that model is the one evaluated and registered. The first run is
+    finished here, never scored on the test split."""
+    tracker, architecture = Tracker(settings), trained.architecture
+    training = config.training.for_architecture(architecture)
+    epochs = chosen_epochs(trained.history, training)
+    if tracker.run_status(trained.run_id) == "RUNNING":
+        tracker.end_run(trained.run_id, "FINISHED")
+    run_id = start_architecture_run(
+        tracker, "architecture", architecture, parent_run_id, flow_run.get_id(), config.profile,
+        dataset_tags(split_files, tokenised), run_name=f"{architecture}-refit",
+    )
+    with tracker.closing_on_failure(run_id):
+        tracker.log_params(run_id, {**config.architecture_params(architecture), "training.epochs": epochs})
+        tracker.set_tags(trained.run_id, {REFITTED_AS_TAG: run_id})
+        output_dir = tokenised.tokenised_dir / "models" / run_id
+        vocabulary = load_vocabulary(tokenised.vocabulary_path)
+        outcome = refit_classifier(
+            architecture, load_arrays(tokenised), tokenised.vocab_size, config.training, config.seed, epochs, output_dir,
+            on_epoch_end=tracker.epoch_logger(run_id), vocabulary=vocabulary,
+            warm_start=warm_start_source(tracker, training, output_dir / "warm_start"),
+        )
+        tracker.set_tags(run_id, {
+            REFIT_OF_TAG: trained.run_id, REFIT_DATA_DIGEST_TAG: outcome.data_digest,
+            "seqflow.refit_splits": "+".join(REFIT_SPLITS), "seqflow.refit_rows": outcome.rows,
+        })
+        tracker.log_metrics(run_id, {"train_seconds": outcome.training.seconds, "refit_epochs": epochs})
+        tracker.log_text(run_id, json.dumps(outcome.training.history, indent=2), "history.json")
+        serving_path = export_serving_model(
+            outcome.training.classifier_path, vocabulary, tokenised.max_length, tokenised.padding, tokenised.truncation,
+            output_dir / f"{architecture}_serving.keras",
+        )
+        model_uri = log_serving_model(tracker, run_id, serving_path, INPUT_EXAMPLE_TEXTS)
+    return TrainedModel(
+        architecture=architecture,
+        run_id=run_id,
+        classifier_path=outcome.training.classifier_path,
+        model_uri=model_uri,
+        history=trained.history,
+        epochs_run=epochs,
+        seconds=trained.seconds + outcome.training.seconds,
+        seconds_per_epoch=outcome.training.seconds_per_epoch,
+        refit_of_run_id=trained.run_id,
+        selection_classifier_path=trained.classifier_path,
+    )
+
+
+def _ensemble_key(inputs: dict[str, Any]) -> Recipe:
+    tokenised, config = inputs["tokenised"], inputs["config"]
+    return (
+        "ensemble",
+        {
+            "trained runs": ", ".join(f"{model.architecture}={model.run_id}" for model in inputs["trained"]),
+            "arrays digest": tokenised.array_digest,
+            "vocabulary digest": file_digest(tokenised.vocabulary_path),
+            **store_parts(inputs["settings"]),
+        },
+        {**config_slice("ensemble", config.ensemble), "training.batch_size": config.training.batch_size},
+    )
+
+
+@task(cache_policy=PipelineCache(key=_ensemble_key, check=trained_problem))
+def ensemble(
+    settings: TrackingSettings,
+    trained: list[TrainedModel],
+    config: PipelineConfig,
+    split_files: SplitFiles,
+    tokenised: TokenisedData,
+    parent_run_id: str,
+) -> TrainedModel:
+    """Combine the run's evaluated models (see :mod:`seqflow.sentiment.ensemble`) into one raw-text model in its
+    own child run, which names its members' runs; evaluated, registered and promoted like any architecture."""
+    members = choose_members(trained, config.ensemble)  # refuses a missing member before any run exists
+    tracker = Tracker(settings)
+    run_id = start_architecture_run(
+        tracker, "architecture", ENSEMBLE, parent_run_id, flow_run.get_id(), config.profile, dataset_tags(split_files, tokenised)
+    )
+    with tracker.closing_on_failure(run_id):
+        tracker.set_tags(run_id, {MEMBERS_TAG: ",".join(f"{m.architecture}={m.run_id}" for m in members)})
+        output_dir = tokenised.tokenised_dir / "models" / run_id
+        outcome = build_ensemble(
+            members, load_arrays(tokenised), config.ensemble.method, config.training.batch_size, output_dir
+        )
+        tracker.log_params(run_id, {
+            "architecture": ENSEMBLE, **config_slice("ensemble", config.ensemble),
+            "ensemble.chosen_members": ",".join(outcome.members),
+            "ensemble.weights": ",".join(f"{weight:.4f}" for weight in outcome.weights) or "mean",
+            "ensemble.bias": f"{outcome.bias:.4f}",
+        })
+        tracker.log_metrics(run_id, {**outcome.validation, "train_seconds": outcome.seconds}, step=0)
+        serving_path = export_serving_model(
+            outcome.classifier_path, load_vocabulary(tokenised.vocabulary_path), tokenised.max_length,
+            tokenised.padding, tokenised.truncation, output_dir / f"{ENSEMBLE}_serving.keras",
+        )
+        model_uri = log_serving_model(tracker, run_id, serving_path, INPUT_EXAMPLE_TEXTS)
+    return TrainedModel(
+        architecture=ENSEMBLE,
+        run_id=run_id,
+        classifier_path=outcome.classifier_path,
+        model_uri=model_uri,
+        history={key: [value] for key, value in outcome.validation.items()},
+        epochs_run=0,
+        seconds=outcome.seconds,
+        seconds_per_epoch=0.0,
     )
 
 

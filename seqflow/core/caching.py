@@ -49,10 +49,10 @@ CACHE_DIR_NAME = "cache"
 HASH_CHUNK_BYTES = 1 << 20
 
 # Summary order of the names tasks report under (their identity: ``train-lstm``, ``train-char_gru``,
-# ``register-charlm``, ...): each flow's data steps, then train, evaluate and register.
+# ``register-charlm``, ...): each flow's data steps, then train, refit, evaluate, ensemble and register.
 _SUMMARY_ORDER = (
     "download", "contracts-raw", "tokenise", "contracts-tokenised", "load-text", "contracts-char-text", "encode-chars",
-    "train", "evaluate", "register",
+    "train", "refit", "evaluate", "ensemble", "register",
 )
 
 

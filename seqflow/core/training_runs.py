@@ -31,10 +31,12 @@ def start_architecture_run(
     flow_run_id: str | None,
     profile: str,
     tags: dict[str, str],
+    run_name: str | None = None,
 ) -> str:
-    """The child run (of ``role``, the pipeline's architecture role) of one architecture under the parent run."""
+    """The child run (of ``role``, the pipeline's architecture role) of one architecture under the parent run,
+    named ``run_name`` (default: the architecture)."""
     return tracker.start_run(
-        run_name=architecture,
+        run_name=run_name or architecture,
         tags={ROLE_TAG: role, "architecture": architecture, FLOW_RUN_TAG: flow_run_id, "profile": profile, **tags},
         parent_run_id=parent_run_id,
     )

@@ -63,6 +63,10 @@ class DataConfig:
     limit: Annotated[int, Field(ge=20)] | None = None
     # Keep only reviews of at most this many characters (before sampling); None keeps all lengths.
     max_review_chars: PositiveInt | None = None
+    # Another source spec whose rows (all of them, whatever data.limit says) join the train split only, never
+    # validation or test: e.g. embedded:rotten_tomatoes, the 8,530 one-sentence reviews the package also ships.
+    # None adds nothing.
+    extra_training_source: str | None = None
     # TFDS data_dir and manual_dir (a folder holding aclImdb_v1.tar.gz, for machines without internet).
     tfds_data_dir: str | None = None
     tfds_manual_dir: str | None = None
@@ -203,6 +207,10 @@ class TrainingConfig(ArchitectureSettings):
     # Save the training state after every epoch (under artifacts_dir/checkpoints/) so that `seqflow run` after a
     # crash resumes an interrupted training from its last completed epoch; the folder is deleted once it is done.
     checkpoint: bool = True
+    # After the epochs are chosen on validation, fit the same settings once more on train + validation for that many
+    # epochs (its own child run, tagged with the run that chose them) and register that model: 10% more reviews.
+    # The test split is still scored once, on the refitted model only. Off by default: twice the training time.
+    refit: bool = False
 
     def _overridden(self, architecture: str) -> dict[str, Any]:
         changes: dict[str, Any] = {}
@@ -225,7 +233,8 @@ class TrainingConfig(ArchitectureSettings):
         """What decides ``architecture``'s model: its resolved fields. Which other architectures the run trains,
         and the override list (already applied), are left out: neither changes this model."""
         resolved = dataclasses.asdict(self.for_architecture(architecture))
-        return {key: value for key, value in resolved.items() if key not in ("architectures", "per_architecture")}
+        # refit decides what happens after this model is trained (a second fit), not this model.
+        return {key: value for key, value in resolved.items() if key not in ("architectures", "per_architecture", "refit")}
 
     @property
     def effective_spatial_dropout(self) -> float:
@@ -267,6 +276,27 @@ def _schedule_problems(train: Any, where: str) -> list[str]:
             f"{where}min_learning_rate must be in [0, learning_rate={train.learning_rate}), got {train.min_learning_rate}"
         )
     return problems
+
+
+# How an ensemble combines its members' probabilities (see seqflow.sentiment.ensemble).
+EnsembleMethod = Literal["average", "stack"]
+
+
+@config_section(name="ensemble")
+class EnsembleConfig:
+    """The ensemble step: one more candidate made of the run's trained models, registered as one raw-text model."""
+
+    # Off by default: it adds a step (and a registered version) to every run. A run of one architecture has no
+    # ensemble even when enabled.
+    enabled: bool = False
+    # Member architectures by name (each must be trained in the run); empty: the `size` architectures with the
+    # lowest best validation loss.
+    members: tuple[str, ...] = ()
+    # How many members an empty `members` picks (the best ones first): 2 is the smallest ensemble, 7 every architecture.
+    size: Annotated[int, Field(ge=2, le=7)] = 3
+    # average: the mean probability; stack: a logistic regression on the members' log-odds, fitted on the
+    # validation split only (with refit on, on the validation predictions of the models that chose the epochs).
+    method: EnsembleMethod = "stack"
 
 
 @config_section(name="promotion")
@@ -315,6 +345,7 @@ class PipelineConfig(RunSettings):
     training: TrainingConfig = field(default_factory=TrainingConfig)  # train
     promotion: PromotionConfig = field(default_factory=PromotionConfig)  # register
     behaviour: BehaviourConfig = field(default_factory=BehaviourConfig)  # evaluate
+    ensemble: EnsembleConfig = field(default_factory=EnsembleConfig)  # ensemble
 
     @model_validator(mode="after")
     def _trained_architectures_read_their_features(self) -> PipelineConfig:
@@ -333,8 +364,15 @@ class PipelineConfig(RunSettings):
                     f"training.max_ngram={settings.max_ngram} hashes n-grams into bigram_buckets, which is 0 for "
                     f"{architecture}; set training.per_architecture.{architecture}.bigram_buckets too"
                 )
+        problems.extend(_ensemble_problems(self.ensemble, self.training.architectures))
         raise_problems(problems)
         return self
+
+    @property
+    def builds_ensemble(self) -> bool:
+        """Whether the ensemble step runs: enabled, and two or more architectures to combine (`--profile best
+        --arch nbsvm` trains one, and gets none)."""
+        return self.ensemble.enabled and len(self.training.architectures) >= 2
 
     def to_flat_dict(self) -> dict[str, Any]:
         """``{"section.field": value}`` for logging as MLflow params."""
@@ -357,6 +395,24 @@ class PipelineConfig(RunSettings):
             **{f"training.{name}": value for name, value in resolved.items()},
             "training.per_architecture": ",".join(describe_override(o) for o in applied),
         }
+
+
+def _ensemble_problems(ensemble: EnsembleConfig, architectures: tuple[str, ...]) -> list[str]:
+    """Named members must be two or more architectures the run trains (refused by name otherwise). Without named
+    members a run of one architecture simply has no ensemble (see PipelineConfig.builds_ensemble)."""
+    if not ensemble.enabled:
+        return []
+    missing = [member for member in ensemble.members if member not in architectures]
+    if missing:
+        return [
+            f"ensemble.members names {missing}, which this run does not train (training.architectures="
+            f"{','.join(architectures)}); add them to training.architectures or drop them from ensemble.members"
+        ]
+    if len(set(ensemble.members)) != len(ensemble.members):
+        return [f"ensemble.members lists an architecture twice: {list(ensemble.members)}"]
+    if ensemble.members and len(ensemble.members) < 2:
+        return [f"ensemble.members needs at least two architectures, got {list(ensemble.members)}; name another one"]
+    return []
 
 
 def with_overrides(config: PipelineConfig, overrides: Mapping[str, Any]) -> PipelineConfig:

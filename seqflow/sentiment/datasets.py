@@ -170,6 +170,14 @@ def split_source(source: SourceData, data_config: DataConfig, seed: int) -> dict
     return splits
 
 
+def with_extra_training_rows(splits: dict[str, pd.DataFrame], extra: SourceData, seed: int) -> dict[str, pd.DataFrame]:
+    """``splits`` with every row of ``extra`` (its test part too) added to the train split only, reshuffled
+    (seeded); validation and test are left exactly as they were."""
+    rows = [frame for frame in (extra.train, extra.test) if frame is not None]
+    train = pd.concat([splits["train"], *rows], ignore_index=True)
+    return {**splits, "train": _shuffled(train, np.random.default_rng(seed))}
+
+
 def dataset_dir_of(artifacts_dir: str | Path, dataset_digest: str) -> Path:
     """Where :func:`write_splits` keeps the splits whose combined digest is ``dataset_digest``."""
     return Path(artifacts_dir) / "datasets" / dataset_digest[:16]

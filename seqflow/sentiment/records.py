@@ -32,6 +32,16 @@ class TrainedModel:
     epochs_run: int
     seconds: float
     seconds_per_epoch: float
+    # A refitted model (training.refit): the run whose fit chose its epochs on validation, and that fit's
+    # classifier, whose validation predictions are still out of sample (an ensemble's stack is fitted on them).
+    # ``history`` stays that fit's (it is what chose the epochs); the refit's own is logged on its run.
+    refit_of_run_id: str | None = None
+    selection_classifier_path: Path | None = None
+
+    @property
+    def validated_classifier_path(self) -> Path:
+        """The classifier that never trained on the validation split (the refit's selection fit, or this one)."""
+        return self.selection_classifier_path or self.classifier_path
 
 
 @dataclass(frozen=True)

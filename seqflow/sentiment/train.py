@@ -288,15 +288,16 @@ def train_classifier(
         keras.mixed_precision.set_dtype_policy(previous_policy)
 
 
-def _compiled_model(  # noqa: ANN202 - a keras.Model
+def compiled_model(  # noqa: ANN201 - a keras.Model
     architecture: str,
     arrays: dict[str, np.ndarray],
     vocab_size: int,
     training: TrainingConfig,
     steps_per_epoch: int,
-    vocabulary: list[str] | None,
-    warm_start: EmbeddingSource | None,
+    vocabulary: list[str] | None = None,
+    warm_start: EmbeddingSource | None = None,
 ):
+    """A fresh ``architecture``, compiled; nbsvm's log-count ratios counted on ``arrays["x_train"]``."""
     from seqflow.models.architectures import build_model
 
     model = build_model(architecture, model_spec(training, vocab_size))
@@ -324,7 +325,7 @@ def _fit_and_save(
     from seqflow.core.divergence import stop_on_non_finite_loss
 
     steps_per_epoch = math.ceil(len(arrays["x_train"]) / training.batch_size)
-    model = _compiled_model(architecture, arrays, vocab_size, training, steps_per_epoch, vocabulary, warm_start)
+    model = compiled_model(architecture, arrays, vocab_size, training, steps_per_epoch, vocabulary, warm_start)
     early_stopping = (
         keras.callbacks.EarlyStopping(
             monitor="val_loss",
@@ -338,7 +339,7 @@ def _fit_and_save(
     def rebuild_model():  # noqa: ANN202 - a Keras model
         # Start again from the same initial weights as a fresh training.
         seed_everything(seed)
-        return _compiled_model(architecture, arrays, vocab_size, training, steps_per_epoch, vocabulary, warm_start)
+        return compiled_model(architecture, arrays, vocab_size, training, steps_per_epoch, vocabulary, warm_start)
 
     def callbacks_before_checkpoint(resumed_from_epoch: int) -> list:
         # Order matters: a diverged epoch raises before anything else sees it, and the checkpoint (after these)

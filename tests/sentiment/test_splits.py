@@ -301,3 +301,17 @@ def test_digest_of_missing_values_survives_the_parquet_round_trip(tmp_path: Path
     split_files = write_splits(split_source(source, DataConfig(), 0), source, DataConfig(), 0, tmp_path)
     for name in SPLITS:
         assert content_digest(read_split(split_files, name)) == split_files.digests[name]
+
+
+def test_extra_training_rows_join_train_only():
+    from seqflow.sentiment.datasets import with_extra_training_rows
+
+    def frame(prefix: str, rows: int) -> pd.DataFrame:
+        return pd.DataFrame({"text": [f"{prefix} {i}" for i in range(rows)], "label": [i % 2 for i in range(rows)]})
+
+    splits = {"train": frame("train", 6), "validation": frame("validation", 4), "test": frame("test", 4)}
+    extra = SourceData(spec="csv:extra.csv", train=frame("extra", 5), test=frame("extra test", 3))
+    joined = with_extra_training_rows(splits, extra, seed=7)
+    assert joined["validation"] is splits["validation"] and joined["test"] is splits["test"]
+    assert sorted(joined["train"]["text"]) == sorted([*splits["train"]["text"], *extra.train["text"], *extra.test["text"]])
+    assert joined["train"]["text"].tolist() == with_extra_training_rows(splits, extra, seed=7)["train"]["text"].tolist()
