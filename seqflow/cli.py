@@ -213,8 +213,8 @@ def configure_runtime(console_level: int) -> None:
     logging.basicConfig(level=console_level, handlers=[handler])
     # seqflow's records also go to the Prefect flow run's logs (seqflow.core.run_output); outside a run, nowhere.
     os.environ.setdefault("PREFECT_LOGGING_TO_API_WHEN_MISSING_FLOW", "ignore")
-    # Prefect's temporary server needs 15-23 s to start on a loaded 2-core machine (BENCHMARKS.md); its own
-    # default limit, 20 s, failed runs nobody did wrong.
+    # Prefect's temporary server needs 15-23 s to start on a loaded 2-core machine, more on an overloaded one
+    # (BENCHMARKS.md); its own default limit, 20 s, failed runs nobody did wrong.
     os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", str(SERVER_STARTUP_TIMEOUT_S))
     # MLflow logs through its own handler, so it needs its own level.
     os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")
