@@ -25,7 +25,7 @@ from seqflow.cli_champion import CHAMPION_COMMANDS, add_champion_commands, add_p
 from seqflow.cli_charlm import add_charlm_commands, cmd_charlm, cmd_generate
 from seqflow.core.errors import SeqflowError
 from seqflow.core.prefect_server import SERVER_STARTUP_TIMEOUT_S, start_temporary_server
-from seqflow.core.run_output import LOG_LEVELS, OnlySeqflow, take_output_options
+from seqflow.core.run_output import CONSOLE_HANDLER, LOG_LEVELS, OnlySeqflow, take_output_options
 from seqflow.core.runner import FlowCall, run_flow_command
 from seqflow.core.settings import TrackingSettings, load_settings, redact_credentials
 
@@ -208,6 +208,7 @@ def configure_runtime(console_level: int) -> None:
     handler = logging.StreamHandler()
     handler.setFormatter(RunNameFormatter("%(asctime)s %(levelname)-7s %(name)s: %(message)s", datefmt="%H:%M:%S"))
     handler.setLevel(console_level)
+    handler.name = CONSOLE_HANDLER
     # The terminal shows seqflow's records; a library's only from ERROR up (a run's log file has them all).
     handler.addFilter(OnlySeqflow())
     logging.basicConfig(level=console_level, handlers=[handler])

@@ -25,9 +25,12 @@ from typing import Iterator, Sequence, TextIO
 
 from seqflow.core import progress
 from seqflow.core.logs import RunNameFormatter
+from seqflow.core.settings import redact_credentials
 
 # seqflow's own loggers: on the terminal at the console level; everything else goes only to the log file.
 SEQFLOW_LOGGER = "seqflow"
+# The name of the CLI's terminal handler (seqflow.cli.configure_runtime): the one a run points at the terminal.
+CONSOLE_HANDLER = "seqflow-console"
 LOG_FORMAT = "%(asctime)s %(levelname)-7s %(name)s: %(message)s"
 
 
@@ -46,6 +49,13 @@ class OnlySeqflow(logging.Filter):
         if record.name == SEQFLOW_LOGGER or record.name.startswith(SEQFLOW_LOGGER + "."):
             return True
         return record.levelno >= logging.ERROR
+
+
+class RedactingFormatter(RunNameFormatter):
+    """The log file's lines with the user name and password of every URL replaced (the file goes to MLflow)."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        return redact_credentials(super().format(record))
 
 
 def new_log_path(artifacts_dir: str | Path, name: str) -> Path:
@@ -103,12 +113,11 @@ def run_output(artifacts_dir: str | Path, name: str, console_level: int, file_le
     log_path = new_log_path(artifacts_dir, name)
     root = logging.getLogger()
     saved_root_level = root.level
-    consoles = [handler for handler in root.handlers if isinstance(handler, logging.StreamHandler)
-                and not isinstance(handler, logging.FileHandler)]
+    consoles = [handler for handler in root.handlers if handler.name == CONSOLE_HANDLER]
     with _descriptors_into(log_path) as terminal:
         file_handler = logging.FileHandler(log_path, encoding="utf-8")
         file_handler.setLevel(file_level)
-        file_handler.setFormatter(RunNameFormatter(LOG_FORMAT, datefmt="%H:%M:%S"))
+        file_handler.setFormatter(RedactingFormatter(LOG_FORMAT, datefmt="%H:%M:%S"))
         reporter = progress.reporter_for(terminal)
         saved_streams = []
         for handler in consoles:
