@@ -24,13 +24,14 @@ from pathlib import Path
 from typing import Iterator, Sequence, TextIO
 
 from seqflow.core import progress
-from seqflow.core.logs import RunNameFormatter
+from seqflow.core.logs import BelowLevelFromLibraries, RunNameFormatter
 from seqflow.core.settings import redact_credentials
 
 # seqflow's own loggers: on the terminal at the console level; everything else goes only to the log file.
 SEQFLOW_LOGGER = "seqflow"
 # The name of the CLI's terminal handler (seqflow.cli.configure_runtime): the one a run points at the terminal.
 CONSOLE_HANDLER = "seqflow-console"
+HTTP_CLIENT_LOGGERS = ("httpx", "httpcore")
 LOG_FORMAT = "%(asctime)s %(levelname)-7s %(name)s: %(message)s"
 
 
@@ -43,9 +44,12 @@ class RunOutput:
 
 
 class OnlySeqflow(logging.Filter):
-    """For the terminal: seqflow's own records, and a library's only at ERROR and above (the log file has all)."""
+    """For the terminal: seqflow's own records, and a library's only at ERROR and above (the log file has all).
+    The progress events' INFO records are left out: the progress display shows those events itself."""
 
     def filter(self, record: logging.LogRecord) -> bool:
+        if record.name == progress.logger.name:
+            return record.levelno != logging.INFO
         if record.name == SEQFLOW_LOGGER or record.name.startswith(SEQFLOW_LOGGER + "."):
             return True
         return record.levelno >= logging.ERROR
@@ -118,6 +122,8 @@ def run_output(artifacts_dir: str | Path, name: str, console_level: int, file_le
         file_handler = logging.FileHandler(log_path, encoding="utf-8")
         file_handler.setLevel(file_level)
         file_handler.setFormatter(RedactingFormatter(LOG_FORMAT, datefmt="%H:%M:%S"))
+        # Prefect's client logs every request at INFO, one per batch of log lines it sends: noise even here.
+        file_handler.addFilter(BelowLevelFromLibraries(HTTP_CLIENT_LOGGERS))
         reporter = progress.reporter_for(terminal)
         saved_streams = []
         for handler in consoles:
