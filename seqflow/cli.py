@@ -86,9 +86,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--env-file", help="dotenv file with MLflow settings (default: ./mlflow.env if present)")
     output = parser.add_argument_group("output (accepted anywhere on the command line)")
     output.add_argument("-q", "--quiet", action="store_true", help="errors and the result only")
-    output.add_argument(
-        "-v", "--verbose", action="store_true", help="also seqflow's log lines (-vv: debug; the run's log file has everything)"
-    )
+    output.add_argument("-v", "--verbose", action="store_true", help="also seqflow's log lines (-vv: its debug lines)")
     output.add_argument("--log-level", choices=list(LOG_LEVELS), help="the terminal's log level (default: WARNING)")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
@@ -226,6 +224,8 @@ def configure_runtime(console_level: int) -> None:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     # Anonymous usage reporting cannot reach its server offline and only adds delay.
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    # The same for Prefect's client, which otherwise prints a telemetry notice on a terminal.
+    os.environ.setdefault("DO_NOT_TRACK", "1")
     os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
     quiet_libraries(NOISY_LOGGERS)
 

@@ -157,7 +157,9 @@ class LiveReporter(LoggingReporter):
         )
         self.overall = self.bars.add_task("architectures", total=None, note="", visible=False)
         self.epochs = self.bars.add_task("", total=None, note="", visible=False)
-        self.live = Live(self.bars, console=self.console, refresh_per_second=4, transient=True)
+        # Python-level prints stay where the run put them (its log file): rich would draw them above the display.
+        self.live = Live(self.bars, console=self.console, refresh_per_second=4, transient=True,
+                         redirect_stdout=False, redirect_stderr=False)
         self.live.start()
 
     def _print(self, line: str) -> None:

@@ -75,7 +75,7 @@ class ExecutionLinks:
     def lines(self) -> list[str]:
         named = [("MLflow run", self.parent_run), ("val_loss", self.val_loss_chart), ("overlay", self.overlay_html),
                  ("Prefect", self.flow_run)]
-        return [f"{name + ':':11}{link}" for name, link in named if link] + [f"{'':11}{line}" for line in self.start]
+        return [f"{name + ':':12}{link}" for name, link in named if link] + [f"{'':12}{line}" for line in self.start]
 
     def markdown(self, table: str = "") -> str:
         items = [("MLflow parent run", self.parent_run), ("val_loss of every architecture", self.val_loss_chart),

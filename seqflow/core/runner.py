@@ -57,7 +57,7 @@ def run_flow_command(call: FlowCall, console_level: int = logging.WARNING) -> in
     parent_run_id = getattr(summary, "parent_run_id", None)
     if parent_run_id and call.writes_store:
         lines += _links_and_log(call.settings, parent_run_id, output.log_path)
-    lines.append(f"{'log:':11}{output.log_path}")
+    lines.append(f"{'log:':12}{output.log_path}")
     print("\n".join(lines))
     sys.stdout.flush()
     return 0
