@@ -17,6 +17,8 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Sequence, TextIO
 
 logger = logging.getLogger("seqflow.progress")
+# What the display says of an architecture whose training the task cache served.
+CACHED_TRAINING = "cached (trained by an earlier execution with the same inputs)"
 
 
 @dataclass
@@ -57,8 +59,16 @@ class LoggingReporter:
         logger.info("training %d architecture(s): %s", len(self.architectures), ", ".join(self.architectures))
 
     def step(self, name: str, status: str, note: str = "") -> None:
-        """A step (Prefect task) finished: ``status`` ran / cached / failed, ``note`` its one-line result."""
+        """A step (Prefect task) finished: ``status`` ran / cached / failed, ``note`` its one-line result. A
+        training served from the cache counts as a finished architecture (no epoch ran to say so)."""
         logger.info("step %s: %s%s", name, status, f": {note}" if note else "")
+        architecture = name.removeprefix("train-")
+        if status == "cached" and name.startswith("train-") and architecture in self.architectures:
+            self.finished.append(architecture)
+            self.architecture_cached(architecture)
+
+    def architecture_cached(self, architecture: str) -> None:
+        """``architecture``'s training came from the cache (an earlier execution trained it)."""
 
     def training_started(self, architecture: str, epochs: int, resumed_from_epoch: int = 0) -> None:
         self.training = _Training(architecture, epochs, epoch=resumed_from_epoch)
@@ -134,6 +144,9 @@ class PlainReporter(LoggingReporter):
         super().training_finished(architecture)
         self._say(f"{self.counter()} {architecture}: {outcome}")
 
+    def architecture_cached(self, architecture: str) -> None:
+        self._say(f"{self.counter()} {architecture}: {CACHED_TRAINING}")
+
 
 def _is_training_step(name: str, architectures: Sequence[str]) -> bool:
     """``train-lstm``, ``evaluate-lstm``: reported by the training events and the closing table already."""
@@ -198,6 +211,10 @@ class LiveReporter(LoggingReporter):
         self._print(f"✓ {self.counter()} {architecture}: {outcome}")
         self.bars.update(self.overall, completed=len(self.finished))
         self.bars.update(self.epochs, visible=False)
+
+    def architecture_cached(self, architecture: str) -> None:
+        self._print(f"✓ {self.counter()} {architecture}: {CACHED_TRAINING}")
+        self.bars.update(self.overall, completed=len(self.finished))
 
     def close(self) -> None:
         self.live.stop()

@@ -79,3 +79,14 @@ def test_plain_reporter_says_one_line_per_architecture_and_step(tmp_path):
     assert lines[:2] == ["training 1 architecture(s): gru", "download: ran: 10 reviews"]
     assert lines[2].startswith("[1/1] gru: 3/5 epochs, best val_loss 0.5000 at epoch 2; early stopping after epoch 3 (")
     assert len(lines) == 3
+
+
+def test_a_cached_training_counts_as_a_finished_architecture(tmp_path):
+    with (tmp_path / "out.txt").open("w+") as stream:
+        reporter = progress.PlainReporter(stream)
+        reporter.plan(["gru", "lstm"])
+        reporter.step("train-gru", "cached")
+        reporter.step("evaluate-gru", "cached")
+        stream.seek(0)
+        lines = [line.split(" ", 1)[1] for line in stream.read().splitlines()]
+    assert lines[1:] == [f"[1/2] gru: {progress.CACHED_TRAINING}"]
