@@ -24,9 +24,10 @@ from seqflow.sentiment.profiles import PROFILES, get_profile, resolve_pipeline_c
 from seqflow.cli_champion import CHAMPION_COMMANDS, add_champion_commands, add_profile_options, reading_tracker
 from seqflow.cli_charlm import add_charlm_commands, cmd_charlm, cmd_generate
 from seqflow.core.errors import SeqflowError
-from seqflow.core.prefect_server import start_temporary_server
+from seqflow.core.prefect_server import SERVER_STARTUP_TIMEOUT_S, start_temporary_server
+from seqflow.core.run_output import CONSOLE_HANDLER, LOG_LEVELS, OnlySeqflow, take_output_options
+from seqflow.core.runner import FlowCall, run_flow_command
 from seqflow.core.settings import TrackingSettings, load_settings, redact_credentials
-from seqflow.core.stores import require_writable_places
 
 logger = logging.getLogger("seqflow")
 
@@ -83,7 +84,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"seqflow {__version__}")
     parser.add_argument("--env-file", help="dotenv file with MLflow settings (default: ./mlflow.env if present)")
-    parser.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+    output = parser.add_argument_group("output (accepted anywhere on the command line)")
+    output.add_argument("-q", "--quiet", action="store_true", help="errors and the result only")
+    output.add_argument("-v", "--verbose", action="store_true", help="also seqflow's log lines (-vv: its debug lines)")
+    output.add_argument("--log-level", choices=list(LOG_LEVELS), help="the terminal's log level (default: WARNING)")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     validate = commands.add_parser(
@@ -162,12 +166,16 @@ def resolve_config(args: argparse.Namespace, settings: TrackingSettings) -> Pipe
 
 
 def resolve_data_config(args: argparse.Namespace, settings: TrackingSettings) -> PipelineConfig:
-    """:func:`resolve_config` for commands that read the data source, with the source's kind checked here,
-    before any Prefect server or MLflow run starts (the loader would find an unknown kind only inside the flow)."""
-    from seqflow.sentiment.sources import parse_source_spec
+    """:func:`resolve_config` for commands that read the data source, with the source checked here (its kind, its
+    file and columns), before any Prefect server or MLflow run starts."""
+    from seqflow.core.source_specs import refuse_missing_source_path
 
     config = resolve_config(args, settings)
-    parse_source_spec(config.data.source)
+    # A missing file is refused in a blink; the loaders' module (pandas) then checks the kind and a CSV's header.
+    refuse_missing_source_path(config.data.source, ("csv", "parquet", "aclimdb"))
+    from seqflow.sentiment.sources import check_source
+
+    check_source(config.data.source)
     return config
 
 
@@ -191,13 +199,22 @@ def resolve_execution(args: argparse.Namespace) -> ExecutionConfig:
     )
 
 
-def configure_runtime(log_level: str) -> None:
+def configure_runtime(console_level: int) -> None:
     """Logging and library settings for a CLI process; called once from :func:`main`."""
     from seqflow.core.logs import RunNameFormatter, quiet_libraries
 
     handler = logging.StreamHandler()
     handler.setFormatter(RunNameFormatter("%(asctime)s %(levelname)-7s %(name)s: %(message)s", datefmt="%H:%M:%S"))
-    logging.basicConfig(level=log_level, handlers=[handler])
+    handler.setLevel(console_level)
+    handler.name = CONSOLE_HANDLER
+    # The terminal shows seqflow's records; a library's only from ERROR up (a run's log file has them all).
+    handler.addFilter(OnlySeqflow())
+    logging.basicConfig(level=console_level, handlers=[handler])
+    # seqflow's records also go to the Prefect flow run's logs (seqflow.core.run_output); outside a run, nowhere.
+    os.environ.setdefault("PREFECT_LOGGING_TO_API_WHEN_MISSING_FLOW", "ignore")
+    # Prefect's temporary server needs 15-23 s to start on a loaded 2-core machine, more on an overloaded one
+    # (BENCHMARKS.md); its own default limit, 20 s, failed runs nobody did wrong.
+    os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", str(SERVER_STARTUP_TIMEOUT_S))
     # MLflow logs through its own handler, so it needs its own level.
     os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")
     # MLflow draws a tqdm bar for every artifact download (a model load downloads its files): carriage-return noise
@@ -207,32 +224,28 @@ def configure_runtime(log_level: str) -> None:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     # Anonymous usage reporting cannot reach its server offline and only adds delay.
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    # The same for Prefect's client, which otherwise prints a telemetry notice on a terminal.
+    os.environ.setdefault("DO_NOT_TRACK", "1")
     os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
     quiet_libraries(NOISY_LOGGERS)
 
 
 def _cmd_validate(args: argparse.Namespace, settings: TrackingSettings) -> int:
     config = resolve_data_config(args, settings)
-    # validate writes its reports and arrays, never to MLflow.
-    require_writable_places(settings, config.artifacts_dir, store=False)
     from seqflow.flows.validate import validate_flow
 
-    start_temporary_server()
-    summary = validate_flow(config)
-    print(summary.render())
-    return 0
+    call = FlowCall("validate", settings, config.artifacts_dir, lambda: validate_flow(config), writes_store=False)
+    return run_flow_command(call, args.console_level)
 
 
 def _cmd_run(args: argparse.Namespace, settings: TrackingSettings) -> int:
     config = resolve_data_config(args, settings)
     execution = resolve_execution(args)
-    require_writable_places(settings, config.artifacts_dir)
     from seqflow.flows.sentiment import run_sentiment_flow
 
-    start_temporary_server()
-    summary = run_sentiment_flow(config, settings, execution)
-    print(summary.render())
-    return 0
+    call = FlowCall("run", settings, config.artifacts_dir, lambda: run_sentiment_flow(config, settings, execution),
+                    config.training.architectures)
+    return run_flow_command(call, args.console_level)
 
 
 def _cmd_rerun(args: argparse.Namespace, settings: TrackingSettings) -> int:
@@ -250,11 +263,8 @@ def _cmd_rerun(args: argparse.Namespace, settings: TrackingSettings) -> int:
     plan = plan_rerun(Tracker(settings), args.task, args.from_run, args.rerun_architectures, overrides)
     refuse_architectures_not_trained(plan)
     parse_source_spec(plan.config.data.source)
-    require_writable_places(settings, plan.config.artifacts_dir)
-    start_temporary_server()
-    summary = rerun_flow(plan, settings)
-    print(summary.render())
-    return 0
+    call = FlowCall(f"rerun-{args.task}", settings, plan.config.artifacts_dir, lambda: rerun_flow(plan, settings))
+    return run_flow_command(call, args.console_level)
 
 
 # Start of the RuntimeError Prefect raises when its temporary server does not answer in time.
@@ -396,8 +406,11 @@ def _end_runs_left_open(status: str) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    configure_runtime(args.log_level)
+    rest, console_level = take_output_options(sys.argv[1:] if argv is None else argv)
+    args = build_parser().parse_args(rest)
+    # Quiet by default: the terminal shows progress, warnings and the result; the run's log file has the rest.
+    args.console_level = logging.WARNING if console_level is None else console_level
+    configure_runtime(args.console_level)
     # Every command unwinds on SIGTERM like on Ctrl-C: open MLflow runs end KILLED, and exit hooks run (they stop
     # Prefect's temporary server; Python's default SIGTERM ends the process without them).
     with interrupts_unwind():

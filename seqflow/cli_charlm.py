@@ -9,9 +9,8 @@ import argparse
 from seqflow.cli_champion import CHAMPION_COMMANDS, add_champion_commands, reading_tracker
 from seqflow.core.overrides import parse_assignments
 from seqflow.core.errors import SeqflowError
-from seqflow.core.prefect_server import start_temporary_server
+from seqflow.core.runner import FlowCall, run_flow_command
 from seqflow.core.settings import TrackingSettings
-from seqflow.core.stores import require_writable_places
 
 
 def add_charlm_commands(commands: argparse._SubParsersAction) -> None:
@@ -117,18 +116,20 @@ def cmd_charlm(args: argparse.Namespace, settings: TrackingSettings) -> int:
     overrides.update(parse_assignments(args.assignments))
     if args.model_name is not None:
         check_model_name(args.model_name)  # before the text is read to size the profile
+    from seqflow.core.source_specs import refuse_missing_source_path
+
+    source = overrides.get("data.source") or get_charlm_profile(args.profile or DEFAULT_CHARLM_PROFILE).data.source
+    refuse_missing_source_path(str(source), ("text",))  # before the loaders and the flow are imported
     from seqflow.charlm.sources import parse_char_source_spec
     from seqflow.flows.charlm import run_charlm_flow
 
-    parse_char_source_spec(overrides.get("data.source") or get_charlm_profile(args.profile or DEFAULT_CHARLM_PROFILE).data.source)
+    parse_char_source_spec(source)
     config = resolve_charlm_run_config(args.profile or DEFAULT_CHARLM_PROFILE, dict(settings.config_overrides), overrides)
     execution = resolve_execution(args)
     charlm_settings = corpus_tracking_settings(settings, args.model_name, config.data.source)
-    require_writable_places(charlm_settings, config.artifacts_dir)
-    start_temporary_server()
-    summary = run_charlm_flow(config, charlm_settings, execution)
-    print(summary.render())
-    return 0
+    call = FlowCall("charlm-run", charlm_settings, config.artifacts_dir,
+                    lambda: run_charlm_flow(config, charlm_settings, execution), config.training.architectures)
+    return run_flow_command(call, args.console_level)
 
 
 def _cmd_charlm_rerun(args: argparse.Namespace, settings: TrackingSettings) -> int:
@@ -146,11 +147,9 @@ def _cmd_charlm_rerun(args: argparse.Namespace, settings: TrackingSettings) -> i
     parse_char_source_spec(plan.config.data.source)
     # Registers (rerun register) under the model of the earlier execution's corpus, as its run did.
     corpus_settings = corpus_tracking_settings(settings, args.model_name, plan.config.data.source)
-    require_writable_places(corpus_settings, plan.config.artifacts_dir)
-    start_temporary_server()
-    summary = rerun_flow(plan, corpus_settings)
-    print(summary.render())
-    return 0
+    call = FlowCall(f"charlm-rerun-{args.task}", corpus_settings, plan.config.artifacts_dir,
+                    lambda: rerun_flow(plan, corpus_settings))
+    return run_flow_command(call, args.console_level)
 
 
 def cmd_generate(args: argparse.Namespace, settings: TrackingSettings) -> int:

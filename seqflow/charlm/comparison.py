@@ -38,7 +38,7 @@ class CharRunSummary:
     # What each task did in this execution (ran / cached) and why.
     tasks: list[TaskStatus] = field(default_factory=list)
 
-    def render(self) -> str:
+    def render(self, compact: bool = False) -> str:
         header = (
             f"{'architecture':16} {'epochs':>6} {'best':>4} {'val loss':>8} {'val ppl':>8} {'params':>9} "
             f"{'seconds':>8} {'version':>7}  champion"
@@ -50,7 +50,7 @@ class CharRunSummary:
                 f"{row.val_perplexity:>8.3f} {row.parameters:>9,d} {row.seconds:>8.1f} {row.version or '-':>7}  "
                 f"{'yes' if row.champion else ''}"
             )
-        lines += ["", *summary_footer(self)]
+        lines += ["", *summary_footer(self, compact)]
         return "\n".join(lines)
 
 

@@ -191,7 +191,8 @@ class CharGenerationModel(mlflow.pyfunc.PythonModel):
     def load_context(self, context) -> None:  # noqa: ANN001 - mlflow PythonModelContext
         self._generator = load_generator(context.artifacts[STEP_MODEL_ARTIFACT], context.artifacts[VOCABULARY_ARTIFACT])
 
-    def predict(self, context, model_input, params=None) -> pd.DataFrame:  # noqa: ANN001
+    # A DataFrame hint: MLflow infers no schema from it and validates nothing, and stops warning for a hint.
+    def predict(self, context, model_input: pd.DataFrame, params=None) -> pd.DataFrame:  # noqa: ANN001
         frame = model_input if isinstance(model_input, pd.DataFrame) else pd.DataFrame(model_input)
         if PREFIX_COLUMN not in frame.columns:
             raise InputRefused(f"input needs a {PREFIX_COLUMN!r} column; got columns {list(frame.columns)}")

@@ -55,6 +55,10 @@ class CharSplitFiles:
     def path_of(self, split: str) -> Path:
         return {"train": self.train_path, "validation": self.validation_path}[split]
 
+    def progress_note(self) -> str:
+        """One line for the run's progress: the characters of each split."""
+        return ", ".join(f"{split} {n:,} characters" for split, n in self.chars.items())
+
     @property
     def digest(self) -> str:
         """One digest for both splits together."""
@@ -140,6 +144,10 @@ class CharEncodedData:
 
     def ids_path_of(self, split: str) -> Path:
         return {"train": self.train_ids_path, "validation": self.validation_ids_path}[split]
+
+    def progress_note(self) -> str:
+        """One line for the run's progress: the vocabulary and the validation characters it lacks."""
+        return f"{self.vocab_size} character ids, {self.unseen_share:.2%} of validation characters unseen in training"
 
 
 def resolve_min_char_count(train_text: str, min_char_count: int | None) -> int:

@@ -34,6 +34,7 @@ from typing import TYPE_CHECKING, Any, Callable
 from prefect.cache_policies import CachePolicy
 
 from seqflow.core.codedigest import code_digests_of
+from seqflow.core.progress import report_step
 from seqflow.core.task_status import TaskStatus
 
 if TYPE_CHECKING:
@@ -319,6 +320,9 @@ def cached(task: Task, artifacts_dir: str | Path, refresh: bool = False) -> Task
         result_storage=root / "results",
         persist_result=True,
         refresh_cache=refresh,
+        # Every step tells the run's progress reporter that it finished (seqflow.core.progress).
+        on_completion=[*task.on_completion_hooks, report_step],
+        on_failure=[*task.on_failure_hooks, report_step],
     )
 
 

@@ -12,9 +12,11 @@ import concurrent.futures
 import contextlib
 import logging
 import os
+import time
 import uuid
 from typing import Any, Iterable, Iterator
 
+from prefect import tags
 from prefect.futures import PrefectConcurrentFuture, PrefectFuture
 from prefect.task_runners import TaskRunner
 
@@ -142,8 +144,20 @@ def run_flow_on(flow, execution: ExecutionConfig, artifacts_dir: str, tracking_u
     if execution.dask_address:
         check_scheduler(execution.dask_address)
         warn_about_relative_paths(artifacts_dir, tracking_uri)
-    with prefect_api_for_workers(execution):
-        return flow.with_options(task_runner=build_task_runner(execution))(*args)
+    config = args[0]
+    with prefect_api_for_workers(execution), tags(*flow_run_tags(config)):
+        return flow.with_options(task_runner=build_task_runner(execution), flow_run_name=flow_run_name(flow, config))(*args)
+
+
+def flow_run_name(flow, config: Any) -> str:  # noqa: ANN001 - a Prefect flow
+    """The flow run's name in Prefect's UI: the flow, the profile and the start time, as the MLflow parent run is
+    named (``seqflow-run-quick-20261207-171500``), instead of Prefect's random adjective-animal names."""
+    return f"{flow.name}-{config.profile}-{time.strftime('%Y%m%d-%H%M%S')}"
+
+
+def flow_run_tags(config: Any) -> list[str]:
+    """Tags that filter flow runs in Prefect's UI: ``seqflow``, the profile and every architecture trained."""
+    return ["seqflow", f"profile:{config.profile}", *(f"arch:{name}" for name in config.training.architectures)]
 
 
 @contextlib.contextmanager

@@ -16,8 +16,9 @@ from dataclasses import asdict
 from typing import Any, Callable, Iterable, Sequence
 
 from seqflow.core.pipeline import Pipeline
+from seqflow.core.run_links import publish_links
 from seqflow.core.runs import FLOW_RUN_TAG, ROLE_TAG, close_runs_of_dead_executions
-from seqflow.core.task_status import render_task_statuses
+from seqflow.core.task_status import render_task_counts, render_task_statuses
 from seqflow.core.tracking import Tracker
 from seqflow.core.training_runs import FINGERPRINT_TAG, RESUMED_FROM_EPOCH_TAG  # noqa: F401 - re-exported
 
@@ -98,16 +99,16 @@ def summary_fields(
     }
 
 
-def summary_footer(summary: Any) -> list[str]:
+def summary_footer(summary: Any, compact: bool = False) -> list[str]:
     """The lines under every pipeline's comparison table (a summary with :func:`summary_fields`): the promotion
-    decision, the champion, where the runs are, and what each task did."""
+    decision, the champion, where the runs are, and what each task did (``compact``: counted, for the terminal)."""
     return [
         f"promotion: {summary.decision_reason}",
         f"champion:  {summary.registered_model_name}@champion = v{summary.champion_version}"
         if summary.champion_version
         else "champion:  none",
         f"MLflow:    experiment {summary.experiment_name!r}, parent run {summary.parent_run_id}",
-        *render_task_statuses(summary.tasks),
+        *(render_task_counts(summary.tasks) if compact else render_task_statuses(summary.tasks)),
     ]
 
 
@@ -139,3 +140,5 @@ def finish_execution(
         tracker.log_metrics(parent_run_id, metrics)
         if publish is not None:
             publish(summary)
+        # The links to this execution in MLflow and Prefect, in the run's description and a Prefect artifact.
+        publish_links(tracker.client, tracker.settings.tracking_uri, parent_run_id, summary.render())

@@ -1,5 +1,5 @@
-"""The Keras fitting machinery both pipelines share: one explicit seed, optimizers by name, progress that suits
-the terminal (or the log), and where an interrupted training keeps its per-epoch checkpoint (see
+"""The Keras fitting machinery both pipelines share: one explicit seed, optimizers by name, progress reported to
+the run's reporter, and where an interrupted training keeps its per-epoch checkpoint (see
 :mod:`seqflow.core.checkpoints`). Plain Keras; tracking arrives as a callback (:data:`EpochCallback`)."""
 
 from __future__ import annotations
@@ -7,11 +7,11 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import sys
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
+
+from seqflow.core.progress import keras_progress_callback
 
 logger = logging.getLogger(__name__)
 
@@ -55,28 +55,6 @@ def build_optimizer(name: str, learning_rate, clipnorm: float | None):  # noqa: 
         "sgd": keras.optimizers.SGD,
     }
     return optimizers[name](learning_rate=learning_rate, global_clipnorm=clipnorm)
-
-
-def progress_reporting(what: str, total_epochs: int) -> tuple[int, list]:
-    """Keras' ``verbose`` and extra callbacks for a fit: the progress bar on a terminal; elsewhere (logs, CI,
-    ``seqflow run`` piped to a file) one log line per epoch through this module's logger, instead of Keras'
-    own prints to stdout, which would land among the results table."""
-    if sys.stdout.isatty():
-        return 1, []
-    import keras
-
-    class EpochLog(keras.callbacks.Callback):
-        def on_epoch_begin(self, epoch: int, logs=None) -> None:  # noqa: ANN001 - Keras callback signature
-            self.started = time.perf_counter()
-
-        def on_epoch_end(self, epoch: int, logs=None) -> None:  # noqa: ANN001
-            metrics = ", ".join(f"{name} {float(value):.4f}" for name, value in (logs or {}).items())
-            logger.info(
-                "training %s: epoch %d/%d in %.1f s: %s",
-                what, epoch + 1, total_epochs, time.perf_counter() - self.started, metrics,
-            )
-
-    return 0, [EpochLog()]
 
 
 @dataclass(frozen=True)
@@ -139,15 +117,18 @@ def resumable_fit(
         logger.info("training %s: resuming after epoch %d of %d from %s%s", architecture, resumed_from_epoch, epochs,
                     checkpoint.checkpoint_dir, stopped_note if checkpoint.stopped else "")
     logger.info("training %s: %d parameters%s, up to %d epochs", architecture, model.count_params(), sizes_note, epochs)
-    verbose, progress = progress_reporting(architecture, epochs)
     fit_args, fit_kwargs = fit_inputs()
+    # Progress goes to the run's reporter (live display, plain lines or the log: seqflow.core.progress), never
+    # Keras' own prints to stdout, which would land among the results table. Last: it reads what the callbacks
+    # before it added to the epoch's logs and whether early stopping ended the training.
+    progress = [keras_progress_callback(architecture, epochs, resumed_from_epoch)]
     model.fit(
         *fit_args,
         initial_epoch=resumed_from_epoch,
         # Early stopping ended the interrupted training already: fit no further epoch, only restore the best.
         epochs=resumed_from_epoch if checkpoint.stopped else epochs,
         callbacks=callbacks + progress,
-        verbose=verbose,
+        verbose=0,
         **fit_kwargs,
     )
     output_dir = Path(output_dir)

@@ -10,12 +10,25 @@ later ``SubprocessASGIServer()`` of Prefect's own code is this one.
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import threading
 from typing import Any
 
 from seqflow.core.processes import die_with_parent
+
+# Seconds the temporary server may take to answer. Measured on a shared 2-core machine (BENCHMARKS.md, "Prefect
+# temporary server start-up"): 15-23 s at load 3, where Prefect's own default, 20 s, failed runs; at load 15
+# (two runs starting at once among other jobs) even 90 s was missed. The test suite's servers get 120-180 s.
+SERVER_STARTUP_TIMEOUT_S = 180
+STARTUP_TIMEOUT_ENV = "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS"
+
+
+def startup_timeout_s() -> int:
+    """The start-up limit: ``PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS`` if set, else seqflow's default."""
+    value = os.environ.get(STARTUP_TIMEOUT_ENV, "").strip()
+    return int(value) if value.isdigit() and int(value) > 0 else SERVER_STARTUP_TIMEOUT_S
 
 
 class _SubprocessDyingWithParent:
@@ -71,5 +84,5 @@ def start_temporary_server() -> Any | None:
     server = _server_class()() if None not in SubprocessASGIServer._instances else SubprocessASGIServer()
     # Stopped by Prefect's own atexit hook on a normal exit (also after SIGTERM, which seqflow turns into an
     # exception that unwinds), and by the kernel after kill -9.
-    server.start()
+    server.start(timeout=startup_timeout_s())
     return server

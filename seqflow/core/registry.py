@@ -88,6 +88,11 @@ class RegistrationOutcome:
         champion = tracker.champion()
         return cls(versions=versions, decision=decision, champion_version=str(champion.version) if champion else None)
 
+    def progress_note(self) -> str:
+        """One line for the run's progress: the versions registered and the champion."""
+        champion = f"champion v{self.champion_version}" if self.champion_version else "no champion"
+        return f"{len(self.versions)} version(s) registered, {champion}"
+
     @property
     def decision_reason(self) -> str:
         return self.decision.reason if self.decision else "no model evaluated"

@@ -22,3 +22,13 @@ class TaskStatus:
 
 def render_task_statuses(statuses: list[TaskStatus]) -> list[str]:
     return ["tasks:", *(f"  {status.line()}" for status in statuses)] if statuses else []
+
+
+def render_task_counts(statuses: list[TaskStatus]) -> list[str]:
+    """One line for the terminal: how many tasks ran and which were served from the cache (the reasons are in
+    the parent run's comparison.txt and tasks.json)."""
+    if not statuses:
+        return []
+    cached = [status.task for status in statuses if status.status == "cached"]
+    line = f"tasks:     {len(statuses) - len(cached)} ran, {len(cached)} cached"
+    return [line + (f" ({', '.join(cached)})" if cached else "")]

@@ -58,7 +58,7 @@ class RunSummary:
     # What each task did in this execution (ran / cached) and why.
     tasks: list[TaskStatus] = field(default_factory=list)
 
-    def render(self) -> str:
+    def render(self, compact: bool = False) -> str:
         header = (
             f"{'architecture':16} {'epochs':>6} {'best ep':>7} {'past':>4} {'best val':>8} {'test acc':>8} {'AUC':>6} "
             f"{'gap@best':>8} {'gap@end':>7} {'invar':>5} {'direc':>5} {'MFT':>5} {'seconds':>8} {'version':>7}  champion"
@@ -77,7 +77,7 @@ class RunSummary:
             "best ep: epoch of lowest validation loss; past: epochs trained after it; gap: train minus validation "
             "accuracy; invar/direc/MFT: behavioural pass rates (invariance, direction, minimum functionality)"
         )
-        lines.extend(summary_footer(self))
+        lines.extend(summary_footer(self, compact))
         return "\n".join(lines)
 
 

@@ -40,6 +40,10 @@ class SplitFiles:
     def path_of(self, split: str) -> Path:
         return {"train": self.train_path, "validation": self.validation_path, "test": self.test_path}[split]
 
+    def progress_note(self) -> str:
+        """One line for the run's progress: the rows of each split."""
+        return f"{sum(self.rows.values()):,} reviews: " + ", ".join(f"{split} {n:,}" for split, n in self.rows.items())
+
     @property
     def digest(self) -> str:
         """One digest for the three splits together."""

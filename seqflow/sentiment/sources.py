@@ -98,7 +98,21 @@ def _load_embedded(argument: str, data_config: DataConfig) -> SourceData:
 # --- csv / parquet ---------------------------------------------------------------------------------------
 
 
-def _read_table(path: Path, kind: str, required: tuple[str, ...] = REQUIRED_COLUMNS) -> pd.DataFrame:
+def check_source(spec: str) -> tuple[str, str]:
+    """:func:`parse_source_spec`, plus what takes milliseconds to check, so that a bad ``--source`` is refused
+    before any server starts: a file source's file exists and is not empty, a CSV's header has the columns,
+    an aclImdb path exists."""
+    kind, argument = parse_source_spec(spec)
+    if kind == "csv":
+        _read_table(Path(argument), kind, header_only=True)
+    elif kind == "parquet":
+        _check_table_file(Path(argument), kind)
+    elif kind == "aclimdb" and not Path(argument).exists():
+        raise DataSourceError(f"aclImdb path {argument!r} does not exist; pass its folder or .tar.gz archive")
+    return kind, argument
+
+
+def _check_table_file(path: Path, kind: str) -> None:
     if path.is_dir():
         raise DataSourceError(f"{kind} source {str(path)!r} is a folder, not a file; pass the {kind} file in it")
     if not path.is_file():
@@ -106,9 +120,16 @@ def _read_table(path: Path, kind: str, required: tuple[str, ...] = REQUIRED_COLU
     if path.stat().st_size == 0:
         # Parquet would otherwise report a footer error; an empty file is the same problem for both kinds.
         raise DataSourceError(f"{kind} file {str(path)!r} is empty")
+
+
+def _read_table(
+    path: Path, kind: str, required: tuple[str, ...] = REQUIRED_COLUMNS, header_only: bool = False
+) -> pd.DataFrame:
+    """The table at ``path`` with its ``required`` columns (``header_only``: a CSV's header, no rows)."""
+    _check_table_file(path, kind)
     try:
         if kind == "csv":
-            frame = pd.read_csv(path, encoding="utf-8", keep_default_na=True)
+            frame = pd.read_csv(path, encoding="utf-8", keep_default_na=True, nrows=0 if header_only else None)
         else:
             frame = pd.read_parquet(path)
     except UnicodeDecodeError as exc:
@@ -125,7 +146,7 @@ def _read_table(path: Path, kind: str, required: tuple[str, ...] = REQUIRED_COLU
         raise DataSourceError(
             f"{kind} file {str(path)!r} lacks column(s) {missing}; it has {list(map(str, frame.columns))}"
         )
-    if frame.empty:
+    if frame.empty and not header_only:
         raise DataSourceError(f"{kind} file {str(path)!r} has a header but no rows")
     return frame
 

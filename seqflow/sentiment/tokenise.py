@@ -50,6 +50,10 @@ class TokenisedData:
     # Share of non-padding ids that are the out-of-vocabulary id, per split.
     oov_rate: dict[str, float]
 
+    def progress_note(self) -> str:
+        """One line for the run's progress: the vocabulary, the length and the training split's OOV rate."""
+        return f"vocabulary {self.vocab_size:,}, {self.max_length} ids per review, OOV {self.oov_rate.get('train', 0):.1%} (train)"
+
 
 def arrays_digest(arrays: dict[str, np.ndarray]) -> str:
     """SHA-256 over the arrays' names, dtypes, shapes and bytes, in name order."""

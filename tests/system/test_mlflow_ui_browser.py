@@ -1,10 +1,11 @@
 """MLflow's own UI, in a real browser, over a finished pipeline run: the run comparison overlays every child run.
 
-The test runs the tiny pipeline (two architectures) into a SQLite store, starts ``mlflow server`` on
-127.0.0.1 over it, and opens the run-comparison page of the child runs in headless Chromium through Playwright.
-Then it opens MLflow's chart of ``val_loss`` for those runs (the page the comparison's ``val_loss`` row links
-to), which draws that metric per epoch for every compared run, and checks that the chart's legend names every child run. Screenshots of both pages go to
-the test's folder and, when ``SEQFLOW_SCREENSHOT_DIR`` is set, there too.
+The test runs ``seqflow run`` on the tiny pipeline (two architectures) into a SQLite store, starts ``mlflow
+server`` on 127.0.0.1 over it, and opens the run-comparison page of the child runs in headless Chromium through
+Playwright. Then it opens the ``val_loss`` link the run printed under its table (MLflow's chart of ``val_loss``
+for every child run, the page the comparison's ``val_loss`` row links to), with no click, and checks that the
+chart's legend names every child run. Screenshots of both pages go to the test's folder and, when
+``SEQFLOW_SCREENSHOT_DIR`` is set, there too.
 
 It needs Debian's ``chromium`` (``apt-get install chromium``) and the ``playwright`` package (a dev dependency);
 Playwright's own browser download is never used. Without them the test is skipped; ``.ci/run`` installs
@@ -16,13 +17,16 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import subprocess
 import urllib.parse
 from pathlib import Path
 from typing import Iterator
 
 import pytest
 
+from seqflow.core.run_links import MLFLOW_UI_DEFAULT
 from seqflow.core.tracking import ROLE_TAG
+from tests.system.cli_runs import RUN_TIMEOUT_S, cli_environment, cli_run_argv, printed_link
 from tests.system.mlflow_server import free_port, running_mlflow_server
 
 pytestmark = pytest.mark.slow
@@ -62,16 +66,6 @@ def compare_runs_url(server_url: str, run_ids: list[str], experiment_ids: list[s
     return f"{server_url}/#/compare-runs?{urllib.parse.quote(query, safe='=&')}"
 
 
-def metric_chart_url(server_url: str, run_ids: list[str], experiment_ids: list[str], metric: str) -> str:
-    """MLflow's chart of one metric over steps for several runs, as the comparison page links to it."""
-    query = (
-        f"runs={json.dumps(run_ids)}&metric={json.dumps(metric)}&experiments={json.dumps(experiment_ids)}"
-        f"&plot_metric_keys={json.dumps([metric])}&plot_layout={{}}&x_axis=step&y_axis_scale=linear"
-        "&line_smoothness=1&show_point=true&deselected_curves=[]&last_linear_y_axis_range=[]"
-    )
-    return f"{server_url}/#/metric?{urllib.parse.quote(query, safe='=&')}"
-
-
 def save_screenshot(page, name: str, test_dir: Path) -> Path:  # noqa: ANN001 - a playwright Page
     """Full-page PNG into the test's folder, copied to ``SEQFLOW_SCREENSHOT_DIR`` when that is set."""
     path = test_dir / name
@@ -84,35 +78,51 @@ def save_screenshot(page, name: str, test_dir: Path) -> Path:  # noqa: ANN001 - 
 
 
 @pytest.fixture
-def ui_server(chromium_path, prefect_api, tiny_config, tracking_settings, tmp_path) -> Iterator[str]:
-    """A finished tiny pipeline run (two architectures) in a SQLite store, served by ``mlflow server``."""
-    from seqflow.flows.sentiment import sentiment_flow
+def printed_run(chromium_path, prefect_api, short_reviews, tmp_path) -> str:
+    """What ``seqflow run`` printed for the tiny pipeline (two architectures), run as a user runs it."""
+    reviews_csv = tmp_path / "short_reviews.csv"
+    short_reviews.to_csv(reviews_csv, index=False)
+    done = subprocess.run(
+        cli_run_argv(tmp_path, reviews_csv), cwd=tmp_path, env=cli_environment(), stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT, text=True, timeout=RUN_TIMEOUT_S,
+    )
+    assert done.returncode == 0, done.stdout
+    return done.stdout
 
-    sentiment_flow(tiny_config(), tracking_settings)
-    with running_mlflow_server(["--backend-store-uri", tracking_settings.tracking_uri], free_port(), tmp_path / "mlflow-server.log") as url:
+
+@pytest.fixture
+def ui_server(printed_run, tmp_path) -> Iterator[str]:
+    """``mlflow server`` over the printed run's SQLite store."""
+    with running_mlflow_server(["--backend-store-uri", f"sqlite:///{tmp_path / 'mlflow.db'}"], free_port(), tmp_path / "mlflow-server.log") as url:
         yield url
 
 
-def test_run_comparison_overlays_val_loss_of_every_child_run(chromium_path, ui_server, tracking_settings, tmp_path):
+def test_printed_val_loss_link_overlays_every_child_run(chromium_path, printed_run, ui_server, tmp_path):
     from mlflow import MlflowClient
 
-    client = MlflowClient(tracking_settings.tracking_uri)
-    experiment = client.get_experiment_by_name(tracking_settings.experiment_name)
+    client = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    experiment = client.get_experiment_by_name("seqflow-test")
     children = [
         run for run in client.search_runs([experiment.experiment_id]) if run.data.tags.get(ROLE_TAG) == "architecture"
     ]
     assert sorted(run.info.run_name for run in children) == ["embedding_pool", "lstm"]
+    # The link as printed, for `mlflow ui` on its default address; this test's server listens elsewhere.
+    link = printed_link(printed_run, "val_loss")
+    assert link.startswith(f"{MLFLOW_UI_DEFAULT}/#/metric?")
     screenshot = check_val_loss_chart(
-        chromium_path, ui_server, experiment.experiment_id, {run.info.run_id: run.info.run_name for run in children}, tmp_path
+        chromium_path, ui_server, experiment.experiment_id, {run.info.run_id: run.info.run_name for run in children},
+        tmp_path, link.replace(MLFLOW_UI_DEFAULT, ui_server, 1),
     )
     assert screenshot.stat().st_size > 10_000, "the chart screenshot is suspiciously small"
 
 
 def check_val_loss_chart(
-    chromium_path: str, server_url: str, experiment_id: str, run_names: dict[str, str], screenshot_dir: Path
+    chromium_path: str, server_url: str, experiment_id: str, run_names: dict[str, str], screenshot_dir: Path,
+    chart_link: str,
 ) -> Path:
-    """Open the comparison of ``run_names`` (run id -> name) in MLflow's UI, follow ``val_loss`` to its chart,
-    assert that every run is drawn there, and return the chart's screenshot."""
+    """Open the comparison of ``run_names`` (run id -> name) in MLflow's UI, then ``chart_link`` (the val_loss
+    link a run prints), with no click in between; assert that every run is drawn there, and return the chart's
+    screenshot."""
     from playwright.sync_api import expect, sync_playwright
 
     # The UI fetches its bundle, then the runs and metric histories; on a busy 2-core machine that takes a while.
@@ -131,9 +141,9 @@ def check_val_loss_chart(
             close_assistant_panel(page)
             save_screenshot(page, "mlflow_compare_runs.png", screenshot_dir)
 
-            # MLflow's chart of val_loss for the compared runs (where the comparison's val_loss row links to): one
-            # curve per run, per epoch, each named "<run name> (val_loss)" in the chart's legend.
-            page.goto(metric_chart_url(server_url, list(run_names), [experiment_id], "val_loss"))
+            # MLflow's chart of val_loss for the compared runs (where the comparison's val_loss row links to, and
+            # what the run printed): one curve per run, per epoch, each named "<run name> (val_loss)" in the legend.
+            page.goto(chart_link)
             chart = page.get_by_test_id("experiment-view-compare-runs-card").filter(has_text="val_loss")
             for name in names:
                 expect(chart.get_by_text(f"{name} (val_loss)", exact=True)).to_be_visible()
