@@ -54,7 +54,7 @@ class CommandDoc:
         return "\n\n".join(textwrap.fill(" ".join(p.split()), WIDTH) for p in paragraphs)
 
 
-_SERVE_OK = "stopped with Ctrl-C or SIGTERM (the server shuts down cleanly)"
+_SERVE_OK = "served until stopped with Ctrl-C or SIGTERM (130/143: stopped before the server started)"
 
 
 def _champion_docs(prefix: str, model: str, metrics: str, gate: str, name_hint: str, examples_from: str) -> dict[str, CommandDoc]:
@@ -174,8 +174,7 @@ COMMAND_DOCS: dict[str, CommandDoc] = {
         without it the deployment lives only as long as this process.""",
         examples=(("every day at 03:00 UTC", 'seqflow schedule --cron "0 3 * * *"'),
                   ("Mondays at 06:30 Berlin time, the full profile", 'seqflow schedule --cron "30 6 * * 1" --timezone Europe/Berlin --profile full')),
-        exits=CONTRACT_EXITS,
-        ok="stopped with Ctrl-C or SIGTERM",
+        ok="served until stopped with SIGTERM (a failed scheduled run is a failed flow run in Prefect, not an exit)",
     ),
     "completion": CommandDoc(
         help="print a shell completion script (bash, zsh or tcsh)",

@@ -84,7 +84,7 @@ def test_the_documented_exit_statuses_are_the_ones_seqflow_returns() -> None:
     assert (ExitCode.INTERRUPTED, ExitCode.TERMINATED) == (128 + signal.SIGINT, 128 + signal.SIGTERM)
     # Commands that can end with a failed contract or a refusing gate say so; the others do not list them.
     for path, doc in COMMAND_DOCS.items():
-        contracts = path in ("", "validate", "run", "rerun", "schedule", "charlm", "charlm run", "charlm rerun")
+        contracts = path in ("", "validate", "run", "rerun", "charlm", "charlm run", "charlm rerun")
         gates = path.split()[-1:] in (["promote"], ["rollback"]) or path in ("", "charlm")
         assert (ExitCode.CONTRACT_FAILED in doc.exits) == contracts, path
         assert (ExitCode.GATE_REFUSED in doc.exits) == gates, path
