@@ -51,7 +51,7 @@ class CommandDoc:
 
     def wrapped_description(self) -> str:
         paragraphs = textwrap.dedent(self.description).strip().split("\n\n")
-        return "\n\n".join(textwrap.fill(" ".join(p.split()), WIDTH) for p in paragraphs)
+        return "\n\n".join(textwrap.fill(" ".join(p.split()), WIDTH, break_on_hyphens=False) for p in paragraphs)
 
 
 _SERVE_OK = "served until stopped with Ctrl-C or SIGTERM (130/143: stopped before the server started)"
