@@ -101,7 +101,8 @@ def test_a_refusal_is_a_json_error_object(command: list[str], tmp_path: Path, ca
     new_empty_store(tmp_path / "mlflow.db")
     code, out, err = _cli(capfd, "--env-file", _env_file(tmp_path, "no-such-model"), *command, "--json")
     assert code == ExitCode.REFUSED
-    assert json.loads(out) == {"error": err.strip().removeprefix("seqflow: error: "), "exit_code": 2}
+    message = err.strip().splitlines()[-1]
+    assert json.loads(out) == {"error": message.removeprefix("seqflow: error: "), "exit_code": 2}
     assert "has no 'champion' alias" in err or "has no version '1'" in err
 
 
