@@ -13,19 +13,21 @@ import logging
 import os
 import signal
 import sys
-import threading
-from typing import Iterator, Sequence
+from typing import Sequence
 
 from seqflow import __version__
 from seqflow.core.config import DEFAULT_DASK_WORKERS, RUNNERS, ExecutionConfig
 from seqflow.core.overrides import parse_assignments
 from seqflow.sentiment.config import ALL_ARCHITECTURES, PipelineConfig
 from seqflow.sentiment.profiles import PROFILES, get_profile, resolve_pipeline_config
-from seqflow.cli_champion import CHAMPION_COMMANDS, add_champion_commands, add_profile_options, reading_tracker
+from seqflow.cli_champion import CHAMPION_COMMANDS, add_champion_commands, add_profile_options, add_set_option, reading_tracker
 from seqflow.cli_charlm import add_charlm_commands, cmd_charlm, cmd_generate
-from seqflow.core.errors import SeqflowError
+from seqflow.cli_help import COMPLETION_SHELLS, add_command, add_json_option, completion_script, document_top_level
+from seqflow.cli_output import json_document, report, report_error, report_profiles, reporting
+from seqflow.core.errors import ExitCode, SeqflowError
 from seqflow.core.prefect_server import SERVER_STARTUP_TIMEOUT_S, start_temporary_server
 from seqflow.core.run_output import CONSOLE_HANDLER, LOG_LEVELS, OnlySeqflow, take_output_options
+from seqflow.core.processes import INTERRUPT_SIGNALS, Interrupted, interrupts_unwind
 from seqflow.core.runner import FlowCall, run_flow_command
 from seqflow.core.settings import TrackingSettings, load_settings, redact_credentials
 
@@ -42,11 +44,15 @@ NOISY_LOGGERS = (
 )
 
 
-def add_config_options(parser: argparse.ArgumentParser) -> None:
-    """--profile, --source, --seed and --set, shared by every command that resolves a PipelineConfig."""
+def add_config_options(parser: argparse.ArgumentParser, profile: bool = True) -> None:
+    """--profile, --source, --seed and --set, shared by every command that resolves a PipelineConfig (without
+    --profile for rerun, which starts from the earlier execution's settings)."""
     parser.add_argument("--source", help="data source: embedded | tfds:imdb_reviews | aclimdb:PATH | csv:PATH | parquet:PATH")
     parser.add_argument("--seed", type=int, help="the one random seed for splits, initialisation and shuffling")
-    add_profile_options(parser)
+    if profile:
+        add_profile_options(parser)
+    else:
+        add_set_option(parser, "training.batch_size=64", "change one setting of the earlier execution")
 
 
 def add_runner_options(parser: argparse.ArgumentParser) -> None:
@@ -78,10 +84,8 @@ def add_runner_options(parser: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="seqflow",
-        description="Train, check, track and promote Keras sequence models with Prefect, Great Expectations and MLflow.",
-    )
+    parser = argparse.ArgumentParser(prog="seqflow")
+    document_top_level(parser)
     parser.add_argument("--version", action="version", version=f"seqflow {__version__}")
     parser.add_argument("--env-file", help="dotenv file with MLflow settings (default: ./mlflow.env if present)")
     output = parser.add_argument_group("output (accepted anywhere on the command line)")
@@ -90,12 +94,11 @@ def build_parser() -> argparse.ArgumentParser:
     output.add_argument("--log-level", choices=list(LOG_LEVELS), help="the terminal's log level (default: WARNING)")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    validate = commands.add_parser(
-        "validate", help="download, check the raw-data contract, tokenise and check the tokenised contract"
-    )
+    validate = add_command(commands, "validate")
     add_config_options(validate)
+    add_json_option(validate, "print the summary (rows, vocabulary, OOV rates, contracts, tasks)")
 
-    run = commands.add_parser("run", help="validate data, train every architecture, evaluate, register and promote")
+    run = add_command(commands, "run")
     add_config_options(run)
     run.add_argument(
         "--arch",
@@ -105,11 +108,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="train only this architecture (repeatable; default: the profile's list)",
     )
     add_runner_options(run)
+    add_json_option(run, "print the summary the closing table shows (rows, decision, tasks) as JSON")
 
-    rerun = commands.add_parser(
-        "rerun",
-        help="run one task of an earlier execution again, past the cache, on that execution's upstream outputs",
-    )
+    rerun = add_command(commands, "rerun")
     from seqflow.sentiment.rerun import SENTIMENT_RERUNS
 
     rerun.add_argument(
@@ -128,12 +129,13 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="PARENT_RUN_ID",
         help="MLflow parent run of the earlier execution (default: the latest FINISHED one of the experiment)",
     )
-    add_config_options(rerun)
+    add_config_options(rerun, profile=False)
+    add_json_option(rerun)
 
-    predict = commands.add_parser("predict", help="score raw reviews with the champion (or --model-uri)")
+    predict = add_command(commands, "predict")
     predict.add_argument("texts", nargs="*", metavar="TEXT", help="review text(s) to score (or --input)")
     predict.add_argument("--model-uri", help="MLflow model URI (default: models:/<registered name>@champion)")
-    predict.add_argument("--json", action="store_true", help="print a JSON list of {text, probability, label}")
+    add_json_option(predict, "print a JSON list of {text, probability, label} (with --input: {reviews, seconds, output})")
     predict.add_argument(
         "--input", metavar="FILE", help="score every review of FILE (- for standard input), streamed in batches: "
         ".csv with a text column, .jsonl objects with a text field, or .txt/-: one review per line",
@@ -141,12 +143,11 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("--output", metavar="FILE", help="with --input: write here (.csv, or .jsonl; default: standard output)")
     predict.add_argument("--format", dest="input_format", choices=["csv", "jsonl", "text"], help="with --input: its format, if its suffix does not say")
 
-    profiles = commands.add_parser("profiles", help="list the named profiles and their settings")
+    profiles = add_command(commands, "profiles")
     profiles.add_argument("name", nargs="?", help="show one profile in full")
+    add_json_option(profiles)
 
-    schedule = commands.add_parser(
-        "schedule", help="serve the pipeline as a Prefect deployment on a cron schedule (runs until stopped)"
-    )
+    schedule = add_command(commands, "schedule")
     schedule.add_argument("--cron", required=True, metavar="EXPR", help='cron expression, e.g. "0 3 * * *" (03:00 daily)')
     schedule.add_argument("--timezone", default="UTC", help="time zone the cron expression is read in (default: UTC)")
     schedule.add_argument(
@@ -154,8 +155,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     add_config_options(schedule)
 
-    add_champion_commands(commands, "test metrics", tuple(PROFILES), "SEQFLOW_PROFILE or quick", "promotion.accuracy_floor=0.8")
+    add_champion_commands(commands, "", tuple(PROFILES), "SEQFLOW_PROFILE or quick", "promotion.accuracy_floor=0.8")
     add_charlm_commands(commands)
+    add_command(commands, "completion").add_argument("shell", choices=COMPLETION_SHELLS, help="the shell to complete in")
     return parser
 
 
@@ -235,7 +237,7 @@ def _cmd_validate(args: argparse.Namespace, settings: TrackingSettings) -> int:
     from seqflow.flows.validate import validate_flow
 
     call = FlowCall("validate", settings, config.artifacts_dir, lambda: validate_flow(config), writes_store=False)
-    return run_flow_command(call, args.console_level)
+    return run_flow_command(call, args.console_level, reporting(args))
 
 
 def _cmd_run(args: argparse.Namespace, settings: TrackingSettings) -> int:
@@ -245,14 +247,10 @@ def _cmd_run(args: argparse.Namespace, settings: TrackingSettings) -> int:
 
     call = FlowCall("run", settings, config.artifacts_dir, lambda: run_sentiment_flow(config, settings, execution),
                     config.training.architectures)
-    return run_flow_command(call, args.console_level)
+    return run_flow_command(call, args.console_level, reporting(args))
 
 
 def _cmd_rerun(args: argparse.Namespace, settings: TrackingSettings) -> int:
-    from seqflow.core.errors import ConfigError
-
-    if args.profile:
-        raise ConfigError("rerun uses the settings of the earlier execution; change one with --set, not --profile")
     overrides = explicit_overrides(args)
     from seqflow.core.rerun import refuse_architectures_not_trained
     from seqflow.sentiment.sources import parse_source_spec
@@ -264,7 +262,7 @@ def _cmd_rerun(args: argparse.Namespace, settings: TrackingSettings) -> int:
     refuse_architectures_not_trained(plan)
     parse_source_spec(plan.config.data.source)
     call = FlowCall(f"rerun-{args.task}", settings, plan.config.artifacts_dir, lambda: rerun_flow(plan, settings))
-    return run_flow_command(call, args.console_level)
+    return run_flow_command(call, args.console_level, reporting(args))
 
 
 # Start of the RuntimeError Prefect raises when its temporary server does not answer in time.
@@ -275,8 +273,6 @@ PREVIEW_WORDS = 8
 
 
 def _cmd_predict(args: argparse.Namespace, settings: TrackingSettings) -> int:
-    import json
-
     import pandas as pd
 
     from seqflow.core.model_uris import refuse_missing_model
@@ -300,35 +296,40 @@ def _cmd_predict(args: argparse.Namespace, settings: TrackingSettings) -> int:
     if args.input:
         reviews, seconds = score_file(model, args.input, args.output, file_format)
         print(f"scored {reviews:,} reviews in {seconds:.1f} s ({reviews / max(seconds, 1e-9):,.0f}/s)", file=sys.stderr)
-        return 0
+        # With --json (and --output: the scores are not on standard output), the same as a JSON object.
+        return report(args, {"reviews": reviews, "seconds": seconds, "output": args.output}) if args.json else 0
     predictions = model.predict(pd.DataFrame({"text": list(args.texts)}))
     results = [
         {"text": text, "probability": float(probability), "label": int(label)}
         for text, probability, label in zip(args.texts, predictions["probability"], predictions["label"])
     ]
-    if args.json:
-        print(json.dumps(results, indent=2))
-        return 0
+    lines = []
     for result in results:
         words = result["text"].split()
         preview = " ".join(words[:PREVIEW_WORDS]) + (" ..." if len(words) > PREVIEW_WORDS else "")
         label = "positive" if result["label"] == 1 else "negative"
-        print(f"{result['probability']:.3f}  {label:8}  {preview}")
-    return 0
+        lines.append(f"{result['probability']:.3f}  {label:8}  {preview}")
+    return report(args, results, "\n".join(lines))
 
 
 def _cmd_profiles(args: argparse.Namespace, settings: TrackingSettings) -> int:
-    if args.name:
-        for key, value in get_profile(args.name).to_flat_dict().items():
-            print(f"{key:40} {value}")
-        return 0
-    for name, profile in PROFILES.items():
-        tok, train = profile.tokenisation, profile.training
-        print(
-            f"{name:26} vocab {tok.vocab_size:>6}  len {tok.max_length:>4} {tok.padding:<4}  "
-            f"epochs {train.epochs:>2}  archs {','.join(train.architectures)}"
-        )
-    return 0
+    return report_profiles(
+        args, PROFILES, get_profile,
+        lambda name, profile: {
+            "name": name, "tokenisation.vocab_size": profile.tokenisation.vocab_size,
+            "tokenisation.max_length": profile.tokenisation.max_length, "tokenisation.padding": profile.tokenisation.padding,
+            "training.epochs": profile.training.epochs, "training.architectures": profile.training.architectures,
+        },
+        lambda row: (
+            f"{row['name']:26} vocab {row['tokenisation.vocab_size']:>6}  len {row['tokenisation.max_length']:>4} "
+            f"{row['tokenisation.padding']:<4}  epochs {row['training.epochs']:>2}  archs {','.join(row['training.architectures'])}"
+        ),
+    )
+
+
+def _cmd_completion(args: argparse.Namespace, settings: TrackingSettings) -> int:
+    print(completion_script(build_parser(), args.shell), end="")
+    return ExitCode.OK
 
 
 def _cmd_schedule(args: argparse.Namespace, settings: TrackingSettings) -> int:
@@ -361,40 +362,9 @@ _COMMANDS = {
     "charlm": cmd_charlm,
     "generate": cmd_generate,
     "schedule": _cmd_schedule,
+    "completion": _cmd_completion,
     **{name: _sentiment(command) for name, command in CHAMPION_COMMANDS.items()},
 }
-_INTERRUPT_SIGNALS = (signal.SIGTERM, signal.SIGINT)
-
-
-class Interrupted(KeyboardInterrupt):
-    """SIGTERM or SIGINT arrived. Raised like Ctrl-C's KeyboardInterrupt, so that every step's cleanup runs on
-    the way out: open MLflow runs end KILLED, a registration in progress deletes its versions again."""
-
-    def __init__(self, signum: int) -> None:
-        super().__init__(signal.Signals(signum).name)
-        self.signum = signum
-
-
-def _raise_interrupted(signum: int, frame: object) -> None:
-    raise Interrupted(signum)
-
-
-@contextlib.contextmanager
-def interrupts_unwind() -> Iterator[None]:
-    """While inside, SIGTERM and SIGINT raise :class:`Interrupted` in the main thread; the previous handlers
-    are restored on exit. (Prefect swaps in its own SIGTERM handler while a flow runs; it raises Prefect's
-    TerminationSignal, which unwinds the same way, and re-sends the signal to this handler afterwards.)"""
-    if threading.current_thread() is not threading.main_thread():
-        yield  # signal handlers can only be set from the main thread
-        return
-    previous = {signum: signal.signal(signum, _raise_interrupted) for signum in _INTERRUPT_SIGNALS}
-    try:
-        yield
-    finally:
-        for signum, handler in previous.items():
-            signal.signal(signum, handler)
-
-
 def _end_runs_left_open(status: str) -> None:
     """Last resort: end runs this process opened that no step's cleanup reached (e.g. interrupted between
     two tasks). Normally there are none."""
@@ -416,34 +386,41 @@ def main(argv: Sequence[str] | None = None) -> int:
     with interrupts_unwind():
         try:
             settings = load_settings(args.env_file)
-            return _COMMANDS[args.command](args, settings)
+            # With --json, standard output carries only the command's JSON document.
+            with json_document(getattr(args, "json", False)):
+                return _COMMANDS[args.command](args, settings)
         except SeqflowError as error:
             _end_runs_left_open("FAILED")
             # Expected failures (bad input, failed contract) are one clear message, not a traceback.
             # Credentials of a URL in a library's message must not reach the terminal or a CI log.
-            print(f"seqflow: error: {redact_credentials(str(error))}", file=sys.stderr)
+            message = redact_credentials(str(error))
+            print(f"seqflow: error: {message}", file=sys.stderr)
+            report_error(args, message, error.exit_code)
             return error.exit_code
         except KeyboardInterrupt as interrupt:
             signum = interrupt.signum if isinstance(interrupt, Interrupted) else signal.SIGINT
             # A second signal while cleaning up must not cut the cleanup short.
             with contextlib.suppress(ValueError):
-                for ignored in _INTERRUPT_SIGNALS:
+                for ignored in INTERRUPT_SIGNALS:
                     signal.signal(ignored, signal.SIG_IGN)
             _end_runs_left_open("KILLED")
-            print(f"seqflow: stopped by {signal.Signals(signum).name}; open MLflow runs are marked KILLED", file=sys.stderr)
+            message = f"stopped by {signal.Signals(signum).name}; open MLflow runs are marked KILLED"
+            print(f"seqflow: {message}", file=sys.stderr)
+            report_error(args, message, 128 + signum)
             return 128 + signum
         except RuntimeError as error:
             # Without PREFECT_API_URL, Prefect starts a temporary server per process; on a busy machine (or with
             # several seqflow processes starting at once) it may not answer within Prefect's start-up timeout.
             if EPHEMERAL_SERVER_TIMEOUT not in str(error):
                 raise
-            print(
-                "seqflow: error: the temporary Prefect server did not start in time. Start one server for all "
-                "seqflow processes (`prefect server start`, then PREFECT_API_URL=http://127.0.0.1:4200/api) or "
-                "raise PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS",
-                file=sys.stderr,
+            message = (
+                "the temporary Prefect server did not start in time. Start one server for all seqflow processes "
+                "(`prefect server start`, then PREFECT_API_URL=http://127.0.0.1:4200/api) or raise "
+                "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS"
             )
-            return 2
+            print(f"seqflow: error: {message}", file=sys.stderr)
+            report_error(args, message, ExitCode.REFUSED)
+            return ExitCode.REFUSED
 
 
 if __name__ == "__main__":  # pragma: no cover

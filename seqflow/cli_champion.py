@@ -7,9 +7,15 @@ from __future__ import annotations
 import argparse
 from typing import Sequence
 
+from seqflow.cli_help import add_command, add_json_option
+from seqflow.cli_output import report
+from seqflow.core.errors import ConfigError
 from seqflow.core.overrides import parse_assignments
 from seqflow.sentiment.profiles import PROFILES
 from seqflow.core.settings import TrackingSettings
+
+# The config section promote and rollback read: their --set changes only these settings.
+PROMOTION_SECTION = "promotion"
 
 
 def add_profile_options(
@@ -17,36 +23,43 @@ def add_profile_options(
     profiles: Sequence[str] = tuple(PROFILES),
     default: str = "SEQFLOW_PROFILE or quick",
     example: str = "tokenisation.max_length=300",
+    what: str = "override one setting",
 ) -> None:
-    """--profile and --set: enough to resolve a pipeline config's gates (promote, rollback)."""
+    """--profile and --set: enough to resolve a pipeline config (for promote and rollback, its gates)."""
     parser.add_argument("--profile", choices=sorted(profiles), help=f"named settings (default: {default})")
+    add_set_option(parser, example, what)
+
+
+def add_set_option(parser: argparse.ArgumentParser, example: str, what: str = "override one setting") -> None:
+    """--set SECTION.FIELD=VALUE, repeatable, into ``args.assignments``."""
     parser.add_argument(
-        "--set",
-        dest="assignments",
-        action="append",
-        default=[],
-        metavar="SECTION.FIELD=VALUE",
-        help=f"override one setting, e.g. --set {example} (repeatable)",
+        "--set", dest="assignments", action="append", default=[], metavar="SECTION.FIELD=VALUE",
+        help=f"{what}, e.g. --set {example} (repeatable)",
     )
 
 
 def add_champion_commands(
-    commands: argparse._SubParsersAction, metrics: str, profiles: Sequence[str], default_profile: str, example: str
+    commands: argparse._SubParsersAction, prefix: str, profiles: Sequence[str], default_profile: str, example: str
 ) -> list[argparse.ArgumentParser]:
-    """``champion``, ``promote``, ``rollback`` and ``serve``: the same four commands for every pipeline; returns
-    their parsers, for a pipeline's own options."""
-    champion = commands.add_parser("champion", help=f"show the current champion, its {metrics} and who promoted it")
-    champion.add_argument("--json", action="store_true", help="print it as JSON")
+    """``champion``, ``promote``, ``rollback`` and ``serve``: the same four commands for every pipeline (their
+    help under ``prefix`` "" or "charlm " in :data:`seqflow.cli_help.COMMAND_DOCS`); returns their parsers, for a
+    pipeline's own options."""
+    champion = add_command(commands, f"{prefix}champion")
+    add_json_option(champion)
 
-    promote = commands.add_parser("promote", help="move the champion alias to VERSION if it passes the promotion gates")
+    promote = add_command(commands, f"{prefix}promote")
     promote.add_argument("version", metavar="VERSION", help="registered model version")
-    rollback = commands.add_parser("rollback", help="move the champion alias back to the champion before it")
+    rollback = add_command(commands, f"{prefix}rollback")
     for alias_command in (promote, rollback):
         alias_command.add_argument("--reason", help="why (recorded on the version; required with --force)")
         alias_command.add_argument("--force", action="store_true", help="override a refusing gate (audited)")
-        add_profile_options(alias_command, profiles, default_profile, example)
+        add_profile_options(
+            alias_command, profiles, default_profile, example,
+            f"change one promotion gate (only {PROMOTION_SECTION}.* settings apply)",
+        )
+        add_json_option(alias_command, "print the move (version, previous, gates, audit tags)")
 
-    serve = commands.add_parser("serve", help="serve the champion over HTTP with MLflow's model server")
+    serve = add_command(commands, f"{prefix}serve")
     serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1, this machine only)")
     serve.add_argument("--port", type=int, default=5001, help="port (default: 5001)")
     serve.add_argument("--model-uri", help="MLflow model URI (default: models:/<registered name>@champion)")
@@ -72,18 +85,22 @@ def reading_tracker(settings: TrackingSettings, model_uri: str | None = None):  
 
 
 def _promotion_config(args: argparse.Namespace, settings: TrackingSettings, pipeline):  # noqa: ANN001, ANN202
-    """The ``pipeline``'s promotion gates from --profile and --set (and SEQFLOW_* settings)."""
-    return pipeline.resolve_config(args.profile, settings, parse_assignments(args.assignments)).promotion
+    """The ``pipeline``'s promotion gates from --profile and --set (and SEQFLOW_* settings); a --set of any
+    other setting is refused (it would change nothing)."""
+    assignments = parse_assignments(args.assignments)
+    others = [key for key in assignments if not key.startswith(f"{PROMOTION_SECTION}.")]
+    if others:
+        raise ConfigError(
+            f"--set {others[0]}: promote and rollback read only the promotion gates; set one of those, e.g. "
+            f"--set {PROMOTION_SECTION}.min_improvement=0.01, or run again with other settings"
+        )
+    return pipeline.resolve_config(args.profile, settings, assignments).promotion
 
 
 def _champion(args: argparse.Namespace, settings: TrackingSettings, pipeline) -> int:  # noqa: ANN001
-    import json
-
     from seqflow.core.registry import describe_champion
 
-    info = describe_champion(pipeline, reading_tracker(pipeline.tracking_settings(settings)))
-    print(json.dumps(info.as_dict(), indent=2) if args.json else info.render())
-    return 0
+    return report(args, describe_champion(pipeline, reading_tracker(pipeline.tracking_settings(settings))))
 
 
 def _promote(args: argparse.Namespace, settings: TrackingSettings, pipeline) -> int:  # noqa: ANN001
@@ -91,8 +108,7 @@ def _promote(args: argparse.Namespace, settings: TrackingSettings, pipeline) -> 
 
     promotion = _promotion_config(args, settings, pipeline)
     tracker = reading_tracker(pipeline.tracking_settings(settings))
-    print(promote_version(pipeline, tracker, args.version, promotion, args.reason, args.force).render())
-    return 0
+    return report(args, promote_version(pipeline, tracker, args.version, promotion, args.reason, args.force))
 
 
 def _rollback(args: argparse.Namespace, settings: TrackingSettings, pipeline) -> int:  # noqa: ANN001
@@ -100,8 +116,7 @@ def _rollback(args: argparse.Namespace, settings: TrackingSettings, pipeline) ->
 
     promotion = _promotion_config(args, settings, pipeline)
     tracker = reading_tracker(pipeline.tracking_settings(settings))
-    print(rollback(pipeline, tracker, promotion, args.reason, args.force).render())
-    return 0
+    return report(args, rollback(pipeline, tracker, promotion, args.reason, args.force))
 
 
 def _serve(args: argparse.Namespace, settings: TrackingSettings, pipeline) -> int:  # noqa: ANN001

@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import argparse
 
-from seqflow.cli_champion import CHAMPION_COMMANDS, add_champion_commands, reading_tracker
+from seqflow.cli_champion import CHAMPION_COMMANDS, add_champion_commands, add_set_option, reading_tracker
+from seqflow.cli_help import add_command, add_json_option
+from seqflow.cli_output import report, report_profiles, reporting
 from seqflow.core.overrides import parse_assignments
 from seqflow.core.errors import SeqflowError
 from seqflow.core.runner import FlowCall, run_flow_command
@@ -19,23 +21,19 @@ def add_charlm_commands(commands: argparse._SubParsersAction) -> None:
     from seqflow.cli import add_runner_options
     from seqflow.charlm.config import ALL_CHAR_ARCHITECTURES, CHARLM_PROFILES
 
-    charlm = commands.add_parser("charlm", help="character-level language models: train, register, promote")
+    charlm = add_command(commands, "charlm")
     charlm_commands = charlm.add_subparsers(dest="charlm_command", required=True, metavar="COMMAND")
-    run = charlm_commands.add_parser("run", help="check the text, train every character architecture, register, promote")
+    run = add_command(charlm_commands, "charlm run")
     run.add_argument(
         "--profile", choices=sorted(CHARLM_PROFILES), help="named settings (default: auto, sized from the text)"
     )
     run.add_argument("--source", help="text source: embedded[:PLAY,...] | tfds:tiny_shakespeare | text:PATH")
     add_model_name_option(run)
     run.add_argument("--seed", type=int, help="the one random seed for the split, initialisation and sampling")
-    run.add_argument(
-        "--set", dest="assignments", action="append", default=[], metavar="SECTION.FIELD=VALUE",
-        help="override one setting, e.g. --set training.epochs=20 (repeatable)",
-    )
+    add_set_option(run, "training.epochs=20")
     add_runner_options(run)
-    rerun = charlm_commands.add_parser(
-        "rerun", help="run one task of an earlier charlm execution again, past the cache, on that execution's outputs"
-    )
+    add_json_option(run, "print the summary the closing table shows (rows, decision, tasks) as JSON")
+    rerun = add_command(charlm_commands, "charlm rerun")
     rerun.add_argument(
         "task", choices=list(CHARLM_RERUNS.names),
         help="the task to run again, by its task name (load, validate: its earlier names for load_text, check_text)",
@@ -48,20 +46,19 @@ def add_charlm_commands(commands: argparse._SubParsersAction) -> None:
         "--from-run", metavar="PARENT_RUN_ID",
         help="MLflow parent run of the earlier charlm execution (default: the latest FINISHED one)",
     )
-    rerun.add_argument(
-        "--set", dest="assignments", action="append", default=[], metavar="SECTION.FIELD=VALUE",
-        help="change one of the earlier execution's settings, e.g. --set training.epochs=3 (repeatable)",
-    )
+    add_set_option(rerun, "training.epochs=3", "change one setting of the earlier execution")
     add_model_name_option(rerun)
-    profiles = charlm_commands.add_parser("profiles", help="list the charlm profiles and their settings")
+    add_json_option(rerun)
+    profiles = add_command(charlm_commands, "charlm profiles")
     profiles.add_argument("name", nargs="?", help="show one profile in full")
+    add_json_option(profiles)
     for champion_command in add_champion_commands(
-        charlm_commands, "validation metrics", tuple(CHARLM_PROFILES), "auto", "promotion.max_val_perplexity=8"
+        charlm_commands, "charlm ", tuple(CHARLM_PROFILES), "auto", "promotion.max_val_perplexity=8"
     ):
         add_model_name_option(champion_command)
         champion_command.add_argument("--source", help="the corpus whose registered model this is, as `charlm run` names it")
 
-    generate = commands.add_parser("generate", help="generate text with the character model's champion (or --model-uri)")
+    generate = add_command(commands, "generate")
     generate.add_argument("--prefix", default="", help="text the generation continues (default: empty)")
     generate.add_argument("--length", type=int, default=300, help="characters to generate (default: 300)")
     generate.add_argument("--temperature", type=float, default=0.8, help="0 picks the likeliest character; higher is wilder")
@@ -71,7 +68,7 @@ def add_charlm_commands(commands: argparse._SubParsersAction) -> None:
     generate.add_argument(
         "--source", help="the corpus the model was trained on, naming its registered model as `charlm run` does"
     )
-    generate.add_argument("--json", action="store_true", help="print {prefix, text, continuation} as JSON")
+    add_json_option(generate, "print {prefix, text, continuation}")
 
 
 def add_model_name_option(parser: argparse.ArgumentParser) -> None:
@@ -81,6 +78,10 @@ def add_model_name_option(parser: argparse.ArgumentParser) -> None:
     )
 
 
+# The training settings `charlm profiles` shows for each profile.
+_PROFILE_COLUMNS = ("layers", "rnn_units", "seq_length", "epochs", "stateful", "architectures")
+
+
 def cmd_charlm(args: argparse.Namespace, settings: TrackingSettings) -> int:
     from seqflow.charlm.corpus import check_model_name, corpus_tracking_settings
     from seqflow.charlm.sizing import AUTO_PROFILE, resolve_charlm_run_config
@@ -88,18 +89,19 @@ def cmd_charlm(args: argparse.Namespace, settings: TrackingSettings) -> int:
     from seqflow.charlm.config import CHARLM_PROFILES, DEFAULT_CHARLM_PROFILE, get_charlm_profile
 
     if args.charlm_command == "profiles":
-        if args.name:
-            for key, value in get_charlm_profile(args.name).to_flat_dict().items():
-                print(f"{key:40} {value}")
-            return 0
-        for name, profile in CHARLM_PROFILES.items():
-            train = profile.training
-            print(
-                f"{name:26} {train.layers} x {train.rnn_units:>4} units  window {train.seq_length:>3}  "
-                f"epochs {train.epochs:>3}  {'stateful ' if train.stateful else ''}archs {','.join(train.architectures)}"
-                + ("  (sized from the text at run time)" if name == AUTO_PROFILE else "")
-            )
-        return 0
+        return report_profiles(
+            args, CHARLM_PROFILES, get_charlm_profile,
+            lambda name, profile: {
+                "name": name, **{f"training.{key}": getattr(profile.training, key) for key in _PROFILE_COLUMNS},
+                "sized_from_text": name == AUTO_PROFILE,
+            },
+            lambda row: (
+                f"{row['name']:26} {row['training.layers']} x {row['training.rnn_units']:>4} units  window "
+                f"{row['training.seq_length']:>3}  epochs {row['training.epochs']:>3}  "
+                f"{'stateful ' if row['training.stateful'] else ''}archs {','.join(row['training.architectures'])}"
+                + ("  (sized from the text at run time)" if row["sized_from_text"] else "")
+            ),
+        )
     if args.charlm_command == "rerun":
         return _cmd_charlm_rerun(args, settings)
     if args.charlm_command in CHAMPION_COMMANDS:
@@ -129,7 +131,7 @@ def cmd_charlm(args: argparse.Namespace, settings: TrackingSettings) -> int:
     charlm_settings = corpus_tracking_settings(settings, args.model_name, config.data.source)
     call = FlowCall("charlm-run", charlm_settings, config.artifacts_dir,
                     lambda: run_charlm_flow(config, charlm_settings, execution), config.training.architectures)
-    return run_flow_command(call, args.console_level)
+    return run_flow_command(call, args.console_level, reporting(args))
 
 
 def _cmd_charlm_rerun(args: argparse.Namespace, settings: TrackingSettings) -> int:
@@ -149,12 +151,10 @@ def _cmd_charlm_rerun(args: argparse.Namespace, settings: TrackingSettings) -> i
     corpus_settings = corpus_tracking_settings(settings, args.model_name, plan.config.data.source)
     call = FlowCall(f"charlm-rerun-{args.task}", corpus_settings, plan.config.artifacts_dir,
                     lambda: rerun_flow(plan, corpus_settings))
-    return run_flow_command(call, args.console_level)
+    return run_flow_command(call, args.console_level, reporting(args))
 
 
 def cmd_generate(args: argparse.Namespace, settings: TrackingSettings) -> int:
-    import json
-
     import pandas as pd
 
     from seqflow.charlm.generate import generation_problem, max_generation_length
@@ -185,9 +185,5 @@ def cmd_generate(args: argparse.Namespace, settings: TrackingSettings) -> int:
 
     model = tracker.load_pyfunc(model_uri, CHAR_GENERATION, others=(REVIEW_SENTIMENT,), needed_by="`seqflow generate`")
     generated = model.predict(pd.DataFrame(row))
-    if args.json:
-        print(json.dumps({"prefix": args.prefix, "text": generated["text"][0], "continuation": generated["continuation"][0]},
-                         ensure_ascii=False))
-    else:
-        print(generated["text"][0])
-    return 0
+    result = {"prefix": args.prefix, "text": generated["text"][0], "continuation": generated["continuation"][0]}
+    return report(args, result, result["text"])

@@ -12,8 +12,9 @@ import ctypes
 import os
 import signal
 import socket
+import threading
 from dataclasses import dataclass
-from typing import Mapping
+from typing import Iterator, Mapping
 
 import psutil
 
@@ -82,3 +83,35 @@ def die_with_parent() -> None:
     """
     with contextlib.suppress(OSError, AttributeError):
         ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
+INTERRUPT_SIGNALS = (signal.SIGTERM, signal.SIGINT)
+
+
+class Interrupted(KeyboardInterrupt):
+    """SIGTERM or SIGINT arrived. Raised like Ctrl-C's KeyboardInterrupt, so that every step's cleanup runs on
+    the way out: open MLflow runs end KILLED, a registration in progress deletes its versions again."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+
+def _raise_interrupted(signum: int, frame: object) -> None:
+    raise Interrupted(signum)
+
+
+@contextlib.contextmanager
+def interrupts_unwind() -> Iterator[None]:
+    """While inside, SIGTERM and SIGINT raise :class:`Interrupted` in the main thread; the previous handlers
+    are restored on exit. (Prefect swaps in its own SIGTERM handler while a flow runs; it raises Prefect's
+    TerminationSignal, which unwinds the same way, and re-sends the signal to this handler afterwards.)"""
+    if threading.current_thread() is not threading.main_thread():
+        yield  # signal handlers can only be set from the main thread
+        return
+    previous = {signum: signal.signal(signum, _raise_interrupted) for signum in INTERRUPT_SIGNALS}
+    try:
+        yield
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)

@@ -18,7 +18,7 @@ import time
 from dataclasses import dataclass
 from typing import Any, Callable, Sequence
 
-from seqflow.core.errors import SeqflowError
+from seqflow.core.errors import ExitCode, SeqflowError
 from seqflow.core.model_registry import CHAMPION_ALIAS, RegisteredVersion
 from seqflow.core.pipeline import Pipeline
 from seqflow.core.promotion import PromotionDecision, decide_by_metric
@@ -34,7 +34,7 @@ AUDIT_KEYS = ("promoted_by", "promoted_at", "promoted_via", "promotion_reason", 
 class PromotionRefused(SeqflowError):
     """A gate refused to move the champion alias; ``--force --reason`` overrides it."""
 
-    exit_code = 4
+    exit_code = ExitCode.GATE_REFUSED
 
 
 def current_user() -> str:

@@ -39,8 +39,18 @@ class FlowCall:
     writes_store: bool = True
 
 
-def run_flow_command(call: FlowCall, console_level: int = logging.WARNING) -> int:
-    """Check the places ``call`` writes, run its flow with the run's output set up, print the summary and the
+# How a command reports its result: (the summary, its text with the links) -> exit status. The CLI's reports
+# print the text, or the summary as JSON with --json.
+Report = Callable[[Any, str], int]
+
+
+def print_text(summary: Any, text: str) -> int:
+    print(text)
+    return 0
+
+
+def run_flow_command(call: FlowCall, console_level: int = logging.WARNING, report: Report = print_text) -> int:
+    """Check the places ``call`` writes, run its flow with the run's output set up, report the summary and the
     links; returns the exit status (errors are raised, for the CLI to print as one line)."""
     require_writable_places(call.settings, call.artifacts_dir, store=call.writes_store)
     file_level = logging.DEBUG if console_level <= logging.DEBUG else logging.INFO
@@ -58,9 +68,9 @@ def run_flow_command(call: FlowCall, console_level: int = logging.WARNING) -> in
     if parent_run_id and call.writes_store:
         lines += _links_and_log(call.settings, parent_run_id, output.log_path)
     lines.append(f"{'log:':12}{output.log_path}")
-    print("\n".join(lines))
+    status = report(summary, "\n".join(lines))
     sys.stdout.flush()
-    return 0
+    return status
 
 
 def _takes_compact(summary: Any) -> bool:

@@ -74,8 +74,11 @@ def checked_input_format(
         if output_path or chosen:
             raise SeqflowError("--output and --format go with --input FILE")
         return None
-    if as_json:
-        raise SeqflowError("--json is for TEXT arguments; with --input, name the --output FILE.jsonl for JSON lines")
+    if as_json and not output_path:
+        raise SeqflowError(
+            "--json with --input needs --output FILE (the scores go there, .jsonl for JSON lines; --json prints how "
+            "many were scored); without --output the scores are written to standard output"
+        )
     return input_format(input_path, chosen)
 
 

@@ -280,7 +280,7 @@ def test_repeat_reuses_every_task_changed_epochs_retrain_and_rerun_runs_one_task
     versions_before = len(client.search_model_versions(f"name='{name}'"))
     capsys.readouterr()
     exit_code = main(["--env-file", str(env_file), "charlm", "rerun", "evaluate", "--arch", "char_gru",
-                      "--from-run", changed.parent_run_id])
+                      "--from-run", changed.parent_run_id, "--json"])
     output = capsys.readouterr().out
     assert exit_code == 0, output
     new_runs = [run for run in _runs(client, shared_settings.experiment_name) if run.info.run_id not in runs_before]
@@ -288,6 +288,8 @@ def test_repeat_reuses_every_task_changed_epochs_retrain_and_rerun_runs_one_task
     children = [run for run in new_runs if run.data.tags[ROLE_TAG] == "charlm-architecture"]
     assert len(parents) == 1 and len(children) == 1 and len(new_runs) == 2
     parent, child = parents[0], children[0]
+    # --json: the rerun's summary, alone on standard output.
+    assert json.loads(output)["parent_run_id"] == parent.info.run_id
     assert parent.data.tags["rerun_of"] == child.data.tags["rerun_of"] == changed.parent_run_id
     assert parent.data.tags["seqflow.rerun_task"] == "evaluate"
     assert child.data.tags["mlflow.parentRunId"] == parent.info.run_id and child.data.tags["architecture"] == "char_gru"
@@ -303,7 +305,7 @@ def test_repeat_reuses_every_task_changed_epochs_retrain_and_rerun_runs_one_task
         assert [model["run_id"] for model in json.load(handle)["evaluated"]] == [child.info.run_id]
     # Registration is downstream: not rerun.
     assert len(client.search_model_versions(f"name='{name}'")) == versions_before
-    assert f"rerun_of={changed.parent_run_id}" in output
+    assert json.loads(output)["rerun_of"] == changed.parent_run_id
 
     # A sentiment command given a charlm execution says which command reruns it.
     assert main(["--env-file", str(env_file), "rerun", "train", "--from-run", changed.parent_run_id]) == 2

@@ -11,7 +11,7 @@ from types import SimpleNamespace
 import pytest
 from mlflow import MlflowClient
 
-from seqflow.cli import Interrupted
+from seqflow.core.processes import Interrupted
 from seqflow.core.processes import HOST_TAG, PID_TAG, STARTED_TAG, ProcessIdentity, current_process, is_gone
 from seqflow.sentiment.config import PromotionConfig
 from seqflow.sentiment.steps import EvaluatedModel, close_runs_of_dead_executions, register_and_promote
@@ -229,7 +229,7 @@ def test_registration_interrupted_after_the_alias_moved_keeps_nothing(tracker, m
     [
         (RuntimeError("step failed"), "FAILED"),
         (KeyboardInterrupt(), "KILLED"),
-        # What the CLI raises on SIGTERM (see seqflow.cli.interrupts_unwind).
+        # What the CLI raises on SIGTERM (see seqflow.core.processes.interrupts_unwind).
         (Interrupted(signal.SIGTERM), "KILLED"),
     ],
     ids=["error", "ctrl-c", "sigterm"],

@@ -169,3 +169,31 @@ def test_rerun_validate_runs_both_contract_checks_by_their_task_names(earlier_ex
     assert client.get_run(one.parent_run_id).data.tags["seqflow.rerun_task"] == "check_tokenised"
     with open(client.download_artifacts(one.parent_run_id, "pipeline_state.json")) as handle:
         assert sorted(report["contract"] for report in json.load(handle)["contract_reports"]) == sorted(reports)
+
+
+@pytest.mark.slow
+def test_run_and_rerun_json_are_their_summaries_alone_on_stdout(earlier_execution, store_copy, shared_folder, tmp_path, capsys):
+    """`seqflow run --json` (here a repeat of the module's execution, its data steps reused) and `rerun --json` print
+    the summary their closing table and lines are built from, as the only thing on standard output."""
+    from seqflow.cli import main
+    from tests.flows.conftest import tiny_overrides_for
+
+    _, earlier = earlier_execution
+    env_file = str(_env_file(tmp_path, store_copy))
+    settings = {**tiny_overrides_for(shared_folder, shared_folder / "short_reviews.csv"), "training.epochs": "1"}
+    capsys.readouterr()
+    code = main(["--env-file", env_file, "run", "--json", *(f"--set={key}={value}" for key, value in settings.items())])
+    captured = capsys.readouterr()
+    assert code == 0, captured.err[-3000:]
+    summary = json.loads(captured.out)
+    assert [row["architecture"] for row in summary["rows"]] == [row.architecture for row in earlier.rows]
+    assert [task["task"] for task in summary["tasks"]][:1] == ["download"] and summary["tasks"][0]["status"] == "cached"
+    assert summary["registered_model_name"] == store_copy.registered_model_name
+    assert MlflowClient(store_copy.tracking_uri).get_run(summary["parent_run_id"]).info.status == "FINISHED"
+
+    code = main(["--env-file", env_file, "rerun", "check_raw", "--from-run", earlier.parent_run_id, "--json"])
+    captured = capsys.readouterr()
+    assert code == 0, captured.err[-3000:]
+    rerun = json.loads(captured.out)
+    assert (rerun["task"], rerun["rerun_of"]) == ("check_raw", earlier.parent_run_id)
+    assert [(task["task"], task["status"]) for task in rerun["tasks"]] == [("contracts-raw", "ran")]

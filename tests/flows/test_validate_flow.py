@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import pytest
 
 from seqflow.core.errors import ContractViolation
@@ -58,3 +61,18 @@ def test_cli_validate_bad_csv_exits_nonzero_without_traceback(prefect_api, tmp_p
     assert "Traceback" not in result.stderr
     assert "data contract 'raw_reviews' failed" in result.stderr
     assert "column 'label'" in result.stderr and "column 'text'" in result.stderr
+
+
+def test_cli_validate_json_is_the_summary(prefect_api, tiny_overrides, tmp_path, capsys):
+    from seqflow.cli import main
+
+    env_file = tmp_path / "validate.env"
+    env_file.write_text(f"MLFLOW_TRACKING_URI=sqlite:///{tmp_path / 'mlflow.db'}\n")
+    capsys.readouterr()
+    code = main(["--env-file", str(env_file), "validate", "--json", *(f"--set={key}={value}" for key, value in tiny_overrides.items())])
+    captured = capsys.readouterr()
+    assert code == 0, captured.err[-3000:]
+    summary = json.loads(captured.out)
+    assert sum(summary["rows"].values()) == 400 and summary["max_length"] == 64
+    assert all("passed" in line for line in summary["contract_lines"])
+    assert all(Path(path).is_file() for path in summary["contract_results_paths"])
