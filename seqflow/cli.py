@@ -23,6 +23,7 @@ from seqflow.sentiment.config import ALL_ARCHITECTURES, PipelineConfig
 from seqflow.sentiment.profiles import PROFILES, get_profile, resolve_pipeline_config
 from seqflow.cli_champion import CHAMPION_COMMANDS, add_champion_commands, add_profile_options, reading_tracker
 from seqflow.cli_charlm import add_charlm_commands, cmd_charlm, cmd_generate
+from seqflow.cli_tune import add_tune_command, cmd_tune
 from seqflow.core.errors import SeqflowError
 from seqflow.core.prefect_server import start_temporary_server
 from seqflow.core.settings import TrackingSettings, load_settings, redact_credentials
@@ -152,6 +153,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_champion_commands(commands, "test metrics", tuple(PROFILES), "SEQFLOW_PROFILE or quick", "promotion.accuracy_floor=0.8")
     add_charlm_commands(commands)
+    add_tune_command(commands)
     return parser
 
 
@@ -351,6 +353,7 @@ _COMMANDS = {
     "charlm": cmd_charlm,
     "generate": cmd_generate,
     "schedule": _cmd_schedule,
+    "tune": cmd_tune,
     **{name: _sentiment(command) for name, command in CHAMPION_COMMANDS.items()},
 }
 _INTERRUPT_SIGNALS = (signal.SIGTERM, signal.SIGINT)

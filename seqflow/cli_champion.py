@@ -19,7 +19,11 @@ def add_profile_options(
     example: str = "tokenisation.max_length=300",
 ) -> None:
     """--profile and --set: enough to resolve a pipeline config's gates (promote, rollback)."""
-    parser.add_argument("--profile", choices=sorted(profiles), help=f"named settings (default: {default})")
+    parser.add_argument(
+        "--profile", metavar="NAME|FILE",
+        help=f"named settings: {', '.join(sorted(profiles))}; or a profile file (.yaml/.json/.toml, e.g. written "
+        f"by `seqflow tune`) (default: {default})",
+    )
     parser.add_argument(
         "--set",
         dest="assignments",
