@@ -28,6 +28,8 @@ _EMBEDDING = Choices(type="categorical", choices=[32, 64, 128])
 _LENGTH = Choices(type="categorical", choices=[150, 200, 300])
 _VOCABULARY = Choices(type="categorical", choices=[10_000, 20_000])
 _BUCKETS = Choices(type="categorical", choices=[0, 200_000, 1_000_000])
+# Row-sparse Adam: with a million bucket rows, dense Adam updates every row every step (the `best` profile's note).
+_OPTIMIZER = Choices(type="categorical", choices=["adam", "lazy_adam"])
 _RECURRENT = {
     "training.learning_rate": _LEARNING_RATE,
     "training.dropout": _DROPOUT,
@@ -44,6 +46,7 @@ DEFAULT_SPACES: dict[str, dict[str, Any]] = {
         "training.dropout": _DROPOUT,
         "training.embedding_dim": _EMBEDDING,
         "training.bigram_buckets": _BUCKETS,
+        "training.optimizer": _OPTIMIZER,
         "tokenisation.vocab_size": _VOCABULARY,
         "tokenisation.max_length": _LENGTH,
     },
