@@ -54,6 +54,7 @@ DEFAULT_SPACES: dict[str, dict[str, Any]] = {
         "training.learning_rate": _LEARNING_RATE,
         "training.bigram_buckets": Choices(type="categorical", choices=[200_000, 1_000_000]),
         "training.max_ngram": Choices(type="categorical", choices=[2, 3]),
+        "training.optimizer": _OPTIMIZER,
         "tokenisation.vocab_size": _VOCABULARY,
         "tokenisation.max_length": _LENGTH,
     },
