@@ -64,7 +64,7 @@ def cmd_tune(args: argparse.Namespace, settings: TrackingSettings) -> int:
     from seqflow.core.search_runs import TuneRequest
     from seqflow.core.search_space import space_to_plain
     from seqflow.core.stores import require_writable_places
-    from seqflow.core.studies import default_storage
+    from seqflow.core.studies import default_storage, open_storage
     from seqflow.sentiment.tuning import trial_config
 
     config = resolve_data_config(args, settings)
@@ -96,6 +96,7 @@ def cmd_tune(args: argparse.Namespace, settings: TrackingSettings) -> int:
         base_profile=base_profile, base_settings={**base_settings, **explicit},
     )
     require_writable_places(settings, config.artifacts_dir)
+    open_storage(request.storage_url)
     from seqflow.flows.tune import run_tune_flow
 
     start_temporary_server()

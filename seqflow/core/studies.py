@@ -56,19 +56,27 @@ def make_pruner(name: str, startup_trials: int) -> Any:
     return optuna.pruners.NopPruner()
 
 
-def open_study(storage_url: str, study_name: str, pruner: Any, seed: int, identity: Mapping[str, Any]) -> Any:
-    """Create the study, or load it to go on with it. A study started with another ``identity`` (pipeline,
-    architecture, space, base config) is refused: its trials would not be comparable."""
+def open_storage(storage_url: str) -> Any:
+    """Optuna's storage at ``storage_url`` (its tables created if missing), or a one-line ConfigError: checked by
+    ``seqflow tune`` before anything starts, and opened again by the flow."""
     import optuna
     from sqlalchemy.exc import SQLAlchemyError
 
     try:
-        storage = optuna.storages.RDBStorage(storage_url)
+        return optuna.storages.RDBStorage(storage_url)
     except (SQLAlchemyError, ValueError, ImportError, OSError) as error:
         reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         from seqflow.core.settings import redact_credentials
 
         raise ConfigError(f"cannot open the study storage {redact_credentials(storage_url)!r}: {reason}") from None
+
+
+def open_study(storage_url: str, study_name: str, pruner: Any, seed: int, identity: Mapping[str, Any]) -> Any:
+    """Create the study, or load it to go on with it. A study started with another ``identity`` (pipeline,
+    architecture, space, base config) is refused: its trials would not be comparable."""
+    import optuna
+
+    storage = open_storage(storage_url)
     existing = {summary.study_name for summary in optuna.get_all_study_summaries(storage, include_best_trial=False)}
     finished = 0
     if study_name in existing:

@@ -174,3 +174,11 @@ def test_a_trials_fit_is_given_the_training_and_validation_splits_only(monkeypat
 
     fit_trial(get_profile("quick"), "lstm", Tokenised(), lambda epoch, logs: None, tmp_path)
     assert sorted(given) == ["x_train", "x_validation", "y_train", "y_validation"]
+
+
+def test_an_unreachable_study_storage_is_one_line_without_its_password():
+    from seqflow.core.studies import open_storage
+
+    with pytest.raises(ConfigError, match=r"cannot open the study storage 'postgresql\+psycopg2://\*\*\*@127.0.0.1:1/x'") as caught:
+        open_storage("postgresql+psycopg2://user:secret@127.0.0.1:1/x")
+    assert "secret" not in str(caught.value) and "\n" not in str(caught.value)
