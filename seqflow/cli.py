@@ -29,6 +29,7 @@ from seqflow.core.prefect_server import SERVER_STARTUP_TIMEOUT_S, start_temporar
 from seqflow.core.run_output import CONSOLE_HANDLER, LOG_LEVELS, OnlySeqflow, take_output_options
 from seqflow.core.processes import INTERRUPT_SIGNALS, Interrupted, interrupts_unwind
 from seqflow.core.runner import FlowCall, run_flow_command
+from seqflow.cli_tune import add_tune_command, cmd_tune
 from seqflow.core.settings import TrackingSettings, load_settings, redact_credentials
 
 logger = logging.getLogger("seqflow")
@@ -158,6 +159,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_champion_commands(commands, "", tuple(PROFILES), "SEQFLOW_PROFILE or quick", "promotion.accuracy_floor=0.8")
     add_charlm_commands(commands)
     add_command(commands, "completion").add_argument("shell", choices=COMPLETION_SHELLS, help="the shell to complete in")
+    add_tune_command(commands)
     return parser
 
 
@@ -363,6 +365,7 @@ _COMMANDS = {
     "generate": cmd_generate,
     "schedule": _cmd_schedule,
     "completion": _cmd_completion,
+    "tune": cmd_tune,
     **{name: _sentiment(command) for name, command in CHAMPION_COMMANDS.items()},
 }
 def _end_runs_left_open(status: str) -> None:

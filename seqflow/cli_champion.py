@@ -25,8 +25,12 @@ def add_profile_options(
     example: str = "tokenisation.max_length=300",
     what: str = "override one setting",
 ) -> None:
-    """--profile and --set: enough to resolve a pipeline config (for promote and rollback, its gates)."""
-    parser.add_argument("--profile", choices=sorted(profiles), help=f"named settings (default: {default})")
+    """--profile and --set: enough to resolve a pipeline config's gates (promote, rollback)."""
+    parser.add_argument(
+        "--profile", metavar="NAME|FILE",
+        help=f"named settings: {', '.join(sorted(profiles))}; or a profile file (.yaml/.json/.toml, e.g. written "
+        f"by `seqflow tune`) (default: {default})",
+    )
     add_set_option(parser, example, what)
 
 

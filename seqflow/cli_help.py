@@ -149,6 +149,19 @@ COMMAND_DOCS: dict[str, CommandDoc] = {
                   ("evaluate again with another batch size, on a named execution", "seqflow rerun evaluate --from-run PARENT_RUN_ID --set training.batch_size=64")),
         exits=CONTRACT_EXITS,
     ),
+    "tune": CommandDoc(
+        help="search one architecture's hyperparameters on the validation split (resumable Optuna study)",
+        description="""Search one architecture's settings with Optuna: each trial trains on the training split and is
+        scored on validation only (the test split is never read), as a Prefect task and a nested MLflow run under
+        one parent run; hopeless trials are pruned from their per-epoch validation loss. The study lives in a
+        database (optuna.db beside a SQLite MLflow store, or --storage), so running the same command again goes on
+        where it stopped. At the end the best settings are printed and saved as a profile file that `seqflow run
+        --profile FILE` takes; --register trains them through the normal pipeline and gates.""",
+        examples=(("20 trials of the LSTM on the quick data", "seqflow tune --arch lstm --trials 20"),
+                  ("two trials at a time on Dask, then train the best through the pipeline",
+                   "seqflow tune --arch embedding_pool --trials 30 --runner dask --workers 2 --register")),
+        exits=CONTRACT_EXITS,
+    ),
     "predict": CommandDoc(
         help="score raw reviews with the champion (or --model-uri)",
         description="""Score raw review texts with the champion sentiment model (or --model-uri): a probability of

@@ -22,7 +22,7 @@ from tests.conftest import new_empty_store
 # The commands that report a result (and so take --json), and those that serve or print a script instead.
 REPORTING = {
     "validate", "run", "rerun", "predict", "profiles", "champion", "promote", "rollback", "generate",
-    "charlm run", "charlm rerun", "charlm profiles", "charlm champion", "charlm promote", "charlm rollback",
+    "charlm run", "charlm rerun", "charlm profiles", "charlm champion", "charlm promote", "charlm rollback", "tune",
 }
 NOT_REPORTING = {"schedule", "serve", "charlm serve", "completion"}
 
@@ -84,7 +84,7 @@ def test_the_documented_exit_statuses_are_the_ones_seqflow_returns() -> None:
     assert (ExitCode.INTERRUPTED, ExitCode.TERMINATED) == (128 + signal.SIGINT, 128 + signal.SIGTERM)
     # Commands that can end with a failed contract or a refusing gate say so; the others do not list them.
     for path, doc in COMMAND_DOCS.items():
-        contracts = path in ("", "validate", "run", "rerun", "charlm", "charlm run", "charlm rerun")
+        contracts = path in ("", "validate", "run", "rerun", "tune", "charlm", "charlm run", "charlm rerun")
         gates = path.split()[-1:] in (["promote"], ["rollback"]) or path in ("", "charlm")
         assert (ExitCode.CONTRACT_FAILED in doc.exits) == contracts, path
         assert (ExitCode.GATE_REFUSED in doc.exits) == gates, path
@@ -129,6 +129,7 @@ class _Reached(SeqflowError):
 BASE_ARGS = {
     "predict": ["a fine film"], "promote": ["1"], "charlm promote": ["1"], "rerun": ["train"],
     "charlm rerun": ["train"], "schedule": ["--cron", "0 3 * * *"], "charlm run": ["--profile", "quick"],
+    "tune": ["--arch", "nbsvm"],
 }
 # Values for options whose type or choices do not give one.
 VALUES = {
@@ -136,7 +137,11 @@ VALUES = {
     "--timezone": "UTC", "--name": "nightly", "--host": "127.0.0.1", "--prefix": "the ",
     "--model-uri": "models:/another-model/1", "--from-run": "0123456789abcdef",
     "--dask-address": "tcp://127.0.0.1:8786", "--input": "reviews.csv", "--output": "scores.jsonl",
+    "--profile": "quick", "--space": "space.yaml", "--study": "a-study", "--storage": "sqlite:///studies.db",
+    "--profile-output": "best.yaml",
 }
+# Options that answer at once instead of running the command (its outcome is not the command's).
+ANSWERS_AT_ONCE = {"--print-space"}
 # Options that only go with another one: (the other option's arguments, base arguments they replace or None).
 GOES_WITH = {
     "--force": (["--reason", "a test"], None), "--dask-address": (["--runner", "dask"], None),
@@ -153,7 +158,7 @@ def _option_cases():
         if path == "completion":
             continue
         for action in parser._actions:
-            if action.option_strings and action.dest != "help":
+            if action.option_strings and action.dest != "help" and action.option_strings[-1] not in ANSWERS_AT_ONCE:
                 yield path, action
 
 
@@ -183,6 +188,8 @@ def test_no_command_offers_an_option_it_refuses(tmp_path: Path, monkeypatch, cap
     env_file = _empty_store_env(tmp_path)
     monkeypatch.chdir(tmp_path)
     (tmp_path / "reviews.csv").write_text("text\na fine film\n")
+    assert main(["tune", "--arch", "nbsvm", "--print-space"]) == ExitCode.OK  # the default space, as a --space file
+    (tmp_path / "space.yaml").write_text(capsys.readouterr().out)
 
     def outcome(path: str, args: list[str]) -> tuple[int, str]:
         capsys.readouterr()

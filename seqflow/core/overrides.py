@@ -175,7 +175,12 @@ class ProfileRegistry(typing.Generic[T]):
     kind: str = "profile"
 
     def get(self, name: str) -> T:
-        """The named profile, or a ConfigError listing the known ones."""
+        """The named profile (or the profile file ``name``, see :mod:`seqflow.core.profile_files`), or a
+        ConfigError listing the known ones."""
+        from seqflow.core.profile_files import is_profile_file, resolve_profile_file
+
+        if is_profile_file(name):
+            return resolve_profile_file(name, self.profiles, self.apply, self.kind)
         try:
             return self.profiles[name]
         except KeyError:
