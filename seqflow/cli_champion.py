@@ -33,7 +33,7 @@ def add_profile_options(
 def add_champion_commands(
     commands: argparse._SubParsersAction, metrics: str, profiles: Sequence[str], default_profile: str, example: str
 ) -> list[argparse.ArgumentParser]:
-    """``champion``, ``promote``, ``rollback`` and ``serve``: the same four commands for every pipeline; returns
+    """``champion``, ``promote``, ``rollback``, ``serve`` and ``card``: the same commands for every pipeline; returns
     their parsers, for a pipeline's own options."""
     champion = commands.add_parser("champion", help=f"show the current champion, its {metrics} and who promoted it")
     champion.add_argument("--json", action="store_true", help="print it as JSON")
@@ -54,7 +54,9 @@ def add_champion_commands(
         "--max-request-mb", type=float, default=16.0, metavar="MB",
         help="refuse (HTTP 413) request bodies over this many MiB, unread (default: 16)",
     )
-    return [champion, promote, rollback, serve]
+    card = commands.add_parser("card", help="print the model card of VERSION (markdown): data, training, results, lineage")
+    card.add_argument("version", metavar="VERSION", help="registered model version")
+    return [champion, promote, rollback, serve, card]
 
 
 def reading_tracker(settings: TrackingSettings, model_uri: str | None = None):  # noqa: ANN202 - a Tracker
@@ -116,5 +118,12 @@ def _serve(args: argparse.Namespace, settings: TrackingSettings, pipeline) -> in
     )
 
 
+def _card(args: argparse.Namespace, settings: TrackingSettings, pipeline) -> int:  # noqa: ANN001
+    from seqflow.core.cards import render_card
+
+    print(render_card(pipeline, reading_tracker(pipeline.tracking_settings(settings)), args.version), end="")
+    return 0
+
+
 # The champion commands, for any pipeline: `seqflow champion` (sentiment) and `seqflow charlm champion`.
-CHAMPION_COMMANDS = {"champion": _champion, "promote": _promote, "rollback": _rollback, "serve": _serve}
+CHAMPION_COMMANDS = {"champion": _champion, "promote": _promote, "rollback": _rollback, "serve": _serve, "card": _card}

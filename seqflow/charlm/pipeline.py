@@ -13,6 +13,7 @@ from seqflow.charlm.comparison import CharComparisonRow
 from seqflow.charlm.records import EvaluatedCharModel, TrainedCharModel
 from seqflow.charlm.config import DEFAULT_CHARLM_PROFILE, CharLMConfig, resolve_charlm_config
 from seqflow.core.errors import SeqflowError
+from seqflow.charlm.card import CARD
 from seqflow.core.pipeline import Pipeline, Pyfunc, Records, Score
 from seqflow.core.settings import TrackingSettings
 from seqflow.core.tracking import Tracker
@@ -150,4 +151,5 @@ CHARLM = Pipeline(
     shown_metrics_label="validation metrics",
     scoring_data_of=validation_text_of_version,
     score_champion=perplexity_on,
+    card=CARD,
 )

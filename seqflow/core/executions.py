@@ -44,11 +44,17 @@ def start_execution(
         run_name=f"{run_name_prefix}{profile}-{time.strftime('%Y%m%d-%H%M%S')}",
         tags={ROLE_TAG: pipeline.execution_role, FLOW_RUN_TAG: flow_run_id, "profile": profile, **tags},
     )
+    reports = list(contract_reports)
     with tracker.closing_on_failure(run_id):
         tracker.log_params(run_id, params)
         tracker.log_metrics(run_id, metrics)
-        for report in contract_reports:
+        for report in reports:
             tracker.log_artifact(run_id, report.report_dir, f"contracts/{report.contract}")
+        if reports:
+            from seqflow.core.contracts import contracts_description
+
+            # The run's description in the MLflow UI (its note): the pass counts, and where each summary is.
+            tracker.set_tags(run_id, {"mlflow.note.content": contracts_description(reports)})
     return run_id
 
 

@@ -18,6 +18,7 @@ import time
 from dataclasses import dataclass
 from typing import Any, Callable, Sequence
 
+from seqflow.core.cards import publish_cards
 from seqflow.core.errors import SeqflowError
 from seqflow.core.model_registry import CHAMPION_ALIAS, RegisteredVersion
 from seqflow.core.pipeline import Pipeline
@@ -194,6 +195,7 @@ def register_and_promote(
         if decision is None:
             decision = _decide_against_champion(pipeline, tracker, promotion, candidates, best, champion, scoring_data)
         apply_promotion(tracker, decision, parent_run_id, pipeline.via_run, previous_champion)
+        publish_cards(pipeline, tracker, [version.version for version in versions])
     except BaseException:
         # Also when interrupted after the alias moved: the alias goes back to the version it was on.
         tracker.withdraw_versions([version.version for version in versions], previous_champion)
@@ -277,7 +279,8 @@ def _refusal(decision: PromotionDecision, action: str) -> PromotionRefused:
 
 
 def _move(
-    tracker: Tracker, version: str, champion, decision_text: str, forced: bool, reason: str | None, via: str, action: str
+    pipeline: Pipeline, tracker: Tracker, version: str, champion, decision_text: str, forced: bool, reason: str | None,
+    via: str, action: str,
 ) -> AliasMove:  # noqa: ANN001
     previous = str(champion.version) if champion is not None else None
     audit = audit_tags(reason or decision_text, via, previous) | {
@@ -285,6 +288,10 @@ def _move(
         "promotion_forced": str(forced).lower(),
     }
     tracker.set_champion(version, audit, action=action)
+    try:  # the cards of the versions the alias left and reached, and the history on the registered model
+        publish_cards(pipeline, tracker, [version, *([previous] if previous and tracker.version_exists(previous) else [])])
+    except Exception as exc:  # noqa: BLE001 - the move is done and audited; a stale card is not worth undoing it
+        logger.warning("moved %s, but could not update the model cards: %s", CHAMPION_ALIAS, exc)
     return AliasMove(tracker.settings.registered_model_name, version, previous, decision_text, forced, audit)
 
 
@@ -311,10 +318,12 @@ def promote_version(
     except SeqflowError as error:
         if not force:
             raise
-        return _move(tracker, str(target.version), champion, f"not checked: {error}", True, reason, via, "promote")
+        return _move(pipeline, tracker, str(target.version), champion, f"not checked: {error}", True, reason, via, "promote")
     if not decision.promote and not force:
         raise _refusal(decision, f"promoting v{target.version}")
-    return _move(tracker, str(target.version), champion, decision.reason, not decision.promote, reason, via, "promote")
+    return _move(
+        pipeline, tracker, str(target.version), champion, decision.reason, not decision.promote, reason, via, "promote"
+    )
 
 
 def champion_lineage(history: list[dict[str, str]]) -> list[str]:
@@ -370,7 +379,7 @@ def rollback(pipeline: Pipeline, tracker: Tracker, promotion: Any, reason: str |
         f"{score.label} {decision.challenger_accuracy:.4f} is {side} {score.bound(promotion):.4f}"
     )
     return _move(
-        tracker, str(target.version), champion, gates, decision.refused_by is not None,
+        pipeline, tracker, str(target.version), champion, gates, decision.refused_by is not None,
         reason or f"rollback from v{champion.version}", pipeline.via_rollback, "rollback",
     )
 

@@ -8,6 +8,7 @@ from pathlib import Path
 from seqflow.sentiment.config import PipelineConfig
 from seqflow.sentiment.profiles import resolve_pipeline_config
 from seqflow.core.errors import SeqflowError
+from seqflow.sentiment.card import CARD
 from seqflow.core.pipeline import Pipeline, Pyfunc, Records, Score
 from seqflow.core.settings import TrackingSettings
 from seqflow.core.tracking import Tracker
@@ -91,4 +92,5 @@ SENTIMENT = Pipeline(
     shown_metrics_label="test metrics",
     scoring_data_of=test_split_of,
     score_champion=accuracy_on_test_split,
+    card=CARD,
 )

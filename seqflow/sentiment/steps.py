@@ -67,16 +67,9 @@ def register_and_promote(
 ) -> RegistrationOutcome:
     """Register every evaluated model, then move ``champion`` to the best test accuracy if it passes the gates,
     all or nothing (see :func:`seqflow.core.registry.register_and_promote`)."""
-    candidates = [
-        Candidate.of(
-            model,
-            {
-                **{f"test_{key}": f"{value:.6f}" for key, value in model.test_metrics.items()},
-                "test_accuracy": f"{model.test_metrics['accuracy']:.6f}",
-            },
-        )
-        for model in evaluated
-    ]
+    # The score the champion is chosen (and filtered) by is the one metric kept as a version tag; the others
+    # (ROC AUC, F1, loss, the confusion-matrix cells) are run metrics, linked to the logged model, and on the card.
+    candidates = [Candidate.of(model, {"test_accuracy": f"{model.test_metrics['accuracy']:.6f}"}) for model in evaluated]
     return register_and_promote_any(
         SENTIMENT, tracker, candidates, promotion, parent_run_id, lambda: split_files.test_path
     )
