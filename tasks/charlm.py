@@ -48,7 +48,7 @@ from seqflow.core.caching import (
 )
 from seqflow.core.settings import TrackingSettings
 from seqflow.core.contracts import ContractReport, raise_on_failure
-from seqflow.core.lineage import log_split_inputs
+from seqflow.core.lineage import log_split_inputs, measured_on
 from seqflow.core.training_runs import log_fit_outcome, start_architecture_run, tag_training
 from seqflow.core.registry import RegistrationOutcome
 from seqflow.core.tracking import Tracker
@@ -235,6 +235,7 @@ def evaluate(settings: TrackingSettings, trained: TrainedCharModel, encoded: Cha
         tracker.log_metrics(
             trained.run_id, {"best_val_loss": val_loss, "best_val_perplexity": val_perplexity},
             model_id=tracker.logged_model_id(trained.run_id),
+            dataset=measured_on(tracker.run_tags(trained.run_id), "validation", "text"),
         )
         # The count baselines on the same validation characters, beside the network's score.
         tracker.log_metrics(trained.run_id, char_baselines(encoded, training.validation_streams).metrics())

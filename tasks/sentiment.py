@@ -47,7 +47,7 @@ from seqflow.sentiment.cache_checks import check_split_files, source_fingerprint
 from seqflow.sentiment.cache_checks import check_tokenised as check_tokenised_outputs
 from seqflow.core.contracts import ContractReport, raise_on_failure
 from seqflow.sentiment.contracts import validate_raw_splits, validate_tokenised_arrays
-from seqflow.core.lineage import log_split_inputs
+from seqflow.core.lineage import log_split_inputs, measured_on
 from seqflow.sentiment.datasets import SPLITS, SplitFiles, split_source, write_splits
 from seqflow.sentiment.records import (
     INPUT_EXAMPLE_TEXTS,
@@ -242,6 +242,7 @@ def evaluate(
             | overfitting
             | {metric_name(check): rate for check, rate in behaviour_rates.items()},
             model_id=tracker.logged_model_id(trained.run_id),
+            dataset=measured_on(tracker.run_tags(trained.run_id), "test", "reviews"),
         )
         tracker.log_text(
             trained.run_id,

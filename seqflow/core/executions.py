@@ -32,9 +32,10 @@ def start_execution(
     params: dict[str, Any],
     metrics: dict[str, float],
     contract_reports: Iterable[Any] = (),
+    dataset_inputs: Sequence[Any] = (),
 ) -> str:
-    """Create the parent run of one execution with its data ``tags``, ``params``, ``metrics`` and the contract
-    reports (each with ``report_dir`` and ``contract``); returns its run id.
+    """Create the parent run of one execution with its data ``tags``, ``params``, ``metrics``, the contract
+    reports (each with ``report_dir`` and ``contract``) and its splits as ``dataset_inputs``; returns its run id.
 
     First, the runs a killed earlier execution on this host left RUNNING are closed as KILLED and the versions
     it registered are withdrawn (see :func:`seqflow.core.runs.close_runs_of_dead_executions`).
@@ -46,6 +47,8 @@ def start_execution(
     )
     reports = list(contract_reports)
     with tracker.closing_on_failure(run_id):
+        if dataset_inputs:  # the splits, as MLflow datasets (see seqflow.core.lineage.split_inputs)
+            tracker.client.log_inputs(run_id, datasets=list(dataset_inputs))
         tracker.log_params(run_id, params)
         tracker.log_metrics(run_id, metrics)
         for report in reports:

@@ -20,16 +20,24 @@ SPLIT_CONTEXTS = {"train": "training", "validation": "validation", "test": "test
 DATASET_DIGEST_CHARS = 12
 # Leading words of the command line that name the command in the Source column ("seqflow charlm run").
 SOURCE_WORDS = 3
+# Options of the seqflow command line before the command that take a value (skipped with it).
+VALUE_OPTIONS = ("--env-file", "--log-level")
 
 
 def source_tags() -> dict[str, str]:
     """``mlflow.source.name`` (the command: ``seqflow run``), ``mlflow.source.type`` and ``mlflow.user``, the
     tags MLflow's own ``start_run`` sets and the UI shows as Source and Created by."""
     words = [Path(sys.argv[0]).name if sys.argv and sys.argv[0] else "python"]
-    for argument in sys.argv[1:]:
-        if argument.startswith("-") or len(words) >= SOURCE_WORDS:
+    arguments = iter(sys.argv[1:])
+    for argument in arguments:
+        if len(words) >= SOURCE_WORDS:
             break
-        words.append(argument)
+        if argument.startswith("-") and len(words) > 1:
+            break  # the command's own options: not part of its name
+        if argument in VALUE_OPTIONS:
+            next(arguments, None)  # its value, not a command word
+        elif not argument.startswith("-"):
+            words.append(argument)
     try:
         user = getpass.getuser()
     except (KeyError, OSError):  # no passwd entry for the uid (some containers)
@@ -53,15 +61,23 @@ def split_inputs(
     for split in splits:
         path = Path(split_files.path_of(split)).absolute()
         digest = split_files.digests[split][:DATASET_DIGEST_CHARS]
+        source = _file_source(path)
         if read_frame is not None:
-            dataset = from_pandas(read_frame(path), source=str(path), name=f"{name}-{split}", digest=digest)
+            dataset = from_pandas(read_frame(path), source=source, name=f"{name}-{split}", digest=digest)
         else:
-            from mlflow.data.dataset_source_registry import resolve_dataset_source
-
-            dataset = MetaDataset(resolve_dataset_source(str(path)), name=f"{name}-{split}", digest=digest)
+            dataset = MetaDataset(source, name=f"{name}-{split}", digest=digest)
         context = InputTag(MLFLOW_DATASET_CONTEXT, SPLIT_CONTEXTS.get(split, split))
         inputs.append(DatasetInput(dataset._to_mlflow_entity(), tags=[context]))
     return inputs
+
+
+def _file_source(path: Path):  # noqa: ANN202 - an MLflow DatasetSource
+    """MLflow's source for a local file. MLflow 3.17 registers its local-file source class twice, so resolving a
+    path by name warns that it "can be interpreted in multiple ways": the class is picked here instead."""
+    from mlflow.data.dataset_source_registry import get_registered_sources, resolve_dataset_source
+
+    local = next((source for source in get_registered_sources() if source.__name__ == "LocalArtifactDatasetSource"), None)
+    return local(str(path)) if local is not None else resolve_dataset_source(str(path))
 
 
 def log_split_inputs(
@@ -70,3 +86,10 @@ def log_split_inputs(
 ) -> None:
     """Log the splits as dataset inputs of ``run_id`` (see :func:`split_inputs`)."""
     client.log_inputs(run_id, datasets=split_inputs(split_files, splits, name, read_frame))
+
+
+def measured_on(tags: dict[str, str], split: str, name: str) -> tuple[str, str] | None:
+    """``(dataset name, digest)`` of ``split`` as :func:`split_inputs` logs it, from a run's ``<split>_digest``
+    tag, for metrics measured on it; None when the run has no such tag."""
+    digest = tags.get(f"{split}_digest")
+    return (f"{name}-{split}", digest[:DATASET_DIGEST_CHARS]) if digest else None

@@ -14,10 +14,11 @@ PURPOSE = (
     "the profile (accuracy floor, margin over the champion) and are audited below."
 )
 SPLITS = ("train", "validation", "test")
+# What each behavioural check asks (see seqflow.sentiment.behaviour).
 BEHAVIOUR_CHECKS = {
-    "invariance": "label unchanged by edits that keep the meaning (names, typos)",
-    "direction": "probability moves the expected way when a clearly positive or negative phrase is added",
-    "minimum_functionality": "obvious one-line reviews classified right",
+    "invariance": "(nearly) the same probability when only actor and film names change",
+    "direction": "adding a strong negative cue (a negation, \"awful\") lowers the probability",
+    "minimum_functionality": "short, plain, clearly positive or negative reviews get the right label",
 }
 # Run params that are bookkeeping, not what decides the model.
 NOT_DECIDING = (
@@ -155,7 +156,8 @@ def sentiment_card(facts: CardFacts) -> CardContent:
         ],
         limits=[
             "English movie reviews only, as in its training data; other domains and languages are untested.",
-            f"Reads the first {max_length} tokens of a review; words outside its vocabulary count as one unknown token.",
+            f"Reads the {'last' if facts.params.get('tokenisation.truncation') == 'pre' else 'first'} {max_length} "
+            "tokens of a longer review; words outside its vocabulary count as one unknown token.",
             "Two classes only: mixed or neutral reviews still get a label; the probability is not calibrated beyond "
             "what the test log loss shows.",
             f"Test metrics come from {count(facts.parent_metrics.get('rows_test'))} reviews: see the intervals "
