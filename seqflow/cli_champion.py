@@ -45,7 +45,7 @@ def add_set_option(parser: argparse.ArgumentParser, example: str, what: str = "o
 def add_champion_commands(
     commands: argparse._SubParsersAction, prefix: str, profiles: Sequence[str], default_profile: str, example: str
 ) -> list[argparse.ArgumentParser]:
-    """``champion``, ``promote``, ``rollback`` and ``serve``: the same four commands for every pipeline (their
+    """``champion``, ``promote``, ``rollback``, ``serve`` and ``card``: the same commands for every pipeline (their
     help under ``prefix`` "" or "charlm " in :data:`seqflow.cli_help.COMMAND_DOCS`); returns their parsers, for a
     pipeline's own options."""
     champion = add_command(commands, f"{prefix}champion")
@@ -71,7 +71,9 @@ def add_champion_commands(
         "--max-request-mb", type=float, default=16.0, metavar="MB",
         help="refuse (HTTP 413) request bodies over this many MiB, unread (default: 16)",
     )
-    return [champion, promote, rollback, serve]
+    card = add_command(commands, f"{prefix}card")
+    card.add_argument("version", metavar="VERSION", help="registered model version")
+    return [champion, promote, rollback, serve, card]
 
 
 def reading_tracker(settings: TrackingSettings, model_uri: str | None = None):  # noqa: ANN202 - a Tracker
@@ -102,7 +104,7 @@ def _promotion_config(args: argparse.Namespace, settings: TrackingSettings, pipe
 
 
 def _champion(args: argparse.Namespace, settings: TrackingSettings, pipeline) -> int:  # noqa: ANN001
-    from seqflow.core.registry import describe_champion
+    from seqflow.core.champion_info import describe_champion
 
     return report(args, describe_champion(pipeline, reading_tracker(pipeline.tracking_settings(settings))))
 
@@ -135,5 +137,12 @@ def _serve(args: argparse.Namespace, settings: TrackingSettings, pipeline) -> in
     )
 
 
+def _card(args: argparse.Namespace, settings: TrackingSettings, pipeline) -> int:  # noqa: ANN001
+    from seqflow.core.cards import render_card
+
+    print(render_card(pipeline, reading_tracker(pipeline.tracking_settings(settings)), args.version), end="")
+    return 0
+
+
 # The champion commands, for any pipeline: `seqflow champion` (sentiment) and `seqflow charlm champion`.
-CHAMPION_COMMANDS = {"champion": _champion, "promote": _promote, "rollback": _rollback, "serve": _serve}
+CHAMPION_COMMANDS = {"champion": _champion, "promote": _promote, "rollback": _rollback, "serve": _serve, "card": _card}

@@ -58,7 +58,7 @@ _SERVE_OK = "served until stopped with Ctrl-C or SIGTERM (130/143: stopped befor
 
 
 def _champion_docs(prefix: str, model: str, metrics: str, gate: str, name_hint: str, examples_from: str) -> dict[str, CommandDoc]:
-    """``champion``, ``promote``, ``rollback`` and ``serve`` of one pipeline (``prefix`` "" or "charlm ")."""
+    """``champion``, ``promote``, ``rollback``, ``serve`` and ``card`` of one pipeline (``prefix`` "" or "charlm ")."""
     cmd = f"seqflow {prefix}"
     return {
         f"{prefix}champion": CommandDoc(
@@ -99,6 +99,15 @@ def _champion_docs(prefix: str, model: str, metrics: str, gate: str, name_hint: 
             examples=(("on this machine, port 5001", f"{cmd}serve{examples_from}"),
                       ("one fixed version, to other machines", f"{cmd}serve --model-uri models:/NAME/3 --host 0.0.0.0 --port 8080")),
             ok=_SERVE_OK,
+        ),
+        f"{prefix}card": CommandDoc(
+            help="print the model card of VERSION (markdown): data, training, results, lineage",
+            description=f"""Print the model card of registered version VERSION of {model}, as written at its
+            registration (and rewritten when the champion alias moves): what the model takes and returns, its data,
+            training, results with confidence intervals, lineage, the promotion decision, how to load and serve
+            it, and its known limits. The same markdown is the version's description in the MLflow registry.
+            {name_hint}""",
+            examples=(("the card of version 3", f"{cmd}card 3{examples_from}"),),
         ),
     }
 

@@ -24,6 +24,7 @@ from seqflow.charlm.records import EvaluatedCharModel, TrainedCharModel, dataset
 from seqflow.charlm.sources import load_char_source
 from seqflow.charlm.steps import register_and_promote_charlm
 from seqflow.charlm.text import (
+    CHAR_SPLITS,
     UNKNOWN_ID,
     CharEncodedData,
     CharSplitFiles,
@@ -48,6 +49,7 @@ from seqflow.core.caching import (
 )
 from seqflow.core.settings import TrackingSettings
 from seqflow.core.contracts import ContractReport, raise_on_failure
+from seqflow.core.lineage import log_split_inputs, measured_on
 from seqflow.core.training_runs import log_fit_outcome, start_architecture_run, tag_training
 from seqflow.core.registry import RegistrationOutcome
 from seqflow.core.tracking import Tracker
@@ -155,6 +157,7 @@ def train(
         dataset_tags(split_files, encoded),
     )
     with tracker.closing_on_failure(run_id):
+        log_split_inputs(tracker.client, run_id, split_files, CHAR_SPLITS, "text")
         tracker.log_params(run_id, {"architecture": architecture, **config.to_flat_dict()})
         output_dir = encoded.encoded_dir / "models" / run_id
         vocabulary, prefix = load_char_vocabulary(encoded.vocabulary_path), sample_prefix(config, split_files)
@@ -230,7 +233,11 @@ def evaluate(settings: TrackingSettings, trained: TrainedCharModel, encoded: Cha
         val_loss = stream_loss(step_model, load_char_ids(encoded, "validation"), training.validation_streams,
                                training.validation_window)
         val_perplexity = math.exp(min(val_loss, 50.0))
-        tracker.log_metrics(trained.run_id, {"best_val_loss": val_loss, "best_val_perplexity": val_perplexity})
+        tracker.log_metrics(
+            trained.run_id, {"best_val_loss": val_loss, "best_val_perplexity": val_perplexity},
+            model_id=tracker.logged_model_id(trained.run_id),
+            dataset=measured_on(tracker.run_tags(trained.run_id), "validation", "text"),
+        )
         # The count baselines on the same validation characters, beside the network's score.
         tracker.log_metrics(trained.run_id, char_baselines(encoded, training.validation_streams).metrics())
     return EvaluatedCharModel(

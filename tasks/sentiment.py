@@ -16,6 +16,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
 from prefect import task
 from prefect.runtime import flow_run
 
@@ -47,7 +48,8 @@ from seqflow.sentiment.behaviour import describe_failures, metric_name, pass_rat
 from seqflow.sentiment.cache_checks import source_fingerprint, split_files_problem, tokenised_problem
 from seqflow.core.contracts import ContractReport, raise_on_failure
 from seqflow.sentiment.contracts import validate_raw_splits, validate_tokenised_arrays
-from seqflow.sentiment.datasets import SplitFiles, split_source, with_extra_training_rows, write_splits
+from seqflow.core.lineage import log_split_inputs, measured_on
+from seqflow.sentiment.datasets import SPLITS, SplitFiles, split_source, with_extra_training_rows, write_splits
 from seqflow.sentiment.records import (
     INPUT_EXAMPLE_TEXTS,
     EvaluatedModel,
@@ -172,6 +174,7 @@ def train(
         dataset_tags(split_files, tokenised),
     )
     with tracker.closing_on_failure(run_id):
+        log_split_inputs(tracker.client, run_id, split_files, SPLITS, "reviews", read_frame=pd.read_parquet)
         tracker.log_params(run_id, config.architecture_params(architecture))
         for report in contract_reports:
             tracker.log_artifact(run_id, report.results_path, "contracts")
@@ -386,6 +389,8 @@ def evaluate(
             {f"test_{key}": value for key, value in metrics.items()}
             | overfitting
             | {metric_name(check): rate for check, rate in behaviour_rates.items()},
+            model_id=tracker.logged_model_id(trained.run_id),
+            dataset=measured_on(tracker.run_tags(trained.run_id), "test", "reviews"),
         )
         tracker.log_text(
             trained.run_id,

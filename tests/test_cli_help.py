@@ -24,7 +24,8 @@ REPORTING = {
     "validate", "run", "rerun", "predict", "profiles", "champion", "promote", "rollback", "generate",
     "charlm run", "charlm rerun", "charlm profiles", "charlm champion", "charlm promote", "charlm rollback", "tune",
 }
-NOT_REPORTING = {"schedule", "serve", "charlm serve", "completion"}
+# card prints a document (the markdown card), not a report.
+NOT_REPORTING = {"schedule", "serve", "charlm serve", "completion", "card", "charlm card"}
 
 
 def _commands(parser: argparse.ArgumentParser, path: tuple[str, ...] = ()):
@@ -129,7 +130,7 @@ class _Reached(SeqflowError):
 BASE_ARGS = {
     "predict": ["a fine film"], "promote": ["1"], "charlm promote": ["1"], "rerun": ["train"],
     "charlm rerun": ["train"], "schedule": ["--cron", "0 3 * * *"], "charlm run": ["--profile", "quick"],
-    "tune": ["--arch", "nbsvm"],
+    "tune": ["--arch", "nbsvm"], "card": ["1"], "charlm card": ["1"],
 }
 # Values for options whose type or choices do not give one.
 VALUES = {

@@ -14,6 +14,7 @@ from seqflow.charlm.records import EvaluatedCharModel, TrainedCharModel
 from seqflow.charlm.config import DEFAULT_CHARLM_PROFILE, CharLMConfig, resolve_charlm_config
 from seqflow.core.errors import SeqflowError
 from seqflow.core.pipeline import Paired, Pipeline, Pyfunc, Records, Score
+from seqflow.charlm.card import CARD
 from seqflow.core.settings import TrackingSettings
 from seqflow.core.tracking import Tracker
 
@@ -163,5 +164,6 @@ CHARLM = Pipeline(
     shown_metrics_label="validation metrics",
     scoring_data_of=validation_text_of_version,
     score_champion=perplexity_on,
+    card=CARD,
     paired=Paired(metric="validation loss (nats/char)", outcomes=window_losses_on),
 )

@@ -15,7 +15,8 @@ import logging
 from seqflow.charlm.corpus import char_baselines, ngram_gate
 from seqflow.charlm.pipeline import CHARLM, SCORE_TAG, validation_text_of  # noqa: F401 - SCORE_TAG re-exported
 from seqflow.charlm.records import EvaluatedCharModel, TrainedCharModel, dataset_tags  # noqa: F401 - re-exported
-from seqflow.charlm.text import CharEncodedData, CharSplitFiles
+from seqflow.charlm.text import CHAR_SPLITS, CharEncodedData, CharSplitFiles
+from seqflow.core.lineage import split_inputs
 from seqflow.charlm.config import CharLMConfig
 from seqflow.core.contracts import ContractReport
 from seqflow.core.executions import start_execution
@@ -45,6 +46,7 @@ def start_charlm_run(
         {f"chars_{split}": chars for split, chars in split_files.chars.items()}
         | {"vocab_size": encoded.vocab_size, "unseen_share_validation": encoded.unseen_share},
         contract_reports,
+        split_inputs(split_files, CHAR_SPLITS, "text"),
     )
 
 

@@ -24,6 +24,8 @@ logger = logging.getLogger(__name__)
 
 # Characters of a failing review shown in an error message.
 EXAMPLE_CHARS = 60
+# The one-page summary of a contract's results, next to its GX results and Data Docs.
+SUMMARY_FILE = "summary.html"
 
 
 @dataclass(frozen=True)
@@ -160,6 +162,7 @@ def run_contract(
             outcomes.extend(_outcomes(split, validation_result, examples_in_message))
 
     (built_dir / f"{contract}_results.json").write_text(json.dumps(raw_results, indent=2, default=str))
+    (built_dir / SUMMARY_FILE).write_text(summary_html(contract, outcomes), encoding="utf-8")
     publish_directory(built_dir, report_dir)
     results_path = report_dir / f"{contract}_results.json"
     index = report_dir / "data_docs" / "index.html"
@@ -176,6 +179,49 @@ def run_contract(
     )
     logger.info(report.summary_line())
     return report
+
+
+def summary_html(contract: str, outcomes: list[ExpectationOutcome]) -> str:
+    """One self-contained HTML page (inline style, no script): split x expectation, pass or fail, observed
+    value and failing rows; readable in MLflow's artifact viewer, unlike the Data Docs folders."""
+    from html import escape
+
+    passed = sum(outcome.success for outcome in outcomes)
+    rows = []
+    for outcome in outcomes:
+        shown = {k: v for k, v in outcome.kwargs.items() if k not in ("batch_id", "column")}
+        observed = outcome.exception or ("" if outcome.observed_value is None else _short(outcome.observed_value, 80))
+        failing = (
+            f"{outcome.unexpected_count} of {outcome.element_count}" if outcome.unexpected_count is not None else ""
+        )
+        rows.append(
+            f"<tr class={'pass' if outcome.success else 'fail'}><td>{escape(outcome.split)}</td>"
+            f"<td>{escape(outcome.expectation)}</td><td>{escape(outcome.column or '')}</td>"
+            f"<td>{escape(_short(shown, 80))}</td><td>{'pass' if outcome.success else 'FAIL'}</td>"
+            f"<td>{escape(str(observed))}</td><td>{escape(failing)}</td></tr>"
+        )
+    return (
+        f"<!doctype html><html><head><meta charset=utf-8><title>{escape(contract)} contract</title><style>"
+        "body{font-family:sans-serif;margin:1em}table{border-collapse:collapse}td,th{border:1px solid #ccc;"
+        "padding:3px 6px;text-align:left;font-size:13px}.pass td:nth-child(5){color:#176f2c}"
+        ".fail td{background:#fde8e8}.fail td:nth-child(5){color:#b00020;font-weight:bold}</style></head><body>"
+        f"<h1>Data contract {escape(contract)}</h1><p>{passed} of {len(outcomes)} expectations passed. Full GX "
+        "results: <code>*_results.json</code>; Data Docs: <code>data_docs/index.html</code>.</p>"
+        "<table><tr><th>split</th><th>expectation</th><th>column</th><th>settings</th><th>result</th>"
+        f"<th>observed</th><th>failing rows</th></tr>{''.join(rows)}</table></body></html>\n"
+    )
+
+
+def contracts_description(reports: list[ContractReport]) -> str:
+    """The pass counts of ``reports`` as markdown, for an execution's parent run description."""
+    lines = ["**Data contracts** (per contract: `contracts/<name>/summary.html`):", ""]
+    for report in reports:
+        passed = report.evaluated - len(report.failed)
+        lines.append(
+            f"- `{report.contract}`: {passed} of {report.evaluated} expectations passed over "
+            f"{', '.join(report.splits)}" + ("" if report.success else " - FAILED")
+        )
+    return "\n".join(lines)
 
 
 def _outcomes(split: str, validation_result: Any, examples_in_message: int) -> list[ExpectationOutcome]:

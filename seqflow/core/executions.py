@@ -33,9 +33,10 @@ def start_execution(
     params: dict[str, Any],
     metrics: dict[str, float],
     contract_reports: Iterable[Any] = (),
+    dataset_inputs: Sequence[Any] = (),
 ) -> str:
-    """Create the parent run of one execution with its data ``tags``, ``params``, ``metrics`` and the contract
-    reports (each with ``report_dir`` and ``contract``); returns its run id.
+    """Create the parent run of one execution with its data ``tags``, ``params``, ``metrics``, the contract
+    reports (each with ``report_dir`` and ``contract``) and its splits as ``dataset_inputs``; returns its run id.
 
     First, the runs a killed earlier execution on this host left RUNNING are closed as KILLED and the versions
     it registered are withdrawn (see :func:`seqflow.core.runs.close_runs_of_dead_executions`).
@@ -45,11 +46,19 @@ def start_execution(
         run_name=f"{run_name_prefix}{profile}-{time.strftime('%Y%m%d-%H%M%S')}",
         tags={ROLE_TAG: pipeline.execution_role, FLOW_RUN_TAG: flow_run_id, "profile": profile, **tags},
     )
+    reports = list(contract_reports)
     with tracker.closing_on_failure(run_id):
+        if dataset_inputs:  # the splits, as MLflow datasets (see seqflow.core.lineage.split_inputs)
+            tracker.client.log_inputs(run_id, datasets=list(dataset_inputs))
         tracker.log_params(run_id, params)
         tracker.log_metrics(run_id, metrics)
-        for report in contract_reports:
+        for report in reports:
             tracker.log_artifact(run_id, report.report_dir, f"contracts/{report.contract}")
+        if reports:
+            from seqflow.core.contracts import contracts_description
+
+            # The run's description in the MLflow UI (its note): the pass counts, and where each summary is.
+            tracker.set_tags(run_id, {"mlflow.note.content": contracts_description(reports)})
     return run_id
 
 

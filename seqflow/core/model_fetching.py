@@ -113,13 +113,17 @@ def recorded_digests(
     try:
         if model_uri.startswith("models:/"):
             name_and_version = get_model_name_and_version(client, model_uri)
-            if len(name_and_version) != 2:  # models:/m-<id>, a logged model outside the registry: no record
-                return None, ""
+            if len(name_and_version) != 2:  # models:/m-<id>: an MLflow 3 logged model, outside the registry
+                return _logged_model_digests(client, model_uri[len("models:/"):].strip("/"))
             version = client.get_model_version(*name_and_version)
             recorded = (version.tags or {}).get(MODEL_DIGESTS_TAG)
             if recorded:
                 where = f"version {version.version} of {version.name!r}"
                 return parse_digests(recorded, where), f"when {where} was registered"
+            # Registered from a seqflow logged model by other means (the MLflow UI): the logged model's record holds.
+            source = (version.source or "").rstrip("/")
+            if source.startswith("models:/m-"):
+                return _logged_model_digests(client, source[len("models:/"):])
             # Registered from a seqflow run's model by other means (the MLflow UI): that run's record holds.
             if version.run_id and (version.source or "").rstrip("/") == f"runs:/{version.run_id}/{model_path}":
                 run_id = version.run_id
@@ -134,6 +138,14 @@ def recorded_digests(
     if not recorded:
         return None, ""
     return parse_digests(recorded, f"run {run_id}"), f"when run {run_id} logged it"
+
+
+def _logged_model_digests(client, model_id: str) -> tuple[dict[str, str] | None, str]:  # noqa: ANN001 - MlflowClient
+    """The digests recorded on an MLflow 3 logged model when seqflow logged it, or ``(None, "")``."""
+    recorded = (client.get_logged_model(model_id).tags or {}).get(MODEL_DIGESTS_TAG)
+    if not recorded:
+        return None, ""
+    return parse_digests(recorded, f"logged model {model_id}"), f"when logged model {model_id} was logged"
 
 
 def load_error(tracker: "Tracker", model_uri: str, exc: BaseException, purpose: str = "load") -> "TrackingError":

@@ -87,7 +87,7 @@ class ModelRegistry(TrackingStore):
             for architecture, run_id, model_uri, tags in candidates:
                 tags = {**tags, **self._digest_tags(run_id, model_uri)}
                 with _fluent_store(self.settings.connection_uri()):
-                    version = mlflow.register_model(model_uri, name, tags=tags)
+                    version = mlflow.register_model(self._registrable_uri(run_id, model_uri), name, tags=tags)
                 created.append(
                     RegisteredVersion(
                         architecture,
@@ -104,6 +104,23 @@ class ModelRegistry(TrackingStore):
                 raise TrackingError(f"registering model versions of {name!r} failed, none kept: {exc}") from exc
             raise
         return created
+
+    def logged_model_id(self, run_id: str) -> str | None:
+        """The ``model_id`` of the MLflow 3 logged model of ``run_id`` (the latest), or None for a run that logged
+        its model as plain files (earlier releases)."""
+        outputs = self.client.get_run(run_id).outputs
+        models = list(outputs.model_outputs) if outputs is not None and outputs.model_outputs else []
+        return max(models, key=lambda output: output.step).model_id if models else None
+
+    def _registrable_uri(self, run_id: str, model_uri: str) -> str:
+        """``models:/<model_id>`` for a run's MLflow 3 logged model (the version then links to it), else
+        ``model_uri`` itself."""
+        from seqflow.core.models import MODEL_ARTIFACT_PATH
+
+        if model_uri.rstrip("/") != f"runs:/{run_id}/{MODEL_ARTIFACT_PATH}":
+            return model_uri
+        model_id = self.logged_model_id(run_id)
+        return f"models:/{model_id}" if model_id else model_uri
 
     def _digest_tags(self, run_id: str, model_uri: str) -> dict[str, str]:
         """The run's record of its model's file digests, to be kept on the version registered from it."""

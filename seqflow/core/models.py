@@ -34,16 +34,32 @@ class ModelFiles(TrackingStore):
     """Models logged to runs or registered: write, download, load, and the command that serves one."""
 
     def log_pyfunc_model(self, run_id: str, kind: PyfuncKind, artifacts: dict[str, str], signature, input_example) -> str:  # noqa: ANN001
-        """Log ``kind`` as a models-from-code pyfunc with its ``artifacts`` (files) to the run, and record the
-        digests of its files as a run tag; returns its ``runs:/`` URI."""
+        """Log ``kind`` as a models-from-code pyfunc with its ``artifacts`` (files) as an MLflow 3 logged model of
+        the run (the experiment's Models tab, a ``model_id``), and record the digests of its files as a run tag
+        and a tag of the logged model; returns its ``runs:/`` URI (which MLflow resolves to the logged model).
+
+        Done through the client, like ``mlflow.pyfunc.log_model(name=...)`` without its thread-local active run:
+        the folder is saved and its digests taken here, so the files uploaded are exactly the ones recorded."""
+        from mlflow.entities import LoggedModelOutput
+
         with tempfile.TemporaryDirectory() as scratch:
             local_path = Path(scratch) / MODEL_ARTIFACT_PATH
-            # save_model + log_artifacts instead of log_model: no thread-local active run is needed.
             digests = save_from_code(kind, local_path, artifacts, signature, input_example, _serving_requirements())
+            record = digests_text(digests)
             # In the tracking database before the files reach the artifact store: loading checks the files
             # against this record, so a file swapped in the store at any later time is refused.
-            self.client.set_tag(run_id, MODEL_DIGESTS_TAG, digests_text(digests))
-            self.client.log_artifacts(run_id, str(local_path), MODEL_ARTIFACT_PATH)
+            self.client.set_tag(run_id, MODEL_DIGESTS_TAG, record)
+            logged = self.client.create_logged_model(
+                self.client.get_run(run_id).info.experiment_id, name=MODEL_ARTIFACT_PATH, source_run_id=run_id,
+                tags={MODEL_DIGESTS_TAG: record}, model_type=kind.name,
+            )
+            try:
+                self.client.log_model_artifacts(logged.model_id, str(local_path))
+            except BaseException:
+                self.client.finalize_logged_model(logged.model_id, "FAILED")
+                raise
+            self.client.finalize_logged_model(logged.model_id, "READY")
+            self.client.log_outputs(run_id, [LoggedModelOutput(logged.model_id, step=0)])
         return f"runs:/{run_id}/{MODEL_ARTIFACT_PATH}"
 
     def download_model_artifacts(self, model_uri: str, destination_dir: Path) -> Path:

@@ -72,6 +72,16 @@ class Paired:
 
 
 @dataclass(frozen=True)
+class Card:
+    """A pipeline's part of its model cards (see :mod:`seqflow.core.cards`)."""
+
+    # What its registered model is for, opening the registered model's description.
+    purpose: str
+    # Its card sections from a version's facts: a :class:`seqflow.core.cards.CardFacts` -> ``CardContent``.
+    content: Callable[[Any], Any]
+
+
+@dataclass(frozen=True)
 class Pipeline:
     """One pipeline, declared once."""
 
@@ -98,6 +108,8 @@ class Pipeline:
     scoring_data_of: Callable[[Tracker, Any], Any]
     # The champion version's score on that data, measured now by loading the champion's model.
     score_champion: Callable[[Tracker, Any, Any], float]
+    # Its model cards: written at registration, shown by ``<command> card VERSION``.
+    card: Card
     # Per-row outcomes for the paired test of a promotion; None: the pipeline's promotions are not tested.
     paired: Paired | None = None
 

@@ -18,6 +18,7 @@ import time
 from dataclasses import dataclass
 from typing import Any, Callable, Sequence
 
+from seqflow.core.cards import publish_cards
 from seqflow.core.errors import ExitCode, SeqflowError
 from seqflow.core.model_registry import CHAMPION_ALIAS, RegisteredVersion
 from seqflow.core.pipeline import Pipeline
@@ -202,6 +203,7 @@ def register_and_promote(
         if decision is None:
             decision = _decide_against_champion(pipeline, tracker, promotion, candidates, best, champion, scoring_data)
         apply_promotion(tracker, decision, parent_run_id, pipeline.via_run, previous_champion)
+        publish_cards(pipeline, tracker, [version.version for version in versions])
     except BaseException:
         # Also when interrupted after the alias moved: the alias goes back to the version it was on.
         tracker.withdraw_versions([version.version for version in versions], previous_champion)
@@ -286,8 +288,8 @@ def _refusal(decision: PromotionDecision, action: str) -> PromotionRefused:
 
 
 def _move(
-    tracker: Tracker, version: str, champion, decision_text: str, forced: bool, reason: str | None, via: str, action: str,
-    statistics: dict[str, str] | None = None,
+    pipeline: Pipeline, tracker: Tracker, version: str, champion, decision_text: str, forced: bool, reason: str | None,
+    via: str, action: str, statistics: dict[str, str] | None = None,
 ) -> AliasMove:  # noqa: ANN001
     previous = str(champion.version) if champion is not None else None
     audit = audit_tags(reason or decision_text, via, previous) | {
@@ -295,6 +297,10 @@ def _move(
         "promotion_forced": str(forced).lower(),
     }
     tracker.set_champion(version, audit, action=action, details=statistics)
+    try:  # the cards of the versions the alias left and reached, and the history on the registered model
+        publish_cards(pipeline, tracker, [version, *([previous] if previous and tracker.version_exists(previous) else [])])
+    except Exception as exc:  # noqa: BLE001 - the move is done and audited; a stale card is not worth undoing it
+        logger.warning("moved %s, but could not update the model cards: %s", CHAMPION_ALIAS, exc)
     return AliasMove(tracker.settings.registered_model_name, version, previous, decision_text, forced, audit)
 
 
@@ -321,11 +327,11 @@ def promote_version(
     except SeqflowError as error:
         if not force:
             raise
-        return _move(tracker, str(target.version), champion, f"not checked: {error}", True, reason, via, "promote")
+        return _move(pipeline, tracker, str(target.version), champion, f"not checked: {error}", True, reason, via, "promote")
     if not decision.promote and not force:
         raise _refusal(decision, f"promoting v{target.version}")
     return _move(
-        tracker, str(target.version), champion, decision.reason, not decision.promote, reason, via, "promote",
+        pipeline, tracker, str(target.version), champion, decision.reason, not decision.promote, reason, via, "promote",
         decision.statistics,
     )
 
@@ -383,68 +389,6 @@ def rollback(pipeline: Pipeline, tracker: Tracker, promotion: Any, reason: str |
         f"{score.label} {decision.challenger_accuracy:.4f} is {side} {score.bound(promotion):.4f}"
     )
     return _move(
-        tracker, str(target.version), champion, gates, decision.refused_by is not None,
+        pipeline, tracker, str(target.version), champion, gates, decision.refused_by is not None,
         reason or f"rollback from v{champion.version}", pipeline.via_rollback, "rollback",
-    )
-
-
-@dataclass(frozen=True)
-class ChampionInfo:
-    """What ``champion`` shows."""
-
-    registered_model_name: str
-    version: str
-    run_id: str
-    architecture: str
-    dataset_digest: str
-    metrics: dict[str, float]
-    audit: dict[str, str]
-    history: list[dict[str, str]]
-    # Heading of ``metrics`` ("test metrics"), also their key in JSON ("test_metrics").
-    metrics_label: str = "test metrics"
-    # What is wrong with the champion history tag, and how to reset it; None when it is sound.
-    history_problem: str | None = None
-
-    def as_dict(self) -> dict[str, object]:
-        shown = {key: value for key, value in self.__dict__.items() if key not in ("metrics", "metrics_label")}
-        return {**shown, self.metrics_label.replace(" ", "_"): dict(self.metrics)}
-
-    def render(self) -> str:
-        metrics = "  ".join(f"{key.removeprefix('test_')} {value:.4f}" for key, value in sorted(self.metrics.items()))
-        history = f"{len(self.history)} recorded move(s) of the alias"
-        lines = [
-            f"champion:      {self.registered_model_name}@{CHAMPION_ALIAS} = v{self.version}",
-            f"architecture:  {self.architecture}",
-            f"run:           {self.run_id}",
-            f"data:          {self.dataset_digest}",
-            f"{self.metrics_label + ':':14} {metrics or '-'}",
-            f"promoted by:   {self.audit.get('promoted_by', '-')} via {self.audit.get('promoted_via', '-')}",
-            f"promoted at:   {self.audit.get('promoted_at', '-')}",
-            f"why:           {self.audit.get('promotion_reason', '-')}",
-            f"previous:      {('v' + self.audit['previous_champion']) if self.audit.get('previous_champion') else '-'}",
-            f"history:       {'unreadable: ' + self.history_problem if self.history_problem else history}",
-        ]
-        return "\n".join(lines)
-
-
-def describe_champion(pipeline: Pipeline, tracker: Tracker) -> ChampionInfo:
-    """The current champion, the metrics the pipeline shows from its run, and its audit tags."""
-    champion = tracker.champion()
-    if champion is None:
-        raise _no_champion(pipeline, tracker)
-    tags = champion.tags or {}
-    _, metrics = tracker.run_data(champion.run_id)
-    problem = tracker.history_problem()
-    return ChampionInfo(
-        registered_model_name=tracker.settings.registered_model_name,
-        version=str(champion.version),
-        run_id=champion.run_id,
-        architecture=tags.get("architecture", "?"),
-        dataset_digest=tags.get("dataset_digest", "?"),
-        metrics={key: metrics[key] for key in pipeline.shown_metrics if key in metrics},
-        audit={key: value for key, value in tags.items()
-               if key in (*AUDIT_KEYS, "promotion_gates", "promotion_forced") or key.startswith("promotion.")},
-        history=[] if problem else tracker.champion_history(),
-        metrics_label=pipeline.shown_metrics_label,
-        history_problem=problem,
     )

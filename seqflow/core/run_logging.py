@@ -23,11 +23,20 @@ class RunLogger(TrackingStore):
         for start in range(0, len(items), PARAMS_PER_BATCH):
             self.client.log_batch(run_id, params=items[start : start + PARAMS_PER_BATCH])
 
-    def log_metrics(self, run_id: str, metrics: dict[str, float], step: int | None = None) -> None:
+    def log_metrics(
+        self, run_id: str, metrics: dict[str, float], step: int | None = None, model_id: str | None = None,
+        dataset: tuple[str, str] | None = None,
+    ) -> None:
+        """Log ``metrics`` (NaN left out); ``model_id``: also linked to that MLflow 3 logged model of the run (its
+        metrics on the Models tab); ``dataset``: (name, digest) of the dataset input they were measured on."""
         from mlflow.entities import Metric
 
         now = int(time.time() * 1000)
-        batch = [Metric(key, float(value), now, step or 0) for key, value in metrics.items() if value == value]
+        name, digest = dataset or (None, None)
+        batch = [
+            Metric(key, float(value), now, step or 0, model_id=model_id, dataset_name=name, dataset_digest=digest)
+            for key, value in metrics.items() if value == value
+        ]
         if batch:
             self.client.log_batch(run_id, metrics=batch)
 

@@ -101,7 +101,10 @@ class RunLifecycle(ModelRegistry):
     are withdrawn before its parent run is closed."""
 
     def start_run(self, run_name: str, tags: dict[str, str], parent_run_id: str | None = None) -> str:
-        all_tags = {key: str(value) for key, value in tags.items() if value is not None}
+        from seqflow.core.lineage import source_tags
+
+        # The command and the user, as MLflow's own start_run records them (the Source and Created-by columns).
+        all_tags = {**source_tags(), **{key: str(value) for key, value in tags.items() if value is not None}}
         commit = git_commit()
         if commit:
             all_tags["mlflow.source.git.commit"] = commit

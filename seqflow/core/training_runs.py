@@ -16,7 +16,8 @@ from seqflow.core.fitting import checkpoint_dir_for
 from seqflow.core.runs import FLOW_RUN_TAG, ROLE_TAG
 from seqflow.core.tracking import Tracker
 
-# Tag on each architecture's run: epochs taken over from an interrupted earlier training (0: trained from scratch).
+# Metric (a tag before) of each architecture's run: epochs taken over from an interrupted earlier training (0:
+# trained from scratch).
 RESUMED_FROM_EPOCH_TAG = "resumed_from_epoch"
 # Tag on each architecture's run: names its training (data, architecture, settings, seed); see the pipelines'
 # training fingerprints.
@@ -58,16 +59,19 @@ def log_fit_outcome(
     metrics: dict[str, float] | None = None,
     curve_metrics: tuple[str, str] = ("loss", "accuracy"),
 ) -> None:
-    """What a fit left behind, on its run: the epochs it resumed from, its timings and ``metrics``, the learning
+    """What a fit left behind, on its run: the epochs it resumed from and its timings (metrics) and ``metrics``, the learning
     curves of ``curve_metrics`` (training against validation) and the history as ``history.json``.
 
     ``outcome`` is a pipeline's training outcome: ``resumed_from_epoch``, ``seconds``, ``seconds_per_epoch`` and
     ``history`` (metric -> one value per epoch)."""
     from seqflow.core.evaluation import plot_learning_curves
 
-    tracker.set_tags(run_id, {RESUMED_FROM_EPOCH_TAG: outcome.resumed_from_epoch})
     tracker.log_metrics(
-        run_id, {"seconds_per_epoch": outcome.seconds_per_epoch, "train_seconds": outcome.seconds, **(metrics or {})}
+        run_id,
+        {
+            RESUMED_FROM_EPOCH_TAG: outcome.resumed_from_epoch, "seconds_per_epoch": outcome.seconds_per_epoch,
+            "train_seconds": outcome.seconds, **(metrics or {}),
+        },
     )
     curves = plot_learning_curves(
         outcome.history, f"{architecture}: training vs validation", output_dir / "learning_curves.png", metrics=curve_metrics

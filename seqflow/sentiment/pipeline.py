@@ -9,6 +9,7 @@ from seqflow.sentiment.config import PipelineConfig
 from seqflow.sentiment.profiles import resolve_pipeline_config
 from seqflow.core.errors import SeqflowError
 from seqflow.core.pipeline import Paired, Pipeline, Pyfunc, Records, Score
+from seqflow.sentiment.card import CARD
 from seqflow.core.settings import TrackingSettings
 from seqflow.core.tracking import Tracker
 from seqflow.sentiment.comparison import ComparisonRow, row_as_flat_dict
@@ -105,5 +106,6 @@ SENTIMENT = Pipeline(
     shown_metrics_label="test metrics",
     scoring_data_of=test_split_of,
     score_champion=accuracy_on_test_split,
+    card=CARD,
     paired=Paired(metric="test accuracy", outcomes=correct_on_test_split),
 )

@@ -15,12 +15,12 @@ from seqflow.core import registry
 from seqflow.core.registry import (  # noqa: F401 - re-exported for earlier callers
     AUDIT_KEYS,
     AliasMove,
-    ChampionInfo,
     PromotionRefused,
     audit_tags,
     champion_lineage,
     current_user,
 )
+from seqflow.core.champion_info import ChampionInfo, describe_champion as describe_any_champion
 from seqflow.core.tracking import Tracker
 from seqflow.sentiment.pipeline import SENTIMENT, SHOWN_TEST_METRICS  # noqa: F401 - re-exported
 
@@ -51,4 +51,4 @@ def rollback(tracker: Tracker, promotion: PromotionConfig, reason: str | None = 
 
 def describe_champion(tracker: Tracker) -> ChampionInfo:
     """The current champion, its test metrics from its run, and its audit tags."""
-    return registry.describe_champion(SENTIMENT, tracker)
+    return describe_any_champion(SENTIMENT, tracker)

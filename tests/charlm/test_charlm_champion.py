@@ -173,3 +173,21 @@ def test_charlm_serve_generates_over_http(store, env_file, tmp_path):
         assert served["text"] == expected["text"][0]
         # The example request it shows is the character model's.
         assert '"prefix": "ROMEO:"' in log_path.read_text()
+
+
+def test_charlm_card_shows_perplexity_baselines_and_a_sample(store, env_file, capsys):
+    """Issue 21 item 2 for the character models: `seqflow charlm card VERSION`, also the version's description;
+    the model is an MLflow 3 logged model with the text splits as dataset inputs."""
+    client, champion, _ = _champion_and_other(store)
+    code, card, err = _seqflow(capsys, "--env-file", env_file, "charlm", "card", champion.version)
+    assert code == 0, err
+    assert card.startswith(f"# seqflow-test-sentiment-charlm v{champion.version}: {champion.tags['architecture']} character")
+    assert "-gram count baseline |" in card and "unigram baseline |" in card and "```text\n" in card
+    assert f"| this model ({champion.tags['architecture']}) |" in card and "**v" in card
+    assert client.get_model_version(store.registered_model_name, champion.version).description.startswith(card[:60])
+    assert champion.source.startswith("models:/m-")
+    contexts = {entry.dataset.name: entry.tags[0].value for entry in client.get_run(champion.run_id).inputs.dataset_inputs}
+    assert contexts == {"text-train": "training", "text-validation": "validation"}
+
+    code, out, err = _seqflow(capsys, "--env-file", env_file, "charlm", "card", "7")
+    assert code == 2 and out == "" and "has no version '7'" in err and len(err.strip().splitlines()) == 1

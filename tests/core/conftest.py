@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from seqflow.core.pipeline import Paired, Pipeline, Pyfunc, Records, Score
+from seqflow.core.cards import CardContent
+from seqflow.core.pipeline import Card, Paired, Pipeline, Pyfunc, Records, Score
 from seqflow.core.registry import Candidate
 from seqflow.core.runs import ROLE_TAG
 from seqflow.core.settings import TrackingSettings
@@ -79,9 +80,20 @@ def toy_pipeline(scorer: ToyScorer, outcomes: dict[str, object] | None = None) -
         shown_metrics_label="validation metrics",
         scoring_data_of=lambda tracker, version: f"validation data of v{version.version}",
         score_champion=scorer,
+        card=Card(purpose="Toy models for the core's tests.", content=toy_card),
         paired=None if outcomes is None else Paired(
             metric="validation loss", outcomes=lambda tracker, version, data: outcomes[str(version.version)]
         ),
+    )
+
+
+def toy_card(facts) -> CardContent:  # noqa: ANN001 - a CardFacts
+    """The toy pipeline's card sections: its one metric."""
+    return CardContent(
+        title=f"{facts.architecture} toy model",
+        sections=[("Results", f"validation loss {facts.metrics.get('val_loss')}")],
+        usage=[f"seqflow toy use {facts.model_uri}"],
+        limits=["a toy"],
     )
 
 

@@ -15,6 +15,7 @@ from seqflow.core.errors import SeqflowError
 from seqflow.core.model_registry import CHAMPION_HISTORY_TAG, parse_champion_history
 from seqflow.core.registry import PromotionRefused
 from seqflow.core.runs import ROLE_TAG
+from seqflow.core.champion_info import describe_champion
 from tests.core.conftest import ToyPromotion, ToyScorer, toy_candidate, toy_pipeline
 
 PROMOTION = ToyPromotion()
@@ -103,7 +104,7 @@ def test_promote_rollback_and_describe_with_the_pipelines_gates_and_audit(tracke
     assert moved.forced and str(tracker.champion().version) == other
     assert tracker.champion().tags["promoted_via"] == "seqflow toy promote"
 
-    info = registry.describe_champion(pipeline, tracker)
+    info = describe_champion(pipeline, tracker)
     assert info.version == other and info.metrics == {"val_loss": pytest.approx(0.6)}
     assert info.as_dict()["validation_metrics"] == {"val_loss": pytest.approx(0.6)} and info.history_problem is None
     assert "validation metrics: val_loss 0.6000" in info.render()
@@ -171,7 +172,7 @@ def test_a_broken_history_is_named_and_never_stops_the_pipeline(tracker, caplog,
         assert tracker.champion_history() == []
     assert "'champion_history' tag" in caplog.text
 
-    info = registry.describe_champion(pipeline, tracker)
+    info = describe_champion(pipeline, tracker)
     assert info.version == first.champion_version and info.history_problem == problem
     assert "history:       unreadable: the 'champion_history' tag" in info.render()
     with pytest.raises(SeqflowError, match="cannot roll back: the 'champion_history' tag") as refused:

@@ -15,6 +15,7 @@ from seqflow.core.paired import RowOutcomes
 from seqflow.core.registry import PromotionRefused
 from seqflow.core.runs import ROLE_TAG
 from seqflow.core.significance import SIGNIFICANCE_GATE
+from seqflow.core.champion_info import describe_champion
 from tests.core.conftest import ToyPromotion, ToyScorer, toy_candidate, toy_pipeline
 
 BLOCKS = np.full(60, 400)
@@ -83,7 +84,7 @@ def test_a_clear_win_passes_the_gate(tracker):
     tags = tracker.champion().tags
     assert tags["promotion.significant"] == "true" and float(tags["promotion.ci_high"]) < 0
     # `champion --json` shows them with the audit.
-    assert registry.describe_champion(pipeline, tracker).as_dict()["audit"]["promotion.significant"] == "true"
+    assert describe_champion(pipeline, tracker).as_dict()["audit"]["promotion.significant"] == "true"
     assert float(tags["promotion.difference"]) == pytest.approx(-0.05, abs=1e-6)
 
 

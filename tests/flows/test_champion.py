@@ -287,3 +287,84 @@ def test_serve_scores_raw_reviews_over_http(store, env_file, tmp_path):
             post(url, {"dataframe_records": [{"text": reviews[0]}] * 2000})
         assert too_large.value.code == 413
         assert json.loads(too_large.value.read())["error_code"] == "REQUEST_LIMIT_EXCEEDED"
+
+
+def test_models_are_mlflow3_logged_models_with_dataset_inputs_source_and_user(store):
+    """Issue 21 item 1: each version comes from a logged model of its child run (the Models tab), whose test
+    metrics are linked to it; every child run has its splits as dataset inputs with context and digest."""
+    client, champion, other = _champion_and_other(store)
+    experiment = client.get_experiment_by_name(store.experiment_name)
+    logged = {model.source_run_id: model for model in client.search_logged_models([experiment.experiment_id])}
+    for version in (champion, other):
+        model = logged[version.run_id]
+        assert version.source == f"models:/{model.model_id}"
+        assert {"name": store.registered_model_name, "version": int(version.version)} in json.loads(
+            model.tags["mlflow.modelVersions"])
+        assert str(model.status) in ("READY", "LoggedModelStatus.READY")
+        assert model.tags["seqflow.model_digests"] == version.tags["seqflow.model_digests"]
+        assert {"test_accuracy", "test_roc_auc"} <= {metric.key for metric in model.metrics}
+        run = client.get_run(version.run_id)
+        contexts = {
+            entry.dataset.name: ({tag.key: tag.value for tag in entry.tags}["mlflow.data.context"], entry.dataset.digest)
+            for entry in run.inputs.dataset_inputs
+        }
+        assert contexts == {
+            f"reviews-{split}": (context, run.data.tags[f"{split}_digest"][:12])
+            for split, context in (("train", "training"), ("validation", "validation"), ("test", "test"))
+        }
+        assert run.data.tags["mlflow.user"] and run.data.tags["mlflow.source.name"]
+        # Trimmed: only the score is a version tag; the other test metrics are run (and logged-model) metrics.
+        assert not {key for key in version.tags if key.startswith("test_")} - {"test_accuracy"}
+        assert "resumed_from_epoch" in run.data.metrics and "resumed_from_epoch" not in run.data.tags
+
+
+def test_card_is_the_version_description_an_artifact_and_printed(store, env_file, capsys):
+    """Issue 21 item 2: the card is written at registration and `seqflow card VERSION` prints it."""
+    client, champion, other = _champion_and_other(store)
+    code, card, err = _seqflow(capsys, "--env-file", env_file, "card", champion.version)
+    assert code == 0, err
+    for heading in ("What it is", "Input and output", "Data", "Training", "Results", "Promotion decision", "Lineage",
+                    "How to load and serve", "Known limits"):
+        assert f"\n## {heading}\n" in card, heading
+    accuracy = float(champion.tags["test_accuracy"])
+    assert f"| accuracy | {accuracy:.4f} | [" in card and "Wilson" in card
+    assert champion.run_id in card and champion.tags["parent_run_id"] in card and f"`{champion.source}`" in card
+    assert f"**v{champion.version} is `champion`.**" in card and "| promoted_via | seqflow run |" in card
+    assert client.get_model_version(store.registered_model_name, champion.version).description.startswith(
+        f"# {store.registered_model_name} v{champion.version}: "
+    )
+    with_tracker = Tracker(store)
+    assert with_tracker.read_text(other.run_id, "model_card.md").startswith(f"# {store.registered_model_name} v{other.version}")
+    described = client.get_registered_model(store.registered_model_name).description
+    assert "Champion history" in described and f"| v{champion.version} | promote |" in described
+
+    code, out, err = _seqflow(capsys, "--env-file", env_file, "card", "99")
+    assert code == 2 and out == "" and len(err.strip().splitlines()) == 1 and "has no version '99'" in err
+
+
+def test_a_forced_promotion_and_gate_statistics_reach_the_cards(store, env_file, capsys):
+    """Every ``promotion.*`` tag a gate records shows under "Promotion decision", whatever it is."""
+    client, champion, other = _champion_and_other(store)
+    client.set_model_version_tag(store.registered_model_name, other.version, "promotion.difference_ci", "[-0.01, 0.03]")
+    code, _, err = _seqflow(capsys, "--env-file", env_file, "promote", other.version, "--force", "--reason", "a test",
+                            *NO_FLOOR)
+    assert code == 0, err
+    description = client.get_model_version(store.registered_model_name, other.version).description
+    assert "| promotion.difference_ci | [-0.01, 0.03] |" in description and "| promotion_forced | true |" in description
+    assert "| promotion_reason | a test |" in description
+    described = client.get_registered_model(store.registered_model_name).description
+    assert f"| v{other.version} | promote |" in described and "a test" in described
+
+
+def test_contract_results_are_summarised_where_they_are_logged(store):
+    """Issue 21 item 4: a one-page summary per contract beside its Data Docs, the pass counts in the parent
+    run's description."""
+    client, champion, _ = _champion_and_other(store)
+    parent = client.get_run(champion.tags["parent_run_id"])
+    note = parent.data.tags["mlflow.note.content"]
+    assert "**Data contracts**" in note and "expectations passed" in note
+    tracker = Tracker(store)
+    for contract in ("raw_reviews", "tokenised_reviews"):
+        page = tracker.read_text(parent.info.run_id, f"contracts/{contract}/summary.html")
+        assert page is not None and "<table>" in page and " expectations passed" in page, contract
+        assert f"`{contract}`" in note

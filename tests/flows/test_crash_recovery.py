@@ -141,7 +141,7 @@ def test_kill_9_during_training_then_run_again(command, client, tmp_path):
     assert finished_before in new_parent.data.tags["seqflow.reused_runs"]
     resumed = next(run for run in new_runs if run.info.run_name == "lstm")
     # The interrupted training went on from the last epoch its checkpoint had (at least the one seen logged).
-    resumed_from = int(resumed.data.tags[RESUMED_FROM_EPOCH_TAG])
+    resumed_from = int(resumed.data.metrics[RESUMED_FROM_EPOCH_TAG])
     assert epochs_done <= resumed_from < EPOCHS
     for key in METRICS:
         history = client.get_metric_history(resumed.info.run_id, key)

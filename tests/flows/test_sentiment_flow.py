@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from mlflow import MlflowClient
 
-from seqflow.core.tracking import CHAMPION_ALIAS, ROLE_TAG
+from seqflow.core.tracking import CHAMPION_ALIAS, ROLE_TAG, Tracker
 from tests.flows.conftest import copy_of_store, write_env_file
 
 pytestmark = pytest.mark.slow
@@ -69,7 +69,10 @@ def test_run_tracks_registers_and_promotes(first_execution, shared_settings, tmp
         for check in ("invariance", "direction", "minimum_functionality"):
             assert 0.0 <= child.data.metrics[f"behaviour_{check}_pass_rate"] <= 1.0
         artifacts = {item.path for item in client.list_artifacts(child.info.run_id)}
-        assert {"model", "plots", "contracts", "history.json", "behaviour.json"} <= artifacts
+        assert {"plots", "contracts", "history.json", "behaviour.json"} <= artifacts
+        # The model itself is the run's MLflow 3 logged model (the experiment's Models tab).
+        model_id = Tracker(tracking_settings).logged_model_id(child.info.run_id)
+        assert "MLmodel" in {item.path for item in client.list_logged_model_artifacts(model_id)}
     parent_artifacts = {item.path for item in client.list_artifacts(parent_id)}
     assert {"comparison.txt", "comparison.csv", "contracts", "plots"} <= parent_artifacts
     parent_plots = {item.path for item in client.list_artifacts(parent_id, "plots")}

@@ -1,4 +1,6 @@
-"""MLflow's own UI, in a real browser, over a finished pipeline run: the run comparison overlays every child run.
+"""MLflow's own UI, in a real browser, over a finished pipeline run: the run comparison overlays every child run;
+the Models tab lists the MLflow 3 logged models, the runs table's Dataset column names the splits, and the
+registry shows the model's and the version's descriptions (the model card).
 
 The test runs ``seqflow run`` on the tiny pipeline (two architectures) into a SQLite store, starts ``mlflow
 server`` on 127.0.0.1 over it, and opens the run-comparison page of the child runs in headless Chromium through
@@ -26,6 +28,7 @@ import pytest
 
 from seqflow.core.run_links import MLFLOW_UI_DEFAULT
 from seqflow.core.tracking import ROLE_TAG
+from tests.flows.conftest import tracking_settings_for
 from tests.system.cli_runs import RUN_TIMEOUT_S, cli_environment, cli_run_argv, printed_link
 from tests.system.mlflow_server import free_port, running_mlflow_server
 
@@ -114,6 +117,52 @@ def test_printed_val_loss_link_overlays_every_child_run(chromium_path, printed_r
         tmp_path, link.replace(MLFLOW_UI_DEFAULT, ui_server, 1),
     )
     assert screenshot.stat().st_size > 10_000, "the chart screenshot is suspiciously small"
+    model_name = tracking_settings_for(tmp_path).registered_model_name  # the store the printed run wrote
+    champion = client.get_model_version_by_alias(model_name, "champion")
+    check_mlflow3_pages(
+        chromium_path, ui_server, experiment.experiment_id, model_name,
+        str(champion.version), tmp_path,
+    )
+
+
+def check_mlflow3_pages(
+    chromium_path: str, server_url: str, experiment_id: str, model_name: str, version: str, screenshot_dir: Path
+) -> None:
+    """Issue 21: the experiment's Models tab lists the logged models, the runs table's Dataset column names the
+    splits, and the registry shows the registered model's description (champion history) and the version's card."""
+    from playwright.sync_api import expect, sync_playwright
+
+    expect.set_options(timeout=PAGE_TIMEOUT_MS)
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=chromium_path, headless=True)
+        try:
+            page = browser.new_page(viewport={"width": 1600, "height": 1000})
+            page.set_default_timeout(PAGE_TIMEOUT_MS)
+            page.goto(f"{server_url}/#/experiments/{experiment_id}/models")
+            # One logged model per child run, each linked to its source run.
+            for name in ("embedding_pool", "lstm"):
+                expect(page.get_by_text(name, exact=True).first).to_be_visible()
+            close_assistant_panel(page)
+            save_screenshot(page, "mlflow_models_tab.png", screenshot_dir)
+
+            page.goto(f"{server_url}/#/experiments/{experiment_id}/runs")
+            expect(page.get_by_text("reviews-train", exact=False).first).to_be_visible()
+            close_assistant_panel(page)
+            save_screenshot(page, "mlflow_runs_datasets.png", screenshot_dir)
+
+            page.goto(f"{server_url}/#/models/{urllib.parse.quote(model_name)}")
+            expect(page.get_by_text("Binary sentiment of English movie reviews", exact=False).first).to_be_visible()
+            expect(page.get_by_text("Champion history", exact=False).first).to_be_visible()
+            close_assistant_panel(page)
+            save_screenshot(page, "mlflow_registered_model.png", screenshot_dir)
+
+            page.goto(f"{server_url}/#/models/{urllib.parse.quote(model_name)}/versions/{version}")
+            expect(page.get_by_text("Promotion decision", exact=True).first).to_be_visible()
+            expect(page.get_by_text("review sentiment classifier", exact=False).first).to_be_visible()
+            close_assistant_panel(page)
+            save_screenshot(page, "mlflow_model_version_card.png", screenshot_dir)
+        finally:
+            browser.close()
 
 
 def check_val_loss_chart(

@@ -265,6 +265,9 @@ def test_pipeline_against_postgres_backed_server(
     assert (_local_artifact_dir(server, parents[0]["info"]["artifact_uri"]) / "comparison.csv").is_file()
 
     test_accuracy: dict[str, float] = {}
+    from mlflow import MlflowClient
+
+    logged_models = MlflowClient(server.url).search_logged_models([experiment_id])
     for child in children:
         run_id = child["info"]["run_id"]
         assert tags(child)["mlflow.parentRunId"] == parent_id
@@ -277,9 +280,12 @@ def test_pipeline_against_postgres_backed_server(
             assert sorted(point["step"] for point in history) == list(range(1, epochs_run + 1)), (key, history)
         test_accuracy[run_id] = child_metrics["test_accuracy"]
         listed = server.api("GET", "artifacts/list", {"run_id": run_id})
-        assert {"model", "plots", "history.json"} <= {item["path"] for item in listed.get("files", [])}
+        assert {"plots", "history.json"} <= {item["path"] for item in listed.get("files", [])}
         local = _local_artifact_dir(server, child["info"]["artifact_uri"])
-        assert (local / "model" / "MLmodel").is_file() and (local / "history.json").is_file()
+        assert (local / "history.json").is_file()
+        # The model is an MLflow 3 logged model of the run, its files in the model's own artifact folder.
+        [logged] = [model for model in logged_models if model.source_run_id == run_id]
+        assert (_local_artifact_dir(server, logged.artifact_location) / "MLmodel").is_file()
 
     # --- registry, through the REST API --------------------------------------------------------------------
     name = server_settings.registered_model_name
