@@ -197,10 +197,16 @@ def explicit_overrides(args: argparse.Namespace) -> dict[str, object]:
 
 
 def resolve_execution(args: argparse.Namespace) -> ExecutionConfig:
-    """Where ``seqflow run`` trains, from --runner, --dask-address, --workers and --tf-threads."""
-    return ExecutionConfig(
+    """Where ``seqflow run`` trains, from --runner, --dask-address, --workers and --tf-threads; a scheduler that
+    cannot be reached is refused here, before the run writes anything (its log file included)."""
+    execution = ExecutionConfig(
         runner=args.runner, dask_address=args.dask_address, workers=args.workers, tf_threads=args.tf_threads
     )
+    if execution.dask_address:
+        from seqflow.core.execution import check_scheduler
+
+        check_scheduler(execution.dask_address)
+    return execution
 
 
 def configure_runtime(console_level: int) -> None:

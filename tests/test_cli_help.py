@@ -151,7 +151,7 @@ GOES_WITH = {
 }
 # Options that choose what the command reads: with a value that names nothing, the outcome may be a refusal that
 # names that value.
-CHOOSING = {"--model-uri", "--from-run", "--model-name"}
+CHOOSING = {"--model-uri", "--from-run", "--model-name", "--dask-address"}
 
 
 def _option_cases():

@@ -23,6 +23,7 @@ PREFECT_UI_DEFAULT = "http://127.0.0.1:4200"
 OVERLAY_HTML = "plots/overlay_learning_curves.html"
 # The tag MLflow's UI shows as a run's description (markdown).
 DESCRIPTION_TAG = "mlflow.note.content"
+MAX_DESCRIPTION_CHARS = 8_000
 PARENT_RUN_TAG = "mlflow.parentRunId"
 
 
@@ -137,7 +138,11 @@ def publish_links(client: Any, tracking_uri: str, parent_run_id: str, table: str
 
     flow_run_id = flow_run.get_id()
     links = execution_links(client, tracking_uri, parent_run_id, flow_run_id)
-    client.set_tag(parent_run_id, DESCRIPTION_TAG, links.markdown(table))
+    # What the execution already wrote there (the contracts' pass counts) stays, under the links and the table;
+    # MLflow keeps at most 8,000 characters of a tag.
+    earlier = client.get_run(parent_run_id).data.tags.get(DESCRIPTION_TAG, "")
+    description = links.markdown(table) + (f"\n\n{earlier}" if earlier else "")
+    client.set_tag(parent_run_id, DESCRIPTION_TAG, description[:MAX_DESCRIPTION_CHARS])
     if flow_run_id:
         from prefect.artifacts import create_markdown_artifact
 

@@ -349,9 +349,13 @@ def test_a_forced_promotion_and_gate_statistics_reach_the_cards(store, env_file,
     code, _, err = _seqflow(capsys, "--env-file", env_file, "promote", other.version, "--force", "--reason", "a test",
                             *NO_FLOOR)
     assert code == 0, err
+    # The whole card (the registry's description may be cut to MLflow's 5,000 characters, whole sections kept).
+    code, card, err = _seqflow(capsys, "--env-file", env_file, "card", other.version)
+    assert code == 0, err
+    assert "| promotion.difference_ci | [-0.01, 0.03] |" in card and "| promotion_forced | true |" in card
+    assert "| promotion_reason | a test |" in card
     description = client.get_model_version(store.registered_model_name, other.version).description
-    assert "| promotion.difference_ci | [-0.01, 0.03] |" in description and "| promotion_forced | true |" in description
-    assert "| promotion_reason | a test |" in description
+    assert description.startswith(card.split("\n", 1)[0])
     described = client.get_registered_model(store.registered_model_name).description
     assert f"| v{other.version} | promote |" in described and "a test" in described
 

@@ -256,10 +256,10 @@ def test_training_logs_one_line_per_epoch_instead_of_printing(tmp_path, caplog, 
     from seqflow.sentiment.train import train_classifier
 
     training = TrainingConfig(epochs=2, batch_size=32, embedding_dim=8, dense_units=0, early_stopping_patience=None)
-    with caplog.at_level("INFO", logger="seqflow.core.fitting"):
+    with caplog.at_level("INFO", logger="seqflow"):  # the line comes from seqflow.core.progress
         train_classifier("embedding_pool", _toy_arrays(), 18, training, seed=1, output_dir=tmp_path)
     epoch_lines = [r.getMessage() for r in caplog.records if ": epoch " in r.getMessage()]
-    assert [line.split(" in ")[0] for line in epoch_lines] == [
+    assert [line.split(": ")[0] + ": " + line.split(": ")[1] for line in epoch_lines] == [
         "training embedding_pool: epoch 1/2", "training embedding_pool: epoch 2/2"
     ]
     assert "val_accuracy" in epoch_lines[-1]
