@@ -196,13 +196,13 @@ def explicit_overrides(args: argparse.Namespace) -> dict[str, object]:
     return overrides
 
 
-def resolve_execution(args: argparse.Namespace) -> ExecutionConfig:
-    """Where ``seqflow run`` trains, from --runner, --dask-address, --workers and --tf-threads; a scheduler that
-    cannot be reached is refused here, before the run writes anything (its log file included)."""
+def resolve_execution(args: argparse.Namespace, connect: bool = False) -> ExecutionConfig:
+    """Where ``seqflow run`` trains, from --runner, --dask-address, --workers and --tf-threads; with ``connect``
+    (the commands that train), a scheduler that cannot be reached is refused before the run writes anything."""
     execution = ExecutionConfig(
         runner=args.runner, dask_address=args.dask_address, workers=args.workers, tf_threads=args.tf_threads
     )
-    if execution.dask_address:
+    if connect and execution.dask_address:
         from seqflow.core.execution import check_scheduler
 
         check_scheduler(execution.dask_address)
@@ -250,7 +250,7 @@ def _cmd_validate(args: argparse.Namespace, settings: TrackingSettings) -> int:
 
 def _cmd_run(args: argparse.Namespace, settings: TrackingSettings) -> int:
     config = resolve_data_config(args, settings)
-    execution = resolve_execution(args)
+    execution = resolve_execution(args, connect=True)
     from seqflow.flows.sentiment import run_sentiment_flow
 
     call = FlowCall("run", settings, config.artifacts_dir, lambda: run_sentiment_flow(config, settings, execution),

@@ -127,7 +127,7 @@ def cmd_charlm(args: argparse.Namespace, settings: TrackingSettings) -> int:
 
     parse_char_source_spec(source)
     config = resolve_charlm_run_config(args.profile or DEFAULT_CHARLM_PROFILE, dict(settings.config_overrides), overrides)
-    execution = resolve_execution(args)
+    execution = resolve_execution(args, connect=True)
     charlm_settings = corpus_tracking_settings(settings, args.model_name, config.data.source)
     call = FlowCall("charlm-run", charlm_settings, config.artifacts_dir,
                     lambda: run_charlm_flow(config, charlm_settings, execution), config.training.architectures)

@@ -80,7 +80,7 @@ def cmd_tune(args: argparse.Namespace, settings: TrackingSettings) -> int:
         raise ConfigError(f"--trials must be at least 1 (got {args.trials})")
     if args.timeout is not None and args.timeout <= 0:
         raise ConfigError(f"--timeout must be a positive number of minutes (got {args.timeout})")
-    execution = resolve_execution(args)
+    execution = resolve_execution(args, connect=True)
     study_name = args.study or f"sentiment-{args.arch}-{config.profile}"
     profile_path = Path(args.profile_output or Path(config.artifacts_dir) / "tuning" / study_name / "best-profile.yaml")
     # The profile file reproduces this command's settings: the named base profile, what --profile FILE and
