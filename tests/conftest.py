@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import atexit
 import functools
+import json
 import os
 import shutil
 import tempfile
@@ -18,6 +19,51 @@ def pytest_configure(config: pytest.Config) -> None:
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+
+# Test files' measured seconds (setup, call and teardown of all their tests), longest first: an ordering hint
+# only. xdist hands whole files (--dist loadfile) to the two workers in collection order, so a 100-second system
+# test collected last runs alone while the other worker idles; starting the longest files first (the LPT rule)
+# ends both workers together. A stale or missing entry changes the order, never a result. Refresh it after a full
+# run with SEQFLOW_RECORD_TEST_DURATIONS=tests/test_durations.json uv run pytest.
+TEST_DURATIONS = Path(__file__).with_name("test_durations.json")
+# A file not in the hint yet: one with a slow-marked test is placed among the long ones, any other among the short.
+UNKNOWN_SLOW_FILE_S, UNKNOWN_FILE_S = 60.0, 1.0
+_measured_durations: dict[str, float] = {}
+
+
+def _test_file(item_or_report) -> str:
+    return item_or_report.nodeid.split("::", 1)[0]
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Order the test files longest first (stable: the tests inside a file keep their order)."""
+    hints = json.loads(TEST_DURATIONS.read_text(encoding="utf-8")) if TEST_DURATIONS.is_file() else {}
+    first_index: dict[str, int] = {}
+    has_slow: set[str] = set()
+    for index, item in enumerate(items):
+        first_index.setdefault(_test_file(item), index)
+        if item.get_closest_marker("slow") is not None:
+            has_slow.add(_test_file(item))
+
+    def expected_seconds(path: str) -> float:
+        return hints.get(path, UNKNOWN_SLOW_FILE_S if path in has_slow else UNKNOWN_FILE_S)
+
+    items.sort(key=lambda item: (-expected_seconds(_test_file(item)), first_index[_test_file(item)]))
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    if os.environ.get("SEQFLOW_RECORD_TEST_DURATIONS"):
+        _measured_durations[_test_file(report)] = _measured_durations.get(_test_file(report), 0.0) + report.duration
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    target = os.environ.get("SEQFLOW_RECORD_TEST_DURATIONS")
+    # Only the controller (or a run without xdist) sees every file's reports; workers see only their own.
+    if target and not hasattr(session.config, "workerinput") and _measured_durations:
+        ordered = dict(sorted(((path, round(seconds, 1)) for path, seconds in _measured_durations.items()),
+                              key=lambda entry: -entry[1]))
+        Path(target).write_text(json.dumps(ordered, indent=1) + "\n", encoding="utf-8")
 
 
 @functools.cache
