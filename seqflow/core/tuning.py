@@ -12,8 +12,10 @@ from __future__ import annotations
 
 import logging
 import math
+import shutil
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Callable, Mapping
 
 from seqflow.core.fitting import EpochCallback
@@ -45,6 +47,11 @@ class TrialTicket:
     params: dict[str, Any]
     pruner: str
     startup_trials: int
+
+
+def discard_trial_output(output_dir: Path) -> None:
+    """A trial's saved model is not kept: ``--register`` retrains the best configuration through the pipeline."""
+    shutil.rmtree(output_dir, ignore_errors=True)
 
 
 class PrunedAtEpoch(Exception):
