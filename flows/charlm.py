@@ -8,6 +8,8 @@ from prefect import flow
 from seqflow.charlm.comparison import CharRunSummary
 from seqflow.charlm.state import CharLMState
 from seqflow.charlm.config import CharLMConfig
+from seqflow.charlm.text import CharEncodedData, CharSplitFiles
+from seqflow.core.contracts import ContractReport
 from seqflow.core.config import ExecutionConfig
 from seqflow.core.caching import cached
 from seqflow.core.execution import InlineTaskRunner, run_flow_on
@@ -15,6 +17,15 @@ from seqflow.core.settings import TrackingSettings
 from seqflow.flows.sentiment import evaluated_models
 from seqflow.tasks.charlm import check_text, encode, evaluate, load_text, register, train
 from seqflow.tasks.tracking import close_runs_of_failed_flow, finish_charlm_tracking, start_charlm_tracking
+
+
+def prepare_char_data(config: CharLMConfig) -> tuple[CharSplitFiles, CharEncodedData, list[ContractReport]]:
+    """The data steps every charlm flow starts with (load, the text contract, encode), each a cached task run."""
+    artifacts_dir = config.artifacts_dir
+    split_files = cached(load_text, artifacts_dir)(config.data, config.seed, artifacts_dir)
+    contract_report = cached(check_text, artifacts_dir)(split_files, config.contracts)
+    encoded = cached(encode, artifacts_dir)(split_files, artifacts_dir, config.data.min_char_count)
+    return split_files, encoded, [contract_report]
 
 
 @flow(
@@ -31,9 +42,7 @@ def charlm_flow(config: CharLMConfig, settings: TrackingSettings) -> CharRunSumm
     repeated execution with the same inputs reuses the earlier results, MLflow runs and registered versions,
     under a new parent run."""
     artifacts_dir = config.artifacts_dir
-    split_files = cached(load_text, artifacts_dir)(config.data, config.seed, artifacts_dir)
-    contract_report = cached(check_text, artifacts_dir)(split_files, config.contracts)
-    encoded = cached(encode, artifacts_dir)(split_files, artifacts_dir, config.data.min_char_count)
+    split_files, encoded, [contract_report] = prepare_char_data(config)
     parent_run_id = start_charlm_tracking(settings, config, split_files, encoded, [contract_report])
     train_model, evaluate_model = cached(train, artifacts_dir), cached(evaluate, artifacts_dir)
     submitted = []

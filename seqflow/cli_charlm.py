@@ -25,7 +25,9 @@ def add_charlm_commands(commands: argparse._SubParsersAction) -> None:
     charlm_commands = charlm.add_subparsers(dest="charlm_command", required=True, metavar="COMMAND")
     run = add_command(charlm_commands, "charlm run")
     run.add_argument(
-        "--profile", choices=sorted(CHARLM_PROFILES), help="named settings (default: auto, sized from the text)"
+        "--profile", metavar="NAME|FILE",
+        help=f"named settings: {', '.join(sorted(CHARLM_PROFILES))}; or a profile file (.yaml/.json/.toml, e.g. "
+        "written by `seqflow charlm tune`) (default: auto, sized from the text)",
     )
     run.add_argument("--source", help="text source: embedded[:PLAY,...] | tfds:tiny_shakespeare | text:PATH")
     add_model_name_option(run)
@@ -49,6 +51,9 @@ def add_charlm_commands(commands: argparse._SubParsersAction) -> None:
     add_set_option(rerun, "training.epochs=3", "change one setting of the earlier execution")
     add_model_name_option(rerun)
     add_json_option(rerun)
+    from seqflow.cli_tune import add_charlm_tune_command
+
+    add_charlm_tune_command(charlm_commands)
     profiles = add_command(charlm_commands, "charlm profiles")
     profiles.add_argument("name", nargs="?", help="show one profile in full")
     add_json_option(profiles)
@@ -102,6 +107,10 @@ def cmd_charlm(args: argparse.Namespace, settings: TrackingSettings) -> int:
                 + ("  (sized from the text at run time)" if row["sized_from_text"] else "")
             ),
         )
+    if args.charlm_command == "tune":
+        from seqflow.cli_tune import cmd_charlm_tune
+
+        return cmd_charlm_tune(args, settings)
     if args.charlm_command == "rerun":
         return _cmd_charlm_rerun(args, settings)
     if args.charlm_command in CHAMPION_COMMANDS:

@@ -240,6 +240,21 @@ COMMAND_DOCS: dict[str, CommandDoc] = {
                   ("retrain with more epochs, from a named execution", "seqflow charlm rerun train --from-run PARENT_RUN_ID --set training.epochs=3")),
         exits=CONTRACT_EXITS,
     ),
+    "charlm tune": CommandDoc(
+        help="search one character architecture's hyperparameters on the validation text (resumable Optuna study)",
+        description="""`seqflow tune` for the character models: each trial trains on the training blocks through
+        the charlm training step and is scored by its carried-state validation loss (nats per character) on the
+        validation blocks after every epoch, as a Prefect task and a nested MLflow run (in the corpus's charlm
+        experiment) under one parent run; hopeless trials are pruned. The default space searches the learning
+        rate, units, embedding, dropout, window and layers. The study lives in a database (optuna.db beside a
+        SQLite MLflow store, or --storage), so the same command again goes on where it stopped. The best settings
+        are saved as a profile file that `seqflow charlm run --profile FILE` takes; --register trains them through
+        the charlm pipeline and its gates.""",
+        examples=(("10 trials of the LSTM on the quick text", "seqflow charlm tune --arch char_lstm --profile quick --trials 10"),
+                  ("an hour on any text file, then train the best through the pipeline",
+                   "seqflow charlm tune --arch char_gru --source text:lyrics.txt --model-name lyrics --timeout 60 --register")),
+        exits=CONTRACT_EXITS,
+    ),
     "charlm profiles": CommandDoc(
         help="list the charlm profiles and their settings",
         description="""List the character pipeline's named profiles (layers, units, window, epochs, architectures),

@@ -13,6 +13,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
+import yaml
 
 from seqflow.cli import build_parser, main
 from seqflow.cli_help import COMMAND_DOCS, COMPLETION_SHELLS, completion_script
@@ -23,6 +24,7 @@ from tests.conftest import new_empty_store
 REPORTING = {
     "validate", "run", "rerun", "predict", "profiles", "champion", "promote", "rollback", "generate",
     "charlm run", "charlm rerun", "charlm profiles", "charlm champion", "charlm promote", "charlm rollback", "tune",
+    "charlm tune",
 }
 # card prints a document (the markdown card), not a report.
 NOT_REPORTING = {"schedule", "serve", "charlm serve", "completion", "card", "charlm card"}
@@ -85,7 +87,7 @@ def test_the_documented_exit_statuses_are_the_ones_seqflow_returns() -> None:
     assert (ExitCode.INTERRUPTED, ExitCode.TERMINATED) == (128 + signal.SIGINT, 128 + signal.SIGTERM)
     # Commands that can end with a failed contract or a refusing gate say so; the others do not list them.
     for path, doc in COMMAND_DOCS.items():
-        contracts = path in ("", "validate", "run", "rerun", "tune", "charlm", "charlm run", "charlm rerun")
+        contracts = path in ("", "validate", "run", "rerun", "tune", "charlm", "charlm run", "charlm rerun", "charlm tune")
         gates = path.split()[-1:] in (["promote"], ["rollback"]) or path in ("", "charlm")
         assert (ExitCode.CONTRACT_FAILED in doc.exits) == contracts, path
         assert (ExitCode.GATE_REFUSED in doc.exits) == gates, path
@@ -130,7 +132,7 @@ class _Reached(SeqflowError):
 BASE_ARGS = {
     "predict": ["a fine film"], "promote": ["1"], "charlm promote": ["1"], "rerun": ["train"],
     "charlm rerun": ["train"], "schedule": ["--cron", "0 3 * * *"], "charlm run": ["--profile", "quick"],
-    "tune": ["--arch", "nbsvm"], "card": ["1"], "charlm card": ["1"],
+    "tune": ["--arch", "nbsvm"], "card": ["1"], "charlm card": ["1"], "charlm tune": ["--arch", "char_lstm", "--profile", "quick"],
 }
 # Values for options whose type or choices do not give one.
 VALUES = {
@@ -189,8 +191,13 @@ def test_no_command_offers_an_option_it_refuses(tmp_path: Path, monkeypatch, cap
     env_file = _empty_store_env(tmp_path)
     monkeypatch.chdir(tmp_path)
     (tmp_path / "reviews.csv").write_text("text\na fine film\n")
-    assert main(["tune", "--arch", "nbsvm", "--print-space"]) == ExitCode.OK  # the default space, as a --space file
-    (tmp_path / "space.yaml").write_text(capsys.readouterr().out)
+    # The default space, as a --space file, cut to the settings both pipelines search (tune and charlm tune take it).
+    assert main(["tune", "--arch", "nbsvm", "--print-space"]) == ExitCode.OK
+    space = yaml.safe_load(capsys.readouterr().out)
+    assert main(["charlm", "tune", "--arch", "char_lstm", "--profile", "quick", "--print-space"]) == ExitCode.OK
+    shared = yaml.safe_load(capsys.readouterr().out).keys() & space.keys()
+    assert shared, "the two default spaces share no setting"
+    (tmp_path / "space.yaml").write_text(yaml.safe_dump({key: space[key] for key in shared}))
 
     def outcome(path: str, args: list[str]) -> tuple[int, str]:
         capsys.readouterr()

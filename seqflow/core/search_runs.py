@@ -37,6 +37,8 @@ class TuneRequest:
     profile_path: str
     base_profile: str = "quick"
     base_settings: dict[str, Any] = field(default_factory=dict)
+    # Which pipeline's model is searched: "sentiment" (`seqflow tune`) or "charlm" (`seqflow charlm tune`).
+    pipeline: str = "sentiment"
 
 
 def start_search_run(tracker: Tracker, request: TuneRequest, profile: str, flow_run_id: str | None,
@@ -69,6 +71,8 @@ class SearchSummary:
     best_value: float | None
     best_params: dict[str, Any]
     profile_path: str | None
+    # The command that trains the profile file: `seqflow run` or `seqflow charlm run`.
+    run_command: str = "seqflow run"
 
     def render(self) -> str:
         lines = [f"study {self.study_name}: {self.trials_in_study} trial(s) completed or pruned "
@@ -82,12 +86,12 @@ class SearchSummary:
             return "\n".join(lines)
         lines.append(f"best: trial {self.best_number}, {OBJECTIVE} {self.best_value:.4f}")
         lines.extend(f"  {key} = {value}" for key, value in self.best_params.items())
-        lines.append(f"profile written to {self.profile_path}: train it with `seqflow run --profile {self.profile_path}`")
+        lines.append(f"profile written to {self.profile_path}: train it with `{self.run_command} --profile {self.profile_path}`")
         return "\n".join(lines)
 
 
 def finish_search_run(tracker: Tracker, run_id: str, study: Any, progress: Any, profile_path: Path | None,
-                      plots_dir: Path) -> SearchSummary:
+                      plots_dir: Path, run_command: str = "seqflow run") -> SearchSummary:
     """Log the study's plots, trials and best trial to the parent run and end it FINISHED."""
     best = best_trial(study)
     with tracker.closing_on_failure(run_id, finish=True):
@@ -106,5 +110,5 @@ def finish_search_run(tracker: Tracker, run_id: str, study: Any, progress: Any, 
         failures=list(progress.failures), stopped_by=progress.stopped_by, trials_in_study=counted_trials(study),
         best_number=None if best is None else best.number, best_value=None if best is None else best.value,
         best_params={} if best is None else dict(best.params),
-        profile_path=None if best is None or profile_path is None else str(profile_path),
+        profile_path=None if best is None or profile_path is None else str(profile_path), run_command=run_command,
     )

@@ -12,8 +12,10 @@ from __future__ import annotations
 
 import logging
 import math
+import shutil
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Callable, Mapping
 
 from seqflow.core.fitting import EpochCallback
@@ -45,6 +47,11 @@ class TrialTicket:
     params: dict[str, Any]
     pruner: str
     startup_trials: int
+
+
+def discard_trial_output(output_dir: Path) -> None:
+    """A trial's saved model is not kept: ``--register`` retrains the best configuration through the pipeline."""
+    shutil.rmtree(output_dir, ignore_errors=True)
 
 
 class PrunedAtEpoch(Exception):
@@ -94,10 +101,12 @@ def run_trial(
               FLOW_RUN_TAG: flow_run_id, **tags},
         parent_run_id=parent_run_id,
     )
-    study._storage.set_trial_user_attr(ticket.trial_id, RUN_ATTR, run_id)
-    tracker.log_params(run_id, {f"search.{key}": value for key, value in ticket.params.items()})
     history: dict[str, list[float]] = {}
+    # Everything after start_run is inside the try: whatever fails (the study's database, a parameter MLflow
+    # refuses) ends the run FAILED and the trial FAIL, never a run left RUNNING.
     try:
+        study._storage.set_trial_user_attr(ticket.trial_id, RUN_ATTR, run_id)
+        tracker.log_params(run_id, {f"search.{key}": value for key, value in ticket.params.items()})
         history = train(run_id, reporting_callback(trial, tracker.epoch_logger(run_id)))
         losses = [v for v in history.get(OBJECTIVE, []) if math.isfinite(v)]
         if not losses:

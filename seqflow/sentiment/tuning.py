@@ -5,7 +5,6 @@ parameters become a config, and a trial's fit, through the same training step as
 from __future__ import annotations
 
 import dataclasses
-import shutil
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -97,7 +96,3 @@ def fit_trial(config: PipelineConfig, architecture: str, tokenised: Any, on_epoc
     )
     return outcome, output_dir
 
-
-def discard(output_dir: Path) -> None:
-    """A trial's saved model is not kept: ``--register`` retrains the best configuration through the pipeline."""
-    shutil.rmtree(output_dir, ignore_errors=True)

@@ -182,3 +182,21 @@ def test_an_unreachable_study_storage_is_one_line_without_its_password():
     with pytest.raises(ConfigError, match=r"cannot open the study storage 'postgresql\+psycopg2://\*\*\*@127.0.0.1:1/x'") as caught:
         open_storage("postgresql+psycopg2://user:secret@127.0.0.1:1/x")
     assert "secret" not in str(caught.value) and "\n" not in str(caught.value)
+
+
+def test_a_failure_between_starting_the_trials_run_and_its_fit_ends_the_run_failed(tmp_path: Path, tracker, monkeypatch):
+    # Logging the trial's parameters happens after its run starts: a refusal there must not leave the run RUNNING.
+    study = _study(tmp_path)
+    trial = study.ask(distributions(parse_space({"training.dropout": {"type": "float", "low": 0.0, "high": 0.5}}, "s")))
+    parent = tracker.start_run("search", tags={})
+
+    def refuse(run_id, params):  # noqa: ANN001, ANN202
+        raise RuntimeError("the store refused the parameters")
+
+    monkeypatch.setattr(tracker, "log_params", refuse)
+    with pytest.raises(RuntimeError, match="refused the parameters"):
+        run_trial(tracker, _ticket(tmp_path, trial), parent, None, {}, _scripted([0.5]))
+    [run] = [run for run in tracker.client.search_runs([tracker.client.get_run(parent).info.experiment_id])
+             if run.data.tags.get("mlflow.parentRunId") == parent]
+    assert (run.info.status, run.data.tags[TRIAL_STATE_TAG]) == ("FAILED", "FAIL")
+    assert study.get_trials()[0].state == TrialState.FAIL
