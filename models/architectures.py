@@ -42,6 +42,8 @@ class ModelSpec:
     bigram_buckets: int = 0
     # With bigram_buckets: highest n-gram order hashed into those buckets (3 adds trigrams).
     max_ngram: int = 2
+    # nbsvm: L2 penalty pulling each feature's weight towards their shared starting value; 0 adds none.
+    nb_weight_decay: float = 0.0
 
     def regulariser(self) -> keras.regularizers.Regularizer | None:
         """A fresh L2 regulariser, or None when l2 is 0 (so the default model has no penalty term at all)."""
@@ -164,6 +166,22 @@ def build_stacked_bilstm(spec: ModelSpec) -> keras.Model:
     return keras.Model(ids, _classifier_head(state, spec), name="stacked_bilstm")
 
 
+@keras.saving.register_keras_serializable(package="seqflow")
+class L2Towards(keras.regularizers.Regularizer):
+    """``strength * sum((w - center)^2)``: weight decay towards ``center`` instead of 0. On nbsvm's feature
+    weights (all starting at one value) it damps what Wang & Manning's interpolation towards the mean weight
+    damps: a rare n-gram's weight fitted far from the rest on a few training reviews."""
+
+    def __init__(self, strength: float, center: float) -> None:
+        self.strength, self.center = float(strength), float(center)
+
+    def __call__(self, weights):  # noqa: ANN001, ANN204 - a tensor
+        return self.strength * keras.ops.sum(keras.ops.square(weights - self.center))
+
+    def get_config(self) -> dict:
+        return {"strength": self.strength, "center": self.center}
+
+
 def build_nbsvm(spec: ModelSpec) -> keras.Model:
     """NB-SVM (Wang & Manning, 2012) as a Keras model: a linear model on which words and hashed n-grams a review
     contains, each scaled by its naive-Bayes log-count ratio. The ratios come from the training split (set before
@@ -188,7 +206,9 @@ def build_nbsvm(spec: ModelSpec) -> keras.Model:
         rows,
         1,
         embeddings_initializer=keras.initializers.Constant(NBSVM_INITIAL_WEIGHT),
-        embeddings_regularizer=spec.regulariser(),
+        embeddings_regularizer=(
+            L2Towards(spec.nb_weight_decay, NBSVM_INITIAL_WEIGHT) if spec.nb_weight_decay else spec.regulariser()
+        ),
         name="feature_weights",
     )(distinct)
     if spec.token_dropout:

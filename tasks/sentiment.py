@@ -194,7 +194,7 @@ def train(
             warm_start=warm_start_source(tracker, training, output_dir / "warm_start"),
             checkpoint_dir=checkpoint_dir,
         )
-        log_fit_outcome(tracker, run_id, architecture, outcome, output_dir)
+        log_fit_outcome(tracker, run_id, architecture, outcome, output_dir, {"train_rows": outcome.train_rows})
         serving_path = export_serving_model(
             outcome.classifier_path,
             vocabulary,

@@ -143,6 +143,15 @@ class ArchitectureSettings:
     # With bigram_buckets: the highest word n-gram order hashed into those buckets; 3 adds trigrams (more phrases
     # such as "not at all" and "waste of time", 1.5x the ids per review).
     max_ngram: Annotated[int, Field(ge=2, le=3), Allowed("2 (bigrams) or 3 (bigrams and trigrams)")] = 2
+    # nbsvm only: L2 penalty pulling each feature's learnt weight towards the shared value they all start at (naive
+    # Bayes), instead of towards 0 as `l2` does (which it replaces there): rare n-grams with extreme log-count
+    # ratios cannot be fitted to a few training reviews. 0 is off.
+    nb_weight_decay: Annotated[float, Field(ge=0)] = 0.0
+    # Fit on at most this many training rows (a seeded, stratified sample of the train split; a refit adds the
+    # validation rows to the same sample); None reads them all. Per architecture it buys time: the recurrent
+    # models cost ~50x an embedding bag per review. The splits stay shared: every architecture is still validated
+    # and tested on the same rows. At least 2, one review of each label.
+    max_train_rows: Annotated[int, Field(ge=2)] | None = None
 
 
 def _override_class() -> type:

@@ -19,7 +19,7 @@ import numpy as np
 
 from seqflow.core.fitting import EpochCallback, seed_everything
 from seqflow.sentiment.config import TrainingConfig
-from seqflow.sentiment.train import EmbeddingSource, TrainingOutcome, compiled_model, input_pipeline
+from seqflow.sentiment.train import EmbeddingSource, TrainingOutcome, compiled_model, input_pipeline, training_subset
 
 # The splits a refit fits on, in this order (recorded on its run).
 REFIT_SPLITS = ("train", "validation")
@@ -34,8 +34,12 @@ def chosen_epochs(history: dict[str, list[float]], training: TrainingConfig) -> 
     return max(epochs_run, 1)
 
 
-def refit_arrays(arrays: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
-    """The rows a refit fits on: train then validation, never test."""
+def refit_arrays(
+    arrays: dict[str, np.ndarray], max_train_rows: int | None = None, seed: int = 0
+) -> tuple[np.ndarray, np.ndarray]:
+    """The rows a refit fits on: train then validation, never test. With ``max_train_rows`` (the architecture's
+    training.max_train_rows and the run's seed) the training rows are the same sample the first fit read."""
+    arrays = training_subset(arrays, max_train_rows, seed)
     x = np.concatenate([arrays[f"x_{split}"] for split in REFIT_SPLITS])
     y = np.concatenate([arrays[f"y_{split}"] for split in REFIT_SPLITS])
     return x, y
@@ -73,14 +77,15 @@ def refit_classifier(
     warm_start: EmbeddingSource | None = None,
 ) -> RefitOutcome:
     """Fit a fresh ``architecture`` (same seed and settings) on train + validation for ``epochs`` epochs and save
-    it as ``<architecture>_refit.keras``. nbsvm counts its log-count ratios on the same rows; a ``warm_start``
+    it as ``<architecture>_refit.keras`` (on the training rows the first fit read, with training.max_train_rows,
+    plus the validation rows). nbsvm counts its log-count ratios on the same rows; a ``warm_start``
 initialises the embedding as it did for the first fit."""
     import keras
 
     from seqflow.core.divergence import stop_on_non_finite_loss
 
     resolved = dataclasses.replace(training.for_architecture(architecture), epochs=epochs, early_stopping_patience=None)
-    x, y = refit_arrays(arrays)
+    x, y = refit_arrays(arrays, resolved.max_train_rows, seed)
     seed_everything(seed)
     previous_policy = keras.mixed_precision.dtype_policy()
     keras.mixed_precision.set_dtype_policy(resolved.precision)
@@ -107,5 +112,5 @@ initialises the embedding as it did for the first fit."""
     path = output_dir / f"{architecture}_refit.keras"
     model.save(path)
     history = {key: [float(value) for value in values] for key, values in fitted.history.items()}
-    outcome = TrainingOutcome(architecture, path, history, len(history.get("loss", [])), seconds)
+    outcome = TrainingOutcome(architecture, path, history, len(history.get("loss", [])), seconds, train_rows=len(x))
     return RefitOutcome(outcome, len(x), rows_digest(x, y))

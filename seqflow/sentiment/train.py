@@ -34,6 +34,8 @@ class TrainingOutcome:
     seconds: float
     # Epochs taken over from the checkpoint of an interrupted training; 0 for a fresh training.
     resumed_from_epoch: int = 0
+    # Training rows the fit read (training.max_train_rows may cap them); 0 where not recorded.
+    train_rows: int = 0
 
     @property
     def seconds_per_epoch(self) -> float:
@@ -233,6 +235,30 @@ def set_log_count_ratios(model, x_train: np.ndarray, y_train: np.ndarray) -> boo
     return True
 
 
+def stratified_rows(y: np.ndarray, max_rows: int | None, seed: int) -> np.ndarray:
+    """Indices (in their original order) of at most ``max_rows`` rows of ``y``: each label's share kept (rounded),
+    the rows drawn with ``seed``, so the same seed and limit always pick the same rows. All rows when
+    ``max_rows`` is None or not below ``len(y)``."""
+    labels = np.asarray(y).astype(np.int64).ravel()
+    if max_rows is None or max_rows >= len(labels):
+        return np.arange(len(labels))
+    rng = np.random.default_rng(seed)
+    positives, negatives = (rng.permutation(np.flatnonzero(labels == value)) for value in (1, 0))
+    wanted = round(max_rows * len(positives) / len(labels))
+    # At least one row of each label the split has, and never more rows of a label than there are.
+    wanted = min(max(wanted, min(1, len(positives))), max_rows - min(1, len(negatives)))
+    wanted = min(max(wanted, max_rows - len(negatives)), len(positives))
+    return np.sort(np.concatenate([positives[:wanted], negatives[: max_rows - wanted]]))
+
+
+def training_subset(arrays: dict[str, np.ndarray], max_rows: int | None, seed: int) -> dict[str, np.ndarray]:
+    """``arrays`` with ``x_train``/``y_train`` cut to :func:`stratified_rows`; validation and test untouched."""
+    rows = stratified_rows(arrays["y_train"], max_rows, seed)
+    if len(rows) == len(arrays["y_train"]):
+        return arrays
+    return {**arrays, "x_train": arrays["x_train"][rows], "y_train": arrays["y_train"][rows]}
+
+
 def training_fingerprint(array_digest: str, vocab_size: int, architecture: str, training: TrainingConfig, seed: int) -> str:
     """Names one training: the same padded arrays, architecture, training settings and seed give the same
     fingerprint, so a re-run after a crash finds the checkpoint of the interrupted training and nothing else.
@@ -262,7 +288,8 @@ def train_classifier(
 ) -> TrainingOutcome:
     """Fit ``architecture`` on ``x_train`` with ``x_validation`` for early stopping; save it as ``.keras``.
 
-    ``training``'s per-architecture overrides for ``architecture`` apply. ``warm_start`` (with the
+    ``training``'s per-architecture overrides for ``architecture`` apply, ``max_train_rows`` included (a seeded,
+    stratified sample of the training rows; see :func:`training_subset`). ``warm_start`` (with the
     ``vocabulary`` of the arrays) initialises the embedding before fitting.
 
     With ``checkpoint_dir``, the state after every epoch is saved there, and a training that was interrupted
@@ -275,6 +302,7 @@ def train_classifier(
     if warm_start is not None and vocabulary is None:
         raise ValueError("a warm start needs the vocabulary of the training arrays")
     resolved = training.for_architecture(architecture)
+    arrays = training_subset(arrays, resolved.max_train_rows, seed)
     seed_everything(seed)
     # The dtype policy is global in Keras: set it for this model only and restore it afterwards.
     previous_policy = keras.mixed_precision.dtype_policy()
@@ -366,6 +394,7 @@ def _fit_and_save(
         epochs_run=len(fit.checkpoint.records),
         seconds=fit.checkpoint.seconds,
         resumed_from_epoch=fit.resumed_from_epoch,
+        train_rows=len(arrays["x_train"]),
     )
 
 

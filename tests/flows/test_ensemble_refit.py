@@ -1,5 +1,6 @@
 """`seqflow run` with training.refit and the ensemble step: one tiny execution shared by the module (nbsvm and
-embedding_pool, one epoch, both refitted, stacked into an ensemble)."""
+embedding_pool, one epoch, both refitted, stacked into an ensemble; nbsvm on a 150-row sample of the training
+split, training.per_architecture.nbsvm.max_train_rows)."""
 
 from __future__ import annotations
 
@@ -18,9 +19,13 @@ from seqflow.sentiment.config import EnsembleConfig
 from seqflow.sentiment.ensemble import MEMBERS_TAG, choose_members
 from seqflow.sentiment.refit import rows_digest
 from seqflow.sentiment.tokenise import load_arrays
+from seqflow.sentiment.train import stratified_rows
 from tests.flows.conftest import write_env_file
 
 pytestmark = pytest.mark.slow
+
+# nbsvm's training rows in this module's execution (the tiny split has 288).
+NBSVM_ROWS = 150
 
 
 @pytest.fixture(scope="module")
@@ -33,6 +38,7 @@ def execution(prefect_api, shared_config, shared_settings):
         "training.refit": "true",
         "ensemble.enabled": "true",
         "ensemble.method": "stack",
+        "training.per_architecture.nbsvm.max_train_rows": str(NBSVM_ROWS),
     })
     return config, sentiment_flow(config, shared_settings)
 
@@ -52,20 +58,28 @@ def test_refit_fits_train_and_validation_only_and_is_scored_once(execution, shar
     assert {run.info.status for run in runs.values()} == {"FINISHED"}
     state = _state(summary, shared_settings)
     arrays = load_arrays(state.tokenised)
-    fitted = rows_digest(
-        np.concatenate([arrays["x_train"], arrays["x_validation"]]), np.concatenate([arrays["y_train"], arrays["y_validation"]])
-    )
     with_test = rows_digest(
         np.concatenate([arrays["x_train"], arrays["x_validation"], arrays["x_test"]]),
         np.concatenate([arrays["y_train"], arrays["y_validation"], arrays["y_test"]]),
     )
-    for architecture in ("nbsvm", "embedding_pool"):
+    all_train = len(arrays["x_train"])
+    for architecture, train_rows in (("nbsvm", NBSVM_ROWS), ("embedding_pool", all_train)):
         chooser, refitted = runs[architecture], runs[f"{architecture}-refit"]
+        # max_train_rows: the first fit read exactly that many training rows (its param and metric say so), and
+        # the refit the same sample plus the validation rows; embedding_pool, without a limit, read all of them.
+        assert chooser.data.params["training.max_train_rows"] == ("None" if train_rows == all_train else str(train_rows))
+        assert chooser.data.metrics["train_rows"] == train_rows
+        limit = None if train_rows == all_train else train_rows
+        sample = stratified_rows(arrays["y_train"], limit, config.seed)
+        fitted = rows_digest(
+            np.concatenate([arrays["x_train"][sample], arrays["x_validation"]]),
+            np.concatenate([arrays["y_train"][sample], arrays["y_validation"]]),
+        )
         # Linked both ways; the refit read exactly train + validation (digest of the id rows and labels).
         assert refitted.data.tags["seqflow.refit_of"] == chooser.info.run_id
         assert chooser.data.tags["seqflow.refitted_as"] == refitted.info.run_id
         assert refitted.data.tags["seqflow.refit_data_digest"] == fitted != with_test
-        assert int(refitted.data.tags["seqflow.refit_rows"]) == len(arrays["x_train"]) + len(arrays["x_validation"])
+        assert int(refitted.data.tags["seqflow.refit_rows"]) == train_rows + len(arrays["x_validation"])
         # The test split is scored once: on the refitted model, never on the one that chose its epochs.
         assert "test_accuracy" in refitted.data.metrics
         assert not any(key.startswith("test_") for key in chooser.data.metrics)

@@ -111,3 +111,28 @@ def test_an_nbsvm_version_as_warm_start_source_is_refused_by_name(tmp_path):
     build_serving_model(classifier, vocabulary, max_length=8, padding="post", truncation="pre").save(serving_path)
     with pytest.raises(SeqflowError, match=r"models:/imdb-nbsvm/1 has no layer named 'embedding'"):
         read_embedding_source(serving_path, "models:/imdb-nbsvm/1")
+
+
+def test_weight_decay_pulls_feature_weights_towards_their_start_and_survives_saving(tmp_path):
+    import keras
+
+    from seqflow.models.architectures import NBSVM_INITIAL_WEIGHT
+
+    rng = np.random.default_rng(3)
+    x_train, y_train = _toy_reviews(rng, 128)
+    spread = {}
+    for decay in (0.0, 0.5):
+        keras.utils.set_random_seed(1)
+        model = build_model("nbsvm", ModelSpec(vocab_size=18, nb_weight_decay=decay))
+        set_log_count_ratios(model, x_train, y_train)
+        model.compile(optimizer=keras.optimizers.Adam(0.05), loss="binary_crossentropy")
+        model.fit(x_train, y_train, batch_size=16, epochs=1, shuffle=False, verbose=0)
+        if decay:
+            model.save(tmp_path / "decayed.keras")
+            model = keras.saving.load_model(tmp_path / "decayed.keras")
+            assert model.get_layer("feature_weights").embeddings_regularizer.get_config() == {
+                "strength": decay, "center": NBSVM_INITIAL_WEIGHT,
+            }
+        spread[decay] = float(np.abs(model.get_layer("feature_weights").get_weights()[0][2:] - NBSVM_INITIAL_WEIGHT).mean())
+    # Without decay the weights move away from where they started; with it they stay much closer.
+    assert spread[0.0] > 0.02 and spread[0.5] < spread[0.0] / 3, spread

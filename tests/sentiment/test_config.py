@@ -45,6 +45,16 @@ def test_seed_profiles_reproduce_seed_settings():
         assert get_profile(name).data.validation_fraction == 0.2, name
 
 
+def test_quick_profile_splits_every_review_and_caps_only_the_recurrent_models_training_rows():
+    quick = get_profile("quick")
+    assert quick.data.limit is None
+    for architecture in ("embedding_pool", "nbsvm"):
+        assert quick.training.for_architecture(architecture).max_train_rows is None
+    assert quick.training.for_architecture("nbsvm").bigram_buckets > 0
+    recurrent = [a for a in quick.training.architectures if a not in ("embedding_pool", "nbsvm")]
+    assert recurrent and all(quick.training.for_architecture(a).max_train_rows for a in recurrent)
+
+
 def test_best_profile_gives_architectures_their_own_settings():
     best = get_profile("best")
     assert best.tokenisation.max_length == 500 and best.training.mask_padding
@@ -69,7 +79,8 @@ def test_per_architecture_overrides_in_both_text_forms():
     assert changed.training.for_architecture("simple_rnn").early_stopping_patience == 4
     assert changed.training.for_architecture("embedding_pool").bigram_buckets == 1000
     assert changed.training.for_architecture("lstm") == dataclasses.replace(changed.training, per_architecture=())
-    assert base.training.per_architecture == ()
+    # Replacing the list dropped quick's own overrides in `changed` only (quick caps lstm's training rows).
+    assert base.training.for_architecture("lstm").max_train_rows == 3_000
     # Logged as the text --set reads back.
     logged = changed.to_flat_dict()["training.per_architecture"]
     assert with_overrides(base, {"training.per_architecture": logged}).training == changed.training
