@@ -43,8 +43,8 @@ def charlm_flow(config: CharLMConfig, settings: TrackingSettings) -> CharRunSumm
     evaluated = evaluated_models(submitted)
     registration = cached(register, artifacts_dir)(settings, evaluated, encoded, config, parent_run_id)
     state = CharLMState(
-        config, split_files, encoded, [contract_report], [trained.result() for trained, _ in submitted], evaluated,
-        registration,
+        config=config, split_files=split_files, encoded=encoded, contract_reports=[contract_report],
+        trained=[trained.result() for trained, _ in submitted], evaluated=evaluated, registration=registration,
     )
     return finish_charlm_tracking(settings, parent_run_id, evaluated, registration, state)
 

@@ -70,7 +70,8 @@ def sentiment_flow(config: PipelineConfig, settings: TrackingSettings) -> RunSum
         settings, evaluated, data.split_files, config.promotion, parent_run_id
     )
     state = PipelineState(
-        config, data.split_files, data.tokenised, data.contract_reports, trained_models, evaluated, registration,
+        config=config, split_files=data.split_files, tokenised=data.tokenised, contract_reports=data.contract_reports,
+        trained=trained_models, evaluated=evaluated, registration=registration,
     )
     return finish_tracking(settings, parent_run_id, evaluated, registration, state)
 

@@ -11,25 +11,20 @@ from typing import Any
 from seqflow.charlm.records import EvaluatedCharModel, TrainedCharModel, dataset_tags
 from seqflow.charlm.text import CharEncodedData, CharSplitFiles
 from seqflow.charlm.config import CharLMConfig, resolve_charlm_config
-from seqflow.core.contracts import ContractReport
-from seqflow.core.registry import RegistrationOutcome
-from seqflow.core.state import ModelsByArchitecture, flat_overrides, read_state
+from seqflow.core.state import ExecutionState, flat_overrides, read_state
 
 
 @dataclass(frozen=True)
-class CharLMState(ModelsByArchitecture):
-    """What one ``seqflow charlm run`` execution produced."""
+class CharLMState(ExecutionState):
+    """What one ``seqflow charlm run`` execution produced (besides its contract reports and registration)."""
 
     config: CharLMConfig
     split_files: CharSplitFiles
     encoded: CharEncodedData
-    contract_reports: list[ContractReport]
     trained: list[TrainedCharModel]
     evaluated: list[EvaluatedCharModel]
-    registration: RegistrationOutcome | None
 
     def dataset_tags(self) -> dict[str, str]:
-        """The data tags of the execution's runs (source and digests)."""
         return dataset_tags(self.split_files, self.encoded)
 
 

@@ -10,13 +10,16 @@ checks the files are still there with the same digests.
 from __future__ import annotations
 
 import dataclasses
+from dataclasses import dataclass
 import json
 import types
 import typing
 from pathlib import Path
 from typing import Any, Callable
 
+from seqflow.core.contracts import ContractReport
 from seqflow.core.errors import SeqflowError
+from seqflow.core.registry import RegistrationOutcome
 
 STATE_ARTIFACT = "pipeline_state.json"
 
@@ -33,6 +36,15 @@ class ModelsByArchitecture:
 
     def evaluated_model(self, architecture: str) -> Any:
         return _by_architecture(self.evaluated, architecture, "evaluated")
+
+
+@dataclass(frozen=True)
+class ExecutionState(ModelsByArchitecture):
+    """The records every pipeline's execution state holds besides its configuration, data and models: the
+    contract reports and the registration. A pipeline's state class adds its own (typed) fields."""
+
+    contract_reports: list[ContractReport]
+    registration: RegistrationOutcome | None
 
 
 def _by_architecture(models: list[Any], architecture: str, what: str) -> Any:

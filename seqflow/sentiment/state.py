@@ -10,26 +10,22 @@ from typing import Any
 
 from seqflow.sentiment.config import PipelineConfig, with_overrides
 from seqflow.sentiment.profiles import get_profile
-from seqflow.core.contracts import ContractReport
-from seqflow.core.registry import RegistrationOutcome
-from seqflow.core.state import ModelsByArchitecture, flat_overrides, read_state
+from seqflow.core.state import ExecutionState, flat_overrides, read_state
 from seqflow.sentiment.datasets import SplitFiles
 from seqflow.sentiment.records import EvaluatedModel, TrainedModel, dataset_tags
 from seqflow.sentiment.tokenise import TokenisedData
 
 
 @dataclass(frozen=True)
-class PipelineState(ModelsByArchitecture):
+class PipelineState(ExecutionState):
     config: PipelineConfig
     split_files: SplitFiles
     tokenised: TokenisedData
-    contract_reports: list[ContractReport]
     trained: list[TrainedModel]
     evaluated: list[EvaluatedModel]
-    registration: RegistrationOutcome | None
 
     def dataset_tags(self) -> dict[str, str]:
-        """The data tags of the execution's runs (source and digests)."""
+        """The data tags of the execution's runs: source, split digests and the arrays' digest."""
         return dataset_tags(self.split_files, self.tokenised)
 
 
