@@ -3,26 +3,18 @@
 
 from __future__ import annotations
 
-from prefect import flow
-
 from seqflow.charlm.comparison import CharRunSummary
 from seqflow.charlm.state import CharLMState
 from seqflow.charlm.config import CharLMConfig
 from seqflow.core.config import ExecutionConfig
 from seqflow.core.caching import cached
-from seqflow.core.execution import InlineTaskRunner, run_flow_on
+from seqflow.core.execution import evaluated_models, pipeline_flow, run_flow_on
 from seqflow.core.settings import TrackingSettings
-from seqflow.flows.sentiment import evaluated_models
 from seqflow.tasks.charlm import check_text, encode, evaluate, load_text, register, train
 from seqflow.tasks.tracking import close_runs_of_failed_flow, finish_charlm_tracking, start_charlm_tracking
 
 
-@flow(
-    name="seqflow-charlm",
-    task_runner=InlineTaskRunner(),
-    on_failure=[close_runs_of_failed_flow],
-    on_crashed=[close_runs_of_failed_flow],
-)
+@pipeline_flow("seqflow-charlm", close_runs_of_failed_flow)
 def charlm_flow(config: CharLMConfig, settings: TrackingSettings) -> CharRunSummary:
     """Train, evaluate and register every configured character architecture; ``settings`` should be the
     charlm ones (:meth:`TrackingSettings.for_charlm`), so the sentiment registry is never touched.
