@@ -6,12 +6,11 @@ same file name and layout as the sentiment pipeline's), for ``seqflow charlm rer
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 from seqflow.charlm.records import EvaluatedCharModel, TrainedCharModel, dataset_tags
 from seqflow.charlm.text import CharEncodedData, CharSplitFiles
 from seqflow.charlm.config import CharLMConfig, resolve_charlm_config
-from seqflow.core.state import ExecutionState, flat_overrides, read_state
+from seqflow.core.state import ExecutionState, read_state
 
 
 @dataclass(frozen=True)
@@ -28,10 +27,6 @@ class CharLMState(ExecutionState):
         return dataset_tags(self.split_files, self.encoded)
 
 
-def charlm_config_from_flat(flat: dict[str, Any]) -> CharLMConfig:
-    """The configuration an earlier ``seqflow charlm run`` ran with, from its flat ``section.field`` form."""
-    return resolve_charlm_config(str(flat.get("profile", "quick")), None, flat_overrides(flat))
-
-
 def charlm_state_from_json(text: str) -> CharLMState:
-    return read_state(CharLMState, charlm_config_from_flat, text)
+    """The state of an earlier ``seqflow charlm run``, its configuration resolved again as it ran."""
+    return read_state(CharLMState, lambda profile, overrides: resolve_charlm_config(profile, None, overrides), text)

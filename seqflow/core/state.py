@@ -101,12 +101,14 @@ def flat_overrides(flat: dict[str, Any]) -> dict[str, Any]:
     return {key: ("none" if value is None else value) for key, value in flat.items() if key != "profile"}
 
 
-def read_state(state_type: type, config_loader: Callable[[dict[str, Any]], Any], text: str) -> Any:
-    """A ``state_type`` from the JSON :func:`state_to_json` wrote: the config through ``config_loader`` (from its
-    flat form), every other field rebuilt from its annotation."""
+def read_state(state_type: type, resolve_config: Callable[[str, dict[str, Any]], Any], text: str) -> Any:
+    """A ``state_type`` from the JSON :func:`state_to_json` wrote: the config resolved again by the pipeline's
+    ``resolve_config(profile, overrides)`` from its profile (default ``quick``) and its flat ``section.field`` form
+    as overrides, every other field rebuilt from its annotation."""
     payload = json.loads(text)
+    flat = payload["config"]
     hints = typing.get_type_hints(state_type)
     return state_type(
-        config=config_loader(payload["config"]),
+        config=resolve_config(str(flat.get("profile", "quick")), flat_overrides(flat)),
         **{name: _load(hints[name], payload.get(name)) for name in hints if name != "config"},
     )
