@@ -19,6 +19,7 @@ import numpy as np
 from seqflow.charlm.generate import CharGenerator
 from seqflow.charlm.config import CharSamplingConfig, CharTrainingConfig
 from seqflow.core.errors import DataSourceError
+from seqflow.core.records import carried_over
 from seqflow.core.fitting import EpochCallback, FitOutcome, build_optimizer, resumable_fit, seed_everything, training_fingerprint_of
 
 logger = logging.getLogger(__name__)
@@ -196,15 +197,8 @@ def train_char_model(
     from seqflow.core.divergence import diverged_loss_bound, stop_on_non_finite_loss
     from seqflow.models.charlm import CharLMSpec, build_char_model, build_step_model
 
-    spec = CharLMSpec(
-        vocab_size=len(vocabulary),
-        embedding_dim=training.embedding_dim,
-        rnn_units=training.rnn_units,
-        layers=training.layers,
-        dropout=training.dropout,
-        stateful=training.stateful,
-        batch_size=training.batch_size,
-    )
+    # The embedding width, units, layers, dropout, statefulness and batch size are the training settings'.
+    spec = carried_over(CharLMSpec, training, vocab_size=len(vocabulary))
 
     def compiled_model() -> keras.Model:
         seed_everything(seed)
