@@ -61,6 +61,18 @@ def add_arch_option(parser: argparse.ArgumentParser, choices: Sequence[str], hel
     parser.add_argument("--arch", dest=dest, action="append", choices=list(choices), help=help)
 
 
+def add_rerun_options(
+    rerun: argparse.ArgumentParser, tasks: Sequence[str], architectures: Sequence[str], task_help: str, from_run_help: str
+) -> None:
+    """A rerun command's options: the task (one of ``tasks``), ``--arch`` and ``--from-run``."""
+    rerun.add_argument("task", choices=list(tasks), help=task_help)
+    add_arch_option(
+        rerun, architectures, "train or evaluate only this architecture (repeatable; default: those of the earlier execution)",
+        dest="rerun_architectures",
+    )
+    rerun.add_argument("--from-run", metavar="PARENT_RUN_ID", help=from_run_help)
+
+
 def add_runner_options(parser: argparse.ArgumentParser) -> None:
     """--runner, --dask-address, --workers, --tf-threads: where a pipeline's architectures train."""
     parallel = parser.add_argument_group("parallel training (default: one architecture after another, in this process)")
@@ -113,18 +125,10 @@ def build_parser() -> argparse.ArgumentParser:
     rerun = add_command(commands, "rerun")
     from seqflow.sentiment.rerun import SENTIMENT_RERUNS
 
-    rerun.add_argument(
-        "task", choices=list(SENTIMENT_RERUNS.names),
-        help="the task to run again, by its task name (validate: both contract checks, its name in earlier releases)",
-    )
-    add_arch_option(
-        rerun, ALL_ARCHITECTURES, "train or evaluate only this architecture (repeatable; default: those of the earlier execution)",
-        dest="rerun_architectures",
-    )
-    rerun.add_argument(
-        "--from-run",
-        metavar="PARENT_RUN_ID",
-        help="MLflow parent run of the earlier execution (default: the latest FINISHED one of the experiment)",
+    add_rerun_options(
+        rerun, SENTIMENT_RERUNS.names, ALL_ARCHITECTURES,
+        "the task to run again, by its task name (validate: both contract checks, its name in earlier releases)",
+        "MLflow parent run of the earlier execution (default: the latest FINISHED one of the experiment)",
     )
     add_config_options(rerun, profile=False)
     add_json_option(rerun)
