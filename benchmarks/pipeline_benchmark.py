@@ -39,11 +39,12 @@ from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Callable, Iterator, Sequence
 
-from seqflow.cli import add_config_options, configure_runtime, resolve_config
+from seqflow.cli import add_arch_option, add_config_options, configure_runtime, resolve_config
 from seqflow.sentiment.config import ALL_ARCHITECTURES, PipelineConfig
 from seqflow.core.errors import SeqflowError
 from seqflow.core.settings import ENV_CONFIG_KEYS, TrackingSettings, load_settings
-from seqflow.sentiment.comparison import RunSummary
+from seqflow.core.records import carried_over
+from seqflow.sentiment.comparison import ComparisonRow, RunSummary
 
 logger = logging.getLogger("seqflow.benchmark")
 
@@ -106,17 +107,14 @@ TABLE_ALIGNMENT = (":---",) + ("---:",) * (len(TABLE_HEADER) - 1)
 
 
 @dataclass(frozen=True)
-class ArchitectureResult:
-    """One row of the benchmark table."""
+class ArchitectureResult(ComparisonRow):
+    """One row of the benchmark table: the run's comparison row, with the seconds per epoch its MLflow run logged."""
 
-    architecture: str
-    epochs: int
-    best_val_accuracy: float
-    test_accuracy: float
-    roc_auc: float
-    gap_at_end: float
-    train_seconds: float
-    seconds_per_epoch: float
+    seconds_per_epoch: float = math.nan
+
+    @property
+    def train_seconds(self) -> float:
+        return self.seconds
 
 
 @dataclass(frozen=True)
@@ -156,13 +154,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     # The same --profile/--source/--seed/--set as `seqflow run`, so resolve_config reads them identically.
     add_config_options(parser)
-    parser.add_argument(
-        "--arch",
-        dest="architectures",
-        action="append",
-        choices=list(ALL_ARCHITECTURES),
-        help="benchmark only this architecture (repeatable; default: the profile's list)",
-    )
+    add_arch_option(parser, ALL_ARCHITECTURES, "benchmark only this architecture (repeatable; default: the profile's list)")
     parser.add_argument(
         "--twice",
         action="store_true",
@@ -273,18 +265,7 @@ def collect_results(settings: TrackingSettings, summary: RunSummary) -> tuple[li
             logger.warning(
                 "%s: test accuracy %.6f in the summary but %.6f in MLflow", row.architecture, row.test_accuracy, logged_accuracy
             )
-        results.append(
-            ArchitectureResult(
-                architecture=row.architecture,
-                epochs=row.epochs,
-                best_val_accuracy=row.best_val_accuracy,
-                test_accuracy=row.test_accuracy,
-                roc_auc=row.roc_auc,
-                gap_at_end=row.gap_at_end,
-                train_seconds=row.seconds,
-                seconds_per_epoch=_metric(metrics, "seconds_per_epoch"),
-            )
-        )
+        results.append(carried_over(ArchitectureResult, row, seconds_per_epoch=_metric(metrics, "seconds_per_epoch")))
     return results, dict(parent.data.metrics)
 
 

@@ -3,8 +3,6 @@
 
 from __future__ import annotations
 
-from prefect import flow
-
 from seqflow.charlm.comparison import CharRunSummary
 from seqflow.charlm.state import CharLMState
 from seqflow.charlm.config import CharLMConfig
@@ -12,9 +10,8 @@ from seqflow.charlm.text import CharEncodedData, CharSplitFiles
 from seqflow.core.contracts import ContractReport
 from seqflow.core.config import ExecutionConfig
 from seqflow.core.caching import cached
-from seqflow.core.execution import InlineTaskRunner, run_flow_on
+from seqflow.core.execution import evaluated_models, pipeline_flow, run_flow_on
 from seqflow.core.settings import TrackingSettings
-from seqflow.flows.sentiment import evaluated_models
 from seqflow.tasks.charlm import check_text, encode, evaluate, load_text, register, train
 from seqflow.tasks.tracking import close_runs_of_failed_flow, finish_charlm_tracking, start_charlm_tracking
 
@@ -28,12 +25,7 @@ def prepare_char_data(config: CharLMConfig) -> tuple[CharSplitFiles, CharEncoded
     return split_files, encoded, [contract_report]
 
 
-@flow(
-    name="seqflow-charlm",
-    task_runner=InlineTaskRunner(),
-    on_failure=[close_runs_of_failed_flow],
-    on_crashed=[close_runs_of_failed_flow],
-)
+@pipeline_flow("seqflow-charlm", close_runs_of_failed_flow)
 def charlm_flow(config: CharLMConfig, settings: TrackingSettings) -> CharRunSummary:
     """Train, evaluate and register every configured character architecture; ``settings`` should be the
     charlm ones (:meth:`TrackingSettings.for_charlm`), so the sentiment registry is never touched.
@@ -52,8 +44,8 @@ def charlm_flow(config: CharLMConfig, settings: TrackingSettings) -> CharRunSumm
     evaluated = evaluated_models(submitted)
     registration = cached(register, artifacts_dir)(settings, evaluated, encoded, config, parent_run_id)
     state = CharLMState(
-        config, split_files, encoded, [contract_report], [trained.result() for trained, _ in submitted], evaluated,
-        registration,
+        config=config, split_files=split_files, encoded=encoded, contract_reports=[contract_report],
+        trained=[trained.result() for trained, _ in submitted], evaluated=evaluated, registration=registration,
     )
     return finish_charlm_tracking(settings, parent_run_id, evaluated, registration, state)
 

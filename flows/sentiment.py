@@ -2,41 +2,19 @@
 
 from __future__ import annotations
 
-from prefect import flow
-from prefect.futures import PrefectFuture, wait
-
 from seqflow.core.caching import cached
 from seqflow.core.config import ExecutionConfig
 from seqflow.sentiment.config import PipelineConfig
-from seqflow.core.execution import InlineTaskRunner, run_flow_on
+from seqflow.core.execution import Submitted, evaluated_models, pipeline_flow, run_flow_on
 from seqflow.flows.validate import prepare_validated_data
 from seqflow.core.settings import TrackingSettings
 from seqflow.sentiment.comparison import RunSummary
-from seqflow.sentiment.records import EvaluatedModel, TrainedModel
 from seqflow.sentiment.state import PipelineState
 from seqflow.tasks.sentiment import ensemble, evaluate, refit, register, train
 from seqflow.tasks.tracking import close_runs_of_failed_flow, finish_tracking, start_tracking
 
-# One training and its evaluation, as submitted to the flow's task runner.
-Submitted = tuple[PrefectFuture[TrainedModel], PrefectFuture[EvaluatedModel]]
 
-
-def evaluated_models(submitted: list[Submitted]) -> list[EvaluatedModel]:
-    """Wait until every submitted training and evaluation is done, then return the evaluated models in the
-    order submitted. A failed training is raised as itself (its evaluation never ran), before any failed
-    evaluation; nothing is left running when the flow fails."""
-    wait([future for pair in submitted for future in pair])
-    for trained, _ in submitted:
-        trained.result()
-    return [evaluated.result() for _, evaluated in submitted]
-
-
-@flow(
-    name="seqflow-run",
-    task_runner=InlineTaskRunner(),
-    on_failure=[close_runs_of_failed_flow],
-    on_crashed=[close_runs_of_failed_flow],
-)
+@pipeline_flow("seqflow-run", close_runs_of_failed_flow)
 def sentiment_flow(config: PipelineConfig, settings: TrackingSettings) -> RunSummary:
     """Train, evaluate and register every configured architecture: one after another by default, in parallel
     when the flow runs with a parallel task runner (see :func:`run_sentiment_flow`).
@@ -70,7 +48,8 @@ def sentiment_flow(config: PipelineConfig, settings: TrackingSettings) -> RunSum
         settings, evaluated, data.split_files, config.promotion, parent_run_id
     )
     state = PipelineState(
-        config, data.split_files, data.tokenised, data.contract_reports, trained_models, evaluated, registration,
+        config=config, split_files=data.split_files, tokenised=data.tokenised, contract_reports=data.contract_reports,
+        trained=trained_models, evaluated=evaluated, registration=registration,
     )
     return finish_tracking(settings, parent_run_id, evaluated, registration, state)
 

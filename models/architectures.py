@@ -19,14 +19,13 @@ from typing import Callable, Sequence
 import keras
 from keras import layers
 
+from seqflow.models import EmbeddedSpec, build_named
+
 
 @dataclass(frozen=True)
-class ModelSpec:
+class ModelSpec(EmbeddedSpec):
     """What a builder needs; built from the training config and the vocabulary actually adapted."""
 
-    vocab_size: int
-    embedding_dim: int = 64
-    rnn_units: int = 64
     dense_units: int = 64
     dropout: float = 0.0
     mask_padding: bool = True
@@ -110,60 +109,70 @@ def _classifier_head(features: keras.KerasTensor, spec: ModelSpec) -> keras.Kera
     )(features)
 
 
+def _reading_classifier(
+    spec: ModelSpec, name: str, read: Callable[[keras.KerasTensor], keras.KerasTensor], bigram_buckets: int = 0
+) -> keras.Model:
+    """The embedding stem, ``read`` (the embedded review -> one feature vector) and the classifier head."""
+    ids, vectors = _embedded_ids(spec, bigram_buckets)
+    return keras.Model(ids, _classifier_head(read(vectors), spec), name=name)
+
+
 def build_embedding_pool(spec: ModelSpec) -> keras.Model:
     """Embedding + GlobalAveragePooling1D + Dense: a bag of word (and, with bigram_buckets, word-pair) vectors."""
-    ids, vectors = _embedded_ids(spec, spec.bigram_buckets)
     # Mean over the real (unmasked) words of the review.
-    pooled = layers.GlobalAveragePooling1D(name="average_words")(vectors)
-    return keras.Model(ids, _classifier_head(pooled, spec), name="embedding_pool")
+    average = lambda vectors: layers.GlobalAveragePooling1D(name="average_words")(vectors)  # noqa: E731
+    return _reading_classifier(spec, "embedding_pool", average, spec.bigram_buckets)
 
 
 def build_simple_rnn(spec: ModelSpec) -> keras.Model:
     """One SimpleRNN layer reading the review left to right; its last state summarises the review."""
-    ids, vectors = _embedded_ids(spec)
     # Last state over real words only (padding is masked).
-    state = layers.SimpleRNN(spec.rnn_units, name="simple_rnn", **spec.recurrent_options())(vectors)
-    return keras.Model(ids, _classifier_head(state, spec), name="simple_rnn")
+    last_state = lambda vectors: layers.SimpleRNN(spec.rnn_units, name="simple_rnn", **spec.recurrent_options())(vectors)  # noqa: E731
+    return _reading_classifier(spec, "simple_rnn", last_state)
 
 
 def build_stacked_rnn(spec: ModelSpec) -> keras.Model:
     """Two SimpleRNN layers; the first hands its whole sequence to the second."""
-    ids, vectors = _embedded_ids(spec)
-    # Full sequence of states, so the second layer sees every step.
-    sequence = layers.SimpleRNN(
-        spec.rnn_units, return_sequences=True, name="simple_rnn_1", **spec.recurrent_options()
-    )(vectors)
-    # Last state of the upper layer.
-    state = layers.SimpleRNN(spec.rnn_units, name="simple_rnn_2", **spec.recurrent_options())(sequence)
-    return keras.Model(ids, _classifier_head(state, spec), name="stacked_rnn")
+
+    def read(vectors: keras.KerasTensor) -> keras.KerasTensor:
+        # Full sequence of states, so the second layer sees every step.
+        sequence = layers.SimpleRNN(
+            spec.rnn_units, return_sequences=True, name="simple_rnn_1", **spec.recurrent_options()
+        )(vectors)
+        # Last state of the upper layer.
+        return layers.SimpleRNN(spec.rnn_units, name="simple_rnn_2", **spec.recurrent_options())(sequence)
+
+    return _reading_classifier(spec, "stacked_rnn", read)
 
 
 def build_lstm(spec: ModelSpec) -> keras.Model:
     """One LSTM layer: gated memory that keeps sentiment cues across long reviews."""
-    ids, vectors = _embedded_ids(spec)
     # Default activations keep the layer cuDNN-eligible on GPUs.
-    state = layers.LSTM(spec.rnn_units, name="lstm", **spec.recurrent_options())(vectors)
-    return keras.Model(ids, _classifier_head(state, spec), name="lstm")
+    last_state = lambda vectors: layers.LSTM(spec.rnn_units, name="lstm", **spec.recurrent_options())(vectors)  # noqa: E731
+    return _reading_classifier(spec, "lstm", last_state)
 
 
 def build_bilstm(spec: ModelSpec) -> keras.Model:
     """A bidirectional LSTM: one pass forwards, one backwards, last states concatenated."""
-    ids, vectors = _embedded_ids(spec)
     # Forward and backward LSTM over real words; outputs concatenated (2 x units).
-    state = layers.Bidirectional(layers.LSTM(spec.rnn_units, **spec.recurrent_options()), name="bilstm")(vectors)
-    return keras.Model(ids, _classifier_head(state, spec), name="bilstm")
+    last_states = lambda vectors: layers.Bidirectional(  # noqa: E731
+        layers.LSTM(spec.rnn_units, **spec.recurrent_options()), name="bilstm"
+    )(vectors)
+    return _reading_classifier(spec, "bilstm", last_states)
 
 
 def build_stacked_bilstm(spec: ModelSpec) -> keras.Model:
     """Two bidirectional LSTM layers, as in the seeds' deepest model."""
-    ids, vectors = _embedded_ids(spec)
-    # Lower bidirectional layer returns every step for the upper one.
-    sequence = layers.Bidirectional(
-        layers.LSTM(spec.rnn_units, return_sequences=True, **spec.recurrent_options()), name="bilstm_1"
-    )(vectors)
-    # Upper bidirectional layer returns its last states.
-    state = layers.Bidirectional(layers.LSTM(spec.rnn_units, **spec.recurrent_options()), name="bilstm_2")(sequence)
-    return keras.Model(ids, _classifier_head(state, spec), name="stacked_bilstm")
+
+    def read(vectors: keras.KerasTensor) -> keras.KerasTensor:
+        # Lower bidirectional layer returns every step for the upper one.
+        sequence = layers.Bidirectional(
+            layers.LSTM(spec.rnn_units, return_sequences=True, **spec.recurrent_options()), name="bilstm_1"
+        )(vectors)
+        # Upper bidirectional layer returns its last states.
+        return layers.Bidirectional(layers.LSTM(spec.rnn_units, **spec.recurrent_options()), name="bilstm_2")(sequence)
+
+    return _reading_classifier(spec, "stacked_bilstm", read)
 
 
 @keras.saving.register_keras_serializable(package="seqflow")
@@ -238,11 +247,7 @@ MODEL_BUILDERS: dict[str, Callable[[ModelSpec], keras.Model]] = {
 
 def build_model(architecture: str, spec: ModelSpec) -> keras.Model:
     """The named architecture, or a ValueError listing the known names."""
-    try:
-        builder = MODEL_BUILDERS[architecture]
-    except KeyError:
-        raise ValueError(f"unknown architecture {architecture!r}; known: {sorted(MODEL_BUILDERS)}") from None
-    return builder(spec)
+    return build_named(MODEL_BUILDERS, architecture, spec)
 
 
 def build_ensemble_classifier(

@@ -18,19 +18,19 @@ from typing import Callable
 import keras
 from keras import layers
 
+from seqflow.models import EmbeddedSpec, build_named
+
 
 @dataclass(frozen=True)
-class CharLMSpec:
+class CharLMSpec(EmbeddedSpec):
     """What a builder needs; built from the training config and the vocabulary actually found."""
 
-    vocab_size: int
-    embedding_dim: int = 64
     rnn_units: int = 256
-    layers: int = 1
-    dropout: float = 0.0
     # Stateful models carry their state from one batch to the next; they need a fixed batch size.
     stateful: bool = False
     batch_size: int | None = None
+    layers: int = 1
+    dropout: float = 0.0
 
 
 # Keras layer class per architecture, and how many state tensors one layer carries (LSTM: h and c).
@@ -87,11 +87,7 @@ CHAR_MODEL_BUILDERS: dict[str, Callable[[CharLMSpec], keras.Model]] = {
 
 
 def build_char_model(architecture: str, spec: CharLMSpec) -> keras.Model:
-    try:
-        builder = CHAR_MODEL_BUILDERS[architecture]
-    except KeyError:
-        raise ValueError(f"unknown character architecture {architecture!r}; known: {sorted(CHAR_MODEL_BUILDERS)}") from None
-    return builder(spec)
+    return build_named(CHAR_MODEL_BUILDERS, architecture, spec, "character architecture")
 
 
 def state_sizes(architecture: str, spec: CharLMSpec) -> list[int]:

@@ -56,6 +56,23 @@ def add_config_options(parser: argparse.ArgumentParser, profile: bool = True) ->
         add_set_option(parser, "training.batch_size=64", "change one setting of the earlier execution")
 
 
+def add_arch_option(parser: argparse.ArgumentParser, choices: Sequence[str], help: str, dest: str = "architectures") -> None:
+    """``--arch``, repeatable, one of ``choices`` each time (the pipeline's architectures)."""
+    parser.add_argument("--arch", dest=dest, action="append", choices=list(choices), help=help)
+
+
+def add_rerun_options(
+    rerun: argparse.ArgumentParser, tasks: Sequence[str], architectures: Sequence[str], task_help: str, from_run_help: str
+) -> None:
+    """A rerun command's options: the task (one of ``tasks``), ``--arch`` and ``--from-run``."""
+    rerun.add_argument("task", choices=list(tasks), help=task_help)
+    add_arch_option(
+        rerun, architectures, "train or evaluate only this architecture (repeatable; default: those of the earlier execution)",
+        dest="rerun_architectures",
+    )
+    rerun.add_argument("--from-run", metavar="PARENT_RUN_ID", help=from_run_help)
+
+
 def add_runner_options(parser: argparse.ArgumentParser) -> None:
     """--runner, --dask-address, --workers, --tf-threads: where a pipeline's architectures train."""
     parallel = parser.add_argument_group("parallel training (default: one architecture after another, in this process)")
@@ -101,34 +118,17 @@ def build_parser() -> argparse.ArgumentParser:
 
     run = add_command(commands, "run")
     add_config_options(run)
-    run.add_argument(
-        "--arch",
-        dest="architectures",
-        action="append",
-        choices=list(ALL_ARCHITECTURES),
-        help="train only this architecture (repeatable; default: the profile's list)",
-    )
+    add_arch_option(run, ALL_ARCHITECTURES, "train only this architecture (repeatable; default: the profile's list)")
     add_runner_options(run)
     add_json_option(run, "print the summary the closing table shows (rows, decision, tasks) as JSON")
 
     rerun = add_command(commands, "rerun")
     from seqflow.sentiment.rerun import SENTIMENT_RERUNS
 
-    rerun.add_argument(
-        "task", choices=list(SENTIMENT_RERUNS.names),
-        help="the task to run again, by its task name (validate: both contract checks, its name in earlier releases)",
-    )
-    rerun.add_argument(
-        "--arch",
-        dest="rerun_architectures",
-        action="append",
-        choices=list(ALL_ARCHITECTURES),
-        help="train or evaluate only this architecture (repeatable; default: those of the earlier execution)",
-    )
-    rerun.add_argument(
-        "--from-run",
-        metavar="PARENT_RUN_ID",
-        help="MLflow parent run of the earlier execution (default: the latest FINISHED one of the experiment)",
+    add_rerun_options(
+        rerun, SENTIMENT_RERUNS.names, ALL_ARCHITECTURES,
+        "the task to run again, by its task name (validate: both contract checks, its name in earlier releases)",
+        "MLflow parent run of the earlier execution (default: the latest FINISHED one of the experiment)",
     )
     add_config_options(rerun, profile=False)
     add_json_option(rerun)

@@ -18,7 +18,7 @@ from seqflow.core.settings import TrackingSettings
 def add_charlm_commands(commands: argparse._SubParsersAction) -> None:
     """``seqflow charlm run|rerun|profiles|champion|promote|rollback|serve`` and ``seqflow generate``."""
     from seqflow.charlm.rerun import CHARLM_RERUNS
-    from seqflow.cli import add_runner_options
+    from seqflow.cli import add_rerun_options, add_runner_options
     from seqflow.charlm.config import ALL_CHAR_ARCHITECTURES, CHARLM_PROFILES
 
     charlm = add_command(commands, "charlm")
@@ -36,17 +36,10 @@ def add_charlm_commands(commands: argparse._SubParsersAction) -> None:
     add_runner_options(run)
     add_json_option(run, "print the summary the closing table shows (rows, decision, tasks) as JSON")
     rerun = add_command(charlm_commands, "charlm rerun")
-    rerun.add_argument(
-        "task", choices=list(CHARLM_RERUNS.names),
-        help="the task to run again, by its task name (load, validate: its earlier names for load_text, check_text)",
-    )
-    rerun.add_argument(
-        "--arch", dest="rerun_architectures", action="append", choices=list(ALL_CHAR_ARCHITECTURES),
-        help="train or evaluate only this architecture (repeatable; default: those of the earlier execution)",
-    )
-    rerun.add_argument(
-        "--from-run", metavar="PARENT_RUN_ID",
-        help="MLflow parent run of the earlier charlm execution (default: the latest FINISHED one)",
+    add_rerun_options(
+        rerun, CHARLM_RERUNS.names, ALL_CHAR_ARCHITECTURES,
+        "the task to run again, by its task name (load, validate: its earlier names for load_text, check_text)",
+        "MLflow parent run of the earlier charlm execution (default: the latest FINISHED one)",
     )
     add_set_option(rerun, "training.epochs=3", "change one setting of the earlier execution")
     add_model_name_option(rerun)

@@ -8,8 +8,6 @@ text or models, so the cache can skip it, and any worker can run it.
 
 from __future__ import annotations
 
-import hashlib
-import json
 import math
 from pathlib import Path
 from typing import Any
@@ -35,22 +33,13 @@ from seqflow.charlm.text import (
     write_char_splits,
 )
 from seqflow.charlm.config import CharContractConfig, CharDataConfig, CharLMConfig
-from seqflow.core.caching import (
-    PipelineCache,
-    config_slice,
-    evaluated_problem,
-    file_digest,
-    output_check,
-    registration_problem,
-    report_problem,
-    split_digests,
-    store_parts,
-    trained_problem,
-)
+from seqflow.core.caching import PipelineCache, config_slice, file_digest, output_check, registration_inputs, split_digests, store_parts
+from seqflow.core.caching import evaluated_problem, registration_problem, report_problem, split_contract_key, trained_problem
 from seqflow.core.settings import TrackingSettings
 from seqflow.core.contracts import ContractReport, raise_on_failure
 from seqflow.core.lineage import log_split_inputs, measured_on
 from seqflow.core.training_runs import log_fit_outcome, start_architecture_run, tag_training
+from seqflow.core.records import carried_over
 from seqflow.core.registry import RegistrationOutcome
 from seqflow.core.tracking import Tracker
 from seqflow.tasks.retry import retry_unless_bad_input
@@ -77,11 +66,7 @@ def load_text(data_config: CharDataConfig, seed: int, artifacts_dir: str) -> Cha
     return write_char_splits(source, data_config, seed, Path(artifacts_dir))
 
 
-def _check_text_key(inputs: dict[str, Any]) -> Recipe:
-    return "contracts-char-text", split_digests(inputs["split_files"]), config_slice("contracts", inputs["contracts"])
-
-
-@task(cache_policy=PipelineCache(key=_check_text_key, check=report_problem))
+@task(cache_policy=PipelineCache(key=split_contract_key("contracts-char-text"), check=report_problem))
 def check_text(split_files: CharSplitFiles, contracts: CharContractConfig) -> ContractReport:
     """Validate the text; a failure stops the flow before anything is encoded or trained."""
     return raise_on_failure(validate_char_splits(split_files, contracts))
@@ -196,18 +181,8 @@ def train(
             signature,
             pd.DataFrame({"prefix": [example_prefix(prefix, vocabulary)], **INPUT_EXAMPLE}),
         )
-    return TrainedCharModel(
-        architecture=architecture,
-        run_id=run_id,
-        step_model_path=outcome.step_model_path,
-        model_uri=model_uri,
-        history=outcome.history,
-        epochs_run=outcome.epochs_run,
-        best_epoch=outcome.best_epoch,
-        seconds=outcome.seconds,
-        seconds_per_epoch=outcome.seconds_per_epoch,
-        parameters=outcome.parameters,
-    )
+    # The step model's path, history, epochs, best epoch, timings and parameter count are the fit's.
+    return carried_over(TrainedCharModel, outcome, run_id=run_id, model_uri=model_uri)
 
 
 def _evaluate_key(inputs: dict[str, Any]) -> Recipe:
@@ -240,30 +215,20 @@ def evaluate(settings: TrackingSettings, trained: TrainedCharModel, encoded: Cha
         )
         # The count baselines on the same validation characters, beside the network's score.
         tracker.log_metrics(trained.run_id, char_baselines(encoded, training.validation_streams).metrics())
-    return EvaluatedCharModel(
-        architecture=trained.architecture,
-        run_id=trained.run_id,
-        model_uri=trained.model_uri,
-        dataset_digest=encoded.dataset_digest,
-        val_loss=val_loss,
-        val_perplexity=val_perplexity,
-        best_epoch=trained.best_epoch,
-        epochs_run=trained.epochs_run,
-        seconds=trained.seconds,
-        parameters=trained.parameters,
+    # The run, model, epochs, timings and parameter count are the trained model's.
+    return carried_over(
+        EvaluatedCharModel, trained, dataset_digest=encoded.dataset_digest, val_loss=val_loss, val_perplexity=val_perplexity
     )
 
 
 def _register_key(inputs: dict[str, Any]) -> Recipe:
     evaluated, config = inputs["evaluated"], inputs["config"]
-    scores = json.dumps([[model.run_id, model.val_loss, model.val_perplexity] for model in evaluated], sort_keys=True)
+    scores = [[model.run_id, model.val_loss, model.val_perplexity] for model in evaluated]
     return (
         "register-charlm",
         {
-            "evaluated runs": ", ".join(f"{model.architecture}={model.run_id}" for model in evaluated),
-            "validation scores": hashlib.sha256(scores.encode()).hexdigest(),
+            **registration_inputs(evaluated, "validation scores", scores, inputs["settings"]),
             "ids digest": inputs["encoded"].ids_digest,
-            **store_parts(inputs["settings"]),
         },
         {**config_slice("promotion", config.promotion), **_stream_settings(config)},
     )

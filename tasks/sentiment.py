@@ -11,7 +11,6 @@ Only tasks that do I/O against something that can fail transiently (loading a so
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import json
 from pathlib import Path
 from typing import Any
@@ -29,18 +28,8 @@ from seqflow.sentiment.config import (
     TokenisationConfig,
     TrainingConfig,
 )
-from seqflow.core.caching import (
-    PipelineCache,
-    config_slice,
-    evaluated_problem,
-    file_digest,
-    output_check,
-    registration_problem,
-    report_problem,
-    split_digests,
-    store_parts,
-    trained_problem,
-)
+from seqflow.core.caching import PipelineCache, config_slice, file_digest, output_check, registration_inputs, split_digests
+from seqflow.core.caching import evaluated_problem, registration_problem, report_problem, split_contract_key, store_parts, trained_problem
 from seqflow.core.evaluation import classification_metrics, overfitting_figures, plot_confusion_matrix
 from seqflow.core.settings import TrackingSettings
 from seqflow.core.tracking import Tracker
@@ -49,6 +38,7 @@ from seqflow.sentiment.cache_checks import source_fingerprint, split_files_probl
 from seqflow.core.contracts import ContractReport, raise_on_failure
 from seqflow.sentiment.contracts import validate_raw_splits, validate_tokenised_arrays
 from seqflow.core.lineage import log_split_inputs, measured_on
+from seqflow.core.records import carried_over
 from seqflow.sentiment.datasets import SPLITS, SplitFiles, split_source, with_extra_training_rows, write_splits
 from seqflow.sentiment.records import (
     INPUT_EXAMPLE_TEXTS,
@@ -99,11 +89,7 @@ def download(data_config: DataConfig, seed: int, artifacts_dir: str) -> SplitFil
     return write_splits(splits, source, data_config, seed, Path(artifacts_dir))
 
 
-def _check_raw_key(inputs: dict[str, Any]) -> Recipe:
-    return "contracts-raw", split_digests(inputs["split_files"]), config_slice("contracts", inputs["contracts"])
-
-
-@task(cache_policy=PipelineCache(key=_check_raw_key, check=report_problem))
+@task(cache_policy=PipelineCache(key=split_contract_key("contracts-raw"), check=report_problem))
 def check_raw(split_files: SplitFiles, contracts: ContractConfig) -> ContractReport:
     """Validate raw reviews; a failure stops the flow before tokenisation."""
     return raise_on_failure(validate_raw_splits(split_files, contracts))
@@ -204,16 +190,8 @@ def train(
             output_dir / f"{architecture}_serving.keras",
         )
         model_uri = log_serving_model(tracker, run_id, serving_path, INPUT_EXAMPLE_TEXTS)
-    return TrainedModel(
-        architecture=architecture,
-        run_id=run_id,
-        classifier_path=outcome.classifier_path,
-        model_uri=model_uri,
-        history=outcome.history,
-        epochs_run=outcome.epochs_run,
-        seconds=outcome.seconds,
-        seconds_per_epoch=outcome.seconds_per_epoch,
-    )
+    # The classifier's path, history, epochs and timings are the fit's.
+    return carried_over(TrainedModel, outcome, run_id=run_id, model_uri=model_uri)
 
 
 def _refit_key(inputs: dict[str, Any]) -> Recipe:
@@ -401,31 +379,21 @@ def evaluate(
             metrics, f"{trained.architecture}: test split", trained.classifier_path.parent / "confusion_matrix.png"
         )
         tracker.log_artifact(trained.run_id, matrix, "plots")
-    return EvaluatedModel(
-        architecture=trained.architecture,
-        run_id=trained.run_id,
-        model_uri=trained.model_uri,
-        dataset_digest=tokenised.dataset_digest,
-        test_metrics=metrics,
-        overfitting=overfitting,
-        epochs_run=trained.epochs_run,
-        seconds=trained.seconds,
-        seconds_per_epoch=trained.seconds_per_epoch,
-        history=trained.history,
-        behaviour=behaviour_rates,
+    # The run, model, epochs, timings and history are the trained model's.
+    return carried_over(
+        EvaluatedModel, trained,
+        dataset_digest=tokenised.dataset_digest, test_metrics=metrics, overfitting=overfitting, behaviour=behaviour_rates,
     )
 
 
 def _register_key(inputs: dict[str, Any]) -> Recipe:
     evaluated = inputs["evaluated"]
-    metrics = json.dumps([[model.run_id, model.test_metrics] for model in evaluated], sort_keys=True)
+    metrics = [[model.run_id, model.test_metrics] for model in evaluated]
     return (
         "register",
         {
-            "evaluated runs": ", ".join(f"{model.architecture}={model.run_id}" for model in evaluated),
-            "test metrics": hashlib.sha256(metrics.encode()).hexdigest(),
+            **registration_inputs(evaluated, "test metrics", metrics, inputs["settings"]),
             "dataset digest": inputs["split_files"].digest,
-            **store_parts(inputs["settings"]),
         },
         config_slice("promotion", inputs["promotion"]),
     )

@@ -63,18 +63,31 @@ def finish_tracking(
 ) -> RunSummary:
     """Log the comparison table, what each task did and why, and the execution's state (for ``seqflow
     rerun``) to the parent run, publish the table in Prefect, then close the run."""
-    statuses = task_statuses(state.config.artifacts_dir, flow_run.get_id()) if state is not None else []
-    texts = {STATE_ARTIFACT: state_to_json(state)} if state is not None else {}
     return finish_pipeline_run(
-        Tracker(settings), parent_run_id, evaluated, registration, statuses, texts, publish=publish_comparison_table
+        Tracker(settings), parent_run_id, evaluated, registration, *_statuses_and_state(state), publish=publish_comparison_table
+    )
+
+
+def _statuses_and_state(state: PipelineState | CharLMState | None) -> tuple[list, dict[str, str]]:
+    """What each task of this flow run did and why, and the execution's state as the text its parent run keeps
+    for reruns (neither without a state)."""
+    if state is None:
+        return [], {}
+    return task_statuses(state.config.artifacts_dir, flow_run.get_id()), {STATE_ARTIFACT: state_to_json(state)}
+
+
+def _publish_table(key: str, rows: list[dict], summary: RunSummary | CharRunSummary) -> None:
+    """``rows`` as the Prefect table artifact ``key`` of the flow run, described by the parent run and the decision."""
+    create_table_artifact(
+        key=key, table=rows, description=f"MLflow parent run {summary.parent_run_id}; promotion: {summary.decision_reason}"
     )
 
 
 def publish_comparison_table(summary: RunSummary) -> None:
     """The comparison table as a Prefect table artifact of the flow run."""
-    create_table_artifact(
-        key="architecture-comparison",
-        table=[
+    _publish_table(
+        "architecture-comparison",
+        [
             {
                 "architecture": row.architecture,
                 "epochs": row.epochs,
@@ -92,7 +105,7 @@ def publish_comparison_table(summary: RunSummary) -> None:
             }
             for row in summary.rows
         ],
-        description=f"MLflow parent run {summary.parent_run_id}; promotion: {summary.decision_reason}",
+        summary,
     )
 
 
@@ -110,26 +123,21 @@ def start_charlm_tracking(
 
 @task
 def finish_charlm_tracking(
-    settings: TrackingSettings,
-    parent_run_id: str,
-    evaluated: list[EvaluatedCharModel],
-    registration: RegistrationOutcome,
+    settings: TrackingSettings, parent_run_id: str, evaluated: list[EvaluatedCharModel], registration: RegistrationOutcome,
     state: CharLMState | None = None,
 ) -> CharRunSummary:
     """Log the comparison table, what each task did and why, and the execution's state (for ``seqflow charlm
     rerun``) to the parent run, publish the table in Prefect, then close the run."""
-    statuses = task_statuses(state.config.artifacts_dir, flow_run.get_id()) if state is not None else []
-    texts = {STATE_ARTIFACT: state_to_json(state)} if state is not None else {}
     return finish_charlm_run(
-        Tracker(settings), parent_run_id, evaluated, registration, statuses, texts, publish=publish_charlm_table
+        Tracker(settings), parent_run_id, evaluated, registration, *_statuses_and_state(state), publish=publish_charlm_table
     )
 
 
 def publish_charlm_table(summary: CharRunSummary) -> None:
     """The comparison table as a Prefect table artifact of the flow run."""
-    create_table_artifact(
-        key="charlm-comparison",
-        table=[
+    _publish_table(
+        "charlm-comparison",
+        [
             {
                 "architecture": row.architecture,
                 "epochs": row.epochs,
@@ -142,7 +150,7 @@ def publish_charlm_table(summary: CharRunSummary) -> None:
             }
             for row in summary.rows
         ],
-        description=f"MLflow parent run {summary.parent_run_id}; promotion: {summary.decision_reason}",
+        summary,
     )
 
 

@@ -163,3 +163,11 @@ def short_reviews_csv(tmp_path: Path, short_reviews: pd.DataFrame) -> Path:
     path = tmp_path / "short_reviews.csv"
     short_reviews.to_csv(path, index=False)
     return path
+
+
+@pytest.fixture
+def store(trained_store, tmp_path: Path):  # noqa: ANN001, ANN201 - TrackingSettings
+    """This test's own copy of the database of its module's ``trained_store`` (a module-scoped fixture)."""
+    from tests.flows.conftest import copy_of_store
+
+    return copy_of_store(trained_store, tmp_path)

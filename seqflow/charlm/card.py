@@ -4,7 +4,7 @@ perplexity beside the count baselines on the same characters, and a sample of wh
 
 from __future__ import annotations
 
-from seqflow.core.cards import CardContent, CardFacts, count, number, table
+from seqflow.core.cards import CardContent, CardFacts, count, input_and_output, number, table
 from seqflow.core.pipeline import Card
 
 PURPOSE = (
@@ -43,19 +43,21 @@ def charlm_card(facts: CardFacts) -> CardContent:
          number(metric("baseline_ngram_val_perplexity"))),
         ("unigram baseline", number(metric("baseline_unigram_val_loss")), number(metric("baseline_unigram_val_perplexity"))),
     ])
+    what_it_is = (
+        f"`{facts.architecture}`: a character-level language model ({count(metric('parameters'))} parameters) "
+        "trained from scratch with Keras 3; it predicts the next character and samples a continuation."
+    )
     return CardContent(
         title=f"{facts.architecture} character language model",
         sections=[
-            ("What it is", f"`{facts.architecture}`: a character-level language model ({count(metric('parameters'))} "
-             "parameters) trained from scratch with Keras 3; it predicts the next character and samples a "
-             "continuation."),
-            ("Input and output", table(("", "column", "type", "meaning"), [
+            ("What it is", what_it_is),
+            input_and_output([
                 ("input", "prefix", "string", "text to continue (characters it never saw read as its unknown marker)"),
                 ("input", "length", "long", "characters to generate"),
                 ("input", "temperature", "double", "sampling temperature (lower: safer, more repetitive)"),
                 ("input", "seed", "long, optional", "makes the sample repeatable"),
                 ("output", "text / continuation", "string", "prefix plus continuation / the continuation alone"),
-            ])),
+            ]),
             ("Data", f"Source: `{facts.tag('source')}`; dataset digest `{facts.tag('dataset_digest')[:16]}`; "
              f"{count(parent.get('vocab_size'))} characters in the vocabulary; "
              f"{number(parent.get('unseen_share_validation'), 4)} of the validation characters unseen in training."

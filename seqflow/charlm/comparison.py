@@ -9,7 +9,8 @@ from typing import Callable
 
 from seqflow.charlm.records import EvaluatedCharModel
 from seqflow.core.tracking import Tracker
-from seqflow.core.executions import finish_execution, summary_fields, summary_footer
+from seqflow.core.executions import finish_execution, render_comparison, summary_fields
+from seqflow.core.records import carried_over
 from seqflow.core.registry import RegistrationOutcome
 from seqflow.core.task_status import TaskStatus
 
@@ -43,40 +44,28 @@ class CharRunSummary:
             f"{'architecture':16} {'epochs':>6} {'best':>4} {'val loss':>8} {'val ppl':>8} {'params':>9} "
             f"{'seconds':>8} {'version':>7}  champion"
         )
-        lines = [header, "-" * len(header)]
-        for row in self.rows:
-            lines.append(
-                f"{row.architecture:16} {row.epochs:>6d} {row.best_epoch:>4d} {row.val_loss:>8.4f} "
-                f"{row.val_perplexity:>8.3f} {row.parameters:>9,d} {row.seconds:>8.1f} {row.version or '-':>7}  "
-                f"{'yes' if row.champion else ''}"
-            )
-        lines += ["", *summary_footer(self, compact)]
-        return "\n".join(lines)
+        row_lines = [
+            f"{row.architecture:16} {row.epochs:>6d} {row.best_epoch:>4d} {row.val_loss:>8.4f} "
+            f"{row.val_perplexity:>8.3f} {row.parameters:>9,d} {row.seconds:>8.1f} {row.version or '-':>7}  "
+            f"{'yes' if row.champion else ''}"
+            for row in self.rows
+        ]
+        return render_comparison(self, header, row_lines, compact)
 
 
 def finish_charlm_run(
-    tracker: Tracker,
-    parent_run_id: str,
-    evaluated: list[EvaluatedCharModel],
-    registration: RegistrationOutcome,
-    task_statuses: list[TaskStatus] | None = None,
-    texts: dict[str, str] | None = None,
+    tracker: Tracker, parent_run_id: str, evaluated: list[EvaluatedCharModel], registration: RegistrationOutcome,
+    task_statuses: list[TaskStatus] | None = None, texts: dict[str, str] | None = None,
     publish: Callable[[CharRunSummary], None] | None = None,
 ) -> CharRunSummary:
     """Finish the execution with the character models' comparison table (see
     :func:`seqflow.core.executions.finish_execution`: the table, what each task did, ``texts``, ``publish``, then
     the run closed FINISHED)."""
+    # A row is the evaluated model's architecture, best epoch, scores, size and time, with its version.
     rows = [
-        CharComparisonRow(
-            architecture=model.architecture,
-            epochs=model.epochs_run,
-            best_epoch=model.best_epoch,
-            val_loss=model.val_loss,
-            val_perplexity=model.val_perplexity,
-            parameters=model.parameters,
-            seconds=model.seconds,
-            version=registration.version_of(model.run_id),
-            champion=registration.is_champion(model.run_id),
+        carried_over(
+            CharComparisonRow, model, epochs=model.epochs_run,
+            version=registration.version_of(model.run_id), champion=registration.is_champion(model.run_id),
         )
         for model in evaluated
     ]

@@ -12,7 +12,7 @@ from typing import Annotated, Any, Literal, Mapping
 
 from pydantic import Field, NonNegativeInt, PositiveInt, model_validator
 
-from seqflow.core.config import Allowed, RunSettings, Seed, Share, config_section, raise_problems, revalidated
+from seqflow.core.config import Allowed, DropRate, RunSettings, Seed, Share, config_section, raise_problems, revalidated
 from seqflow.core.overrides import ProfileRegistry, replace_settings
 
 CharArchitecture = Literal["char_simple_rnn", "char_gru", "char_lstm"]
@@ -80,7 +80,7 @@ class CharTrainingConfig:
     layers: Annotated[int, Field(ge=1, le=2), Allowed("1 or 2")] = 1
     embedding_dim: PositiveInt = 64
     rnn_units: PositiveInt = 256
-    dropout: Annotated[float, Field(ge=0, lt=1)] = 0.0
+    dropout: DropRate = 0.0
     # Characters per training window; targets are the same window shifted by one character.
     seq_length: PositiveInt = 100
     batch_size: PositiveInt = 64

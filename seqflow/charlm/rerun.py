@@ -10,28 +10,16 @@ from __future__ import annotations
 from typing import Any, Mapping
 
 from seqflow.charlm.config import ALL_CHAR_ARCHITECTURES, with_charlm_overrides
-from seqflow.core.rerun_table import (
-    CHARLM,
-    RerunStep,
-    RerunTable,
-    contract_step,
-    evaluate_step,
-    evaluated_runs_gone,
-    imported_when_called,
-    load_step,
-    model_files_gone,
-    output_gone,
-    register_step,
-    train_step,
-)
+from seqflow.core.rerun_table import CHARLM, RerunStep, RerunTable, imported_when_called, output_gone, trained_outputs_gone
+from seqflow.core.rerun_table import split_contract_step, evaluate_step, load_step, register_step, train_step
 
 
 CHARLM_RERUNS = RerunTable(
-    kind=CHARLM,
     steps={
         "load_text": load_step("text splits"),
-        "check_text": contract_step(lambda r: {"split_files": r.earlier.split_files, "contracts": r.config.contracts}, ("splits",)),
+        "check_text": split_contract_step(),
         "encode": RerunStep(
+            needs=("splits",),
             produces="encoded",
             arguments=lambda r: {
                 "split_files": r.earlier.split_files, "artifacts_dir": r.config.artifacts_dir,
@@ -41,39 +29,25 @@ CHARLM_RERUNS = RerunTable(
                 f"character ids {out.encoded_dir} "
                 f"({'same ids as before' if out.ids_digest == earlier.encoded.ids_digest else 'ids changed'})"
             ],
-            needs=("splits",),
         ),
-        "train": train_step(
-            lambda r: {
-                "settings": r.settings, "architecture": r.architecture, "config": r.config,
-                "split_files": r.earlier.split_files, "encoded": r.earlier.encoded, "parent_run_id": r.parent_run_id,
-            },
-            ("splits", "ids"),
-        ),
+        "train": train_step(lambda r: {"encoded": r.earlier.encoded}, ("splits", "ids")),
         "evaluate": evaluate_step(
-            lambda r: {"settings": r.settings, "trained": r.trained, "encoded": r.earlier.encoded, "config": r.config},
+            lambda r: {"encoded": r.earlier.encoded, "config": r.config},
             lambda out, earlier: [f"new child run {out.run_id}, validation perplexity {out.val_perplexity:.3f}"],
             ("ids", "model files"),
         ),
         # Register reads the ids too: a champion measured on other text is re-scored on this validation text.
-        "register": register_step(
-            lambda r: {
-                "settings": r.settings, "evaluated": r.earlier.evaluated, "encoded": r.earlier.encoded,
-                "config": r.config, "parent_run_id": r.parent_run_id,
-            },
-            ("ids", "evaluated runs"),
-        ),
+        "register": register_step(lambda r: {"encoded": r.earlier.encoded, "config": r.config}, ("ids", "evaluated runs")),
     },
-    architectures=ALL_CHAR_ARCHITECTURES,
-    with_overrides=with_charlm_overrides,
+    kind=CHARLM,
+    read_state=imported_when_called("seqflow.charlm.state:charlm_state_from_json"),
+    aliases={"load": ("load_text",), "validate": ("check_text",)},
+    architectures=ALL_CHAR_ARCHITECTURES, with_overrides=with_charlm_overrides,
     upstream={
         "splits": output_gone("seqflow.charlm.cache_checks:char_split_files_problem", "split_files"),
         "ids": output_gone("seqflow.charlm.cache_checks:char_encoded_problem", "encoded"),
-        "model files": model_files_gone("step_model_path"),
-        "evaluated runs": evaluated_runs_gone,
+        **trained_outputs_gone("step_model_path"),
     },
-    read_state=imported_when_called("seqflow.charlm.state:charlm_state_from_json"),
-    aliases={"load": ("load_text",), "validate": ("check_text",)},
 )
 
 

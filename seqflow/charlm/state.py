@@ -6,37 +6,27 @@ same file name and layout as the sentiment pipeline's), for ``seqflow charlm rer
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 from seqflow.charlm.records import EvaluatedCharModel, TrainedCharModel, dataset_tags
 from seqflow.charlm.text import CharEncodedData, CharSplitFiles
 from seqflow.charlm.config import CharLMConfig, resolve_charlm_config
-from seqflow.core.contracts import ContractReport
-from seqflow.core.registry import RegistrationOutcome
-from seqflow.core.state import ModelsByArchitecture, flat_overrides, read_state
+from seqflow.core.state import ExecutionState, read_state
 
 
 @dataclass(frozen=True)
-class CharLMState(ModelsByArchitecture):
-    """What one ``seqflow charlm run`` execution produced."""
+class CharLMState(ExecutionState):
+    """What one ``seqflow charlm run`` execution produced (besides its contract reports and registration)."""
 
     config: CharLMConfig
     split_files: CharSplitFiles
     encoded: CharEncodedData
-    contract_reports: list[ContractReport]
     trained: list[TrainedCharModel]
     evaluated: list[EvaluatedCharModel]
-    registration: RegistrationOutcome | None
 
     def dataset_tags(self) -> dict[str, str]:
-        """The data tags of the execution's runs (source and digests)."""
         return dataset_tags(self.split_files, self.encoded)
 
 
-def charlm_config_from_flat(flat: dict[str, Any]) -> CharLMConfig:
-    """The configuration an earlier ``seqflow charlm run`` ran with, from its flat ``section.field`` form."""
-    return resolve_charlm_config(str(flat.get("profile", "quick")), None, flat_overrides(flat))
-
-
 def charlm_state_from_json(text: str) -> CharLMState:
-    return read_state(CharLMState, charlm_config_from_flat, text)
+    """The state of an earlier ``seqflow charlm run``, its configuration resolved again as it ran."""
+    return read_state(CharLMState, lambda profile, overrides: resolve_charlm_config(profile, None, overrides), text)

@@ -14,13 +14,14 @@ import logging
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
+from typing import ClassVar
 
 import numpy as np
 
 from seqflow.charlm.sources import CharSource
 from seqflow.charlm.config import CharDataConfig
 from seqflow.core.errors import DataSourceError
-from seqflow.core.splits import combined_digest
+from seqflow.core.splits import SplitFilesOnDisk, combined_digest
 
 logger = logging.getLogger(__name__)
 
@@ -41,28 +42,18 @@ def text_digest(text: str) -> str:
 
 
 @dataclass(frozen=True)
-class CharSplitFiles:
-    """Train and validation text as UTF-8 files, and what identifies their content."""
+class CharSplitFiles(SplitFilesOnDisk):
+    """Train and validation text as UTF-8 files, what identifies their content, and their size in characters
+    and blocks."""
 
-    source: str
-    dataset_dir: Path
-    train_path: Path
-    validation_path: Path
-    digests: dict[str, str]
+    splits: ClassVar[tuple[str, ...]] = CHAR_SPLITS
+
     chars: dict[str, int]
     blocks: dict[str, int]
-
-    def path_of(self, split: str) -> Path:
-        return {"train": self.train_path, "validation": self.validation_path}[split]
 
     def progress_note(self) -> str:
         """One line for the run's progress: the characters of each split."""
         return ", ".join(f"{split} {n:,} characters" for split, n in self.chars.items())
-
-    @property
-    def digest(self) -> str:
-        """One digest for both splits together."""
-        return combined_digest(self.digests, CHAR_SPLITS)
 
 
 def split_blocks(text: str, data_config: CharDataConfig, seed: int) -> dict[str, str]:
@@ -105,10 +96,7 @@ def write_char_splits(source: CharSource, data_config: CharDataConfig, seed: int
         partial.write_text(text, encoding="utf-8", newline="")
         partial.replace(paths[split])
     split_files = CharSplitFiles(
-        source=source.spec,
-        dataset_dir=dataset_dir,
-        train_path=paths["train"],
-        validation_path=paths["validation"],
+        source=source.spec, dataset_dir=dataset_dir, train_path=paths["train"], validation_path=paths["validation"],
         digests=digests,
         chars={split: len(text) for split, text in splits.items()},
         blocks={split: -(-len(text) // data_config.block_chars) for split, text in splits.items()},

@@ -19,7 +19,8 @@ import numpy as np
 from seqflow.charlm.generate import CharGenerator
 from seqflow.charlm.config import CharSamplingConfig, CharTrainingConfig
 from seqflow.core.errors import DataSourceError
-from seqflow.core.fitting import EpochCallback, build_optimizer, resumable_fit, seed_everything, training_fingerprint_of
+from seqflow.core.records import carried_over
+from seqflow.core.fitting import EpochCallback, FitOutcome, build_optimizer, resumable_fit, seed_everything, training_fingerprint_of
 
 logger = logging.getLogger(__name__)
 
@@ -30,25 +31,15 @@ CHAR_HISTORY_KEYS = ("loss", "perplexity", "val_loss", "val_perplexity")
 
 
 @dataclass(frozen=True)
-class CharTrainingOutcome:
-    """The saved training and step models, per-epoch history and timings."""
+class CharTrainingOutcome(FitOutcome):
+    """The saved training and step models, the best epoch and the model's size (with the fit's history and
+    timings)."""
 
-    architecture: str
     model_path: Path
     step_model_path: Path
-    history: dict[str, list[float]]
-    epochs_run: int
     best_epoch: int
     best_val_loss: float
-    # Wall time of all epochs, those of an interrupted earlier attempt included.
-    seconds: float
     parameters: int
-    # Epochs taken over from the checkpoint of an interrupted training; 0 for a fresh training.
-    resumed_from_epoch: int = 0
-
-    @property
-    def seconds_per_epoch(self) -> float:
-        return self.seconds / max(self.epochs_run, 1)
 
     @property
     def best_val_perplexity(self) -> float:
@@ -206,15 +197,8 @@ def train_char_model(
     from seqflow.core.divergence import diverged_loss_bound, stop_on_non_finite_loss
     from seqflow.models.charlm import CharLMSpec, build_char_model, build_step_model
 
-    spec = CharLMSpec(
-        vocab_size=len(vocabulary),
-        embedding_dim=training.embedding_dim,
-        rnn_units=training.rnn_units,
-        layers=training.layers,
-        dropout=training.dropout,
-        stateful=training.stateful,
-        batch_size=training.batch_size,
-    )
+    # The embedding width, units, layers, dropout, statefulness and batch size are the training settings'.
+    spec = carried_over(CharLMSpec, training, vocab_size=len(vocabulary))
 
     def compiled_model() -> keras.Model:
         seed_everything(seed)

@@ -111,6 +111,27 @@ def split_digests(split_files: Any) -> dict[str, str]:
     return {f"{split} digest": digest for split, digest in sorted(split_files.digests.items())}
 
 
+def split_contract_key(identity: str) -> "KeyRecipe":
+    """The key recipe of a contract check on a pipeline's split files: the splits' content and the contracts
+    settings (``inputs["split_files"]``, ``inputs["contracts"]``)."""
+
+    def recipe(inputs: dict[str, Any]) -> tuple[str, dict[str, str], dict[str, Any]]:
+        return identity, split_digests(inputs["split_files"]), config_slice("contracts", inputs["contracts"])
+
+    return recipe
+
+
+def registration_inputs(evaluated: list[Any], scores_name: str, scores: Any, settings: TrackingSettings) -> dict[str, str]:
+    """What a registration keys on besides its data: which run holds each evaluated model, a digest of the scores
+    it compares (``scores``, JSON-able, named ``scores_name``) and the store it registers in."""
+    scores_json = json.dumps(scores, sort_keys=True)
+    return {
+        "evaluated runs": ", ".join(f"{model.architecture}={model.run_id}" for model in evaluated),
+        scores_name: hashlib.sha256(scores_json.encode()).hexdigest(),
+        **store_parts(settings),
+    }
+
+
 # What a key recipe returns: the task's identity (its name in summaries and the ledger, e.g. ``train-lstm``),
 # its inputs by content, and the configuration it uses.
 KeyRecipe = Callable[[dict[str, Any]], tuple[str, dict[str, str], dict[str, Any]]]

@@ -82,6 +82,12 @@ def table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
     return "\n".join(lines)
 
 
+def input_and_output(rows: Sequence[tuple[str, str, str, str]]) -> tuple[str, str]:
+    """A card's "Input and output" section: one row per column the served model takes or returns (``input`` or
+    ``output``, the column, its type, what it means)."""
+    return "Input and output", table(("", "column", "type", "meaning"), rows)
+
+
 def when(timestamp_ms: Any) -> str:
     """An MLflow timestamp (ms) as ISO 8601 UTC, or ``-``."""
     try:

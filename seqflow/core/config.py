@@ -35,6 +35,8 @@ SEED_MAX = 2**32 - 1
 Seed = Annotated[int, Field(ge=0, le=SEED_MAX)]
 # A share or a probability. (Counts use pydantic's PositiveInt and NonNegativeInt.)
 Share = Annotated[float, Field(ge=0, le=1)]
+# A dropout rate: 1 would drop everything.
+DropRate = Annotated[float, Field(ge=0, lt=1)]
 
 _MODEL_CONFIG = ConfigDict(extra="forbid", allow_inf_nan=False)
 

@@ -14,10 +14,10 @@ import logging
 import os
 import time
 import uuid
-from typing import Any, Iterable, Iterator
+from typing import Any, Callable, Iterable, Iterator
 
-from prefect import tags
-from prefect.futures import PrefectConcurrentFuture, PrefectFuture
+from prefect import flow, tags
+from prefect.futures import PrefectConcurrentFuture, PrefectFuture, wait
 from prefect.task_runners import TaskRunner
 
 from seqflow.core.config import ExecutionConfig
@@ -68,6 +68,26 @@ class InlineTaskRunner(TaskRunner[PrefectConcurrentFuture[Any]]):
         finished: concurrent.futures.Future[Any] = concurrent.futures.Future()
         finished.set_result(state)
         return PrefectConcurrentFuture(task_run_id=task_run_id, wrapped_future=finished)
+
+
+def pipeline_flow(name: str, close_runs: Callable[..., None]) -> Callable[[Callable[..., Any]], Any]:
+    """The decorator of a pipeline's flow ``name``: inline tasks unless :func:`run_flow_on` gives it another
+    runner, and ``close_runs`` (closing the runs a failed or crashed flow left open) on failure and on a crash."""
+    return flow(name=name, task_runner=InlineTaskRunner(), on_failure=[close_runs], on_crashed=[close_runs])
+
+
+# One training and its evaluation, as submitted to a flow's task runner.
+Submitted = tuple[PrefectFuture[Any], PrefectFuture[Any]]
+
+
+def evaluated_models(submitted: list[Submitted]) -> list[Any]:
+    """Wait until every submitted training and evaluation is done, then return the evaluated models in the
+    order submitted. A failed training is raised as itself (its evaluation never ran), before any failed
+    evaluation; nothing is left running when the flow fails."""
+    wait([future for pair in submitted for future in pair])
+    for trained, _ in submitted:
+        trained.result()
+    return [evaluated.result() for _, evaluated in submitted]
 
 
 def local_cluster_kwargs(execution: ExecutionConfig) -> dict[str, Any]:

@@ -108,6 +108,12 @@ def summary_fields(
     }
 
 
+def render_comparison(summary: Any, header: str, row_lines: list[str], compact: bool = False, notes: Sequence[str] = ()) -> str:
+    """A pipeline's comparison table as text: its ``header`` underlined, a line a row, then ``notes`` (what the
+    columns mean) and the :func:`summary_footer`."""
+    return "\n".join([header, "-" * len(header), *row_lines, "", *notes, *summary_footer(summary, compact)])
+
+
 def summary_footer(summary: Any, compact: bool = False) -> list[str]:
     """The lines under every pipeline's comparison table (a summary with :func:`summary_fields`): the promotion
     decision, the champion, where the runs are, and what each task did (``compact``: counted, for the terminal)."""

@@ -7,11 +7,29 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
 from seqflow.core.progress import keras_progress_callback
+
+
+@dataclass(frozen=True)
+class FitOutcome:
+    """What every pipeline's fit produced besides its files and scores: the architecture, its per-epoch history
+    and timings."""
+
+    architecture: str
+    history: dict[str, list[float]]
+    epochs_run: int
+    # Wall time of all epochs, those of an interrupted earlier attempt included.
+    seconds: float
+    # Epochs taken over from the checkpoint of an interrupted training; 0 for a fresh training.
+    resumed_from_epoch: int = field(default=0, kw_only=True)
+
+    @property
+    def seconds_per_epoch(self) -> float:
+        return self.seconds / max(self.epochs_run, 1)
 
 logger = logging.getLogger(__name__)
 

@@ -133,6 +133,12 @@ def evaluated_runs_gone(tracker: Any, earlier: Any, architectures: list[str]) ->
     return [f"MLflow run {model.run_id} is gone" for model in earlier.evaluated if tracker.run_state(model.run_id) is None]
 
 
+def trained_outputs_gone(path_field: str) -> dict[str, UpstreamCheck]:
+    """The upstream checks of every pipeline's trained outputs: ``model files`` (the trained model's
+    ``path_field``) and ``evaluated runs``."""
+    return {"model files": model_files_gone(path_field), "evaluated runs": evaluated_runs_gone}
+
+
 def registration_lines(registration: Any, earlier: Any = None) -> list[str]:
     """What a rerun register produced: the versions and the promotion decision."""
     versions = ", ".join(f"{version.architecture} v{version.version}" for version in registration.versions)
@@ -158,21 +164,41 @@ def contract_step(arguments: Callable[[RerunInputs], dict[str, Any]], needs: tup
     return RerunStep("contract_reports", arguments, lambda out, earlier: [out.summary_line()], needs)
 
 
-def train_step(arguments: Callable[[RerunInputs], dict[str, Any]], needs: tuple[str, ...]) -> RerunStep:
+def split_contract_step() -> RerunStep:
+    """A contract check of the split files again (every pipeline's first check)."""
+    return contract_step(lambda r: {"split_files": r.earlier.split_files, "contracts": r.config.contracts}, ("splits",))
+
+
+# The train, evaluate and register steps' arguments that every pipeline's task takes under the same name; a
+# table gives only the others (its data, its settings).
+Arguments = Callable[[RerunInputs], dict[str, Any]]
+
+
+def train_step(arguments: Arguments, needs: tuple[str, ...]) -> RerunStep:
     """Training the chosen architectures again, each in a new child run closed after it (nothing downstream)."""
     return RerunStep(
-        "trained", arguments, lambda out, earlier: [f"new child run {out.run_id}, {out.epochs_run} epochs"], needs,
+        "trained",
+        lambda r: {
+            "settings": r.settings, "architecture": r.architecture, "config": r.config,
+            "split_files": r.earlier.split_files, "parent_run_id": r.parent_run_id, **arguments(r),
+        },
+        lambda out, earlier: [f"new child run {out.run_id}, {out.epochs_run} epochs"], needs,
         per_architecture=True, closes_child_run=True,
     )
 
 
-def evaluate_step(
-    arguments: Callable[[RerunInputs], dict[str, Any]], describe: Callable[[Any, Any], list[str]], needs: tuple[str, ...]
-) -> RerunStep:
+def evaluate_step(arguments: Arguments, describe: Callable[[Any, Any], list[str]], needs: tuple[str, ...]) -> RerunStep:
     """Evaluating the chosen architectures' earlier models again, each in a new child run."""
-    return RerunStep("evaluated", arguments, describe, needs, per_architecture=True, opens_child_run=True)
+    return RerunStep(
+        "evaluated", lambda r: {"settings": r.settings, "trained": r.trained, **arguments(r)}, describe, needs,
+        per_architecture=True, opens_child_run=True,
+    )
 
 
-def register_step(arguments: Callable[[RerunInputs], dict[str, Any]], needs: tuple[str, ...]) -> RerunStep:
+def register_step(arguments: Arguments, needs: tuple[str, ...]) -> RerunStep:
     """Registering the earlier evaluated models again, under the rerun's parent run."""
-    return RerunStep("registration", arguments, registration_lines, needs)
+    return RerunStep(
+        "registration",
+        lambda r: {"settings": r.settings, "evaluated": r.earlier.evaluated, "parent_run_id": r.parent_run_id, **arguments(r)},
+        registration_lines, needs,
+    )

@@ -202,6 +202,22 @@ def _check_utf8(path: Path) -> None:
         ) from None
 
 
+# The variable each setting is read from. Explicit credential variables win over credentials written into the URI.
+SETTINGS_VARIABLES = {
+    "tracking_uri": "MLFLOW_TRACKING_URI",
+    "experiment_name": "MLFLOW_EXPERIMENT_NAME",
+    "registered_model_name": "SEQFLOW_REGISTERED_MODEL_NAME",
+    "artifact_location": "SEQFLOW_ARTIFACT_LOCATION",
+    "default_profile": "SEQFLOW_PROFILE",
+    "charlm_experiment_name": "SEQFLOW_CHARLM_EXPERIMENT_NAME",
+    "charlm_model_name": "SEQFLOW_CHARLM_MODEL_NAME",
+    "tracking_username": "MLFLOW_TRACKING_USERNAME",
+    "tracking_password": "MLFLOW_TRACKING_PASSWORD",
+    "connect_retries": "SEQFLOW_TRACKING_CONNECT_RETRIES",
+    "connect_timeout_s": "SEQFLOW_TRACKING_CONNECT_TIMEOUT",
+}
+
+
 def load_settings(env_file: str | os.PathLike[str] | None = None, environ: Mapping[str, str] | None = None) -> TrackingSettings:
     """Settings from ``env_file`` (default ``./mlflow.env`` if present), with ``environ`` taking precedence.
 
@@ -230,17 +246,5 @@ def load_settings(env_file: str | os.PathLike[str] | None = None, environ: Mappi
         if (found := getattr(variables, env_name)) is not None
     )
     return TrackingSettings(
-        tracking_uri=variables.MLFLOW_TRACKING_URI,
-        experiment_name=variables.MLFLOW_EXPERIMENT_NAME,
-        registered_model_name=variables.SEQFLOW_REGISTERED_MODEL_NAME,
-        artifact_location=variables.SEQFLOW_ARTIFACT_LOCATION,
-        default_profile=variables.SEQFLOW_PROFILE,
-        config_overrides=overrides,
-        charlm_experiment_name=variables.SEQFLOW_CHARLM_EXPERIMENT_NAME,
-        charlm_model_name=variables.SEQFLOW_CHARLM_MODEL_NAME,
-        # Explicit variables win over credentials written into the URI.
-        tracking_username=variables.MLFLOW_TRACKING_USERNAME,
-        tracking_password=variables.MLFLOW_TRACKING_PASSWORD,
-        connect_retries=variables.SEQFLOW_TRACKING_CONNECT_RETRIES,
-        connect_timeout_s=variables.SEQFLOW_TRACKING_CONNECT_TIMEOUT,
+        config_overrides=overrides, **{field: getattr(variables, name) for field, name in SETTINGS_VARIABLES.items()}
     )

@@ -10,13 +10,16 @@ checks the files are still there with the same digests.
 from __future__ import annotations
 
 import dataclasses
+from dataclasses import dataclass
 import json
 import types
 import typing
 from pathlib import Path
 from typing import Any, Callable
 
+from seqflow.core.contracts import ContractReport
 from seqflow.core.errors import SeqflowError
+from seqflow.core.registry import RegistrationOutcome
 
 STATE_ARTIFACT = "pipeline_state.json"
 
@@ -33,6 +36,15 @@ class ModelsByArchitecture:
 
     def evaluated_model(self, architecture: str) -> Any:
         return _by_architecture(self.evaluated, architecture, "evaluated")
+
+
+@dataclass(frozen=True)
+class ExecutionState(ModelsByArchitecture):
+    """The records every pipeline's execution state holds besides its configuration, data and models: the
+    contract reports and the registration. A pipeline's state class adds its own (typed) fields."""
+
+    contract_reports: list[ContractReport]
+    registration: RegistrationOutcome | None
 
 
 def _by_architecture(models: list[Any], architecture: str, what: str) -> Any:
@@ -89,12 +101,14 @@ def flat_overrides(flat: dict[str, Any]) -> dict[str, Any]:
     return {key: ("none" if value is None else value) for key, value in flat.items() if key != "profile"}
 
 
-def read_state(state_type: type, config_loader: Callable[[dict[str, Any]], Any], text: str) -> Any:
-    """A ``state_type`` from the JSON :func:`state_to_json` wrote: the config through ``config_loader`` (from its
-    flat form), every other field rebuilt from its annotation."""
+def read_state(state_type: type, resolve_config: Callable[[str, dict[str, Any]], Any], text: str) -> Any:
+    """A ``state_type`` from the JSON :func:`state_to_json` wrote: the config resolved again by the pipeline's
+    ``resolve_config(profile, overrides)`` from its profile (default ``quick``) and its flat ``section.field`` form
+    as overrides, every other field rebuilt from its annotation."""
     payload = json.loads(text)
+    flat = payload["config"]
     hints = typing.get_type_hints(state_type)
     return state_type(
-        config=config_loader(payload["config"]),
+        config=resolve_config(str(flat.get("profile", "quick")), flat_overrides(flat)),
         **{name: _load(hints[name], payload.get(name)) for name in hints if name != "config"},
     )

@@ -4,7 +4,7 @@ held-out test split, with 95% intervals, overfitting figures and behavioural pas
 
 from __future__ import annotations
 
-from seqflow.core.cards import CardContent, CardFacts, count, number, table, wilson_interval
+from seqflow.core.cards import CardContent, CardFacts, count, input_and_output, number, table, wilson_interval
 from seqflow.core.pipeline import Card
 
 PURPOSE = (
@@ -140,12 +140,12 @@ def sentiment_card(facts: CardFacts) -> CardContent:
             ("What it is", f"`{architecture}`: {_architecture_summary(architecture)}. A binary classifier of English "
              "movie reviews, trained from scratch (no pretrained weights) with Keras 3; text processing is part of "
              "the model, so it takes raw text."),
-            ("Input and output", table(("", "column", "type", "meaning"), [
+            input_and_output([
                 ("input", "text", "string", "a raw review, any length (standardised, tokenised with the model's own "
                  f"vocabulary, padded or cut to {max_length} tokens inside the model)"),
                 ("output", "probability", "double", "probability that the review is positive, in [0, 1]"),
                 ("output", "label", "long", "1 (positive) when probability >= 0.5, else 0 (negative)"),
-            ])),
+            ]),
             ("Data", _data(facts)),
             ("Training", _training(facts)),
             ("Results", _results(facts)),

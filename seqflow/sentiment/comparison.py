@@ -16,9 +16,9 @@ from seqflow.core.evaluation import plot_overlay_html, plot_overlay_png
 from seqflow.core.executions import (  # noqa: F401 - log_execution_records, rows_as_csv, task_status_tags re-exported
     finish_execution,
     log_execution_records,
+    render_comparison,
     rows_as_csv,
     summary_fields,
-    summary_footer,
     task_status_tags,
 )
 from seqflow.core.registry import RegistrationOutcome
@@ -63,22 +63,20 @@ class RunSummary:
             f"{'architecture':16} {'epochs':>6} {'best ep':>7} {'past':>4} {'best val':>8} {'test acc':>8} {'AUC':>6} "
             f"{'gap@best':>8} {'gap@end':>7} {'invar':>5} {'direc':>5} {'MFT':>5} {'seconds':>8} {'version':>7}  champion"
         )
-        lines = [header, "-" * len(header)]
+        row_lines = []
         for row in self.rows:
             rates = " ".join(f"{row.behaviour.get(check, float('nan')):>5.2f}" for check in CHECK_TYPES)
-            lines.append(
+            row_lines.append(
                 f"{row.architecture:16} {row.epochs:>6d} {row.best_epoch:>7d} {row.epochs_past_best:>4d} "
                 f"{row.best_val_accuracy:>8.4f} {row.test_accuracy:>8.4f} {row.roc_auc:>6.3f} {row.gap_at_best:>+8.3f} "
                 f"{row.gap_at_end:>+7.3f} {rates} {row.seconds:>8.1f} {row.version or '-':>7}  "
                 f"{'yes' if row.champion else ''}"
             )
-        lines.append("")
-        lines.append(
+        notes = [
             "best ep: epoch of lowest validation loss; past: epochs trained after it; gap: train minus validation "
             "accuracy; invar/direc/MFT: behavioural pass rates (invariance, direction, minimum functionality)"
-        )
-        lines.extend(summary_footer(self, compact))
-        return "\n".join(lines)
+        ]
+        return render_comparison(self, header, row_lines, compact, notes)
 
 
 def comparison_rows(evaluated: list[EvaluatedModel], registration: RegistrationOutcome) -> list[ComparisonRow]:

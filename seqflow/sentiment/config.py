@@ -18,7 +18,7 @@ from typing import Annotated, Any, Literal, Mapping
 
 from pydantic import Field, NonNegativeInt, PositiveInt, model_validator
 
-from seqflow.core.config import Allowed, RunSettings, Share, config_section, flat_dict, raise_problems, revalidated
+from seqflow.core.config import Allowed, DropRate, RunSettings, Share, config_section, flat_dict, raise_problems, revalidated
 from seqflow.core.overrides import keyed_item_text, replace_settings
 
 PaddingSide = Literal["pre", "post"]
@@ -27,8 +27,6 @@ LrSchedule = Literal["constant", "cosine", "exponential", "plateau"]
 # Optimizers by name (seqflow.sentiment.train.build_optimizer); lazy_adam: see ArchitectureSettings.optimizer.
 OptimizerName = Literal["adam", "lazy_adam", "rmsprop", "sgd"]
 
-# A dropout rate: 1 would drop everything.
-DropRate = Annotated[float, Field(ge=0, lt=1)]
 
 ALL_ARCHITECTURES: tuple[str, ...] = (
     "embedding_pool",

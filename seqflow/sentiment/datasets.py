@@ -10,6 +10,7 @@ import hashlib
 import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import ClassVar
 
 import numpy as np
 import pandas as pd
@@ -17,37 +18,26 @@ import pandas as pd
 from seqflow.core.files import partial_path, write_text_atomically
 from seqflow.sentiment.config import DataConfig
 from seqflow.core.errors import DataSourceError
-from seqflow.core.splits import combined_digest
+from seqflow.core.splits import SplitFilesOnDisk, combined_digest
 from seqflow.sentiment.sources import LABEL_COLUMN, TEXT_COLUMN, SourceData
 
 SPLITS = ("train", "validation", "test")
 
 
 @dataclass(frozen=True)
-class SplitFiles:
-    """The three splits on disk and what identifies their content."""
+class SplitFiles(SplitFilesOnDisk):
+    """The three splits on disk, what identifies their content, and their rows."""
 
-    source: str
-    dataset_dir: Path
-    train_path: Path
-    validation_path: Path
+    splits: ClassVar[tuple[str, ...]] = SPLITS
+
     test_path: Path
-    digests: dict[str, str]
     rows: dict[str, int]
     # True when the test split is the source's own (tfds, aclImdb), False when we held it out ourselves.
     test_from_source: bool
 
-    def path_of(self, split: str) -> Path:
-        return {"train": self.train_path, "validation": self.validation_path, "test": self.test_path}[split]
-
     def progress_note(self) -> str:
         """One line for the run's progress: the rows of each split."""
         return f"{sum(self.rows.values()):,} reviews: " + ", ".join(f"{split} {n:,}" for split, n in self.rows.items())
-
-    @property
-    def digest(self) -> str:
-        """One digest for the three splits together."""
-        return combined_digest(self.digests, SPLITS)
 
 
 def _digest_value(value: object) -> object:

@@ -112,5 +112,8 @@ initialises the embedding as it did for the first fit."""
     path = output_dir / f"{architecture}_refit.keras"
     model.save(path)
     history = {key: [float(value) for value in values] for key, values in fitted.history.items()}
-    outcome = TrainingOutcome(architecture, path, history, len(history.get("loss", [])), seconds, train_rows=len(x))
+    outcome = TrainingOutcome(
+        architecture=architecture, classifier_path=path, history=history, epochs_run=len(history.get("loss", [])), seconds=seconds,
+        train_rows=len(x),
+    )
     return RefitOutcome(outcome, len(x), rows_digest(x, y))

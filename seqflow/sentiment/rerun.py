@@ -10,27 +10,14 @@ from __future__ import annotations
 from typing import Any, Mapping
 
 from seqflow.sentiment.config import ALL_ARCHITECTURES, with_overrides
-from seqflow.core.rerun_table import (
-    SENTIMENT,
-    RerunStep,
-    RerunTable,
-    contract_step,
-    evaluate_step,
-    evaluated_runs_gone,
-    imported_when_called,
-    load_step,
-    model_files_gone,
-    output_gone,
-    register_step,
-    train_step,
-)
+from seqflow.core.rerun_table import SENTIMENT, RerunStep, RerunTable, imported_when_called, output_gone, trained_outputs_gone
+from seqflow.core.rerun_table import contract_step, split_contract_step, evaluate_step, load_step, register_step, train_step
 
 
 SENTIMENT_RERUNS = RerunTable(
-    kind=SENTIMENT,
     steps={
         "download": load_step("splits"),
-        "check_raw": contract_step(lambda r: {"split_files": r.earlier.split_files, "contracts": r.config.contracts}, ("splits",)),
+        "check_raw": split_contract_step(),
         "tokenise": RerunStep(
             produces="tokenised",
             arguments=lambda r: {
@@ -44,38 +31,28 @@ SENTIMENT_RERUNS = RerunTable(
             ("arrays",),
         ),
         "train": train_step(
-            lambda r: {
-                "settings": r.settings, "architecture": r.architecture, "config": r.config, "split_files": r.earlier.split_files,
-                "tokenised": r.earlier.tokenised, "contract_reports": r.earlier.contract_reports, "parent_run_id": r.parent_run_id,
-            },
-            ("splits", "arrays"),
+            lambda r: {"tokenised": r.earlier.tokenised, "contract_reports": r.earlier.contract_reports}, ("splits", "arrays")
         ),
         "evaluate": evaluate_step(
             lambda r: {
-                "settings": r.settings, "trained": r.trained, "tokenised": r.earlier.tokenised,
-                "batch_size": r.config.training.batch_size, "behaviour": r.config.behaviour,
+                "tokenised": r.earlier.tokenised, "batch_size": r.config.training.batch_size, "behaviour": r.config.behaviour,
             },
             lambda out, earlier: [f"new child run {out.run_id}, test accuracy {out.test_metrics['accuracy']:.4f}"],
             ("arrays", "model files"),
         ),
         "register": register_step(
-            lambda r: {
-                "settings": r.settings, "evaluated": r.earlier.evaluated, "split_files": r.earlier.split_files,
-                "promotion": r.config.promotion, "parent_run_id": r.parent_run_id,
-            },
-            ("splits", "evaluated runs"),
+            lambda r: {"split_files": r.earlier.split_files, "promotion": r.config.promotion}, ("splits", "evaluated runs")
         ),
     },
-    architectures=ALL_ARCHITECTURES,
-    with_overrides=with_overrides,
+    kind=SENTIMENT,
+    read_state=imported_when_called("seqflow.sentiment.state:state_from_json"),
+    aliases={"validate": ("check_raw", "check_tokenised")},
+    architectures=ALL_ARCHITECTURES, with_overrides=with_overrides,
     upstream={
         "splits": output_gone("seqflow.sentiment.cache_checks:split_files_problem", "split_files"),
         "arrays": output_gone("seqflow.sentiment.cache_checks:tokenised_problem", "tokenised"),
-        "model files": model_files_gone("classifier_path"),
-        "evaluated runs": evaluated_runs_gone,
+        **trained_outputs_gone("classifier_path"),
     },
-    read_state=imported_when_called("seqflow.sentiment.state:state_from_json"),
-    aliases={"validate": ("check_raw", "check_tokenised")},
 )
 
 

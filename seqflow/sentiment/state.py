@@ -6,37 +6,27 @@ per architecture, the registration. Written and read by :mod:`seqflow.core.state
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 from seqflow.sentiment.config import PipelineConfig, with_overrides
 from seqflow.sentiment.profiles import get_profile
-from seqflow.core.contracts import ContractReport
-from seqflow.core.registry import RegistrationOutcome
-from seqflow.core.state import ModelsByArchitecture, flat_overrides, read_state
+from seqflow.core.state import ExecutionState, read_state
 from seqflow.sentiment.datasets import SplitFiles
 from seqflow.sentiment.records import EvaluatedModel, TrainedModel, dataset_tags
 from seqflow.sentiment.tokenise import TokenisedData
 
 
 @dataclass(frozen=True)
-class PipelineState(ModelsByArchitecture):
+class PipelineState(ExecutionState):
     config: PipelineConfig
     split_files: SplitFiles
     tokenised: TokenisedData
-    contract_reports: list[ContractReport]
     trained: list[TrainedModel]
     evaluated: list[EvaluatedModel]
-    registration: RegistrationOutcome | None
 
     def dataset_tags(self) -> dict[str, str]:
-        """The data tags of the execution's runs (source and digests)."""
+        """The data tags of the execution's runs: source, split digests and the arrays' digest."""
         return dataset_tags(self.split_files, self.tokenised)
 
 
-def config_from_flat(flat: dict[str, Any]) -> PipelineConfig:
-    """The configuration an earlier execution ran with, from its flat ``section.field`` form."""
-    return with_overrides(get_profile(str(flat.get("profile", "quick"))), flat_overrides(flat))
-
-
 def state_from_json(text: str) -> PipelineState:
-    return read_state(PipelineState, config_from_flat, text)
+    return read_state(PipelineState, lambda profile, overrides: with_overrides(get_profile(profile), overrides), text)

@@ -5,13 +5,13 @@ from __future__ import annotations
 import dataclasses
 import logging
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from seqflow.sentiment.config import TrainingConfig
-from seqflow.core.fitting import EpochCallback, build_optimizer, resumable_fit, seed_everything, training_fingerprint_of
+from seqflow.core.fitting import EpochCallback, FitOutcome, build_optimizer, resumable_fit, seed_everything, training_fingerprint_of
 
 logger = logging.getLogger(__name__)
 
@@ -23,23 +23,12 @@ NB_COUNT_BATCH = 1024
 
 
 @dataclass(frozen=True)
-class TrainingOutcome:
-    """What fitting produced: the saved classifier, its per-epoch history and timings."""
+class TrainingOutcome(FitOutcome):
+    """What fitting produced: the saved classifier (with the fit's history and timings)."""
 
-    architecture: str
     classifier_path: Path
-    history: dict[str, list[float]]
-    epochs_run: int
-    # Wall time of all epochs, those of an interrupted earlier attempt included.
-    seconds: float
-    # Epochs taken over from the checkpoint of an interrupted training; 0 for a fresh training.
-    resumed_from_epoch: int = 0
     # Training rows the fit read (training.max_train_rows may cap them); 0 where not recorded.
-    train_rows: int = 0
-
-    @property
-    def seconds_per_epoch(self) -> float:
-        return self.seconds / max(self.epochs_run, 1)
+    train_rows: int = field(default=0, kw_only=True)
 
 
 def learning_rate_schedule(training: TrainingConfig, steps_per_epoch: int):  # noqa: ANN201 - float or a schedule

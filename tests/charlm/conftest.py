@@ -8,7 +8,7 @@ import pytest
 
 from seqflow.charlm.config import resolve_charlm_config
 from seqflow.core.settings import TrackingSettings
-from tests.conftest import new_empty_store
+from tests.flows.conftest import tracking_settings_for
 
 # A Chinese text made in the tests: lines of a few classical poems (public domain), repeated with variations so
 # a split has enough characters; every character of validation also occurs in training.
@@ -31,13 +31,7 @@ def chinese_text_path(tmp_path: Path) -> Path:
 
 def charlm_settings_in(folder: Path) -> TrackingSettings:
     """A fresh SQLite tracking store and registry in ``folder``, with the charlm names."""
-    new_empty_store(folder / "mlflow.db")
-    return TrackingSettings(
-        tracking_uri=f"sqlite:///{folder / 'mlflow.db'}",
-        experiment_name="seqflow-test",
-        registered_model_name="seqflow-test-sentiment",
-        artifact_location=(folder / "mlartifacts").as_uri(),
-    ).for_charlm()
+    return tracking_settings_for(folder).for_charlm()
 
 
 def tiny_charlm_config_in(folder: Path, **overrides: str):

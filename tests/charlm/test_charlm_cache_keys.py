@@ -86,7 +86,9 @@ def test_charlm_state_reads_back_as_written(tmp_path, written):
     config = tiny_charlm_config_in(tmp_path, **{"sampling.prefix": "", "data.max_chars": "None"})
     trained = TrainedCharModel("char_gru", "r1", tmp_path / "step.keras", "runs:/r1/model", {"loss": [2.0, 1.5]},
                                2, 2, 3.0, 1.5, 1000)
-    state = CharLMState(config, split_files, encoded, [], [trained], [], None)
+    state = CharLMState(
+        config=config, split_files=split_files, encoded=encoded, contract_reports=[], trained=[trained], evaluated=[], registration=None
+    )
     loaded = charlm_state_from_json(state_to_json(state))
     assert loaded == state
     assert loaded.trained_model("char_gru") == trained

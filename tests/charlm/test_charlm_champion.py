@@ -17,7 +17,6 @@ from seqflow.cli import main
 from seqflow.core.settings import TrackingSettings
 from seqflow.core.tracking import CHAMPION_ALIAS, Tracker
 from tests.charlm.conftest import charlm_settings_in, tiny_charlm_config_in
-from tests.flows.conftest import copy_of_store
 from tests.flows.serving import post, serving
 
 pytestmark = pytest.mark.slow
@@ -49,11 +48,6 @@ def trained_store(tmp_path_factory) -> TrackingSettings:
     ]
     finish_charlm_run(tracker, parent, evaluated, register_and_promote_charlm(tracker, evaluated, encoded, config, parent))
     return settings
-
-
-@pytest.fixture
-def store(trained_store: TrackingSettings, tmp_path: Path) -> TrackingSettings:
-    return copy_of_store(trained_store, tmp_path)
 
 
 @pytest.fixture

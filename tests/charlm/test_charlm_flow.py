@@ -12,6 +12,7 @@ from mlflow import MlflowClient
 from seqflow.core.tracking import CHAMPION_ALIAS, FLOW_RUN_TAG, ROLE_TAG
 from seqflow.charlm.generate import CHAR_GENERATION
 from tests.charlm.conftest import CHINESE_LINES, charlm_settings_in, tiny_charlm_config_in
+from tests.flows.conftest import crashing_on, one_execution
 
 pytestmark = pytest.mark.slow
 
@@ -46,15 +47,9 @@ def test_charlm_run_tracks_registers_and_promotes(first_execution, shared_settin
     assert settings.experiment_name == "seqflow-test-charlm"
     assert settings.registered_model_name == "seqflow-test-sentiment-charlm"
     client = MlflowClient(settings.tracking_uri)
-    runs = _runs(client, settings.experiment_name)
-    parents = [run for run in runs if run.data.tags.get(ROLE_TAG) == "charlm-pipeline"]
-    children = [run for run in runs if run.data.tags.get(ROLE_TAG) == "charlm-architecture"]
-    assert len(parents) == 1 and len(children) == 2
-    assert {run.info.status for run in runs} == {"FINISHED"}
-    parent_id = parents[0].info.run_id
+    parent, children = one_execution(client, settings.experiment_name, "charlm-pipeline", "charlm-architecture")
+    parent_id = parent.info.run_id
     for child in children:
-        assert child.data.tags["mlflow.parentRunId"] == parent_id
-        assert child.data.tags["dataset_digest"] == parents[0].data.tags["dataset_digest"]
         for key in ("loss", "perplexity", "val_loss", "val_perplexity"):
             history = client.get_metric_history(child.info.run_id, key)
             assert [point.step for point in history] == [1, 2]
@@ -146,14 +141,7 @@ def test_failure_mid_run_leaves_no_version_alias_or_running_run(prefect_api, tin
     from seqflow.charlm import train as char_training  # noqa: F401 - patched where char_steps imports it
     from seqflow.flows.charlm import charlm_flow
 
-    real_train = char_training.train_char_model
-
-    def crash_on_lstm(architecture, *args, **kwargs):
-        if architecture == "char_lstm":
-            raise RuntimeError("simulated crash while training char_lstm")
-        return real_train(architecture, *args, **kwargs)
-
-    monkeypatch.setattr(char_training, "train_char_model", crash_on_lstm)
+    monkeypatch.setattr(char_training, "train_char_model", crashing_on(char_training.train_char_model, "char_lstm"))
     with pytest.raises(RuntimeError, match="simulated crash"):
         charlm_flow(tiny_charlm_config(**{"training.epochs": "1"}), charlm_tracking_settings)
     client = MlflowClient(charlm_tracking_settings.tracking_uri)

@@ -85,6 +85,29 @@ def _apply(pipeline: str, key: str, value: Any) -> Any:
     return with_overrides(get_profile("quick"), {key: value})
 
 
+@pytest.mark.parametrize(
+    ("pipeline", "key", "value", "message"),
+    [
+        ("sentiment", "tokenisation.padding", "left", "must be one of"),
+        ("sentiment", "tokenisation.max_length", "long", "must be int"),
+        ("sentiment", "tokenisation.colour", "red", "unknown setting"),
+        ("sentiment", "optimiser.lr", "1", "unknown config section"),
+        ("sentiment", "training.architectures", "lstm,transformer", "unknown architectures"),
+        ("sentiment", "data.validation_fraction", "0.9", "validation_fraction"),
+        ("charlm", "training.layers", "3", "layers must be 1 or 2"),
+        ("charlm", "training.architectures", "char_transformer", "unknown or no architectures"),
+        ("charlm", "training.seq_length", "0", "seq_length must be positive"),
+        ("charlm", "data.validation_fraction", "0.7", "validation_fraction"),
+        ("charlm", "tokenisation.max_length", "3", "unknown config section"),
+        ("charlm", "training.colour", "red", "unknown setting"),
+        ("charlm", "training.epochs", "many", "must be int"),
+    ],
+)
+def test_bad_overrides_name_the_problem(pipeline, key, value, message):
+    with pytest.raises(ConfigError, match=message):
+        _apply(pipeline, key, value)
+
+
 def _named(key: str) -> str:
     """How a message names the key: per-architecture values as the item they belong to."""
     if key.startswith("training.per_architecture."):

@@ -115,3 +115,32 @@ def tiny_config(tiny_overrides: dict[str, str]):
         return with_overrides(get_profile("quick"), {**tiny_overrides, **overrides})
 
     return make
+
+
+def one_execution(client, experiment_name: str, parent_role: str, child_role: str):  # noqa: ANN001, ANN201
+    """The experiment's one parent run (of ``parent_role``) and its child runs (of ``child_role``), after checking
+    that every run finished and each child names the parent and its data."""
+    from seqflow.core.runs import ROLE_TAG
+
+    experiment = client.get_experiment_by_name(experiment_name)
+    runs = client.search_runs([experiment.experiment_id])
+    parents = [run for run in runs if run.data.tags.get(ROLE_TAG) == parent_role]
+    children = [run for run in runs if run.data.tags.get(ROLE_TAG) == child_role]
+    assert len(parents) == 1 and len(children) == 2
+    assert {run.info.status for run in runs} == {"FINISHED"}
+    for child in children:
+        assert child.data.tags["mlflow.parentRunId"] == parents[0].info.run_id
+        assert child.data.tags["dataset_digest"] == parents[0].data.tags["dataset_digest"]
+    return parents[0], children
+
+
+def crashing_on(train: Callable, architecture: str) -> Callable:
+    """``train`` (a training function taking the architecture first) raising for ``architecture``: a crash in the
+    middle of an execution."""
+
+    def train_or_crash(trained_architecture, *args, **kwargs):  # noqa: ANN001, ANN002, ANN003, ANN202
+        if trained_architecture == architecture:
+            raise RuntimeError(f"simulated crash while training {architecture}")
+        return train(trained_architecture, *args, **kwargs)
+
+    return train_or_crash

@@ -20,7 +20,7 @@ from seqflow.sentiment.profiles import get_profile
 from seqflow.sentiment.serving import REVIEW_SENTIMENT
 from seqflow.core.settings import TrackingSettings
 from seqflow.core.tracking import CHAMPION_ALIAS, CHAMPION_HISTORY_TAG, Tracker, TrackingError
-from tests.flows.conftest import copy_of_store, tiny_overrides_for, tracking_settings_for, write_env_file
+from tests.flows.conftest import tiny_overrides_for, tracking_settings_for, write_env_file
 from tests.flows.serving import free_port, post, serving
 
 pytestmark = pytest.mark.slow
@@ -37,12 +37,6 @@ def trained_store(prefect_api, tmp_path_factory, short_reviews) -> TrackingSetti
     settings = tracking_settings_for(base_dir)
     sentiment_flow(with_overrides(get_profile("quick"), tiny_overrides_for(base_dir, reviews_csv)), settings)
     return settings
-
-
-@pytest.fixture
-def store(trained_store: TrackingSettings, tmp_path: Path) -> TrackingSettings:
-    """This test's own copy of the trained store's database."""
-    return copy_of_store(trained_store, tmp_path)
 
 
 @pytest.fixture

@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 from mlflow import MlflowClient
 
-from seqflow.core.tracking import CHAMPION_ALIAS, ROLE_TAG, Tracker
-from tests.flows.conftest import copy_of_store, write_env_file
+from seqflow.core.tracking import CHAMPION_ALIAS, Tracker
+from tests.flows.conftest import copy_of_store, crashing_on, one_execution, write_env_file
 
 pytestmark = pytest.mark.slow
 
@@ -44,16 +44,10 @@ def test_run_tracks_registers_and_promotes(first_execution, shared_settings, tmp
     config, summary = first_execution
     tracking_settings = shared_settings
     client = MlflowClient(tracking_settings.tracking_uri)
-    runs = _runs(client, tracking_settings.experiment_name)
-    parents = [run for run in runs if run.data.tags.get(ROLE_TAG) == "pipeline"]
-    children = [run for run in runs if run.data.tags.get(ROLE_TAG) == "architecture"]
-    assert len(parents) == 1 and len(children) == 2
-    assert {run.info.status for run in runs} == {"FINISHED"}
-    parent_id = parents[0].info.run_id
+    parent, children = one_execution(client, tracking_settings.experiment_name, "pipeline", "architecture")
+    parent_id = parent.info.run_id
     assert summary.parent_run_id == parent_id
     for child in children:
-        assert child.data.tags["mlflow.parentRunId"] == parent_id
-        assert child.data.tags["dataset_digest"] == parents[0].data.tags["dataset_digest"]
         epochs_run = int(child.data.metrics["epochs_run"])
         for key in ("loss", "accuracy", "val_loss", "val_accuracy"):
             history = client.get_metric_history(child.info.run_id, key)
@@ -145,14 +139,7 @@ def test_failure_mid_run_leaves_no_version_alias_or_running_run(prefect_api, tin
     from seqflow.tasks import sentiment as steps  # the train step's module
     from seqflow.flows.sentiment import sentiment_flow
 
-    real_train = steps.train_classifier
-
-    def crash_on_lstm(architecture, *args, **kwargs):
-        if architecture == "lstm":
-            raise RuntimeError("simulated crash while training lstm")
-        return real_train(architecture, *args, **kwargs)
-
-    monkeypatch.setattr(steps, "train_classifier", crash_on_lstm)
+    monkeypatch.setattr(steps, "train_classifier", crashing_on(steps.train_classifier, "lstm"))
     with pytest.raises(RuntimeError, match="simulated crash"):
         sentiment_flow(tiny_config(), tracking_settings)
 

@@ -181,22 +181,6 @@ def test_overrides_are_typed_and_do_not_mutate():
     assert changed.training.early_stopping_patience is None and changed.training.mask_padding is False
 
 
-@pytest.mark.parametrize(
-    ("key", "value", "message"),
-    [
-        ("tokenisation.padding", "left", "must be one of"),
-        ("tokenisation.max_length", "long", "must be int"),
-        ("tokenisation.colour", "red", "unknown setting"),
-        ("optimiser.lr", "1", "unknown config section"),
-        ("training.architectures", "lstm,transformer", "unknown architectures"),
-        ("data.validation_fraction", "0.9", "validation_fraction"),
-    ],
-)
-def test_bad_overrides_name_the_problem(key, value, message):
-    with pytest.raises(ConfigError, match=message):
-        with_overrides(get_profile("quick"), {key: value})
-
-
 def test_parse_assignments_rejects_items_without_equals():
     assert parse_assignments(["a.b=1", " c = x=y "]) == {"a.b": "1", "c": "x=y"}
     with pytest.raises(ConfigError, match="section.field=value"):

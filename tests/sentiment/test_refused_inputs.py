@@ -38,6 +38,14 @@ def review_model(tmp_path_factory):
     return model, serving
 
 
+def _refusal(model, rows: pd.DataFrame) -> str:  # noqa: ANN001 - a loaded pyfunc model
+    """The message of the bad-parameter refusal ``model`` answers ``rows`` with (no row is scored)."""
+    with pytest.raises(InputRefused) as refused:
+        model.predict(None, rows)
+    assert refused.value.error_code == "INVALID_PARAMETER_VALUE"
+    return str(refused.value)
+
+
 def test_reviews_without_words_are_refused_by_row_not_scored_as_nan(review_model):
     import tensorflow as tf
     from mlflow.exceptions import MlflowException
@@ -87,10 +95,7 @@ def test_char_model_refuses_prefixes_it_cannot_read(tmp_path):
         "temperature": [0.5, 0.5, 0.5, 0.5, 0.5],
         "seed": [1, 1, 1, 1, 1],
     })
-    with pytest.raises(InputRefused) as refused:
-        model.predict(None, rows)
-    message = str(refused.value)
-    assert refused.value.error_code == "INVALID_PARAMETER_VALUE"
+    message = _refusal(model, rows)
     assert message.startswith("cannot generate for 4 of 5 row(s), the whole batch is refused")
     assert "row 2 of 5: prefix 'abé☃é' has 2 character(s) outside the model's vocabulary of 5" in message
     assert "'é☃'" in message
@@ -115,10 +120,7 @@ def test_rows_that_are_not_utf8_text_are_refused_by_number(review_model):
     # and of a "\udcff" escape in JSON; numbers, booleans and objects come from JSON over HTTP.
     model, _ = review_model
     texts = ["good film", "\udcff\udcfe great film", 5, {"text": "good"}, True, b"good film", b"\xff bad", "bad"]
-    with pytest.raises(InputRefused) as refused:
-        model.predict(None, pd.DataFrame({"text": texts}))
-    message = str(refused.value)
-    assert refused.value.error_code == "INVALID_PARAMETER_VALUE"
+    message = _refusal(model, pd.DataFrame({"text": texts}))
     assert message.startswith("5 of 8 review(s) are not UTF-8 text: row 2 of 8 is not valid UTF-8")
     assert "character 1 is '\\udcff', a lone surrogate" in message
     assert "row 3 of 8 is int '5', not text" in message

@@ -42,6 +42,13 @@ def write_table(frame: pd.DataFrame, path: Path) -> Path:
     return path
 
 
+def _refusal(spec: str) -> str:
+    """The one-line DataSourceError message the source ``spec`` is refused with."""
+    with pytest.raises(DataSourceError) as info:
+        load(spec)
+    return str(info.value)
+
+
 @pytest.mark.parametrize("kind", ["csv", "parquet"])
 def test_table_source_loads_text_and_label(tmp_path: Path, kind: str) -> None:
     extra = ROWS.assign(rating=[9, 2, 8, 3])  # extra columns are dropped
@@ -74,9 +81,7 @@ def test_missing_file(tmp_path: Path, kind: str) -> None:
 @pytest.mark.parametrize("kind", ["csv", "parquet"])
 def test_missing_column_names_file_missing_column_and_columns_found(tmp_path: Path, kind: str) -> None:
     path = write_table(ROWS.rename(columns={"label": "sentiment"}), tmp_path / f"reviews.{kind}")
-    with pytest.raises(DataSourceError) as info:
-        load(f"{kind}:{path}")
-    message = str(info.value)
+    message = _refusal(f"{kind}:{path}")
     assert str(path) in message
     assert "lacks column(s) ['label']" in message
     assert "it has ['text', 'sentiment']" in message
@@ -87,9 +92,7 @@ def test_non_utf8_csv_names_file_and_utf8_and_the_real_position(tmp_path: Path) 
     body = "text,label\n" + "a good review,1\n" * 3000  # past pandas' first read buffer
     raw = body.encode("utf-8") + "très mauvais,0\n".encode("latin-1")
     path.write_bytes(raw)
-    with pytest.raises(DataSourceError) as info:
-        load(f"csv:{path}")
-    message = str(info.value)
+    message = _refusal(f"csv:{path}")
     assert str(path) in message
     assert "not valid UTF-8" in message
     assert "re-save it as UTF-8" in message

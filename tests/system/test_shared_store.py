@@ -160,32 +160,29 @@ def test_bad_file_run_on_the_used_store_changes_nothing(concurrent_store):
     assert _store_snapshot(settings) == before
 
 
+def _fail_second_call(monkeypatch: pytest.MonkeyPatch, owner: object, name: str, failure: str) -> None:
+    """Patch ``owner.name`` so that its second call raises ``RuntimeError(failure)``: a step failing part-way."""
+    real, calls = getattr(owner, name), []
+
+    def call_then_fail(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
+        calls.append(1)
+        if len(calls) == 2:
+            raise RuntimeError(failure)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(owner, name, call_then_fail)
+
+
 def _fail_second_evaluation(monkeypatch: pytest.MonkeyPatch) -> None:
     from seqflow.tasks import sentiment as steps  # the evaluate step's module
 
-    real_metrics, calls = steps.classification_metrics, []
-
-    def metrics_then_fail(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
-        calls.append(1)
-        if len(calls) == 2:
-            raise RuntimeError("simulated failure while evaluating the second model")
-        return real_metrics(*args, **kwargs)
-
-    monkeypatch.setattr(steps, "classification_metrics", metrics_then_fail)
+    _fail_second_call(monkeypatch, steps, "classification_metrics", "simulated failure while evaluating the second model")
 
 
 def _fail_second_registration(monkeypatch: pytest.MonkeyPatch) -> None:
     import mlflow
 
-    real_register, calls = mlflow.register_model, []
-
-    def register_then_fail(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
-        calls.append(1)
-        if len(calls) == 2:
-            raise RuntimeError("simulated registry failure on the second version")
-        return real_register(*args, **kwargs)
-
-    monkeypatch.setattr(mlflow, "register_model", register_then_fail)
+    _fail_second_call(monkeypatch, mlflow, "register_model", "simulated registry failure on the second version")
 
 
 def _fail_after_the_alias_moved(monkeypatch: pytest.MonkeyPatch) -> None:
