@@ -23,12 +23,12 @@ from seqflow.sentiment.config import (
 # had no mask (Embedding without mask_zero): their pooling averaged padding in, and their recurrent layers read
 # it, so seed profiles set mask_padding=False. What a profile cannot reproduce is said next to it.
 PROFILES: dict[str, PipelineConfig] = {
-    # The default, a user's first run: all seven architectures in about 5 minutes on 2 cores. Every review is split
-    # (18,000 train, 2,000 validation, 5,000 test, shared by all), 200 ids per review keeping each review's ending
-    # (where the verdict usually is), up to 6 epochs: SimpleRNN only starts to learn after its third epoch, so
-    # patience 3 and dropout 0.4 keep it going. The bag models read every training review, nbsvm hashed bigrams
-    # too; the recurrent ones (~50x an embedding bag's cost per review) a sample of what their time allows
-    # (training.max_train_rows), so they are weaker here than in `best`.
+    # The default, a user's first run: all seven architectures in about 7 minutes on 2 idle cores (BENCHMARKS.md).
+    # Every review is split (18,000 train, 2,000 validation, 5,000 test, shared by all), 200 ids per review keeping
+    # each review's ending (where the verdict usually is), up to 6 epochs with patience 3 and dropout 0.4. The bag
+    # models read every training review, nbsvm hashed bigrams too; the recurrent ones (~50x an embedding bag's cost
+    # per review) a sample of what their time allows (training.max_train_rows), so they are weaker here than in
+    # `best`: on their samples simple_rnn and stacked_rnn stay at chance.
     "quick": PipelineConfig(
         profile="quick",
         tokenisation=TokenisationConfig(vocab_size=10_000, max_length=200, truncation="pre"),
