@@ -171,6 +171,7 @@ def test_no_command_offers_an_option_it_refuses(tmp_path: Path, monkeypatch, cap
     on an empty store, the same refusal (no champion, no earlier execution), or for commands that run a flow,
     the point where the flow (or its Prefect server) would start."""
     import seqflow.cli
+    import seqflow.core.execution
     import seqflow.core.runner
     import seqflow.flows.charlm
     import seqflow.flows.rerun
@@ -188,6 +189,9 @@ def test_no_command_offers_an_option_it_refuses(tmp_path: Path, monkeypatch, cap
         (seqflow.scheduling, "serve_schedule"),
     ):
         monkeypatch.setattr(module, name, reached)
+    # The --dask-address cases are refused because nothing listens there; a short connect limit keeps each of
+    # those refusals under a second instead of the default 10 s wait.
+    monkeypatch.setattr(seqflow.core.execution, "SCHEDULER_CONNECT_TIMEOUT_S", 0.5)
     env_file = _empty_store_env(tmp_path)
     monkeypatch.chdir(tmp_path)
     (tmp_path / "reviews.csv").write_text("text\na fine film\n")
