@@ -30,6 +30,8 @@ TEST_DURATIONS = Path(__file__).with_name("test_durations.json")
 # A file not in the hint yet: one with a slow-marked test is placed among the long ones, any other among the short.
 UNKNOWN_SLOW_FILE_S, UNKNOWN_FILE_S = 60.0, 1.0
 _measured_durations: dict[str, float] = {}
+# Tests marked `extended` (long system tests whose ground a CI test already covers) run only with this set.
+EXTENDED_TESTS_ENV = "SEQFLOW_EXTENDED_TESTS"
 
 
 def _test_file(item_or_report) -> str:
@@ -50,6 +52,11 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         return hints.get(path, UNKNOWN_SLOW_FILE_S if path in has_slow else UNKNOWN_FILE_S)
 
     items.sort(key=lambda item: (-expected_seconds(_test_file(item)), first_index[_test_file(item)]))
+    if not os.environ.get(EXTENDED_TESTS_ENV):
+        skip = pytest.mark.skip(reason=f"extended: set {EXTENDED_TESTS_ENV}=1 to run it (CI has no minutes left for it)")
+        for item in items:
+            if item.get_closest_marker("extended") is not None:
+                item.add_marker(skip)
 
 
 def pytest_runtest_logreport(report: pytest.TestReport) -> None:

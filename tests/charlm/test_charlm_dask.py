@@ -23,7 +23,10 @@ def test_charlm_run_takes_the_runner_flags():
         resolve_execution(build_parser().parse_args(["charlm", "run", "--runner", "dask", "--workers", "0"]))
 
 
+# Extended (SEQFLOW_EXTENDED_TESTS=1): the fan-out itself is the shared runner (seqflow.core.execution) that
+# tests/system/test_dask_runner.py trains through in CI; this one adds the character tasks on workers.
 @pytest.mark.slow
+@pytest.mark.extended
 def test_local_dask_cluster_trains_the_character_models_on_workers(prefect_api, tiny_charlm_config, charlm_tracking_settings):
     from seqflow.flows.charlm import run_charlm_flow
 

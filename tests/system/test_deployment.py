@@ -45,6 +45,9 @@ def test_scheduled_pipeline_resolves_profile_and_overrides_like_the_cli(prefect_
     assert summary.experiment_name == "direct" and summary.registered_model_name == "direct-model"
 
 
+# Extended (SEQFLOW_EXTENDED_TESTS=1): a work pool, `prefect deploy` and a worker process cost CI minutes it does not
+# have; the deployment's entry flow (above) and a served schedule (tests/system/test_schedule.py) run in CI.
+@pytest.mark.extended
 def test_process_work_pool_runs_the_deployment(prefect_api, tiny_overrides, tmp_path):
     from prefect.client.orchestration import get_client
     from prefect.settings import PREFECT_API_URL

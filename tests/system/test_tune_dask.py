@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import optuna
@@ -16,13 +15,9 @@ from seqflow.core.runs import ROLE_TAG
 from seqflow.core.search_runs import TuneRequest
 from seqflow.core.search_space import parse_space, space_to_plain
 
-# Opt-in (SEQFLOW_TUNE_DASK=1): the two-worker cluster with TensorFlow in each worker costs CI minutes it does not
-# have (CI was at 19.4 of its 20 minutes with it); the kill/resume search (tests/flows/test_tune.py) runs in CI.
-DASK_SEARCH_ENV = "SEQFLOW_TUNE_DASK"
-pytestmark = [
-    pytest.mark.slow,
-    pytest.mark.skipif(not os.environ.get(DASK_SEARCH_ENV), reason=f"opt-in: set {DASK_SEARCH_ENV}=1 to run the Dask search"),
-]
+# Extended (SEQFLOW_EXTENDED_TESTS=1): the two-worker cluster with TensorFlow in each worker costs CI minutes it does
+# not have; the kill/resume search (tests/flows/test_tune.py) runs in CI.
+pytestmark = [pytest.mark.slow, pytest.mark.extended]
 
 TRIALS = 2
 
