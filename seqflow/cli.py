@@ -61,16 +61,27 @@ def add_arch_option(parser: argparse.ArgumentParser, choices: Sequence[str], hel
     parser.add_argument("--arch", dest=dest, action="append", choices=list(choices), help=help)
 
 
-def add_rerun_options(
-    rerun: argparse.ArgumentParser, tasks: Sequence[str], architectures: Sequence[str], task_help: str, from_run_help: str
-) -> None:
-    """A rerun command's options: the task (one of ``tasks``), ``--arch`` and ``--from-run``."""
+def add_rerun_command(
+    commands: argparse._SubParsersAction, name: str, tasks: Sequence[str], architectures: Sequence[str], task_help: str,
+    from_run_help: str,
+) -> argparse.ArgumentParser:
+    """A pipeline's rerun command ``name`` (``rerun``, ``charlm rerun``) with the options every rerun command has:
+    the task (one of ``tasks``), ``--arch`` and ``--from-run``."""
+    rerun = add_command(commands, name)
     rerun.add_argument("task", choices=list(tasks), help=task_help)
     add_arch_option(
         rerun, architectures, "train or evaluate only this architecture (repeatable; default: those of the earlier execution)",
         dest="rerun_architectures",
     )
     rerun.add_argument("--from-run", metavar="PARENT_RUN_ID", help=from_run_help)
+    return rerun
+
+
+def add_pipeline_run_options(run: argparse.ArgumentParser) -> None:
+    """What every pipeline's run command ends with: where it trains (:func:`add_runner_options`) and ``--json``
+    for its closing summary."""
+    add_runner_options(run)
+    add_json_option(run, "print the summary the closing table shows (rows, decision, tasks) as JSON")
 
 
 def add_runner_options(parser: argparse.ArgumentParser) -> None:
@@ -119,14 +130,12 @@ def build_parser() -> argparse.ArgumentParser:
     run = add_command(commands, "run")
     add_config_options(run)
     add_arch_option(run, ALL_ARCHITECTURES, "train only this architecture (repeatable; default: the profile's list)")
-    add_runner_options(run)
-    add_json_option(run, "print the summary the closing table shows (rows, decision, tasks) as JSON")
+    add_pipeline_run_options(run)
 
-    rerun = add_command(commands, "rerun")
     from seqflow.sentiment.rerun import SENTIMENT_RERUNS
 
-    add_rerun_options(
-        rerun, SENTIMENT_RERUNS.names, ALL_ARCHITECTURES,
+    rerun = add_rerun_command(
+        commands, "rerun", SENTIMENT_RERUNS.names, ALL_ARCHITECTURES,
         "the task to run again, by its task name (validate: both contract checks, its name in earlier releases)",
         "MLflow parent run of the earlier execution (default: the latest FINISHED one of the experiment)",
     )

@@ -18,7 +18,7 @@ from seqflow.core.settings import TrackingSettings
 def add_charlm_commands(commands: argparse._SubParsersAction) -> None:
     """``seqflow charlm run|rerun|profiles|champion|promote|rollback|serve`` and ``seqflow generate``."""
     from seqflow.charlm.rerun import CHARLM_RERUNS
-    from seqflow.cli import add_rerun_options, add_runner_options
+    from seqflow.cli import add_pipeline_run_options, add_rerun_command
     from seqflow.charlm.config import ALL_CHAR_ARCHITECTURES, CHARLM_PROFILES
 
     charlm = add_command(commands, "charlm")
@@ -33,11 +33,9 @@ def add_charlm_commands(commands: argparse._SubParsersAction) -> None:
     add_model_name_option(run)
     run.add_argument("--seed", type=int, help="the one random seed for the split, initialisation and sampling")
     add_set_option(run, "training.epochs=20")
-    add_runner_options(run)
-    add_json_option(run, "print the summary the closing table shows (rows, decision, tasks) as JSON")
-    rerun = add_command(charlm_commands, "charlm rerun")
-    add_rerun_options(
-        rerun, CHARLM_RERUNS.names, ALL_CHAR_ARCHITECTURES,
+    add_pipeline_run_options(run)
+    rerun = add_rerun_command(
+        charlm_commands, "charlm rerun", CHARLM_RERUNS.names, ALL_CHAR_ARCHITECTURES,
         "the task to run again, by its task name (load, validate: its earlier names for load_text, check_text)",
         "MLflow parent run of the earlier charlm execution (default: the latest FINISHED one)",
     )
