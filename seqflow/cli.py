@@ -20,7 +20,7 @@ from seqflow.core.config import DEFAULT_DASK_WORKERS, RUNNERS, ExecutionConfig
 from seqflow.core.overrides import parse_assignments
 from seqflow.sentiment.config import ALL_ARCHITECTURES, PipelineConfig
 from seqflow.sentiment.profiles import PROFILES, get_profile, resolve_pipeline_config
-from seqflow.cli_champion import CHAMPION_COMMANDS, add_champion_commands, add_profile_options, add_set_option, reading_tracker
+from seqflow.cli_champion import CHAMPION_COMMANDS, add_champion_commands, add_profile_options, add_set_option, model_to_load
 from seqflow.cli_charlm import add_charlm_commands, cmd_charlm, cmd_generate
 from seqflow.cli_help import COMPLETION_SHELLS, add_command, add_json_option, completion_script, document_top_level
 from seqflow.cli_output import json_document, report, report_error, report_profiles, reporting
@@ -292,20 +292,11 @@ PREVIEW_WORDS = 8
 def _cmd_predict(args: argparse.Namespace, settings: TrackingSettings) -> int:
     import pandas as pd
 
-    from seqflow.core.model_uris import refuse_missing_model
-    from seqflow.core.tracking import CHAMPION_ALIAS
     from seqflow.sentiment.batch import checked_input_format, score_file
 
     # Before the model loads (seconds): a wrong option, path or suffix fails at once.
     file_format = checked_input_format(args.texts, args.input, args.output, args.input_format, args.json)
-    model_uri = args.model_uri or f"models:/{settings.registered_model_name}@{CHAMPION_ALIAS}"
-    tracker = reading_tracker(settings, args.model_uri)
-    if args.model_uri is None and tracker.champion() is None:
-        raise SeqflowError(
-            f"registered model {settings.registered_model_name!r} has no {CHAMPION_ALIAS!r} alias in "
-            f"{settings.tracking_uri}; run `seqflow run` first or pass --model-uri"
-        )
-    refuse_missing_model(tracker.client, args.model_uri, tracker.settings.tracking_uri)
+    tracker, model_uri = model_to_load(settings, args.model_uri, "run `seqflow run` first")
     from seqflow.charlm.generate import CHAR_GENERATION
     from seqflow.sentiment.serving import REVIEW_SENTIMENT
 
