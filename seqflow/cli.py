@@ -20,7 +20,7 @@ from seqflow.core.config import DEFAULT_DASK_WORKERS, RUNNERS, ExecutionConfig
 from seqflow.core.overrides import parse_assignments
 from seqflow.sentiment.config import ALL_ARCHITECTURES, PipelineConfig
 from seqflow.sentiment.profiles import PROFILES, get_profile, resolve_pipeline_config
-from seqflow.cli_champion import CHAMPION_COMMANDS, add_champion_commands, add_profile_options, add_set_option, reading_tracker
+from seqflow.cli_champion import CHAMPION_COMMANDS, add_champion_commands, add_profile_options, add_set_option, model_to_load
 from seqflow.cli_charlm import add_charlm_commands, cmd_charlm, cmd_generate
 from seqflow.cli_help import COMPLETION_SHELLS, add_command, add_json_option, completion_script, document_top_level
 from seqflow.cli_output import json_document, report, report_error, report_profiles, reporting
@@ -61,16 +61,27 @@ def add_arch_option(parser: argparse.ArgumentParser, choices: Sequence[str], hel
     parser.add_argument("--arch", dest=dest, action="append", choices=list(choices), help=help)
 
 
-def add_rerun_options(
-    rerun: argparse.ArgumentParser, tasks: Sequence[str], architectures: Sequence[str], task_help: str, from_run_help: str
-) -> None:
-    """A rerun command's options: the task (one of ``tasks``), ``--arch`` and ``--from-run``."""
+def add_rerun_command(
+    commands: argparse._SubParsersAction, name: str, tasks: Sequence[str], architectures: Sequence[str], task_help: str,
+    from_run_help: str,
+) -> argparse.ArgumentParser:
+    """A pipeline's rerun command ``name`` (``rerun``, ``charlm rerun``) with the options every rerun command has:
+    the task (one of ``tasks``), ``--arch`` and ``--from-run``."""
+    rerun = add_command(commands, name)
     rerun.add_argument("task", choices=list(tasks), help=task_help)
     add_arch_option(
         rerun, architectures, "train or evaluate only this architecture (repeatable; default: those of the earlier execution)",
         dest="rerun_architectures",
     )
     rerun.add_argument("--from-run", metavar="PARENT_RUN_ID", help=from_run_help)
+    return rerun
+
+
+def add_pipeline_run_options(run: argparse.ArgumentParser) -> None:
+    """What every pipeline's run command ends with: where it trains (:func:`add_runner_options`) and ``--json``
+    for its closing summary."""
+    add_runner_options(run)
+    add_json_option(run, "print the summary the closing table shows (rows, decision, tasks) as JSON")
 
 
 def add_runner_options(parser: argparse.ArgumentParser) -> None:
@@ -119,14 +130,12 @@ def build_parser() -> argparse.ArgumentParser:
     run = add_command(commands, "run")
     add_config_options(run)
     add_arch_option(run, ALL_ARCHITECTURES, "train only this architecture (repeatable; default: the profile's list)")
-    add_runner_options(run)
-    add_json_option(run, "print the summary the closing table shows (rows, decision, tasks) as JSON")
+    add_pipeline_run_options(run)
 
-    rerun = add_command(commands, "rerun")
     from seqflow.sentiment.rerun import SENTIMENT_RERUNS
 
-    add_rerun_options(
-        rerun, SENTIMENT_RERUNS.names, ALL_ARCHITECTURES,
+    rerun = add_rerun_command(
+        commands, "rerun", SENTIMENT_RERUNS.names, ALL_ARCHITECTURES,
         "the task to run again, by its task name (validate: both contract checks, its name in earlier releases)",
         "MLflow parent run of the earlier execution (default: the latest FINISHED one of the experiment)",
     )
@@ -283,20 +292,11 @@ PREVIEW_WORDS = 8
 def _cmd_predict(args: argparse.Namespace, settings: TrackingSettings) -> int:
     import pandas as pd
 
-    from seqflow.core.model_uris import refuse_missing_model
-    from seqflow.core.tracking import CHAMPION_ALIAS
     from seqflow.sentiment.batch import checked_input_format, score_file
 
     # Before the model loads (seconds): a wrong option, path or suffix fails at once.
     file_format = checked_input_format(args.texts, args.input, args.output, args.input_format, args.json)
-    model_uri = args.model_uri or f"models:/{settings.registered_model_name}@{CHAMPION_ALIAS}"
-    tracker = reading_tracker(settings, args.model_uri)
-    if args.model_uri is None and tracker.champion() is None:
-        raise SeqflowError(
-            f"registered model {settings.registered_model_name!r} has no {CHAMPION_ALIAS!r} alias in "
-            f"{settings.tracking_uri}; run `seqflow run` first or pass --model-uri"
-        )
-    refuse_missing_model(tracker.client, args.model_uri, tracker.settings.tracking_uri)
+    tracker, model_uri = model_to_load(settings, args.model_uri, "run `seqflow run` first")
     from seqflow.charlm.generate import CHAR_GENERATION
     from seqflow.sentiment.serving import REVIEW_SENTIMENT
 

@@ -90,6 +90,23 @@ def reading_tracker(settings: TrackingSettings, model_uri: str | None = None):  
     return tracker
 
 
+def model_to_load(settings: TrackingSettings, model_uri: str | None, remedy: str):  # noqa: ANN201 - (Tracker, str)
+    """The reading tracker and the model URI a scoring command (``predict``, ``generate``) loads: ``model_uri``
+    once it is known to exist, else the champion of ``settings``' registered model. Without a champion, a
+    one-line error that ends with ``remedy`` ("run `seqflow run` first") or passing --model-uri."""
+    from seqflow.core.errors import SeqflowError
+    from seqflow.core.model_uris import refuse_missing_model
+    from seqflow.core.tracking import CHAMPION_ALIAS
+
+    tracker = reading_tracker(settings, model_uri)
+    if model_uri is None and tracker.champion() is None:
+        raise SeqflowError(
+            f"registered model {settings.registered_model_name!r} has no {CHAMPION_ALIAS!r} alias in "
+            f"{settings.tracking_uri}; {remedy} or pass --model-uri"
+        )
+    refuse_missing_model(tracker.client, model_uri, tracker.settings.tracking_uri)
+    return tracker, model_uri or f"models:/{settings.registered_model_name}@{CHAMPION_ALIAS}"
+
 def _promotion_config(args: argparse.Namespace, settings: TrackingSettings, pipeline):  # noqa: ANN001, ANN202
     """The ``pipeline``'s promotion gates from --profile and --set (and SEQFLOW_* settings); a --set of any
     other setting is refused (it would change nothing)."""

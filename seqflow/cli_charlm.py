@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import argparse
 
-from seqflow.cli_champion import CHAMPION_COMMANDS, add_champion_commands, add_set_option, reading_tracker
+from seqflow.cli_champion import CHAMPION_COMMANDS, add_champion_commands, add_set_option, model_to_load
 from seqflow.cli_help import add_command, add_json_option
 from seqflow.cli_output import report, report_profiles, reporting
 from seqflow.core.overrides import parse_assignments
@@ -18,7 +18,7 @@ from seqflow.core.settings import TrackingSettings
 def add_charlm_commands(commands: argparse._SubParsersAction) -> None:
     """``seqflow charlm run|rerun|profiles|champion|promote|rollback|serve`` and ``seqflow generate``."""
     from seqflow.charlm.rerun import CHARLM_RERUNS
-    from seqflow.cli import add_rerun_options, add_runner_options
+    from seqflow.cli import add_pipeline_run_options, add_rerun_command
     from seqflow.charlm.config import ALL_CHAR_ARCHITECTURES, CHARLM_PROFILES
 
     charlm = add_command(commands, "charlm")
@@ -33,11 +33,9 @@ def add_charlm_commands(commands: argparse._SubParsersAction) -> None:
     add_model_name_option(run)
     run.add_argument("--seed", type=int, help="the one random seed for the split, initialisation and sampling")
     add_set_option(run, "training.epochs=20")
-    add_runner_options(run)
-    add_json_option(run, "print the summary the closing table shows (rows, decision, tasks) as JSON")
-    rerun = add_command(charlm_commands, "charlm rerun")
-    add_rerun_options(
-        rerun, CHARLM_RERUNS.names, ALL_CHAR_ARCHITECTURES,
+    add_pipeline_run_options(run)
+    rerun = add_rerun_command(
+        charlm_commands, "charlm rerun", CHARLM_RERUNS.names, ALL_CHAR_ARCHITECTURES,
         "the task to run again, by its task name (load, validate: its earlier names for load_text, check_text)",
         "MLflow parent run of the earlier charlm execution (default: the latest FINISHED one)",
     )
@@ -160,8 +158,6 @@ def cmd_generate(args: argparse.Namespace, settings: TrackingSettings) -> int:
     import pandas as pd
 
     from seqflow.charlm.generate import generation_problem, max_generation_length
-    from seqflow.core.model_uris import refuse_missing_model
-    from seqflow.core.tracking import CHAMPION_ALIAS
 
     if problem := generation_problem(args.length, args.temperature, max_generation_length()):
         raise SeqflowError(f"--{problem}")
@@ -170,15 +166,10 @@ def cmd_generate(args: argparse.Namespace, settings: TrackingSettings) -> int:
 
     source = args.source or get_charlm_profile(DEFAULT_CHARLM_PROFILE).data.source
     charlm_settings = corpus_tracking_settings(settings, args.model_name, source)
-    model_uri = args.model_uri or f"models:/{charlm_settings.registered_model_name}@{CHAMPION_ALIAS}"
-    tracker = reading_tracker(charlm_settings, args.model_uri)
-    if args.model_uri is None and tracker.champion() is None:
-        raise SeqflowError(
-            f"registered model {charlm_settings.registered_model_name!r} has no {CHAMPION_ALIAS!r} alias in "
-            f"{charlm_settings.tracking_uri}; run `seqflow charlm run` on that corpus first, or name the model "
-            "with --model-name (or --source) or pass --model-uri"
-        )
-    refuse_missing_model(tracker.client, args.model_uri, tracker.settings.tracking_uri)
+    tracker, model_uri = model_to_load(
+        charlm_settings, args.model_uri,
+        "run `seqflow charlm run` on that corpus first, or name the model with --model-name (or --source)",
+    )
     row = {"prefix": [args.prefix], "length": [args.length], "temperature": [args.temperature]}
     if args.seed is not None:
         row["seed"] = [args.seed]

@@ -14,14 +14,10 @@ from seqflow.core.state import ExecutionState, read_state
 
 
 @dataclass(frozen=True)
-class CharLMState(ExecutionState):
-    """What one ``seqflow charlm run`` execution produced (besides its contract reports and registration)."""
+class CharLMState(ExecutionState[CharLMConfig, CharSplitFiles, TrainedCharModel, EvaluatedCharModel]):
+    """What one ``seqflow charlm run`` execution produced: the records every execution has, and its encoded text."""
 
-    config: CharLMConfig
-    split_files: CharSplitFiles
     encoded: CharEncodedData
-    trained: list[TrainedCharModel]
-    evaluated: list[EvaluatedCharModel]
 
     def dataset_tags(self) -> dict[str, str]:
         return dataset_tags(self.split_files, self.encoded)

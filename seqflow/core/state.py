@@ -15,7 +15,7 @@ import json
 import types
 import typing
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Generic, TypeVar
 
 from seqflow.core.contracts import ContractReport
 from seqflow.core.errors import SeqflowError
@@ -24,27 +24,32 @@ from seqflow.core.registry import RegistrationOutcome
 STATE_ARTIFACT = "pipeline_state.json"
 
 
-class ModelsByArchitecture:
-    """The per-architecture look-ups of a state dataclass with ``trained`` and ``evaluated`` model lists (no fields
-    of its own, so the state's JSON is only its dataclass fields)."""
-
-    trained: list[Any]
-    evaluated: list[Any]
-
-    def trained_model(self, architecture: str) -> Any:
-        return _by_architecture(self.trained, architecture, "trained")
-
-    def evaluated_model(self, architecture: str) -> Any:
-        return _by_architecture(self.evaluated, architecture, "evaluated")
+# The types a pipeline's state class gives the fields every execution state has (see ExecutionState).
+ConfigT = TypeVar("ConfigT")
+SplitFilesT = TypeVar("SplitFilesT")
+TrainedT = TypeVar("TrainedT")
+EvaluatedT = TypeVar("EvaluatedT")
 
 
 @dataclass(frozen=True)
-class ExecutionState(ModelsByArchitecture):
-    """The records every pipeline's execution state holds besides its configuration, data and models: the
-    contract reports and the registration. A pipeline's state class adds its own (typed) fields."""
+class ExecutionState(Generic[ConfigT, SplitFilesT, TrainedT, EvaluatedT]):
+    """The records every pipeline's execution state holds: its configuration, split files, trained and evaluated
+    models (one per architecture), contract reports and registration. A pipeline's state class names the types
+    of the first four, ``ExecutionState[Config, SplitFiles, Trained, Evaluated]``, and adds its own fields (its
+    prepared data); :func:`read_state` rebuilds each field as that type."""
 
+    config: ConfigT
+    split_files: SplitFilesT
     contract_reports: list[ContractReport]
+    trained: list[TrainedT]
+    evaluated: list[EvaluatedT]
     registration: RegistrationOutcome | None
+
+    def trained_model(self, architecture: str) -> TrainedT:
+        return _by_architecture(self.trained, architecture, "trained")
+
+    def evaluated_model(self, architecture: str) -> EvaluatedT:
+        return _by_architecture(self.evaluated, architecture, "evaluated")
 
 
 def _by_architecture(models: list[Any], architecture: str, what: str) -> Any:
@@ -107,8 +112,24 @@ def read_state(state_type: type, resolve_config: Callable[[str, dict[str, Any]],
     as overrides, every other field rebuilt from its annotation."""
     payload = json.loads(text)
     flat = payload["config"]
-    hints = typing.get_type_hints(state_type)
+    hints = _field_types(state_type)
     return state_type(
         config=resolve_config(str(flat.get("profile", "quick")), flat_overrides(flat)),
         **{name: _load(hints[name], payload.get(name)) for name in hints if name != "config"},
     )
+
+
+def _field_types(state_type: type) -> dict[str, Any]:
+    """The annotations of ``state_type``'s fields, the ones :class:`ExecutionState` declares with the types the
+    pipeline's state class gives them (``list[TrainedT]`` as ``list[TrainedCharModel]``)."""
+    bound: dict[Any, Any] = {}
+    for base in getattr(state_type, "__orig_bases__", ()):
+        if typing.get_origin(base) is ExecutionState:
+            bound = dict(zip(ExecutionState.__parameters__, typing.get_args(base)))
+    hints = typing.get_type_hints(state_type)
+    for name, hint in hints.items():
+        if isinstance(hint, TypeVar):
+            hints[name] = bound[hint]
+        elif getattr(hint, "__parameters__", ()):
+            hints[name] = hint[tuple(bound[parameter] for parameter in hint.__parameters__)]
+    return hints

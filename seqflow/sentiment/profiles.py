@@ -5,6 +5,8 @@ Declared here and nowhere else; building them validates them, and that is all th
 
 from __future__ import annotations
 
+from typing import Any
+
 from seqflow.core.overrides import ProfileRegistry
 from seqflow.sentiment.config import (
     ArchitectureOverride,
@@ -17,6 +19,32 @@ from seqflow.sentiment.config import (
     TrainingConfig,
     with_overrides,
 )
+
+
+def _seed_profile(name: str, tokenisation: TokenisationConfig, data: DataConfig = DataConfig(), **training: Any) -> PipelineConfig:
+    """A seed experiment's profile: its data split, tokenisation and training settings, and what every seed
+    profile shares: the OOV contract allows 15% (the default 10%), and the training has no dropout, no padding
+    mask, no early stopping and no gradient clipping, as none of the seeds had."""
+    return PipelineConfig(
+        profile=name,
+        data=data,
+        tokenisation=tokenisation,
+        contracts=ContractConfig(max_oov_rate=0.15),
+        training=TrainingConfig(dropout=0.0, mask_padding=False, early_stopping_patience=None, clipnorm=None, **training),
+    )
+
+
+def _seed_004(name: str, architecture: str, batch_size: int, **training: Any) -> PipelineConfig:
+    """One model of seed 004 (shared): 10k words, 500 tokens post-padded and pre-truncated, Embedding(16), Adam,
+    30 epochs, a Dense(64) head, validation_split 0.2 (so 20% of the training pool validates), evaluated on the
+    25,000 test reviews."""
+    return _seed_profile(
+        name,
+        TokenisationConfig(vocab_size=10_000, max_length=500, padding="post", truncation="pre"),
+        DataConfig(validation_fraction=0.2),
+        architectures=(architecture,), epochs=30, batch_size=batch_size, embedding_dim=16, dense_units=64, **training,
+    )
+
 
 # Profiles: named, reviewable starting points. Seed profiles reproduce the settings of the experiments in
 # ../shared/seeds so their numbers can be re-measured inside the pipeline. The seeds' Keras Sequential models
@@ -102,76 +130,36 @@ PROFILES: dict[str, PipelineConfig] = {
     ),
     # Seed 000: TFDS subwords8k (8,185 ids), Embedding(64) -> BiLSTM(64) -> Dense(64) -> sigmoid, Adam,
     # batch 64, 3 epochs, no length cap (we cap at 500 words). Its numbers were only in images.
-    "seed-000-bilstm": PipelineConfig(
-        profile="seed-000-bilstm",
-        tokenisation=TokenisationConfig(vocab_size=8_185, max_length=500),
-        contracts=ContractConfig(max_oov_rate=0.15),
-        training=TrainingConfig(
-            architectures=("bilstm",), epochs=3, batch_size=64, embedding_dim=64, rnn_units=64,
-            dense_units=64, dropout=0.0, mask_padding=False, early_stopping_patience=None, clipnorm=None,
-        ),
+    "seed-000-bilstm": _seed_profile(
+        "seed-000-bilstm",
+        TokenisationConfig(vocab_size=8_185, max_length=500),
+        architectures=("bilstm",), epochs=3, batch_size=64, embedding_dim=64, rnn_units=64, dense_units=64,
     ),
     # Seed 001: 10k words, 80 tokens pre-padded/pre-truncated, Embedding(100) -> 2 x SimpleRNNCell(64, dropout 0.2
     # on each cell's input) -> Dense(1), Adam lr 1e-4, batch 1024, 20 epochs, validated on the test set; ~0.50 for
     # 8 epochs, then 0.796 final / 0.808 best validation. Not reproduced: its loss applied from_logits=True to
     # the sigmoid output (a double sigmoid, part of why it stalled), and it dropped each epoch's last partial batch.
-    "seed-001-stacked-rnn": PipelineConfig(
-        profile="seed-001-stacked-rnn",
-        tokenisation=TokenisationConfig(vocab_size=10_000, max_length=80, padding="pre", truncation="pre"),
-        contracts=ContractConfig(max_oov_rate=0.15),
-        training=TrainingConfig(
-            architectures=("stacked_rnn",), epochs=20, batch_size=1024, learning_rate=1e-4, embedding_dim=100,
-            rnn_units=64, dense_units=0, dropout=0.0, recurrent_input_dropout=0.2, mask_padding=False,
-            early_stopping_patience=None, clipnorm=None,
-        ),
+    "seed-001-stacked-rnn": _seed_profile(
+        "seed-001-stacked-rnn",
+        TokenisationConfig(vocab_size=10_000, max_length=80, padding="pre", truncation="pre"),
+        architectures=("stacked_rnn",), epochs=20, batch_size=1024, learning_rate=1e-4, embedding_dim=100,
+        rnn_units=64, dense_units=0, recurrent_input_dropout=0.2,
     ),
     # Seed 002: 10k words, 500 tokens pre-padded, Embedding(32) -> SimpleRNN(32) -> sigmoid, RMSprop, batch 10;
     # validation_split 0.2, no masking; stopped by hand after epoch 1 (of 10) at 0.816 validation accuracy.
-    "seed-002-simple-rnn": PipelineConfig(
-        profile="seed-002-simple-rnn",
-        data=DataConfig(validation_fraction=0.2),
-        tokenisation=TokenisationConfig(vocab_size=10_000, max_length=500, padding="pre", truncation="pre"),
-        contracts=ContractConfig(max_oov_rate=0.15),
-        training=TrainingConfig(
-            architectures=("simple_rnn",), epochs=1, batch_size=10, optimizer="rmsprop", embedding_dim=32,
-            rnn_units=32, dense_units=0, dropout=0.0, mask_padding=False, early_stopping_patience=None, clipnorm=None,
-        ),
+    "seed-002-simple-rnn": _seed_profile(
+        "seed-002-simple-rnn",
+        TokenisationConfig(vocab_size=10_000, max_length=500, padding="pre", truncation="pre"),
+        DataConfig(validation_fraction=0.2),
+        architectures=("simple_rnn",), epochs=1, batch_size=10, optimizer="rmsprop", embedding_dim=32,
+        rnn_units=32, dense_units=0,
     ),
-    # Seed 004 (shared): 10k words, 500 tokens post-padded and pre-truncated, Embedding(16), Adam, 30 epochs,
-    # validation_split 0.2 (so 20% of the training pool validates), evaluated on the 25,000 test reviews.
     # Embedding -> GlobalAveragePooling1D -> Dense(64) -> sigmoid, batch 128: test 0.859, overfit.
-    "seed-004-embedding": PipelineConfig(
-        profile="seed-004-embedding",
-        data=DataConfig(validation_fraction=0.2),
-        tokenisation=TokenisationConfig(vocab_size=10_000, max_length=500, padding="post", truncation="pre"),
-        contracts=ContractConfig(max_oov_rate=0.15),
-        training=TrainingConfig(
-            architectures=("embedding_pool",), epochs=30, batch_size=128, embedding_dim=16, dense_units=64,
-            dropout=0.0, mask_padding=False, early_stopping_patience=None, clipnorm=None,
-        ),
-    ),
+    "seed-004-embedding": _seed_004("seed-004-embedding", "embedding_pool", batch_size=128),
     # Embedding -> SimpleRNN(64) -> Dense(64) -> sigmoid, batch 512: test 0.499 (no masking: chance level).
-    "seed-004-simple-rnn": PipelineConfig(
-        profile="seed-004-simple-rnn",
-        data=DataConfig(validation_fraction=0.2),
-        tokenisation=TokenisationConfig(vocab_size=10_000, max_length=500, padding="post", truncation="pre"),
-        contracts=ContractConfig(max_oov_rate=0.15),
-        training=TrainingConfig(
-            architectures=("simple_rnn",), epochs=30, batch_size=512, embedding_dim=16, rnn_units=64,
-            dense_units=64, dropout=0.0, mask_padding=False, early_stopping_patience=None, clipnorm=None,
-        ),
-    ),
+    "seed-004-simple-rnn": _seed_004("seed-004-simple-rnn", "simple_rnn", batch_size=512, rnn_units=64),
     # Embedding -> BiLSTM(64, sequences) -> BiLSTM(64) -> Dense(64) -> sigmoid, batch 512: test 0.844, overfit.
-    "seed-004-stacked-bilstm": PipelineConfig(
-        profile="seed-004-stacked-bilstm",
-        data=DataConfig(validation_fraction=0.2),
-        tokenisation=TokenisationConfig(vocab_size=10_000, max_length=500, padding="post", truncation="pre"),
-        contracts=ContractConfig(max_oov_rate=0.15),
-        training=TrainingConfig(
-            architectures=("stacked_bilstm",), epochs=30, batch_size=512, embedding_dim=16, rnn_units=64,
-            dense_units=64, dropout=0.0, mask_padding=False, early_stopping_patience=None, clipnorm=None,
-        ),
-    ),
+    "seed-004-stacked-bilstm": _seed_004("seed-004-stacked-bilstm", "stacked_bilstm", batch_size=512, rnn_units=64),
 }
 
 DEFAULT_PROFILE = "quick"

@@ -19,7 +19,7 @@ import numpy as np
 
 from seqflow.core.fitting import EpochCallback, seed_everything
 from seqflow.sentiment.config import TrainingConfig
-from seqflow.sentiment.train import EmbeddingSource, TrainingOutcome, compiled_model, input_pipeline, training_subset
+from seqflow.sentiment.train import EmbeddingSource, TrainingOutcome, compiled_model, dtype_policy, input_pipeline, training_subset
 
 # The splits a refit fits on, in this order (recorded on its run).
 REFIT_SPLITS = ("train", "validation")
@@ -87,9 +87,7 @@ initialises the embedding as it did for the first fit."""
     resolved = dataclasses.replace(training.for_architecture(architecture), epochs=epochs, early_stopping_patience=None)
     x, y = refit_arrays(arrays, resolved.max_train_rows, seed)
     seed_everything(seed)
-    previous_policy = keras.mixed_precision.dtype_policy()
-    keras.mixed_precision.set_dtype_policy(resolved.precision)
-    try:
+    with dtype_policy(resolved.precision):
         steps_per_epoch = math.ceil(len(x) / resolved.batch_size)
         model = compiled_model(
             architecture, {"x_train": x, "y_train": y}, vocab_size, resolved, steps_per_epoch, vocabulary, warm_start
@@ -105,8 +103,6 @@ initialises the embedding as it did for the first fit."""
             input_pipeline(x, y, resolved.batch_size, seed=seed), epochs=epochs, shuffle=False, callbacks=callbacks, verbose=0
         )
         seconds = time.perf_counter() - started
-    finally:
-        keras.mixed_precision.set_dtype_policy(previous_policy)
     output_dir = Path(output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
     path = output_dir / f"{architecture}_refit.keras"

@@ -16,12 +16,10 @@ from seqflow.sentiment.tokenise import TokenisedData
 
 
 @dataclass(frozen=True)
-class PipelineState(ExecutionState):
-    config: PipelineConfig
-    split_files: SplitFiles
+class PipelineState(ExecutionState[PipelineConfig, SplitFiles, TrainedModel, EvaluatedModel]):
+    """What one ``seqflow run`` execution produced: the records every execution has, and its tokenised arrays."""
+
     tokenised: TokenisedData
-    trained: list[TrainedModel]
-    evaluated: list[EvaluatedModel]
 
     def dataset_tags(self) -> dict[str, str]:
         """The data tags of the execution's runs: source, split digests and the arrays' digest."""

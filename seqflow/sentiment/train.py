@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Iterator
 
 import numpy as np
 
@@ -288,19 +290,70 @@ def train_classifier(
     """
     import keras
 
+    from seqflow.core.divergence import stop_on_non_finite_loss
+
     if warm_start is not None and vocabulary is None:
         raise ValueError("a warm start needs the vocabulary of the training arrays")
     resolved = training.for_architecture(architecture)
     arrays = training_subset(arrays, resolved.max_train_rows, seed)
     seed_everything(seed)
-    # The dtype policy is global in Keras: set it for this model only and restore it afterwards.
-    previous_policy = keras.mixed_precision.dtype_policy()
-    keras.mixed_precision.set_dtype_policy(resolved.precision)
-    try:
-        return _fit_and_save(
-            architecture, arrays, vocab_size, resolved, seed, output_dir, on_epoch_end, vocabulary, warm_start,
-            checkpoint_dir,
+    with dtype_policy(resolved.precision):
+        steps_per_epoch = math.ceil(len(arrays["x_train"]) / resolved.batch_size)
+        model = compiled_model(architecture, arrays, vocab_size, resolved, steps_per_epoch, vocabulary, warm_start)
+        early_stopping = (
+            keras.callbacks.EarlyStopping(
+                monitor="val_loss",
+                patience=resolved.early_stopping_patience,
+                restore_best_weights=resolved.restore_best_weights,
+            )
+            if resolved.early_stopping_patience is not None
+            else None
         )
+
+        def rebuild_model():  # noqa: ANN202 - a Keras model
+            # Start again from the same initial weights as a fresh training.
+            seed_everything(seed)
+            return compiled_model(architecture, arrays, vocab_size, resolved, steps_per_epoch, vocabulary, warm_start)
+
+        def callbacks_before_checkpoint(resumed_from_epoch: int) -> list:
+            # Order matters: a diverged epoch raises before anything else sees it, and the checkpoint (after these)
+            # reads early stopping's state after it changed.
+            callbacks = [stop_on_non_finite_loss(architecture, resolved.learning_rate, resumed_from_epoch), *schedule_callbacks(resolved)]
+            return callbacks + ([early_stopping] if early_stopping is not None else [])
+
+        def fit_inputs() -> tuple[tuple, dict]:
+            training_rows = input_pipeline(arrays["x_train"], arrays["y_train"], resolved.batch_size, seed=seed)
+            validation = input_pipeline(arrays["x_validation"], arrays["y_validation"], resolved.batch_size)
+            # input_pipeline already reshuffles the training rows every epoch, with the run's seed.
+            return (training_rows,), {"validation_data": validation, "shuffle": False}
+
+        fit = resumable_fit(
+            architecture, model, rebuild_model, early_stopping, checkpoint_dir, resolved.restore_best_weights,
+            resolved.epochs, callbacks_before_checkpoint, fit_inputs, output_dir, on_epoch_end,
+            epoch_metrics=lambda logs: {k: float(v) for k, v in (logs or {}).items()},
+            stopped_note=" (early stopping had already ended it)",
+        )
+    return TrainingOutcome(
+        architecture=architecture,
+        classifier_path=fit.model_path,
+        history=fit.checkpoint.history(),
+        epochs_run=len(fit.checkpoint.records),
+        seconds=fit.checkpoint.seconds,
+        resumed_from_epoch=fit.resumed_from_epoch,
+        train_rows=len(arrays["x_train"]),
+    )
+
+
+@contextlib.contextmanager
+def dtype_policy(precision: str) -> Iterator[None]:
+    """Keras' dtype policy set to ``precision`` inside the block and restored after it: the policy is global in
+    Keras, and each model (a first fit, a refit) sets its own."""
+    import keras
+
+    previous_policy = keras.mixed_precision.dtype_policy()
+    keras.mixed_precision.set_dtype_policy(precision)
+    try:
+        yield
     finally:
         keras.mixed_precision.set_dtype_policy(previous_policy)
 
@@ -323,68 +376,6 @@ def compiled_model(  # noqa: ANN201 - a keras.Model
         apply_warm_start(model, vocabulary, warm_start, training.warm_start_trainable)
     model.compile(optimizer=make_optimizer(training, steps_per_epoch), loss="binary_crossentropy", metrics=["accuracy"])
     return model
-
-
-def _fit_and_save(
-    architecture: str,
-    arrays: dict[str, np.ndarray],
-    vocab_size: int,
-    training: TrainingConfig,
-    seed: int,
-    output_dir: Path,
-    on_epoch_end: EpochCallback | None,
-    vocabulary: list[str] | None,
-    warm_start: EmbeddingSource | None,
-    checkpoint_dir: Path | None,
-) -> TrainingOutcome:
-    import keras
-
-    from seqflow.core.divergence import stop_on_non_finite_loss
-
-    steps_per_epoch = math.ceil(len(arrays["x_train"]) / training.batch_size)
-    model = compiled_model(architecture, arrays, vocab_size, training, steps_per_epoch, vocabulary, warm_start)
-    early_stopping = (
-        keras.callbacks.EarlyStopping(
-            monitor="val_loss",
-            patience=training.early_stopping_patience,
-            restore_best_weights=training.restore_best_weights,
-        )
-        if training.early_stopping_patience is not None
-        else None
-    )
-
-    def rebuild_model():  # noqa: ANN202 - a Keras model
-        # Start again from the same initial weights as a fresh training.
-        seed_everything(seed)
-        return compiled_model(architecture, arrays, vocab_size, training, steps_per_epoch, vocabulary, warm_start)
-
-    def callbacks_before_checkpoint(resumed_from_epoch: int) -> list:
-        # Order matters: a diverged epoch raises before anything else sees it, and the checkpoint (after these)
-        # reads early stopping's state after it changed.
-        callbacks = [stop_on_non_finite_loss(architecture, training.learning_rate, resumed_from_epoch), *schedule_callbacks(training)]
-        return callbacks + ([early_stopping] if early_stopping is not None else [])
-
-    def fit_inputs() -> tuple[tuple, dict]:
-        training_rows = input_pipeline(arrays["x_train"], arrays["y_train"], training.batch_size, seed=seed)
-        validation = input_pipeline(arrays["x_validation"], arrays["y_validation"], training.batch_size)
-        # input_pipeline already reshuffles the training rows every epoch, with the run's seed.
-        return (training_rows,), {"validation_data": validation, "shuffle": False}
-
-    fit = resumable_fit(
-        architecture, model, rebuild_model, early_stopping, checkpoint_dir, training.restore_best_weights,
-        training.epochs, callbacks_before_checkpoint, fit_inputs, output_dir, on_epoch_end,
-        epoch_metrics=lambda logs: {k: float(v) for k, v in (logs or {}).items()},
-        stopped_note=" (early stopping had already ended it)",
-    )
-    return TrainingOutcome(
-        architecture=architecture,
-        classifier_path=fit.model_path,
-        history=fit.checkpoint.history(),
-        epochs_run=len(fit.checkpoint.records),
-        seconds=fit.checkpoint.seconds,
-        resumed_from_epoch=fit.resumed_from_epoch,
-        train_rows=len(arrays["x_train"]),
-    )
 
 
 def export_serving_model(

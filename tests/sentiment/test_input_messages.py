@@ -132,3 +132,17 @@ def test_model_uri_that_names_nothing_is_said_not_to_exist(cli, tmp_path: Path):
         code, stderr = cli("predict", "--model-uri", uri, "good film")
         assert code == 2 and expected in stderr and "damaged" not in stderr, stderr
         assert len(stderr.strip().splitlines()) == 1
+
+
+def test_predict_and_generate_without_a_champion_name_the_model_and_what_to_run(cli):
+    # The same look-up serves both commands (seqflow.cli_champion.model_to_load); each names its own remedy.
+    code, stderr = cli("predict", "good film")
+    assert code == 2 and len(stderr.strip().splitlines()) == 1, stderr
+    assert "has no 'champion' alias in sqlite:///" in stderr
+    assert stderr.strip().endswith("; run `seqflow run` first or pass --model-uri"), stderr
+    code, stderr = cli("generate", "--source", "text:lyrics.txt")
+    assert code == 2 and len(stderr.strip().splitlines()) == 1, stderr
+    assert "registered model 'seqflow-charlm-lyrics' has no 'champion' alias in sqlite:///" in stderr
+    assert stderr.strip().endswith(
+        "; run `seqflow charlm run` on that corpus first, or name the model with --model-name (or --source) or pass --model-uri"
+    ), stderr
