@@ -56,10 +56,11 @@ class CharRunSummary:
         ]
         # Mixture models (training.ngram_interpolation): the scores above are the mixture's; the network's alone.
         notes = [
-            f"{row.architecture:16} mixture of the network (val loss {row.network_val_loss:.4f}, perplexity "
-            f"{math.exp(min(row.network_val_loss, 50.0)):.3f}) and the n-gram, network weight {row.mixture_weight:.3f}"
+            f"{row.architecture}: the scores are its mixture with the n-gram (network weight {row.mixture_weight:.3f}); "
+            f"the network alone: val loss {row.network_val_loss:.4f}, perplexity {math.exp(min(row.network_val_loss, 50.0)):.3f}"
             for row in self.rows if row.network_val_loss is not None and row.mixture_weight is not None
         ]
+        notes += [""] if notes else []
         return render_comparison(self, header, row_lines, compact, notes)
 
 

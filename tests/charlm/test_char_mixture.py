@@ -152,7 +152,7 @@ def test_a_mixture_model_registers_loads_and_generates_and_a_useless_network_is_
     assert "adds too little" in summary.decision_reason and "mixture_min_gain" in summary.decision_reason
     [row] = summary.rows
     assert row.version == "1" and row.mixture_weight is not None and row.mixture_weight < 0.1
-    assert "mixture of the network" in summary.render()
+    assert "char_gru: the scores are its mixture with the n-gram" in summary.render()
     metrics = MlflowClient(charlm_tracking_settings.tracking_uri).get_run(
         MlflowClient(charlm_tracking_settings.tracking_uri).get_model_version(
             charlm_tracking_settings.registered_model_name, "1").run_id
