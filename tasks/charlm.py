@@ -220,6 +220,7 @@ def evaluate(settings: TrackingSettings, trained: TrainedCharModel, encoded: Cha
     """Score the saved step model (the file that is served) on the validation text; log and close the run."""
     import keras
 
+    from seqflow.charlm.baselines import BaselineScores, unigram_loss
     from seqflow.charlm.mixture import NgramMixture, mixture_scores
     from seqflow.charlm.train import stream_loss
 
@@ -235,8 +236,14 @@ def evaluate(settings: TrackingSettings, trained: TrainedCharModel, encoded: Cha
             scores = mixture_scores(step_model, NgramMixture.load(trained.mixture_path), validation_ids,
                                     training.validation_streams, training.validation_window)
             val_loss, network_loss, weight, extra = scores.mixture_loss, scores.network_loss, scores.weight, scores.metrics()
+            # Its n-gram is the baseline's (same training ids, same order choice): not fitted a second time.
+            baselines = BaselineScores(
+                unigram_loss(load_char_ids(encoded, "train"), validation_ids, encoded.vocab_size, training.validation_streams),
+                scores.ngram_loss, scores.ngram_order,
+            )
         else:
             val_loss = stream_loss(step_model, validation_ids, training.validation_streams, training.validation_window)
+            baselines = char_baselines(encoded, training.validation_streams)
         val_perplexity = math.exp(min(val_loss, 50.0))
         tracker.log_metrics(
             trained.run_id, {"best_val_loss": val_loss, "best_val_perplexity": val_perplexity},
@@ -244,7 +251,7 @@ def evaluate(settings: TrackingSettings, trained: TrainedCharModel, encoded: Cha
             dataset=measured_on(tracker.run_tags(trained.run_id), "validation", "text"),
         )
         # The count baselines on the same validation characters, beside the network's score.
-        tracker.log_metrics(trained.run_id, {**char_baselines(encoded, training.validation_streams).metrics(), **extra})
+        tracker.log_metrics(trained.run_id, {**baselines.metrics(), **extra})
     # The run, model, epochs, timings and parameter count are the trained model's.
     return carried_over(
         EvaluatedCharModel, trained, dataset_digest=encoded.dataset_digest, val_loss=val_loss, val_perplexity=val_perplexity,

@@ -23,7 +23,9 @@ logger = logging.getLogger(__name__)
 # The tag (and metric) the champion is chosen by.
 SCORE_TAG = "val_perplexity"
 # Run metrics ``seqflow charlm champion`` shows (logged by evaluation and training).
-SHOWN_METRICS = ("best_val_loss", "best_val_perplexity", "best_epoch", "epochs_run", "parameters")
+SHOWN_METRICS = ("best_val_loss", "best_val_perplexity", "best_epoch", "epochs_run", "parameters",
+                 # a mixture model's (training.ngram_interpolation): the network alone, the n-gram alone, λ
+                 "network_val_perplexity", "ngram_val_perplexity", "mixture_weight")
 # Perplexity is exp(loss); past this loss it would overflow and says nothing more.
 MAX_LOSS = 50.0
 

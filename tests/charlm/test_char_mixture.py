@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from seqflow.charlm.baselines import BaselineScores, scored_positions
+from seqflow.charlm.baselines import BaselineScores, baseline_scores, scored_positions
 from seqflow.charlm.corpus import ngram_gate
 from seqflow.charlm.mixture import NgramMixture, choose_weight, fit_mixture, mixture_log_probabilities
 from seqflow.core.errors import ConfigError
@@ -52,6 +52,9 @@ def test_the_mixture_scores_no_worse_than_either_component_and_its_weight_is_the
     step_model = _step_model(vocab_size)
     mixture, scores = fit_mixture(step_model, train, validation, vocab_size, streams=4, window=100)
     assert scores.mixture_loss <= min(scores.network_loss, scores.ngram_loss) + 1e-12
+    # Its n-gram is the baseline's: the same order, the same score (evaluation logs it as the baseline).
+    baselines = baseline_scores(train, validation, vocab_size, 4)
+    assert (scores.ngram_order, scores.ngram_loss) == (baselines.ngram_order, pytest.approx(baselines.ngram_loss, rel=1e-12))
     # The network knows nothing and the text repeats: the n-gram takes nearly all the weight.
     assert scores.ngram_loss < scores.network_loss and scores.weight < 0.2
     # No other weight does better on the same characters.
@@ -159,7 +162,16 @@ def test_a_mixture_model_registers_loads_and_generates_and_a_useless_network_is_
     ).data.metrics
     assert metrics["best_val_loss"] == pytest.approx(metrics["mixture_val_loss"])
     assert metrics["mixture_val_loss"] <= min(metrics["network_val_loss"], metrics["ngram_val_loss"]) + 1e-9
-    assert metrics["ngram_val_loss"] == pytest.approx(metrics["baseline_ngram_val_loss"])
+    assert metrics["ngram_val_loss"] == metrics["baseline_ngram_val_loss"] and 0 <= metrics["mixture_weight"] < 0.1
+    # Re-scored as a champion would be (its own files, downloaded), it is scored as the mixture it was logged as.
+    from seqflow.charlm.pipeline import perplexity_on, validation_text_of_version
+
+    tracker = Tracker(charlm_tracking_settings)
+    version = MlflowClient(charlm_tracking_settings.tracking_uri).get_model_version(
+        charlm_tracking_settings.registered_model_name, "1")
+    rescored = perplexity_on(tracker, version, validation_text_of_version(tracker, version))
+    assert rescored == pytest.approx(metrics["mixture_val_perplexity"], rel=1e-6)
+    assert abs(rescored - metrics["network_val_perplexity"]) > 1e-3
     # The registered version (not promoted) is the mixture: it loads through seqflow's pyfunc loader and generates.
     model = Tracker(charlm_tracking_settings).load_pyfunc(
         f"models:/{charlm_tracking_settings.registered_model_name}/1", CHAR_GENERATION
