@@ -8,7 +8,7 @@ characters. How optimistic that is gets measured, not assumed: each half of the 
 with the λ chosen on the other half (``mixture_crossfit_val_loss``), and the two numbers are logged side by side.
 
 The n-gram travels with the registered model as one artifact (:data:`MIXTURE_FILE`): the training ids it counts,
-its order and λ. The counts are rebuilt from the ids when the model loads (a second for a million characters):
+its order and λ. The counts are rebuilt from the ids when the model loads (seconds for a million characters):
 the ids are a fraction of the size of the counts of every order, and they rebuild exactly the same model.
 """
 
