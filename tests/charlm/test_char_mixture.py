@@ -169,6 +169,8 @@ def test_a_mixture_model_registers_loads_and_generates_and_a_useless_network_is_
     tracker = Tracker(charlm_tracking_settings)
     version = MlflowClient(charlm_tracking_settings.tracking_uri).get_model_version(
         charlm_tracking_settings.registered_model_name, "1")
+    # Its card says what it is and shows the network alone beside it.
+    assert "Its predictions are a mixture" in version.description and "| its network alone |" in version.description
     rescored = perplexity_on(tracker, version, validation_text_of_version(tracker, version))
     assert rescored == pytest.approx(metrics["mixture_val_perplexity"], rel=1e-6)
     assert abs(rescored - metrics["network_val_perplexity"]) > 1e-3
