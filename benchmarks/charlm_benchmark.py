@@ -179,7 +179,9 @@ def run_benchmark(args: argparse.Namespace, argv: Sequence[str]) -> CharBenchmar
             [client.get_experiment_by_name(charlm_settings.experiment_name).experiment_id],
             filter_string=f"tags.mlflow.parentRunId = '{summary.parent_run_id}' and tags.architecture = '{best.architecture}'",
         )
-        baselines = {key: value for key, value in (child[0].data.metrics if child else {}).items() if key.startswith("baseline_")}
+        # The count baselines, and with training.ngram_interpolation the network, n-gram and mixture scores and λ.
+        baselines = {key: value for key, value in (child[0].data.metrics if child else {}).items()
+                     if key.startswith(("baseline_", "network_", "ngram_", "mixture_"))}
         generate(10, 0)  # warm-up: builds the compiled generation graph once
         timings = [generate(args.generate_chars, seed)[1] for seed in range(1, GENERATION_REPEATS + 1)]
         sample, _ = generate(300, 0)
@@ -205,6 +207,20 @@ def run_benchmark(args: argparse.Namespace, argv: Sequence[str]) -> CharBenchmar
         sample=sample,
         baselines=baselines,
         prefix=prefix,
+    )
+
+
+def mixture_line(metrics: dict[str, float]) -> str:
+    """What a mixture model's run logged (training.ngram_interpolation), as a sentence; empty for a network."""
+    if "mixture_weight" not in metrics:
+        return ""
+    return (
+        f"The registered model is the mixture (training.ngram_interpolation): the network alone scores "
+        f"{metrics['network_val_loss']:.4f} nats/char (perplexity {metrics['network_val_perplexity']:.3f}), the mixture "
+        f"{metrics['mixture_val_loss']:.4f} (perplexity {metrics['mixture_val_perplexity']:.3f}) with network weight "
+        f"λ = {metrics['mixture_weight']:.3f} chosen on these validation characters, and "
+        f"{metrics['mixture_crossfit_val_loss']:.4f} (perplexity {math.exp(metrics['mixture_crossfit_val_loss']):.3f}) "
+        "when each half of the validation streams is scored with the λ chosen on the other half.\n"
     )
 
 
@@ -235,7 +251,7 @@ validation characters the add-one unigram scores {result.baselines.get("baseline
 nats/char (perplexity {result.baselines.get("baseline_unigram_val_perplexity", float("nan")):.3f}) and the
 {int(result.baselines.get("baseline_ngram_order", 0))}-gram Kneser-Ney {result.baselines.get("baseline_ngram_val_loss", float("nan")):.4f}
 nats/char (perplexity {result.baselines.get("baseline_ngram_val_perplexity", float("nan")):.3f}).
-Generation: {result.chars_per_second:,.0f} characters per second (TensorFlow threads: {result.tf_threads}).
+{mixture_line(result.baselines)}Generation: {result.chars_per_second:,.0f} characters per second (TensorFlow threads: {result.tf_threads}).
 
 ```
 {result.table}

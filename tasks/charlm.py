@@ -133,7 +133,7 @@ def train(
     import pandas as pd
     from mlflow.models import ModelSignature
 
-    from seqflow.charlm.generate import CHAR_GENERATION, STEP_MODEL_ARTIFACT, VOCABULARY_ARTIFACT
+    from seqflow.charlm.generate import CHAR_GENERATION, MIXTURE_ARTIFACT, STEP_MODEL_ARTIFACT, VOCABULARY_ARTIFACT
     from seqflow.charlm.train import char_training_fingerprint, train_char_model
 
     tracker = Tracker(settings)
@@ -174,15 +174,36 @@ def train(
             ]),
             outputs=mlflow.types.Schema([mlflow.types.ColSpec("string", "text"), mlflow.types.ColSpec("string", "continuation")]),
         )
+        artifacts = {STEP_MODEL_ARTIFACT: str(outcome.step_model_path), VOCABULARY_ARTIFACT: str(encoded.vocabulary_path)}
+        mixture_path = None
+        if config.training.ngram_interpolation:
+            # λ is chosen on the validation characters now, so the logged model is the mixture it is scored as.
+            mixture_path = _fit_mixture(outcome, encoded, config, output_dir)
+            artifacts[MIXTURE_ARTIFACT] = str(mixture_path)
         model_uri = tracker.log_pyfunc_model(
             run_id,
             CHAR_GENERATION,
-            {STEP_MODEL_ARTIFACT: str(outcome.step_model_path), VOCABULARY_ARTIFACT: str(encoded.vocabulary_path)},
+            artifacts,
             signature,
             pd.DataFrame({"prefix": [example_prefix(prefix, vocabulary)], **INPUT_EXAMPLE}),
         )
     # The step model's path, history, epochs, best epoch, timings and parameter count are the fit's.
-    return carried_over(TrainedCharModel, outcome, run_id=run_id, model_uri=model_uri)
+    return carried_over(TrainedCharModel, outcome, run_id=run_id, model_uri=model_uri, mixture_path=mixture_path)
+
+
+def _fit_mixture(outcome: Any, encoded: CharEncodedData, config: CharLMConfig, output_dir: Path) -> Path:
+    """The n-gram side of the mixture (training ids, order, λ chosen on validation), saved beside the models."""
+    import keras
+
+    from seqflow.charlm.mixture import MIXTURE_FILE, fit_mixture
+
+    step_model = keras.saving.load_model(outcome.step_model_path, compile=False)
+    training = config.training
+    mixture, _ = fit_mixture(
+        step_model, load_char_ids(encoded, "train"), load_char_ids(encoded, "validation"), encoded.vocab_size,
+        training.validation_streams, training.validation_window,
+    )
+    return mixture.save(Path(output_dir) / MIXTURE_FILE)
 
 
 def _evaluate_key(inputs: dict[str, Any]) -> Recipe:
@@ -199,14 +220,30 @@ def evaluate(settings: TrackingSettings, trained: TrainedCharModel, encoded: Cha
     """Score the saved step model (the file that is served) on the validation text; log and close the run."""
     import keras
 
+    from seqflow.charlm.baselines import BaselineScores, unigram_loss
+    from seqflow.charlm.mixture import NgramMixture, mixture_scores
     from seqflow.charlm.train import stream_loss
 
     tracker = Tracker(settings)
     with tracker.closing_on_failure(trained.run_id, finish=True):
         step_model = keras.saving.load_model(trained.step_model_path, compile=False)
         training = config.training
-        val_loss = stream_loss(step_model, load_char_ids(encoded, "validation"), training.validation_streams,
-                               training.validation_window)
+        validation_ids = load_char_ids(encoded, "validation")
+        network_loss, weight, extra = None, None, {}
+        if trained.mixture_path is not None:
+            # The registered model is the mixture: its score is the mixture's; the network's and the n-gram's
+            # alone, λ, and the mixture scored with λ chosen on the other half of the streams are logged beside it.
+            scores = mixture_scores(step_model, NgramMixture.load(trained.mixture_path), validation_ids,
+                                    training.validation_streams, training.validation_window)
+            val_loss, network_loss, weight, extra = scores.mixture_loss, scores.network_loss, scores.weight, scores.metrics()
+            # Its n-gram is the baseline's (same training ids, same order choice): not fitted a second time.
+            baselines = BaselineScores(
+                unigram_loss(load_char_ids(encoded, "train"), validation_ids, encoded.vocab_size, training.validation_streams),
+                scores.ngram_loss, scores.ngram_order,
+            )
+        else:
+            val_loss = stream_loss(step_model, validation_ids, training.validation_streams, training.validation_window)
+            baselines = char_baselines(encoded, training.validation_streams)
         val_perplexity = math.exp(min(val_loss, 50.0))
         tracker.log_metrics(
             trained.run_id, {"best_val_loss": val_loss, "best_val_perplexity": val_perplexity},
@@ -214,10 +251,11 @@ def evaluate(settings: TrackingSettings, trained: TrainedCharModel, encoded: Cha
             dataset=measured_on(tracker.run_tags(trained.run_id), "validation", "text"),
         )
         # The count baselines on the same validation characters, beside the network's score.
-        tracker.log_metrics(trained.run_id, char_baselines(encoded, training.validation_streams).metrics())
+        tracker.log_metrics(trained.run_id, {**baselines.metrics(), **extra})
     # The run, model, epochs, timings and parameter count are the trained model's.
     return carried_over(
-        EvaluatedCharModel, trained, dataset_digest=encoded.dataset_digest, val_loss=val_loss, val_perplexity=val_perplexity
+        EvaluatedCharModel, trained, dataset_digest=encoded.dataset_digest, val_loss=val_loss, val_perplexity=val_perplexity,
+        network_val_loss=network_loss, mixture_weight=weight,
     )
 
 

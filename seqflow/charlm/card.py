@@ -37,8 +37,12 @@ def charlm_card(facts: CardFacts) -> CardContent:
         if value not in ("", "None") and not key.startswith(NOT_DECIDING) and key != "architecture"
     )
     ngram_order = count(metric("baseline_ngram_order"))
+    # A mixture model (training.ngram_interpolation): its network alone too.
+    mixture = metric("mixture_weight") is not None
+    network_row = [("its network alone", number(metric("network_val_loss")), number(metric("network_val_perplexity")))]
     results = table(("model, on the validation text", "loss (nats/char)", "perplexity"), [
         (f"this model ({facts.architecture})", number(metric("best_val_loss")), number(metric("best_val_perplexity"))),
+        *(network_row if mixture else []),
         (f"{ngram_order}-gram count baseline", number(metric("baseline_ngram_val_loss")),
          number(metric("baseline_ngram_val_perplexity"))),
         ("unigram baseline", number(metric("baseline_unigram_val_loss")), number(metric("baseline_unigram_val_perplexity"))),
@@ -46,6 +50,10 @@ def charlm_card(facts: CardFacts) -> CardContent:
     what_it_is = (
         f"`{facts.architecture}`: a character-level language model ({count(metric('parameters'))} parameters) "
         "trained from scratch with Keras 3; it predicts the next character and samples a continuation."
+    ) + (
+        f" Its predictions are a mixture: {number(metric('mixture_weight'))} × the network's + the rest × the "
+        f"{ngram_order}-gram count model's of the training text (the weight chosen on the validation text)."
+        if mixture else ""
     )
     return CardContent(
         title=f"{facts.architecture} character language model",

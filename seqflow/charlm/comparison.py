@@ -4,6 +4,7 @@ table retrains nothing (see :mod:`seqflow.core.codedigest`)."""
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -26,6 +27,9 @@ class CharComparisonRow:
     seconds: float
     version: str | None
     champion: bool
+    # A mixture model's network alone and its weight λ (training.ngram_interpolation); None for a network.
+    network_val_loss: float | None = None
+    mixture_weight: float | None = None
 
 
 @dataclass(frozen=True)
@@ -50,7 +54,14 @@ class CharRunSummary:
             f"{'yes' if row.champion else ''}"
             for row in self.rows
         ]
-        return render_comparison(self, header, row_lines, compact)
+        # Mixture models (training.ngram_interpolation): the scores above are the mixture's; the network's alone.
+        notes = [
+            f"{row.architecture}: the scores are its mixture with the n-gram (network weight {row.mixture_weight:.3f}); "
+            f"the network alone: val loss {row.network_val_loss:.4f}, perplexity {math.exp(min(row.network_val_loss, 50.0)):.3f}"
+            for row in self.rows if row.network_val_loss is not None and row.mixture_weight is not None
+        ]
+        notes += [""] if notes else []
+        return render_comparison(self, header, row_lines, compact, notes)
 
 
 def finish_charlm_run(

@@ -104,6 +104,11 @@ class CharTrainingConfig:
     # Parallel streams and window length of the carried-state validation pass.
     validation_streams: PositiveInt = 16
     validation_window: PositiveInt = 500
+    # Register, evaluate and generate from the mixture p = λ·p_network + (1-λ)·p_ngram instead of the network
+    # alone, the n-gram being the baseline's Kneser-Ney model of the training text (seqflow.charlm.mixture). On a
+    # small corpus the count model recalls the phrases the text repeats and the network generalises between them;
+    # λ is chosen on the validation characters, like the best epoch. Off: the network alone, as before.
+    ngram_interpolation: bool = False
     # Save the training state after every epoch (under artifacts_dir/checkpoints/) so that `seqflow charlm run`
     # after a crash resumes an interrupted training from its last completed epoch; deleted once it is done.
     checkpoint: bool = True
@@ -144,6 +149,10 @@ class CharPromotionConfig:
     # A challenger must have a lower validation perplexity than the smoothed character n-gram baseline on the same
     # validation characters (seqflow.charlm.baselines): a network that does not beat counting has learned nothing.
     require_beating_ngram: bool = True
+    # With training.ngram_interpolation: the mixture's validation perplexity must be at least this share below the
+    # n-gram baseline's. A mixture matches the n-gram at λ=0 whatever the network, so "beats the n-gram" alone would
+    # pass a network that adds nothing; 2% (0.02 nats/char) is a gain a useless network does not reach by chance.
+    mixture_min_gain: Annotated[float, Field(ge=0, lt=1)] = 0.02
     # Refuse a challenger whose win over the champion is within noise: a paired bootstrap over validation windows
     # of the two models' mean loss on the same characters (seqflow.core.significance). Off: still run and recorded.
     require_significant: bool = False

@@ -105,17 +105,30 @@ def char_baselines(encoded: CharEncodedData, validation_streams: int) -> Baselin
     )
 
 
-def ngram_gate(challenger_version: str, challenger_perplexity: float, baselines: BaselineScores) -> PromotionDecision | None:
-    """A refusal when the network does not beat the n-gram baseline's validation perplexity, else None."""
-    if challenger_perplexity < baselines.ngram_perplexity:
-        return None
-    return PromotionDecision(
-        False,
-        f"validation perplexity {challenger_perplexity:.3f} does not beat the {baselines.ngram_order}-gram "
-        f"Kneser-Ney baseline {baselines.ngram_perplexity:.3f} (unigram {baselines.unigram_perplexity:.3f}) on the "
-        "same validation characters: train longer or larger (--set training.max_training_minutes=...), or "
-        "--set promotion.require_beating_ngram=false",
-        challenger_version,
-        challenger_perplexity,
-        refused_by=NGRAM_GATE,
-    )
+def ngram_gate(
+    challenger_version: str, challenger_perplexity: float, baselines: BaselineScores, mixture_min_gain: float | None = None,
+) -> PromotionDecision | None:
+    """A refusal when the network does not beat the n-gram baseline's validation perplexity, else None. For a
+    mixture model (``mixture_min_gain`` given) the bar is that share below the n-gram's: a mixture matches the
+    n-gram at λ=0, so only a real gain says the network adds something."""
+    if mixture_min_gain is None:
+        if challenger_perplexity < baselines.ngram_perplexity:
+            return None
+        reason = (
+            f"validation perplexity {challenger_perplexity:.3f} does not beat the {baselines.ngram_order}-gram "
+            f"Kneser-Ney baseline {baselines.ngram_perplexity:.3f} (unigram {baselines.unigram_perplexity:.3f}) on the "
+            "same validation characters: train longer or larger (--set training.max_training_minutes=...), or "
+            "--set promotion.require_beating_ngram=false"
+        )
+    else:
+        bar = baselines.ngram_perplexity * (1.0 - mixture_min_gain)
+        if challenger_perplexity <= bar:
+            return None
+        gain = 1.0 - challenger_perplexity / baselines.ngram_perplexity
+        reason = (
+            f"the network adds too little to the n-gram: the mixture's validation perplexity {challenger_perplexity:.3f} "
+            f"is {gain:.1%} below the {baselines.ngram_order}-gram Kneser-Ney baseline {baselines.ngram_perplexity:.3f}, "
+            f"under the {mixture_min_gain:.1%} required: train longer or larger (--set training.max_training_minutes=...), "
+            "or --set promotion.mixture_min_gain=0 (or promotion.require_beating_ngram=false)"
+        )
+    return PromotionDecision(False, reason, challenger_version, challenger_perplexity, refused_by=NGRAM_GATE)

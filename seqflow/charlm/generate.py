@@ -27,9 +27,10 @@ from seqflow.core.trusted_models import PyfuncKind
 from seqflow.core.errors import ConfigError
 from seqflow.core.refusals import REFUSED_ROWS_SHOWN, REFUSED_TEXT_PREVIEW_CHARS, InputRefused
 
-# Artifact keys of the logged pyfunc model.
+# Artifact keys of the logged pyfunc model (a mixture model also has MIXTURE_ARTIFACT, the n-gram's file).
 STEP_MODEL_ARTIFACT = "step_model"
 VOCABULARY_ARTIFACT = "vocabulary"
+MIXTURE_ARTIFACT = "ngram_mixture"
 # Input and output columns of the pyfunc.
 PREFIX_COLUMN, LENGTH_COLUMN, TEMPERATURE_COLUMN, SEED_COLUMN = "prefix", "length", "temperature", "seed"
 # The character fed first when the prefix is empty: the models learn text that follows a line break.
@@ -157,12 +158,7 @@ class CharGenerator:
     def generate(self, prefix: str, length: int, temperature: float, seed: int | None = None) -> str:
         """``length`` characters continuing ``prefix`` (the prefix itself is not repeated); the same seed
         gives the same text."""
-        if not 0 <= length <= INT32_MAX:
-            raise ValueError(f"length must be from 0 to {INT32_MAX}, got {length}")
-        if not math.isfinite(temperature) or temperature < 0:
-            raise ValueError(f"temperature must be a finite number of at least 0, got {temperature}")
-        if seed is None:
-            seed = int(np.random.default_rng().integers(0, 2**31 - 1))
+        seed = _checked_seed(length, temperature, seed)
         ids = self._run(
             self.encode(prefix or EMPTY_PREFIX_START), np.int32(length), np.float32(temperature),
             np.array([seed % (2**31 - 1), 0], dtype=np.int32),
@@ -170,12 +166,77 @@ class CharGenerator:
         return "".join(self.vocabulary[i] for i in ids)
 
 
-def load_generator(step_model_path: str | Path, vocabulary_path: str | Path) -> CharGenerator:
+def _checked_seed(length: int, temperature: float, seed: int | None) -> int:
+    """``seed`` (a fresh one if None) once ``length`` and ``temperature`` are known to be usable."""
+    if not 0 <= length <= INT32_MAX:
+        raise ValueError(f"length must be from 0 to {INT32_MAX}, got {length}")
+    if not math.isfinite(temperature) or temperature < 0:
+        raise ValueError(f"temperature must be a finite number of at least 0, got {temperature}")
+    return int(np.random.default_rng().integers(0, 2**31 - 1)) if seed is None else seed
+
+
+class MixtureGenerator(CharGenerator):
+    """A mixture model's generator (``training.ngram_interpolation``): each character is drawn from
+    λ·p_network + (1-λ)·p_ngram given the text so far. The n-gram's distribution is numpy, so the loop is Python
+    around one compiled network step per character (slower than :class:`CharGenerator`'s graph loop)."""
+
+    def __init__(self, step_model: Any, vocabulary: list[str], mixture: Any) -> None:
+        import tensorflow as tf
+
+        super().__init__(step_model, vocabulary)
+        if mixture.vocab_size != len(vocabulary):
+            raise ConfigError(
+                f"the model's n-gram has {mixture.vocab_size} ids but its vocabulary {len(vocabulary)}: retrain the model"
+            )
+        self.mixture = mixture
+
+        def step(ids, states):  # noqa: ANN001, ANN202 - tensors
+            outputs = step_model([ids, *states], training=False)
+            return tf.nn.softmax(outputs[0][:, -1, :]), list(outputs[1:])
+
+        # The concrete function, called directly: the polymorphic one re-checks its arguments at every character.
+        self._step = tf.function(step).get_concrete_function(
+            tf.TensorSpec((1, None), tf.int32), [tf.TensorSpec((1, size), tf.float32) for size in self.state_sizes],
+        )
+
+    def generate(self, prefix: str, length: int, temperature: float, seed: int | None = None) -> str:
+        import tensorflow as tf
+
+        rng = np.random.default_rng(_checked_seed(length, temperature, seed))
+        history = self.mixture.order - 1
+        context = [int(i) for i in self.encode(prefix or EMPTY_PREFIX_START)[0]]
+        probabilities, states = self._step(tf.constant([context], tf.int32), [tf.zeros((1, s)) for s in self.state_sizes])
+        generated = []
+        for _ in range(length):
+            recent = context[len(context) - history :] if history else []
+            mixed = self.mixture.mix(probabilities.numpy()[0].astype(np.float64), recent)
+            mixed[UNKNOWN_ID] = 0.0
+            if temperature == 0:
+                chosen = int(np.argmax(mixed))
+            else:
+                with np.errstate(divide="ignore"):
+                    scaled = np.log(mixed) / temperature
+                weights = np.exp(scaled - scaled.max())
+                cumulative = np.cumsum(weights)
+                chosen = min(int(np.searchsorted(cumulative, rng.random() * cumulative[-1], side="right")), len(mixed) - 1)
+            generated.append(chosen)
+            context.append(chosen)
+            probabilities, states = self._step(tf.constant([[chosen]], tf.int32), states)
+        return "".join(self.vocabulary[i] for i in generated)
+
+
+def load_generator(step_model_path: str | Path, vocabulary_path: str | Path, mixture_path: str | Path | None = None) -> CharGenerator:
+    """The generator of a logged model's files; with the n-gram file of a mixture model, its :class:`MixtureGenerator`."""
     import keras
 
     vocabulary = json.loads(Path(vocabulary_path).read_text(encoding="utf-8"))
     # Safe mode: the file is data; a Lambda layer's pickled bytecode in it is refused, never run.
-    return CharGenerator(keras.saving.load_model(step_model_path, compile=False, safe_mode=True), vocabulary)
+    step_model = keras.saving.load_model(step_model_path, compile=False, safe_mode=True)
+    if mixture_path is None:
+        return CharGenerator(step_model, vocabulary)
+    from seqflow.charlm.mixture import NgramMixture
+
+    return MixtureGenerator(step_model, vocabulary, NgramMixture.load(mixture_path))
 
 
 def _column(frame: pd.DataFrame, name: str, default: Any) -> list[Any]:
@@ -189,7 +250,11 @@ class CharGenerationModel(mlflow.pyfunc.PythonModel):
     in; ``text`` (prefix + continuation) and ``continuation`` out."""
 
     def load_context(self, context) -> None:  # noqa: ANN001 - mlflow PythonModelContext
-        self._generator = load_generator(context.artifacts[STEP_MODEL_ARTIFACT], context.artifacts[VOCABULARY_ARTIFACT])
+        # A mixture model (training.ngram_interpolation) also has the n-gram's file; earlier models do not.
+        self._generator = load_generator(
+            context.artifacts[STEP_MODEL_ARTIFACT], context.artifacts[VOCABULARY_ARTIFACT],
+            context.artifacts.get(MIXTURE_ARTIFACT),
+        )
 
     # A DataFrame hint: MLflow infers no schema from it and validates nothing, and stops warning for a hint.
     def predict(self, context, model_input: pd.DataFrame, params=None) -> pd.DataFrame:  # noqa: ANN001

@@ -23,7 +23,9 @@ logger = logging.getLogger(__name__)
 # The tag (and metric) the champion is chosen by.
 SCORE_TAG = "val_perplexity"
 # Run metrics ``seqflow charlm champion`` shows (logged by evaluation and training).
-SHOWN_METRICS = ("best_val_loss", "best_val_perplexity", "best_epoch", "epochs_run", "parameters")
+SHOWN_METRICS = ("best_val_loss", "best_val_perplexity", "best_epoch", "epochs_run", "parameters",
+                 # a mixture model's (training.ngram_interpolation): the network alone, the n-gram alone, λ
+                 "network_val_perplexity", "ngram_val_perplexity", "mixture_weight")
 # Perplexity is exp(loss); past this loss it would overflow and says nothing more.
 MAX_LOSS = 50.0
 
@@ -101,7 +103,8 @@ def _block_losses(tracker: Tracker, version, text: ValidationText):  # noqa: ANN
 
     from seqflow.charlm.corpus import champion_vocabulary_problem
     from seqflow.charlm.text import UNKNOWN_ID, encode, load_char_vocabulary
-    from seqflow.charlm.train import stream_block_losses
+    from seqflow.charlm.mixture import MIXTURE_FILE, NgramMixture, mixture_block_log_probabilities
+    from seqflow.charlm.train import block_sums
     from seqflow.core.registry import IncomparableChampion
 
     with tempfile.TemporaryDirectory() as scratch:
@@ -111,6 +114,9 @@ def _block_losses(tracker: Tracker, version, text: ValidationText):  # noqa: ANN
         # The pyfunc keeps its artifact files under artifacts/: the step model (.keras) and the vocabulary (.json).
         step_model = keras.saving.load_model(next((model_dir / "artifacts").rglob("*.keras")), compile=False)
         vocabulary = load_char_vocabulary(next((model_dir / "artifacts").rglob("*.json")))
+        # A mixture model (training.ngram_interpolation) is scored as the mixture it generates from.
+        mixture_file = next((model_dir / "artifacts").rglob(MIXTURE_FILE), None)
+        mixture = NgramMixture.load(mixture_file) if mixture_file is not None else None
     validation = "".join(text.vocabulary[i] for i in text.ids)
     # A champion of another alphabet is not scored on this text: its perplexity would measure the mismatch.
     own_unknown_share = float(np.mean(np.asarray(text.ids) == UNKNOWN_ID)) if len(text.ids) else 0.0
@@ -119,7 +125,8 @@ def _block_losses(tracker: Tracker, version, text: ValidationText):  # noqa: ANN
             f"{problem}; give this corpus its own registered model (seqflow charlm run --model-name NAME, or leave "
             "the name to be derived from --source)"
         )
-    return stream_block_losses(step_model, encode(validation, vocabulary), text.streams, text.window)
+    log_probabilities = mixture_block_log_probabilities(step_model, mixture, encode(validation, vocabulary), text.streams, text.window)
+    return block_sums(-log_probabilities, text.window)
 
 
 def perplexity_on(tracker: Tracker, champion, text: ValidationText) -> float:  # noqa: ANN001

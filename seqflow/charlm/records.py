@@ -25,6 +25,8 @@ class TrainedCharModel:
     seconds: float
     seconds_per_epoch: float
     parameters: int
+    # The n-gram side of a mixture model (training.ngram_interpolation), logged with the pyfunc; None: the network.
+    mixture_path: Path | None = None
 
 
 @dataclass(frozen=True)
@@ -39,6 +41,9 @@ class EvaluatedCharModel:
     epochs_run: int
     seconds: float
     parameters: int
+    # A mixture model's network alone and its weight λ (val_loss is then the mixture's); None for a network.
+    network_val_loss: float | None = None
+    mixture_weight: float | None = None
 
 
 def dataset_tags(split_files: CharSplitFiles, encoded: CharEncodedData) -> dict[str, str]:

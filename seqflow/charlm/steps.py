@@ -74,8 +74,10 @@ def register_and_promote_charlm(
         for model in evaluated
     ]
     # The network must beat counting: a model no better than a Kneser-Ney n-gram of the same text is not promoted.
+    # A mixture model (training.ngram_interpolation) must beat it by promotion.mixture_min_gain.
+    margin = config.promotion.mixture_min_gain if config.training.ngram_interpolation else None
     ngram_bar = (
-        (lambda best: ngram_gate(best.version, best.score, char_baselines(encoded, config.training.validation_streams)))
+        (lambda best: ngram_gate(best.version, best.score, char_baselines(encoded, config.training.validation_streams), margin))
         if config.promotion.require_beating_ngram else None
     )
     return register_and_promote(

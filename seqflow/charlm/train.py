@@ -127,6 +127,25 @@ def stream_loss(step_model, ids: np.ndarray, streams: int, window: int) -> float
 def stream_block_losses(step_model, ids: np.ndarray, streams: int, window: int) -> tuple[np.ndarray, np.ndarray]:  # noqa: ANN001
     """The loss of :func:`stream_loss` per block, a block being one window of one stream: (loss sums, character
     counts), one per block, in the same order for any model of the same text (the paired test's rows)."""
+    return block_sums(-stream_log_probabilities(step_model, ids, streams, window), window)
+
+
+def block_sums(losses: np.ndarray, window: int) -> tuple[np.ndarray, np.ndarray]:
+    """Per-character ``losses`` of shape (streams, stream length) summed per window of each stream, window after
+    window (all streams' first windows, then their second ones, ...): (loss sums, character counts)."""
+    sums, counts = [], []
+    for start in range(0, losses.shape[1], window):
+        part = losses[:, start : start + window]
+        sums.append(part.sum(axis=1))
+        counts.append(np.full(losses.shape[0], part.shape[1], dtype=np.int64))
+    return np.concatenate(sums), np.concatenate(counts)
+
+
+def stream_log_probabilities(step_model, ids: np.ndarray, streams: int, window: int) -> np.ndarray:  # noqa: ANN001
+    """Natural-log probability the model gives each character it predicts when ``ids`` are read as ``streams``
+    contiguous streams in windows of ``window`` characters, the state carried across windows: shape (streams,
+    stream length), row j the characters after stream j's first (the positions of
+    :func:`seqflow.charlm.baselines.scored_positions`, in its order once flattened)."""
     ids = np.asarray(ids, dtype=np.int32)
     streams = max(1, min(streams, (len(ids) - 1) // 2))
     stream_length = (len(ids) - 1) // streams
@@ -134,7 +153,7 @@ def stream_block_losses(step_model, ids: np.ndarray, streams: int, window: int) 
         raise DataSourceError(f"validation text of {len(ids)} characters is too short to score")
     rows = np.stack([ids[j * stream_length : (j + 1) * stream_length + 1] for j in range(streams)])
     states = [np.zeros((streams, int(t.shape[-1])), np.float32) for t in step_model.inputs[1:]]
-    sums, counts = [], []
+    parts = []
     for start in range(0, stream_length, window):
         stop = min(start + window, stream_length)
         outputs = step_model([rows[:, start:stop], *states], training=False)
@@ -144,9 +163,8 @@ def stream_block_losses(step_model, ids: np.ndarray, streams: int, window: int) 
         peak = logits.max(axis=-1, keepdims=True)
         log_norm = np.log(np.exp(logits - peak).sum(axis=-1)) + peak[..., 0]
         chosen = np.take_along_axis(logits, targets[..., None], axis=-1)[..., 0]
-        sums.append((log_norm - chosen).sum(axis=1))
-        counts.append(np.full(streams, targets.shape[1], dtype=np.int64))
-    return np.concatenate(sums), np.concatenate(counts)
+        parts.append(chosen - log_norm)
+    return np.concatenate(parts, axis=1)
 
 
 def render_samples(generator: CharGenerator, prefix: str, sampling: CharSamplingConfig) -> str:
