@@ -7,6 +7,7 @@ renders changes no cached step's code digest (see :mod:`seqflow.core.codedigest`
 
 from __future__ import annotations
 
+import math
 import tempfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -65,11 +66,14 @@ class RunSummary:
         )
         row_lines = []
         for row in self.rows:
-            rates = " ".join(f"{row.behaviour.get(check, float('nan')):>5.2f}" for check in CHECK_TYPES)
+            rates = " ".join(f"{row.behaviour[check]:>5.2f}" if check in row.behaviour else f"{'-':>5}" for check in CHECK_TYPES)
+            # An ensemble trains no epochs of its own: no best epoch, no train-validation gap ("-", not 1 and nan).
+            fitted = row.epochs > 0
+            best_epoch, past = (f"{row.best_epoch:d}", f"{row.epochs_past_best:d}") if fitted else ("-", "-")
             row_lines.append(
-                f"{row.architecture:16} {row.epochs:>6d} {row.best_epoch:>7d} {row.epochs_past_best:>4d} "
-                f"{row.best_val_accuracy:>8.4f} {row.test_accuracy:>8.4f} {row.roc_auc:>6.3f} {row.gap_at_best:>+8.3f} "
-                f"{row.gap_at_end:>+7.3f} {rates} {row.seconds:>8.1f} {row.version or '-':>7}  "
+                f"{row.architecture:16} {row.epochs:>6d} {best_epoch:>7} {past:>4} "
+                f"{row.best_val_accuracy:>8.4f} {row.test_accuracy:>8.4f} {row.roc_auc:>6.3f} {_signed(row.gap_at_best):>8} "
+                f"{_signed(row.gap_at_end):>7} {rates} {row.seconds:>8.1f} {row.version or '-':>7}  "
                 f"{'yes' if row.champion else ''}"
             )
         notes = [
@@ -77,6 +81,11 @@ class RunSummary:
             "accuracy; invar/direc/MFT: behavioural pass rates (invariance, direction, minimum functionality)"
         ]
         return render_comparison(self, header, row_lines, compact, notes)
+
+
+def _signed(value: float) -> str:
+    """A train-validation gap with its sign, or "-" where there is none (nan: a model without a history)."""
+    return "-" if math.isnan(value) else f"{value:+.3f}"
 
 
 def comparison_rows(evaluated: list[EvaluatedModel], registration: RegistrationOutcome) -> list[ComparisonRow]:
