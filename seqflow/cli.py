@@ -26,7 +26,7 @@ from seqflow.cli_help import COMPLETION_SHELLS, add_command, add_json_option, co
 from seqflow.cli_output import json_document, report, report_error, report_profiles, reporting
 from seqflow.core.errors import ExitCode, SeqflowError
 from seqflow.core.prefect_server import SERVER_STARTUP_TIMEOUT_S, start_temporary_server
-from seqflow.core.run_output import CONSOLE_HANDLER, LOG_LEVELS, OnlySeqflow, take_output_options
+from seqflow.core.run_output import CONSOLE_HANDLER, LOG_LEVELS, OnlySeqflow, library_output_into_log, take_output_options
 from seqflow.core.processes import INTERRUPT_SIGNALS, Interrupted, interrupts_unwind
 from seqflow.core.runner import FlowCall, run_flow_command
 from seqflow.cli_tune import add_tune_command, cmd_tune
@@ -300,13 +300,16 @@ def _cmd_predict(args: argparse.Namespace, settings: TrackingSettings) -> int:
     from seqflow.charlm.generate import CHAR_GENERATION
     from seqflow.sentiment.serving import REVIEW_SENTIMENT
 
-    model = tracker.load_pyfunc(model_uri, REVIEW_SENTIMENT, others=(CHAR_GENERATION,), needed_by="`seqflow predict`")
+    # The scores of --input may stream to standard output: only loading the model (where TensorFlow prints its
+    # banner) and scoring texts given as arguments run with the libraries' output sent to the log file.
+    with library_output_into_log(settings, "predict"):
+        model = tracker.load_pyfunc(model_uri, REVIEW_SENTIMENT, others=(CHAR_GENERATION,), needed_by="`seqflow predict`")
+        predictions = None if args.input else model.predict(pd.DataFrame({"text": list(args.texts)}))
     if args.input:
         reviews, seconds = score_file(model, args.input, args.output, file_format)
         print(f"scored {reviews:,} reviews in {seconds:.1f} s ({reviews / max(seconds, 1e-9):,.0f}/s)", file=sys.stderr)
         # With --json (and --output: the scores are not on standard output), the same as a JSON object.
         return report(args, {"reviews": reviews, "seconds": seconds, "output": args.output}) if args.json else 0
-    predictions = model.predict(pd.DataFrame({"text": list(args.texts)}))
     results = [
         {"text": text, "probability": float(probability), "label": int(label)}
         for text, probability, label in zip(args.texts, predictions["probability"], predictions["label"])

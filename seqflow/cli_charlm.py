@@ -176,7 +176,10 @@ def cmd_generate(args: argparse.Namespace, settings: TrackingSettings) -> int:
     from seqflow.charlm.generate import CHAR_GENERATION
     from seqflow.sentiment.serving import REVIEW_SENTIMENT
 
-    model = tracker.load_pyfunc(model_uri, CHAR_GENERATION, others=(REVIEW_SENTIMENT,), needed_by="`seqflow generate`")
-    generated = model.predict(pd.DataFrame(row))
+    from seqflow.core.run_output import library_output_into_log
+
+    with library_output_into_log(settings, "generate"):
+        model = tracker.load_pyfunc(model_uri, CHAR_GENERATION, others=(REVIEW_SENTIMENT,), needed_by="`seqflow generate`")
+        generated = model.predict(pd.DataFrame(row))
     result = {"prefix": args.prefix, "text": generated["text"][0], "continuation": generated["continuation"][0]}
     return report(args, result, result["text"])

@@ -25,7 +25,7 @@ from typing import Iterator, Sequence, TextIO
 
 from seqflow.core import progress
 from seqflow.core.logs import BelowLevelFromLibraries, RunNameFormatter
-from seqflow.core.settings import redact_credentials
+from seqflow.core.settings import TrackingSettings, redact_credentials
 
 # seqflow's own loggers: on the terminal at the console level; everything else goes only to the log file.
 SEQFLOW_LOGGER = "seqflow"
@@ -91,6 +91,21 @@ def _descriptors_into(log_path: Path) -> Iterator[TextIO]:
             os.close(copy)
         os.close(log_fd)
         terminal.close()
+
+
+@contextlib.contextmanager
+def library_output_into_log(settings: TrackingSettings, name: str) -> Iterator[Path]:
+    """For a short command that loads a model (``predict``, ``generate``): what libraries print while inside
+    (TensorFlow's C++ lines and oneDNN banner, which it prints before any Python logging can stop it, MLflow's
+    warnings and download bars) goes to ``<artifacts_dir>/logs/<name>-<time>-<pid>.log`` instead of the terminal.
+    The command prints its result and any error after leaving, on the real descriptors. ``artifacts_dir`` is
+    the one a run of the same settings writes to (``SEQFLOW_ARTIFACTS_DIR``, else the default)."""
+    from seqflow.core.config import RunSettings
+
+    artifacts_dir = dict(settings.config_overrides).get("artifacts_dir") or RunSettings.artifacts_dir
+    log_path = new_log_path(artifacts_dir, name)
+    with _descriptors_into(log_path):
+        yield log_path
 
 
 class InPrefectRun(logging.Filter):

@@ -12,6 +12,7 @@ import pty
 import re
 import select
 import subprocess
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -84,6 +85,21 @@ def test_log_file_has_everything_and_is_on_the_parent_run(plain_run):
     assert [item.path for item in client.list_artifacts(parent_run_id, "logs")] == [f"logs/{log_path.name}"]
     description = client.get_run(parent_run_id).data.tags["mlflow.note.content"]
     assert printed_link(plain_run.output, "val_loss") in description and "architecture " in description
+
+
+def test_predict_prints_its_scores_and_nothing_of_the_libraries(plain_run):
+    assert plain_run.returncode == 0, plain_run.output
+    done = subprocess.run(
+        [sys.executable, "-m", "seqflow.cli", "--env-file", str(plain_run.folder / "mlflow.env"), "predict",
+         "A wonderful, moving film.", "Dull and far too long."],
+        cwd=plain_run.folder, env=cli_environment(), capture_output=True, text=True, timeout=RUN_TIMEOUT_S,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    # TensorFlow's banner and C++ lines are printed while the model loads: they belong in the log file.
+    assert not NOISE.search(done.stderr) and not NOISE.search(done.stdout), done.stdout + done.stderr
+    assert [re.match(r"\d\.\d{3}  (positive|negative)", line) is not None for line in done.stdout.splitlines()] == [True, True]
+    logs = list((plain_run.folder / "seqflow_artifacts" / "logs").glob("predict-*.log"))
+    assert len(logs) == 1, logs
 
 
 def test_prefect_flow_run_is_named_tagged_and_has_seqflow_logs(plain_run):
