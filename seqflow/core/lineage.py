@@ -11,6 +11,7 @@ from __future__ import annotations
 import getpass
 import os
 import sys
+import warnings
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
@@ -63,7 +64,11 @@ def split_inputs(
         digest = split_files.digests[split][:DATASET_DIGEST_CHARS]
         source = _file_source(path)
         if read_frame is not None:
-            dataset = from_pandas(read_frame(path), source=source, name=f"{name}-{split}", digest=digest)
+            with warnings.catch_warnings():
+                # MLflow hints that an int column cannot hold a missing value: the label column, which the data
+                # contract already requires to be 0 or 1 in every row (three warnings per run otherwise).
+                warnings.filterwarnings("ignore", message="Hint: Inferred schema contains integer column", category=UserWarning)
+                dataset = from_pandas(read_frame(path), source=source, name=f"{name}-{split}", digest=digest)
         else:
             dataset = MetaDataset(source, name=f"{name}-{split}", digest=digest)
         context = InputTag(MLFLOW_DATASET_CONTEXT, SPLIT_CONTEXTS.get(split, split))
