@@ -64,15 +64,17 @@ def split_inputs(
         digest = split_files.digests[split][:DATASET_DIGEST_CHARS]
         source = _file_source(path)
         if read_frame is not None:
-            with warnings.catch_warnings():
-                # MLflow hints that an int column cannot hold a missing value: the label column, which the data
-                # contract already requires to be 0 or 1 in every row (three warnings per run otherwise).
-                warnings.filterwarnings("ignore", message="Hint: Inferred schema contains integer column", category=UserWarning)
-                dataset = from_pandas(read_frame(path), source=source, name=f"{name}-{split}", digest=digest)
+            dataset = from_pandas(read_frame(path), source=source, name=f"{name}-{split}", digest=digest)
         else:
             dataset = MetaDataset(source, name=f"{name}-{split}", digest=digest)
         context = InputTag(MLFLOW_DATASET_CONTEXT, SPLIT_CONTEXTS.get(split, split))
-        inputs.append(DatasetInput(dataset._to_mlflow_entity(), tags=[context]))
+        with warnings.catch_warnings():
+            # The entity infers the schema, and MLflow hints that an int column cannot hold a missing value: the
+            # label column, which the data contract already requires to be 0 or 1 in every row (one warning per
+            # split and run otherwise).
+            warnings.filterwarnings("ignore", message="Hint: Inferred schema contains integer column", category=UserWarning)
+            entity = dataset._to_mlflow_entity()
+        inputs.append(DatasetInput(entity, tags=[context]))
     return inputs
 
 
