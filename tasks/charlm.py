@@ -255,7 +255,7 @@ def evaluate(settings: TrackingSettings, trained: TrainedCharModel, encoded: Cha
     # The run, model, epochs, timings and parameter count are the trained model's.
     return carried_over(
         EvaluatedCharModel, trained, dataset_digest=encoded.dataset_digest, val_loss=val_loss, val_perplexity=val_perplexity,
-        network_val_loss=network_loss, mixture_weight=weight,
+        network_val_loss=network_loss, mixture_weight=weight, baselines=baselines,
     )
 
 

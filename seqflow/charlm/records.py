@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from seqflow.charlm.baselines import BaselineScores
 from seqflow.charlm.text import CHAR_SPLITS, CharEncodedData, CharSplitFiles
 from seqflow.core.splits import split_tags
 
@@ -44,6 +45,9 @@ class EvaluatedCharModel:
     # A mixture model's network alone and its weight λ (val_loss is then the mixture's); None for a network.
     network_val_loss: float | None = None
     mixture_weight: float | None = None
+    # The unigram and n-gram baselines on the same validation characters (logged on the run too), which the
+    # registration gate compares with; None in records of releases before they were carried here.
+    baselines: BaselineScores | None = None
 
 
 def dataset_tags(split_files: CharSplitFiles, encoded: CharEncodedData) -> dict[str, str]:

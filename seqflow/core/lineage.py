@@ -11,6 +11,7 @@ from __future__ import annotations
 import getpass
 import os
 import sys
+import warnings
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
@@ -67,7 +68,13 @@ def split_inputs(
         else:
             dataset = MetaDataset(source, name=f"{name}-{split}", digest=digest)
         context = InputTag(MLFLOW_DATASET_CONTEXT, SPLIT_CONTEXTS.get(split, split))
-        inputs.append(DatasetInput(dataset._to_mlflow_entity(), tags=[context]))
+        with warnings.catch_warnings():
+            # The entity infers the schema, and MLflow hints that an int column cannot hold a missing value: the
+            # label column, which the data contract already requires to be 0 or 1 in every row (one warning per
+            # split and run otherwise).
+            warnings.filterwarnings("ignore", message="Hint: Inferred schema contains integer column", category=UserWarning)
+            entity = dataset._to_mlflow_entity()
+        inputs.append(DatasetInput(entity, tags=[context]))
     return inputs
 
 

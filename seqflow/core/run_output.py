@@ -31,7 +31,9 @@ from seqflow.core.settings import TrackingSettings, redact_credentials
 SEQFLOW_LOGGER = "seqflow"
 # The name of the CLI's terminal handler (seqflow.cli.configure_runtime): the one a run points at the terminal.
 CONSOLE_HANDLER = "seqflow-console"
-HTTP_CLIENT_LOGGERS = ("httpx", "httpcore")
+# Kept out of the log file: Prefect's client logs every request at INFO (one per batch of log lines it sends),
+# and Great Expectations logs ~200 INFO lines a run about registering its own API docs and metrics.
+LOG_FILE_NOISE = ("httpx", "httpcore", "great_expectations._docs_decorators", "great_expectations.expectations.registry")
 LOG_FORMAT = "%(asctime)s %(levelname)-7s %(name)s: %(message)s"
 
 
@@ -137,8 +139,7 @@ def run_output(artifacts_dir: str | Path, name: str, console_level: int, file_le
         file_handler = logging.FileHandler(log_path, encoding="utf-8")
         file_handler.setLevel(file_level)
         file_handler.setFormatter(RedactingFormatter(LOG_FORMAT, datefmt="%H:%M:%S"))
-        # Prefect's client logs every request at INFO, one per batch of log lines it sends: noise even here.
-        file_handler.addFilter(BelowLevelFromLibraries(HTTP_CLIENT_LOGGERS))
+        file_handler.addFilter(BelowLevelFromLibraries(LOG_FILE_NOISE))
         reporter = progress.reporter_for(terminal)
         saved_streams = []
         for handler in consoles:

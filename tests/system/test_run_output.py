@@ -80,6 +80,9 @@ def test_log_file_has_everything_and_is_on_the_parent_run(plain_run):
     # Library lines too: Prefect's state changes, MLflow's and Keras/TensorFlow's own records.
     assert "Finished in state Completed" in log
     assert re.search(r" (mlflow|prefect)[.\w]*: ", log)
+    # ... but not the ~200 lines Great Expectations logs about its own docs, nor MLflow's hint about the int
+    # label column of every dataset input.
+    assert "great_expectations._docs_decorators" not in log and "Inferred schema contains integer" not in log
     client = MlflowClient(f"sqlite:///{plain_run.folder / 'mlflow.db'}")
     parent_run_id = printed_link(plain_run.output, "MLflow run").rsplit("/", 1)[1]
     assert [item.path for item in client.list_artifacts(parent_run_id, "logs")] == [f"logs/{log_path.name}"]
