@@ -90,6 +90,6 @@ def register_and_promote_charlm(
 def _baselines(evaluated: list[EvaluatedCharModel], encoded: CharEncodedData, config: CharLMConfig) -> BaselineScores:
     """The count baselines the evaluate step scored on this validation text (every model of an execution has the
     same ones); fitted again only for records written before evaluate carried them (a rerun of an old execution),
-    which costs an order search and a Kneser-Ney fit: ~40 s on a million characters."""
+    which costs an order search and a Kneser-Ney fit (3 s on 2M characters, idle 2-core machine)."""
     carried = next((model.baselines for model in evaluated if model.baselines is not None), None)
     return carried if carried is not None else char_baselines(encoded, config.training.validation_streams)
